@@ -1,0 +1,67 @@
+# kiosk — developer entry points.
+#   make demo    install into .venv, start kiosk on http://127.0.0.1:8000 (SQLite, demo catalog)
+#   make test    install (incl. a PostgreSQL server for the tests), ruff, mypy, every test
+#   make lint    ruff check, ruff format --check, mypy
+#   make bench   the benchmarks in bench/ (BENCH_ARGS=--quick for a smoke run)
+#   make clean   caches, build output and the demo's .kiosk; `make distclean` also drops .venv
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BENCH_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Root installs packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help install pg-server demo test lint bench clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the project's requirements changed since the last install.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The tests start their own throwaway PostgreSQL server (tests/pg.py) from Debian's binaries.
+pg-server:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries: $$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; \
+	else \
+		echo "Installing Debian's PostgreSQL server for the tests"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
+
+demo: install
+	KIOSK_HOME=./.kiosk $(BIN)/kiosk serve --config src/kiosk/demo/kiosk.yaml --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install pg-server lint
+	$(BIN)/pytest
+
+bench: install pg-server
+	$(BIN)/python -m bench.bulk_upsert $(BENCH_ARGS)
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
+
+clean:
+	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
+	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

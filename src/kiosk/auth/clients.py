@@ -1,0 +1,118 @@
+"""API clients: Port's ``clientId``/``clientSecret`` pairs, each with a role.
+
+Secrets are 256-bit random strings shown once and stored as SHA-256 digests: with that much
+entropy a slow KDF adds nothing but latency to every token request. Comparisons are constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from kiosk.errors import BadRequest
+from kiosk.store.engine import Database
+from kiosk.store.tables import clients as clients_table
+from kiosk.store.tables import server_state
+
+ROLES = ("admin", "member")
+TOKEN_KEY_NAME = "token_signing_key"  # noqa: S105 - a row name, not a secret
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the client id and its role."""
+
+    client_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_client(db: Database, role: str, name: str | None = None) -> tuple[str, str]:
+    """Create a client; returns ``(client_id, secret)``. The secret is not stored in clear."""
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}", code="invalid_role")
+    client_id = "kc_" + secrets.token_hex(12)
+    secret = secrets.token_urlsafe(32)
+    with db.begin() as conn:
+        conn.execute(
+            sa.insert(clients_table).values(
+                client_id=client_id, secret_hash=_digest(secret), role=role, name=name, created_at=datetime.now(UTC)
+            )
+        )
+    return client_id, secret
+
+
+def list_clients(db: Database) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                clients_table.c.client_id, clients_table.c.role, clients_table.c.name, clients_table.c.created_at
+            ).order_by(clients_table.c.created_at)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+# A digest to compare against when the client id is unknown, so both paths cost the same.
+_DUMMY_DIGEST = _digest(secrets.token_urlsafe(32))
+
+
+def verify_client(db: Database, client_id: str, secret: str) -> Principal | None:
+    """The principal for a correct id/secret pair, else None (constant time in the secret)."""
+    with db.connect() as conn:
+        row = conn.execute(
+            sa.select(clients_table.c.secret_hash, clients_table.c.role).where(clients_table.c.client_id == client_id)
+        ).first()
+    expected = row.secret_hash if row else _DUMMY_DIGEST
+    ok = hmac.compare_digest(_digest(secret), expected)
+    if row is None or not ok:
+        return None
+    return Principal(client_id=client_id, role=row.role)
+
+
+def token_signing_key(db: Database) -> bytes:
+    """The server's token key: made once, kept in the database so every process shares it."""
+    with db.begin() as conn:
+        row = conn.execute(sa.select(server_state.c.value).where(server_state.c.key == TOKEN_KEY_NAME)).first()
+        if row is not None:
+            return bytes.fromhex(row.value)
+        key = secrets.token_bytes(32)
+        conn.execute(sa.insert(server_state).values(key=TOKEN_KEY_NAME, value=key.hex()))
+        return key
+
+
+def has_clients(db: Database) -> bool:
+    with db.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(clients_table)).scalar_one() > 0
+
+
+def bootstrap_admin(db: Database, credentials_path: Path) -> tuple[str, str] | None:
+    """On the very first start, create an admin and write it to ``credentials`` (mode 0600).
+
+    Returns the new pair so the caller can show it once; None when clients already exist.
+    """
+    if has_clients(db):
+        return None
+    client_id, secret = create_client(db, "admin", name="bootstrap admin")
+    credentials_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(credentials_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"clientId": client_id, "clientSecret": secret}, fh)
+        fh.write("\n")
+    os.chmod(credentials_path, 0o600)
+    return client_id, secret

@@ -1,0 +1,1 @@
+"""The software catalog: blueprints, entities, relations and search, in Port's formats."""

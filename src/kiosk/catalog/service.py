@@ -1,0 +1,818 @@
+"""The catalog service: every read and write of blueprints and entities goes through here.
+
+It owns the transactions: a request is applied in one transaction or not at all, so a rejected
+request leaves the database unchanged. Bulk writes are set-based (a few IN queries and
+``executemany`` statements per call, whatever the batch size) because that is what makes tens of
+thousands of entities per second possible on SQLite.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kiosk.catalog import indexes, search
+from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
+from kiosk.catalog.entities import (
+    EntityError,
+    EntityIn,
+    ResolvedEntity,
+    StoredEntity,
+    parse_entity,
+    render_relations,
+    resolve_entity,
+    validate_properties,
+)
+from kiosk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from kiosk.store import bulk
+from kiosk.store.engine import Database
+from kiosk.store.tables import blueprints as bp_table
+from kiosk.store.tables import entities as ent_table
+from kiosk.store.tables import entity_relations as rel_table
+
+MAX_BULK = 20_000
+#: Rows per IN (...) list: below SQLite's variable limit, large enough to keep round trips few.
+CHUNK = 5_000
+MAX_PAGE = 10_000
+DEFAULT_PAGE = 1_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("e"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the 'from' cursor is not one this server gave out", code="invalid_cursor") from None
+
+
+@dataclass
+class BulkOutcome:
+    """One result per entity, in request order: ``entities`` succeeded, ``errors`` did not."""
+
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Catalog:
+    """Blueprints and entities over one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._compiled: dict[str, tuple[str, CompiledBlueprint]] = {}
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------- blueprints
+
+    def _compiled_for(self, document: dict[str, Any], version: datetime) -> CompiledBlueprint:
+        key = str(document["identifier"])
+        stamp = f"{version.isoformat()}"
+        cached = self._compiled.get(key)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        compiled = CompiledBlueprint.build(document)
+        with self._lock:
+            self._compiled[key] = (stamp, compiled)
+        return compiled
+
+    def _load_blueprint(self, conn: Connection, identifier: str) -> CompiledBlueprint:
+        row = conn.execute(
+            sa.select(bp_table.c.definition, bp_table.c.updated_at).where(bp_table.c.identifier == identifier)
+        ).first()
+        if row is None:
+            raise NotFound(f"blueprint {identifier!r} does not exist", code="blueprint_not_found")
+        return self._compiled_for(row.definition, row.updated_at)
+
+    def _blueprint_docs(self, conn: Connection) -> dict[str, dict[str, Any]]:
+        rows = conn.execute(sa.select(bp_table.c.identifier, bp_table.c.definition))
+        return {r.identifier: r.definition for r in rows}
+
+    def _render_blueprint(self, row: Any) -> dict[str, Any]:
+        doc = dict(row.definition)
+        doc.update(
+            createdAt=_iso(row.created_at),
+            updatedAt=_iso(row.updated_at),
+            createdBy=row.created_by,
+            updatedBy=row.updated_by,
+        )
+        return doc
+
+    def list_blueprints(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(bp_table).order_by(bp_table.c.identifier))
+            return [self._render_blueprint(r) for r in rows]
+
+    def get_blueprint(self, identifier: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(bp_table).where(bp_table.c.identifier == identifier)).first()
+        if row is None:
+            raise NotFound(f"blueprint {identifier!r} does not exist", code="blueprint_not_found")
+        return self._render_blueprint(row)
+
+    def _check_relation_targets(self, conn: Connection, doc: dict[str, Any]) -> None:
+        known = set(self._blueprint_docs(conn)) | {doc["identifier"]}
+        for name, rel in (doc.get("relations") or {}).items():
+            if rel["target"] not in known:
+                raise ValidationFailed(
+                    f"blueprint {doc['identifier']!r}: relations.{name}.target: "
+                    f"blueprint {rel['target']!r} does not exist",
+                    code="invalid_blueprint",
+                    details={"field": f"relations.{name}.target"},
+                )
+
+    def create_blueprint(self, raw: Any, *, actor: str | None = None) -> dict[str, Any]:
+        doc = parse_blueprint(raw).to_document()
+        with self.db.begin() as conn:
+            exists = conn.execute(
+                sa.select(bp_table.c.identifier).where(bp_table.c.identifier == doc["identifier"])
+            ).first()
+            if exists:
+                raise Conflict(f"blueprint {doc['identifier']!r} already exists", code="blueprint_exists")
+            self._check_relation_targets(conn, doc)
+            now = _now()
+            conn.execute(
+                sa.insert(bp_table).values(
+                    identifier=doc["identifier"],
+                    definition=doc,
+                    created_at=now,
+                    updated_at=now,
+                    created_by=actor,
+                    updated_by=actor,
+                )
+            )
+            self._ensure_indexes(conn, doc)
+        return self.get_blueprint(doc["identifier"])
+
+    def _ensure_indexes(self, conn: Connection, doc: dict[str, Any]) -> None:
+        for prop in CompiledBlueprint.build(doc).indexed_properties():
+            indexes.ensure_property_index(conn, self.db.dialect, prop)
+
+    def _write_blueprint(self, conn: Connection, old: dict[str, Any], doc: dict[str, Any], actor: str | None) -> None:
+        """Replace a stored blueprint and drop the data its new version no longer defines."""
+        self._check_relation_targets(conn, doc)
+        old_rels = old.get("relations") or {}
+        new_rels = doc.get("relations") or {}
+        gone = [n for n, r in old_rels.items() if n not in new_rels or new_rels[n]["target"] != r["target"]]
+        ident = doc["identifier"]
+        members = sa.select(ent_table.c.id).where(ent_table.c.blueprint == ident)
+        if gone:
+            conn.execute(sa.delete(rel_table).where(rel_table.c.relation.in_(gone), rel_table.c.entity_id.in_(members)))
+        old_props = set((old.get("schema") or {}).get("properties", {}))
+        new_props = set((doc.get("schema") or {}).get("properties", {}))
+        for prop in sorted(old_props - new_props):
+            expr: sa.ColumnElement[Any]
+            if self.db.is_postgres:
+                expr = ent_table.c.properties.op("-")(sa.literal(prop))
+            else:
+                expr = sa.func.json_remove(ent_table.c.properties, f'$."{prop}"')
+            conn.execute(sa.update(ent_table).where(ent_table.c.blueprint == ident).values(properties=expr))
+        conn.execute(
+            sa.update(bp_table)
+            .where(bp_table.c.identifier == ident)
+            .values(definition=doc, updated_at=_now(), updated_by=actor)
+        )
+        self._ensure_indexes(conn, doc)
+
+    def _stored_definition(self, conn: Connection, identifier: str) -> dict[str, Any]:
+        row = conn.execute(sa.select(bp_table.c.definition).where(bp_table.c.identifier == identifier)).first()
+        if row is None:
+            raise NotFound(f"blueprint {identifier!r} does not exist", code="blueprint_not_found")
+        return dict(row.definition)
+
+    def replace_blueprint(self, identifier: str, raw: Any, *, actor: str | None = None) -> dict[str, Any]:
+        if isinstance(raw, dict):
+            raw = {**raw, "identifier": raw.get("identifier", identifier)}
+        doc = parse_blueprint(raw).to_document()
+        if doc["identifier"] != identifier:
+            raise ValidationFailed("a blueprint's identifier cannot be changed", code="invalid_blueprint")
+        with self.db.begin() as conn:
+            old = self._stored_definition(conn, identifier)
+            self._write_blueprint(conn, old, doc, actor)
+        return self.get_blueprint(identifier)
+
+    def patch_blueprint(self, identifier: str, patch: Any, *, actor: str | None = None) -> dict[str, Any]:
+        if not isinstance(patch, dict):
+            raise ValidationFailed("a blueprint patch must be a JSON object", code="invalid_blueprint")
+        with self.db.begin() as conn:
+            old = self._stored_definition(conn, identifier)
+            merged = {**old, **patch}
+            if "schema" in patch and isinstance(patch["schema"], dict):
+                old_schema = old.get("schema") or {}
+                merged["schema"] = {**old_schema, **patch["schema"]}
+            doc = parse_blueprint(merged).to_document()
+            if doc["identifier"] != identifier:
+                raise ValidationFailed("a blueprint's identifier cannot be changed", code="invalid_blueprint")
+            self._write_blueprint(conn, old, doc, actor)
+        return self.get_blueprint(identifier)
+
+    def upsert_blueprint(self, raw: Any, *, actor: str | None = None) -> Literal["created", "updated", "unchanged"]:
+        """Create or replace; used by ``kiosk apply`` so applying twice changes nothing."""
+        doc = parse_blueprint(raw).to_document()
+        with self.db.begin() as conn:
+            row = conn.execute(
+                sa.select(bp_table.c.definition).where(bp_table.c.identifier == doc["identifier"])
+            ).first()
+            if row is None:
+                self._check_relation_targets(conn, doc)
+                now = _now()
+                conn.execute(
+                    sa.insert(bp_table).values(
+                        identifier=doc["identifier"],
+                        definition=doc,
+                        created_at=now,
+                        updated_at=now,
+                        created_by=actor,
+                        updated_by=actor,
+                    )
+                )
+                self._ensure_indexes(conn, doc)
+                return "created"
+            if row.definition == doc:
+                return "unchanged"
+            self._write_blueprint(conn, dict(row.definition), doc, actor)
+            return "updated"
+
+    def delete_blueprint(self, identifier: str, *, delete_entities: bool = False) -> None:
+        with self.db.begin() as conn:
+            self._stored_definition(conn, identifier)
+            for other, doc in self._blueprint_docs(conn).items():
+                if other == identifier:
+                    continue
+                for name, rel in (doc.get("relations") or {}).items():
+                    if rel["target"] == identifier:
+                        raise Conflict(
+                            f"blueprint {identifier!r} is the target of relation {other}.{name}; "
+                            "remove that relation first",
+                            code="blueprint_in_use",
+                        )
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(ent_table).where(ent_table.c.blueprint == identifier)
+            ).scalar_one()
+            if count and not delete_entities:
+                raise Conflict(
+                    f"blueprint {identifier!r} has {count} entities; pass delete_entities=true to delete them too",
+                    code="blueprint_has_entities",
+                    details={"entities": count},
+                )
+            conn.execute(sa.delete(ent_table).where(ent_table.c.blueprint == identifier))
+            conn.execute(sa.delete(bp_table).where(bp_table.c.identifier == identifier))
+        self._compiled.pop(identifier, None)
+
+    # ----------------------------------------------------------------------------- entity reads
+
+    def _relations_of(self, conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        out: dict[int, dict[str, list[str]]] = {}
+        target = ent_table.alias("target")
+        for chunk in _chunks(ids):
+            rows = conn.execute(
+                sa.select(rel_table.c.entity_id, rel_table.c.relation, target.c.identifier)
+                .join(target, target.c.id == rel_table.c.target_id)
+                .where(rel_table.c.entity_id.in_(chunk))
+                .order_by(rel_table.c.entity_id, rel_table.c.relation, rel_table.c.position)
+            )
+            for entity_id, relation, ident in rows:
+                out.setdefault(entity_id, {}).setdefault(relation, []).append(ident)
+        return out
+
+    def _render_entities(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        rels = self._relations_of(conn, [r.id for r in rows])
+        docs = self._blueprint_docs(conn) if len({r.blueprint for r in rows}) > 1 else None
+        out = []
+        for r in rows:
+            bp_doc = docs[r.blueprint] if docs else self._load_blueprint(conn, r.blueprint).document
+            out.append(
+                {
+                    "identifier": r.identifier,
+                    "title": r.title,
+                    "icon": r.icon,
+                    "blueprint": r.blueprint,
+                    "team": r.team,
+                    "properties": r.properties,
+                    "relations": render_relations(bp_doc, rels.get(r.id, {})),
+                    "createdAt": _iso(r.created_at),
+                    "createdBy": r.created_by,
+                    "updatedAt": _iso(r.updated_at),
+                    "updatedBy": r.updated_by,
+                }
+            )
+        return out
+
+    def get_entity(self, blueprint: str, identifier: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            self._load_blueprint(conn, blueprint)
+            row = conn.execute(
+                sa.select(ent_table).where(ent_table.c.blueprint == blueprint, ent_table.c.identifier == identifier)
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
+                    code="entity_not_found",
+                )
+            return self._render_entities(conn, [row])[0]
+
+    def list_entities(
+        self, blueprint: str, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        limit = _check_limit(limit)
+        after = decode_cursor(cursor)
+        with self.db.connect() as conn:
+            self._load_blueprint(conn, blueprint)
+            rows = conn.execute(
+                sa.select(ent_table)
+                .where(ent_table.c.blueprint == blueprint, ent_table.c.id > after)
+                .order_by(ent_table.c.id)
+                .limit(limit + 1)
+            ).all()
+            page = rows[:limit]
+            nxt = encode_cursor(page[-1].id) if len(rows) > limit else None
+            return self._render_entities(conn, page), nxt
+
+    def search(
+        self, raw_query: Any, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        limit = _check_limit(limit)
+        after = decode_cursor(cursor)
+        query = search.parse_query(raw_query)
+        where = search.compile_query(query, self.db)
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(ent_table).where(where, ent_table.c.id > after).order_by(ent_table.c.id).limit(limit + 1)
+            ).all()
+            page = rows[:limit]
+            nxt = encode_cursor(page[-1].id) if len(rows) > limit else None
+            return self._render_entities(conn, page), nxt
+
+    # ----------------------------------------------------------------------------- entity writes
+
+    def upsert_entity(
+        self,
+        blueprint: str,
+        raw: Any,
+        *,
+        upsert: bool = False,
+        merge: bool = False,
+        create_missing: bool = False,
+        actor: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Port's ``POST /v1/blueprints/{bp}/entities``; returns the entity and whether it was created."""
+        with self.db.begin() as conn:
+            compiled = self._load_blueprint(conn, blueprint)
+            try:
+                entity = parse_entity(raw, blueprint)
+            except EntityError as exc:
+                raise _as_kiosk_error(exc, raw.get("identifier") if isinstance(raw, dict) else None) from None
+            outcome = self._write_entities(
+                conn,
+                compiled,
+                [entity],
+                upsert=upsert,
+                merge=merge,
+                create_missing=create_missing,
+                actor=actor,
+            )
+            if outcome.errors:
+                err = outcome.errors[0]
+                raise _error_from_result(err)
+            created = bool(outcome.entities[0]["created"])
+            row = conn.execute(
+                sa.select(ent_table).where(
+                    ent_table.c.blueprint == blueprint, ent_table.c.identifier == entity.identifier
+                )
+            ).one()
+            return self._render_entities(conn, [row])[0], created
+
+    def patch_entity(
+        self,
+        blueprint: str,
+        identifier: str,
+        raw: Any,
+        *,
+        create_missing: bool = False,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Port's PATCH: merge the given fields into an existing entity."""
+        with self.db.begin() as conn:
+            compiled = self._load_blueprint(conn, blueprint)
+            try:
+                entity = parse_entity(raw, blueprint, identifier=identifier)
+            except EntityError as exc:
+                raise _as_kiosk_error(exc, identifier) from None
+            exists = conn.execute(
+                sa.select(ent_table.c.id).where(
+                    ent_table.c.blueprint == blueprint, ent_table.c.identifier == identifier
+                )
+            ).first()
+            if exists is None:
+                raise NotFound(
+                    f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
+                    code="entity_not_found",
+                )
+            outcome = self._write_entities(
+                conn, compiled, [entity], upsert=True, merge=True, create_missing=create_missing, actor=actor
+            )
+            if outcome.errors:
+                raise _error_from_result(outcome.errors[0])
+            row = conn.execute(sa.select(ent_table).where(ent_table.c.id == exists.id)).one()
+            return self._render_entities(conn, [row])[0]
+
+    def delete_entity(self, blueprint: str, identifier: str, *, delete_dependents: bool = False) -> None:
+        with self.db.begin() as conn:
+            self._load_blueprint(conn, blueprint)
+            row = conn.execute(
+                sa.select(ent_table.c.id).where(
+                    ent_table.c.blueprint == blueprint, ent_table.c.identifier == identifier
+                )
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
+                    code="entity_not_found",
+                )
+            doomed = self._dependents_closure(conn, row.id, delete_dependents)
+            conn.execute(sa.delete(ent_table).where(ent_table.c.id.in_(doomed)))
+
+    def _dependents_closure(self, conn: Connection, root: int, delete_dependents: bool) -> list[int]:
+        """Entities whose *required* relation points at a doomed entity must go too (or block)."""
+        docs = self._blueprint_docs(conn)
+        required = {
+            (bp, name) for bp, d in docs.items() for name, r in (d.get("relations") or {}).items() if r.get("required")
+        }
+        doomed = {root}
+        frontier = [root]
+        while frontier:
+            rows = conn.execute(
+                sa.select(ent_table.c.id, ent_table.c.blueprint, ent_table.c.identifier, rel_table.c.relation)
+                .join(rel_table, rel_table.c.entity_id == ent_table.c.id)
+                .where(rel_table.c.target_id.in_(frontier))
+            ).all()
+            frontier = []
+            for r in rows:
+                if (r.blueprint, r.relation) in required and r.id not in doomed:
+                    if not delete_dependents:
+                        raise Conflict(
+                            f"entity {r.identifier!r} of blueprint {r.blueprint!r} requires this entity through "
+                            f"relation {r.relation!r}; pass delete_dependents=true to delete it too",
+                            code="entity_has_dependents",
+                        )
+                    doomed.add(r.id)
+                    frontier.append(r.id)
+        return sorted(doomed)
+
+    def bulk_upsert(
+        self,
+        blueprint: str,
+        raws: Any,
+        *,
+        upsert: bool = False,
+        merge: bool = False,
+        create_missing: bool = False,
+        actor: str | None = None,
+    ) -> BulkOutcome:
+        """Port's bulk route: one result per entity; invalid entities do not stop valid ones."""
+        if not isinstance(raws, list):
+            raise ValidationFailed("'entities' must be a list", code="invalid_request", details={"field": "entities"})
+        if len(raws) > MAX_BULK:
+            raise PayloadTooLarge(
+                f"{len(raws)} entities in one call; the limit is {MAX_BULK}",
+                code="too_many_entities",
+                details={"limit": MAX_BULK, "given": len(raws)},
+            )
+        parsed: list[EntityIn | None] = []
+        pre_errors: dict[int, dict[str, Any]] = {}
+        seen: set[str] = set()
+        for index, raw in enumerate(raws):
+            ident = raw.get("identifier") if isinstance(raw, dict) else None
+            try:
+                entity = parse_entity(raw, blueprint)
+            except EntityError as exc:
+                pre_errors[index] = _error_result(index, ident, exc)
+                parsed.append(None)
+                continue
+            if entity.identifier in seen:
+                pre_errors[index] = _error_result(
+                    index,
+                    entity.identifier,
+                    EntityError(
+                        "identifier appears more than once in this request",
+                        code="duplicate_identifier",
+                        field="identifier",
+                    ),
+                )
+                parsed.append(None)
+                continue
+            seen.add(entity.identifier)
+            parsed.append(entity)
+        with self.db.begin() as conn:
+            compiled = self._load_blueprint(conn, blueprint)
+            valid = [(i, e) for i, e in enumerate(parsed) if e is not None]
+            outcome = self._write_entities(
+                conn,
+                compiled,
+                [e for _, e in valid],
+                upsert=upsert,
+                merge=merge,
+                create_missing=create_missing,
+                actor=actor,
+            )
+        # _write_entities numbers results by position in its own list; map back to request order.
+        by_index: dict[int, dict[str, Any]] = dict(pre_errors)
+        for result in outcome.entities + outcome.errors:
+            original = valid[result["index"]][0]
+            by_index[original] = {**result, "index": original}
+        final = BulkOutcome()
+        for index in sorted(by_index):
+            result = by_index[index]
+            (final.errors if "error" in result else final.entities).append(result)
+        return final
+
+    def _existing(
+        self, conn: Connection, blueprint: str, identifiers: Sequence[str], *, with_data: bool
+    ) -> dict[str, StoredEntity]:
+        cols = [ent_table.c.id, ent_table.c.identifier]
+        if with_data:
+            cols += [ent_table.c.title, ent_table.c.icon, ent_table.c.team, ent_table.c.properties]
+        out: dict[str, StoredEntity] = {}
+        for chunk in _chunks(identifiers):
+            for r in conn.execute(
+                sa.select(*cols).where(ent_table.c.blueprint == blueprint, ent_table.c.identifier.in_(chunk))
+            ):
+                if with_data:
+                    out[r.identifier] = StoredEntity(r.id, r.identifier, r.title, r.icon, r.team, r.properties)
+                else:
+                    out[r.identifier] = StoredEntity(r.id, r.identifier, None, None, [], {})
+        if with_data and out:
+            rels = self._relations_of(conn, [e.id for e in out.values()])
+            for stored in out.values():
+                stored.relations = rels.get(stored.id, {})
+        return out
+
+    def _target_ids(self, conn: Connection, blueprint: str, identifiers: Iterable[str]) -> dict[str, int]:
+        return bulk.entity_ids(conn, blueprint, sorted(set(identifiers)))
+
+    def _write_entities(
+        self,
+        conn: Connection,
+        compiled: CompiledBlueprint,
+        batch: Sequence[EntityIn],
+        *,
+        upsert: bool,
+        merge: bool,
+        create_missing: bool,
+        actor: str | None,
+    ) -> BulkOutcome:
+        """Validate and store ``batch`` (unique identifiers) inside the caller's transaction."""
+        blueprint = compiled.identifier
+        outcome = BulkOutcome()
+        existing = self._existing(conn, blueprint, [e.identifier for e in batch], with_data=merge)
+        resolved: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
+        for index, entity in enumerate(batch):
+            stored = existing.get(entity.identifier)
+            try:
+                if stored is not None and not upsert:
+                    raise EntityError(
+                        "an entity with this identifier already exists; pass upsert=true to overwrite it",
+                        code="entity_exists",
+                        status=409,
+                    )
+                final = resolve_entity(compiled, entity, stored, merge=merge)
+                validate_properties(compiled, final.properties)
+            except EntityError as exc:
+                outcome.errors.append(_error_result(index, entity.identifier, exc))
+                continue
+            resolved.append((index, final, stored))
+
+        # Cycles first: an entity refused here must not count as an existing relation target.
+        resolved = self._reject_cycles(conn, compiled, resolved, outcome)
+
+        # Relation targets: look them up per target blueprint, create the missing ones if asked.
+        rel_defs = compiled.relations
+        wanted: dict[str, set[str]] = {}
+        for _, final, _ in resolved:
+            for name, targets in final.relations.items():
+                wanted.setdefault(rel_defs[name]["target"], set()).update(targets)
+        known: dict[str, dict[str, int]] = {}
+        for target_bp, idents in wanted.items():
+            known[target_bp] = self._target_ids(conn, target_bp, idents)
+        batch_ids = {final.identifier for _, final, _ in resolved}
+        if create_missing:
+            for target_bp, idents in wanted.items():
+                pending = batch_ids if target_bp == blueprint else set()
+                self._create_missing_targets(conn, target_bp, idents - pending, known[target_bp], actor)
+        # Entities of this very batch may be targets of a self-relation; refusing one entity can
+        # orphan another that points at it, so repeat until nothing more is refused.
+        still_ok = resolved
+        while True:
+            alive = {final.identifier for _, final, _ in still_ok}
+            survivors: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
+            for index, final, stored in still_ok:
+                problem = self._missing_target(final, rel_defs, known, blueprint, alive)
+                if problem:
+                    outcome.errors.append(_error_result(index, final.identifier, problem))
+                else:
+                    survivors.append((index, final, stored))
+            if len(survivors) == len(still_ok):
+                break
+            still_ok = survivors
+
+        now = _now()
+        ids = bulk.insert_entities(
+            conn,
+            blueprint,
+            [(f.identifier, f.title, f.icon, f.team, f.properties) for _, f, s in still_ok if s is None],
+            now,
+            actor,
+        )
+        updated = [(s.id, f.title, f.icon, f.team, f.properties) for _, f, s in still_ok if s is not None]
+        bulk.update_entities(conn, updated, now, actor)
+        for _, f, s in still_ok:
+            if s is not None:
+                ids[f.identifier] = s.id
+
+        # Edges: drop the touched relations of updated entities, then insert the new edges.
+        for name in rel_defs:
+            touched = [ids[f.identifier] for _, f, s in still_ok if s is not None and name in f.touched_relations]
+            bulk.delete_edges(conn, name, touched)
+        if blueprint in known:  # self-relations may point at entities stored just now
+            known[blueprint].update(ids)
+        edges = [
+            (ids[f.identifier], name, known[rel_defs[name]["target"]][t], position)
+            for _, f, _ in still_ok
+            for name in f.touched_relations
+            for position, t in enumerate(f.relations.get(name, ()))
+        ]
+        bulk.insert_edges(conn, edges)
+        for index, f, s in still_ok:
+            outcome.entities.append({"identifier": f.identifier, "index": index, "created": s is None})
+        outcome.entities.sort(key=lambda r: r["index"])
+        outcome.errors.sort(key=lambda r: r["index"])
+        return outcome
+
+    @staticmethod
+    def _missing_target(
+        final: ResolvedEntity,
+        rel_defs: dict[str, dict[str, Any]],
+        known: dict[str, dict[str, int]],
+        blueprint: str,
+        alive: set[str],
+    ) -> EntityError | None:
+        for name, targets in final.relations.items():
+            target_bp = rel_defs[name]["target"]
+            for t in targets:
+                if t in known[target_bp] or (target_bp == blueprint and t in alive):
+                    continue
+                return EntityError(
+                    f"relation {name!r} points at {t!r}, which is not an entity of blueprint "
+                    f"{target_bp!r} (pass create_missing_related_entities=true to create it)",
+                    code="related_entity_not_found",
+                    field=f"relations.{name}",
+                )
+        return None
+
+    def _create_missing_targets(
+        self, conn: Connection, target_bp: str, idents: set[str], known: dict[str, int], actor: str | None
+    ) -> None:
+        """Create bare target entities, as Port does, where the target blueprint allows an empty entity.
+
+        Where it does not (required properties or relations), nothing is created and the
+        referring entity is refused with a message naming the missing target.
+        """
+        missing = sorted(i for i in idents if i not in known)
+        if not missing:
+            return
+        target = self._load_blueprint(conn, target_bp)
+        if target.required_properties or target.required_relations:
+            return
+        props_template: dict[str, Any] = {}
+        validate_properties(target, props_template)  # fills in defaults
+        rows: list[bulk.EntityRow] = [(ident, None, None, [], dict(props_template)) for ident in missing]
+        known.update(bulk.insert_entities(conn, target_bp, rows, _now(), actor))
+
+    def _reject_cycles(
+        self,
+        conn: Connection,
+        compiled: CompiledBlueprint,
+        batch: list[tuple[int, ResolvedEntity, StoredEntity | None]],
+        outcome: BulkOutcome,
+    ) -> list[tuple[int, ResolvedEntity, StoredEntity | None]]:
+        """Refuse writes that close a loop through a self-relation (A -parent-> B -parent-> A).
+
+        A chain of one relation back to where it started (a service its own dependency, a team
+        its own parent) is always a data error, and it would make relatedTo traversals and
+        required-relation deletes ambiguous.
+        """
+        blueprint = compiled.identifier
+        self_rels = [n for n, r in compiled.relations.items() if r["target"] == blueprint]
+        if not self_rels:
+            return batch
+        rejected: set[int] = set()
+        for name in self_rels:
+            graph: dict[str, list[str]] = {}
+            target = ent_table.alias("target")
+            rows = conn.execute(
+                sa.select(ent_table.c.identifier, target.c.identifier)
+                .select_from(rel_table)
+                .join(ent_table, ent_table.c.id == rel_table.c.entity_id)
+                .join(target, target.c.id == rel_table.c.target_id)
+                .where(rel_table.c.relation == name, ent_table.c.blueprint == blueprint)
+            ).all()
+            for src, dst in rows:
+                graph.setdefault(src, []).append(dst)
+            for _, f, _ in batch:
+                if name in f.touched_relations:
+                    graph[f.identifier] = list(f.relations.get(name, []))
+            for index, f, _ in batch:
+                path = _find_cycle(graph, f.identifier)
+                if path:
+                    rejected.add(index)
+                    outcome.errors.append(
+                        _error_result(
+                            index,
+                            f.identifier,
+                            EntityError(
+                                f"relation {name!r} would form a cycle: {' -> '.join(path)}",
+                                code="relation_cycle",
+                                field=f"relations.{name}",
+                            ),
+                        )
+                    )
+        return [item for item in batch if item[0] not in rejected]
+
+
+def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
+    """A path start -> ... -> start through ``graph``, if there is one (iterative DFS)."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in graph.get(node, []):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in visited:
+                visited.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return None
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}", code="invalid_limit")
+    return limit
+
+
+def _error_result(index: int, identifier: Any, exc: EntityError) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "index": index,
+        "identifier": identifier if isinstance(identifier, str) else None,
+        "statusCode": exc.status,
+        "error": exc.code,
+        "message": (f"entity {identifier!r}: " if isinstance(identifier, str) else "")
+        + (f"{exc.field}: " if exc.field and not exc.message.startswith(exc.field) else "")
+        + exc.message,
+    }
+    if exc.field:
+        result["field"] = exc.field
+    return result
+
+
+def _as_kiosk_error(exc: EntityError, identifier: Any) -> ValidationFailed | Conflict:
+    return _error_from_result(_error_result(0, identifier, exc))
+
+
+def _error_from_result(result: dict[str, Any]) -> ValidationFailed | Conflict:
+    details = {"entity": result.get("identifier"), "field": result.get("field")}
+    if result["statusCode"] == 409:
+        return Conflict(result["message"], code=result["error"], details=details)
+    return ValidationFailed(result["message"], code=result["error"], details=details)

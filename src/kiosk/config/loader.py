@@ -1,0 +1,188 @@
+"""Read kiosk.yaml into a :class:`KioskConfig`, with file and line in every error.
+
+ruamel.yaml's round-trip loader is used because it keeps the position of every mapping key and
+sequence item; pydantic reports *where* in the document a value is wrong as a ``loc`` tuple, and
+:class:`SourceMap` walks the same path through the YAML tree to find the line. The values handed
+to pydantic are first turned into plain Python (ruamel's ``ScalarFloat``, ``TimeStamp``,
+``CommentedMap`` ...), so the catalog stores, compares and serialises ordinary JSON data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from kiosk.config.model import KioskConfig, Loc, SourceMap, format_loc
+from kiosk.errors import ConfigError
+
+__all__ = ["load_config", "parse_config"]
+
+_DUPLICATE_KEY = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
+
+
+def load_config(path: Path) -> KioskConfig:
+    """Load and validate the config file at ``path``; any problem is a :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{path}: cannot read config file: {reason}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> KioskConfig:
+    """Validate config ``text``; ``path`` is only used to name the file in errors and positions."""
+    root = _parse_yaml(text, path)
+    source = SourceMap(path, root)
+    if root is None:
+        root = {}
+    if not isinstance(root, dict):
+        raise ConfigError(f"{path}:1: the top level must be a mapping of sections, not {_kind(root)}")
+    try:
+        config = KioskConfig.model_validate(to_plain(root))
+    except ValidationError as exc:
+        raise _config_error(exc.errors(include_url=False), source) from None
+    problems = config.consistency_errors()
+    if problems:
+        loc, message = problems[0]
+        raise ConfigError(
+            f"{source.describe(loc)}: {message}",
+            details=[_detail(source, p_loc, p_msg) for p_loc, p_msg in problems],
+        )
+    return config.with_source(source)
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except DuplicateKeyError as exc:
+        match = _DUPLICATE_KEY.search(exc.problem or "")
+        key = f" {match.group('key')!r}" if match else ""
+        first = f" (the mapping starts on line {exc.context_mark.line + 1})" if exc.context_mark else ""
+        raise ConfigError(f"{path}:{_mark_line(exc)}: duplicate key{key}{first}") from None
+    except MarkedYAMLError as exc:
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        context = ""
+        if exc.context and exc.context_mark is not None and exc.problem:
+            context = f" ({exc.context.strip()} started on line {exc.context_mark.line + 1})"
+        raise ConfigError(f"{path}:{_mark_line(exc)}: YAML syntax error: {problem}{context}") from None
+    except YAMLError as exc:  # errors without a position (rare: reader errors)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: YAML error: {first_line}") from None
+
+
+def _mark_line(exc: MarkedYAMLError) -> int:
+    mark = exc.problem_mark or exc.context_mark
+    return mark.line + 1 if mark is not None else 1
+
+
+_EXPECTED = {
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "a string",
+}
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in the file's terms (never the value itself: it may be a secret)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def to_plain(value: Any) -> Any:
+    """ruamel's annotated types -> plain JSON-able Python (dict, list, str, int, float, bool, None).
+
+    Unquoted YAML timestamps become ISO 8601 strings (``Z`` for UTC), the form Port's
+    ``date-time`` properties hold.
+    """
+    if isinstance(value, dict):
+        return {_plain_key(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        naive = dt.datetime(*value.timetuple()[:6], value.microsecond)
+        offset = value.utcoffset()
+        if offset is None:
+            return naive.isoformat()
+        text = naive.replace(tzinfo=dt.timezone(offset)).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _plain_key(key: Any) -> str:
+    # JSON objects have string keys; YAML lets ``1: x`` or ``true: x`` through.
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "missing":
+        return "field required"
+    if kind == "extra_forbidden":
+        key = loc[-1] if loc else "?"
+        if len(loc) == 1:
+            known = ", ".join(KioskConfig.known_sections())
+            return f"unknown top-level key {key!r} (known keys: {known})"
+        return f"unknown key {key!r}"
+    if kind in _EXPECTED:
+        # pydantic would name our model classes; say what the file should hold instead.
+        return f"expected {_EXPECTED[kind]}, got {_kind(error.get('input'))}"
+    msg = error["msg"]
+    return msg[:1].lower() + msg[1:] if msg[:1].isupper() and not msg[1:2].isupper() else msg
+
+
+def _detail(source: SourceMap, loc: Loc, message: str) -> dict[str, Any]:
+    return {"line": source.line(loc), "field": format_loc(loc), "message": message}
+
+
+def _config_error(errors: list[ErrorDetails], source: SourceMap) -> ConfigError:
+    # Report the error nearest the top of the file first: that is where a reader starts.
+    located = sorted(
+        ((source.line(e["loc"]), i, tuple(e["loc"]), _message(e)) for i, e in enumerate(errors)),
+        key=lambda t: (t[0], t[1]),
+    )
+    _, _, loc, message = located[0]
+    text = f"{source.describe(loc)}: {message}"
+    if len(located) > 1:
+        text += f" (and {len(located) - 1} more error{'s' if len(located) > 2 else ''})"
+    return ConfigError(text, details=[_detail(source, loc, msg) for _, _, loc, msg in located])

@@ -1,0 +1,83 @@
+"""kiosk's one exception tree.
+
+Every error a user can cause is a :class:`KioskError` carrying the HTTP status, a short machine
+code and a message that names the problem, so the web layer turns it into Port's error shape
+``{ok: false, error, message, details}`` and the CLI into one clear line. Anything else that
+escapes is a bug.
+
+    KioskError
+      BadRequest            400  malformed input that is not even the right shape
+      Unauthorized          401  missing or wrong credentials / token
+      Forbidden             403  authenticated but the role may not do this
+      NotFound              404  unknown blueprint, entity, client ...
+      Conflict              409  already exists, still referenced, ...
+      PayloadTooLarge       413  body or batch over the limit
+      ValidationFailed      422  well-formed, but breaks a schema or a rule
+      ConfigError           --   kiosk.yaml is wrong (file, line, field)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KioskError(Exception):
+    """Base of every error kiosk raises on purpose."""
+
+    status_code: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(KioskError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(KioskError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(KioskError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(KioskError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(KioskError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(KioskError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ValidationFailed(KioskError):
+    status_code = 422
+    code = "validation_failed"
+
+
+class ConfigError(KioskError):
+    """kiosk.yaml (or another config input) is invalid; the message names file, line and field."""
+
+    status_code = 400
+    code = "config_error"

@@ -1,0 +1,134 @@
+"""Engine factory: one place that knows how SQLite and PostgreSQL differ at connect time.
+
+SQLite is the embedded default (WAL so readers never block the writer, foreign keys on, a busy
+timeout so concurrent writers queue instead of failing). PostgreSQL is used when the URL says
+so; plain ``postgresql://`` URLs are mapped to the psycopg 3 driver.
+
+The engine is synchronous on purpose: the hot paths are bulk ``executemany`` calls, which the
+sync drivers run fastest, and FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+#: Execution option marking a connection that will write (SQLite then uses BEGIN IMMEDIATE).
+WRITE_OPTION = "kiosk_write"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URL forms users type to the drivers kiosk ships with."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
+
+
+@dataclass(frozen=True)
+class Database:
+    """An engine plus the facts about it that the query builders need."""
+
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def create_database(url: str) -> Database:
+    """Create the engine for ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_size=8,
+            max_overflow=8,
+            connect_args={"check_same_thread": False, "timeout": 10},
+        )
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        # pysqlite's own transaction handling defers BEGIN; make SQLAlchemy issue it so
+        # reads inside a write transaction see a consistent snapshot.
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        _disable_pysqlite_autobegin(engine)
+    elif url.startswith("postgresql"):
+        engine = sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+        )
+    else:
+        raise ValueError(f"unsupported database URL scheme in {url.split(':', 1)[0]!r}: use sqlite or postgresql")
+    return Database(engine)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """BEGIN IMMEDIATE for writes: take the write lock up front and wait for it (busy_timeout),
+    instead of failing with SQLITE_BUSY when a read transaction later tries to upgrade."""
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _disable_pysqlite_autobegin(engine: Engine) -> None:
+    """Let the 'begin' listener own BEGIN (the documented pysqlite recipe)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _isolation(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.isolation_level = None

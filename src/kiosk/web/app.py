@@ -1,0 +1,169 @@
+"""The FastAPI application factory.
+
+``create_app`` does the start-up work synchronously — migrations, the token key, the first admin,
+applying kiosk.yaml — so a broken database or config stops ``kiosk serve`` with one clear line
+before the server listens, rather than a half-started server.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import PlainTextResponse, Response
+
+from kiosk import __version__
+from kiosk.auth.clients import bootstrap_admin, token_signing_key
+from kiosk.catalog.service import Catalog
+from kiosk.errors import KioskError
+from kiosk.settings import Settings
+from kiosk.store import create_database, upgrade_to_head
+from kiosk.web.bodies import COMPONENTS
+from kiosk.web.limits import BodyLimitMiddleware
+from kiosk.web.metrics import Metrics, MetricsMiddleware
+from kiosk.web.responses import FastJSONResponse, error_response
+from kiosk.web.routes import auth as auth_routes
+from kiosk.web.routes import blueprints as blueprint_routes
+from kiosk.web.routes import entities as entity_routes
+
+log = logging.getLogger("kiosk.web")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KioskError)
+    async def kiosk_error(_: Request, exc: KioskError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = details[0] if details else {"field": "request", "message": "invalid"}
+        return error_response(422, "invalid_request", f"{first['field']}: {first['message']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        message = "no such route" if exc.status_code == 404 else str(exc.detail)
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, exc: IntegrityError) -> Response:
+        # Two writers raced for the same identifier: the loser gets a retryable conflict.
+        log.info("integrity conflict: %s", exc.orig)
+        return error_response(409, "conflict", "the object was changed by a concurrent request; retry")
+
+    @app.exception_handler(OperationalError)
+    async def operational(_: Request, exc: OperationalError) -> Response:
+        log.warning("database unavailable: %s", exc.orig)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is busy or unreachable; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
+def _install_ops_routes(app: FastAPI, metrics: Metrics) -> None:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        return {"ok": True, "version": __version__}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(request.app.state.db.ping)
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            return error_response(503, "database_unreachable", "the database cannot be reached")
+        return FastJSONResponse({"ok": True, "database": request.app.state.db.dialect})
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _announce_admin(settings: Settings, pair: tuple[str, str]) -> None:
+    # Printed once, to the terminal only (never to the log): the operator needs it to log in.
+    client_id, secret = pair
+    sys.stdout.write(
+        "\nkiosk created its first admin client (shown once; also saved to "
+        f"{settings.credentials_path}, mode 0600):\n  clientId:     {client_id}\n  clientSecret: {secret}\n\n"
+    )
+    sys.stdout.flush()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app: open and migrate the database, bootstrap credentials, apply kiosk.yaml."""
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = create_database(settings.database_url)
+    upgrade_to_head(db)
+    catalog = Catalog(db)
+    if settings.bootstrap_admin:
+        pair = bootstrap_admin(db, settings.credentials_path)
+        if pair:
+            _announce_admin(settings, pair)
+    if settings.config_path is not None:
+        from kiosk.config.apply import apply_config
+        from kiosk.config.loader import load_config
+
+        apply_config(catalog, load_config(settings.config_path))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="kiosk",
+        version=__version__,
+        description="Developer self-service portal for teams on Azure DevOps. Catalog API in Port's formats.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        default_response_class=FastJSONResponse,
+    )
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.db = db
+    app.state.catalog = catalog
+    app.state.metrics = metrics
+    app.state.token_key = token_signing_key(db)
+    _install_error_handlers(app)
+    _install_ops_routes(app, metrics)
+    app.include_router(auth_routes.router)
+    app.include_router(blueprint_routes.router)
+    app.include_router(entity_routes.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
+            schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory kiosk.web.app:app_from_env``."""
+    return create_app(Settings.from_env())

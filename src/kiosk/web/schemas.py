@@ -1,0 +1,80 @@
+"""Pydantic models that document request bodies in OpenAPI.
+
+Validation itself happens in the catalog layer (one definition of what is valid, shared with
+``kiosk apply``); these models describe the same shapes for clients and for schemathesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiosk.catalog.blueprints import RelationDef
+
+
+class AccessTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clientId: str = Field(max_length=200)
+    clientSecret: str = Field(max_length=500)
+
+
+class BlueprintPatch(BaseModel):
+    """Fields to change; ``schema`` is merged one level deep (properties/required replaced)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    title: str | None = None
+    icon: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    relations: dict[str, RelationDef] | None = None
+    mirrorProperties: dict[str, Any] | None = None
+    calculationProperties: dict[str, Any] | None = None
+    aggregationProperties: dict[str, Any] | None = None
+
+
+class EntityBody(BaseModel):
+    """A Port entity. ``relations`` values are an identifier, a list of them, or null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identifier: str = Field(pattern=r"^[A-Za-z0-9@_.+:\\/=-]+$", max_length=1000)
+    title: str | None = None
+    icon: str | None = None
+    blueprint: str | None = None
+    team: str | list[str] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    relations: dict[str, str | list[str] | None] = Field(default_factory=dict)
+
+
+class EntityPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    icon: str | None = None
+    team: str | list[str] | None = None
+    properties: dict[str, Any] | None = None
+    relations: dict[str, str | list[str] | None] | None = None
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entities: list[EntityBody] = Field(max_length=20_000)
+
+
+class SearchRule(BaseModel):
+    property: str | None = None
+    operator: str
+    value: Any = None
+    blueprint: str | None = None
+    direction: Literal["upstream", "downstream"] | None = None
+
+
+class SearchBody(BaseModel):
+    """Port's search query: ``combinator`` over ``rules``; a rule may itself be a query."""
+
+    combinator: Literal["and", "or"]
+    rules: list[SearchRule | SearchBody]

@@ -1,0 +1,188 @@
+"""The ``kiosk`` command: help everywhere, one-line errors, apply and credentials end to end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import kiosk
+from kiosk.cli import app
+
+DEMO = Path(__file__).resolve().parents[1] / "src" / "kiosk" / "demo" / "kiosk.yaml"
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The commands configure logging for the process; give the next test the state it had."""
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"]
+    saved = {
+        n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
+        for n in names
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("KIOSK_HOME", str(home))
+    monkeypatch.delenv("KIOSK_DATABASE_URL", raising=False)
+    monkeypatch.delenv("KIOSK_CONFIG", raising=False)
+    return home
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"kiosk {kiosk.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["version"], ["serve"], ["apply"], ["credentials"], ["credentials", "create"], ["credentials", "list"]],
+)
+def test_every_command_has_help(args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.stdout
+
+
+def test_bad_config_is_one_line_error(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "kiosk.yaml"
+    bad.write_text(
+        textwrap.dedent("""\
+        blueprints:
+          - identifier: service
+          - title: no identifier
+        """)
+    )
+    result = runner.invoke(app, ["apply", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {bad}:3: blueprints[1].identifier: field required\n"
+    assert "Traceback" not in result.output
+
+
+def test_apply_without_a_config_says_how_to_give_one(home: Path) -> None:
+    result = runner.invoke(app, ["apply"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: no config to apply: pass --config FILE or set KIOSK_CONFIG\n"
+
+
+def test_apply_demo_config(home: Path) -> None:
+    result = runner.invoke(app, ["apply", "--config", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.stdout and "checkout" in result.stdout
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert (home / "kiosk.db").exists()
+
+    again = runner.invoke(app, ["apply"], env={"KIOSK_CONFIG": str(DEMO)})
+    assert again.exit_code == 0, again.output
+    assert "0 created, 0 updated" in again.stdout
+
+
+def test_credentials_create_and_list(home: Path) -> None:
+    created = runner.invoke(app, ["credentials", "create", "--role", "member", "--name", "ci"])
+    assert created.exit_code == 0, created.output
+    fields = dict(line.split(":", 1) for line in created.stdout.splitlines())
+    client_id, secret = fields["client id"].strip(), fields["client secret"].strip()
+    assert client_id.startswith("kc_") and len(secret) >= 32
+
+    listed = runner.invoke(app, ["credentials", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert client_id in listed.stdout and "member" in listed.stdout and "ci" in listed.stdout
+    assert secret not in listed.stdout
+
+
+def test_credentials_role_is_checked(home: Path) -> None:
+    result = runner.invoke(app, ["credentials", "create", "--role", "root"])
+    assert result.exit_code == 2
+    assert "--role" in result.output
+
+
+def test_unreachable_database_is_one_line(home: Path) -> None:
+    result = runner.invoke(app, ["credentials", "list"], env={"KIOSK_DATABASE_URL": "postgresql://x@127.0.0.1:1/none"})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: database: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_python_dash_m_kiosk(tmp_path: Path) -> None:
+    env = {**os.environ, "KIOSK_HOME": str(tmp_path / "h")}
+    out = subprocess.run(
+        [sys.executable, "-m", "kiosk", "version"], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"kiosk {kiosk.__version__}"
+
+
+def test_main_reports_errors_without_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "KIOSK_HOME": str(tmp_path / "h")}
+    out = subprocess.run(
+        [sys.executable, "-m", "kiosk", "apply", "--config", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr == f"error: {tmp_path / 'missing.yaml'}: config file not found\n"
+
+
+def test_serve_runs_uvicorn_with_the_app_and_graceful_shutdown(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    fake_web = types.ModuleType("kiosk.web.app")
+
+    def create_app(settings: Any) -> str:
+        seen["settings"] = settings
+        return "the-app"
+
+    fake_web.create_app = create_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kiosk.web.app", fake_web)
+    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: seen.update(app=app_, **kw))
+    monkeypatch.setenv("KIOSK_CONFIG", str(tmp_path / "from-env.yaml"))
+
+    result = runner.invoke(app, ["serve", "--config", str(DEMO), "--port", "9123", "--log-level", "warning"])
+    assert result.exit_code == 0, result.output
+    assert seen["app"] == "the-app"
+    assert seen["settings"].config_path == DEMO  # --config wins over KIOSK_CONFIG
+    assert seen["settings"].home == home
+    assert (seen["host"], seen["port"], seen["log_level"]) == ("127.0.0.1", 9123, "warning")
+    assert seen["timeout_graceful_shutdown"] == 10
+    assert seen["log_config"] is None  # kiosk's redacting handler stays in charge
+
+
+def test_serve_startup_failure_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiosk.errors import ConfigError
+
+    fake_web = types.ModuleType("kiosk.web.app")
+
+    def create_app(settings: Any) -> str:
+        raise ConfigError("kiosk.yaml:3: entities[0].blueprint: blueprint 'ghost' does not exist")
+
+    fake_web.create_app = create_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kiosk.web.app", fake_web)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert result.stderr.endswith("error: kiosk.yaml:3: entities[0].blueprint: blueprint 'ghost' does not exist\n")

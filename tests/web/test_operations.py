@@ -1,0 +1,32 @@
+"""Health, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from tests.web.live import LiveServer
+
+
+def test_health_ready_metrics_docs(live: LiveServer) -> None:
+    with live.client() as anon:
+        assert anon.get("/healthz").json()["ok"] is True
+        ready = anon.get("/readyz").json()
+        assert ready["ok"] is True and ready["database"] in {"sqlite", "postgresql"}
+        anon.get("/v1/blueprints")
+        metrics = anon.get("/metrics").text
+        assert 'kiosk_http_requests_total{method="GET",route="/v1/blueprints",status="401"}' in metrics
+        assert anon.get("/docs").status_code == 200
+        spec = anon.get("/openapi.json").json()
+        assert "/v1/blueprints/{blueprint}/entities/bulk" in spec["paths"]
+        assert "BulkBody" in spec["components"]["schemas"]
+
+
+def test_readyz_reports_an_unreachable_database(live: LiveServer) -> None:
+    db = live.server.config.app.state.db
+    working = db.engine
+    # Point the server at a port nothing listens on: a real connection failure, no mock.
+    object.__setattr__(db, "engine", sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/x"))
+    try:
+        r = live.admin.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"] == "database_unreachable"
+    finally:
+        object.__setattr__(db, "engine", working)
