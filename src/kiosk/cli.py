@@ -184,6 +184,13 @@ def serve(
     # create_app migrates, bootstraps and applies kiosk.yaml before returning, so a broken config
     # or database is reported here as one line, before the port is bound.
     app_ = create_app(settings)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
+    sys.stdout.write(
+        f"kiosk {kiosk.__version__} serving on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)\n"
+        f"  database:    {_display_url(settings.database_url)}\n"
+        f"  credentials: {settings.credentials_path} (admin clientId/clientSecret)\n"
+    )
+    sys.stdout.flush()
     uvicorn.run(
         app_,
         host=host,
@@ -193,6 +200,12 @@ def serve(
         timeout_graceful_shutdown=10,
         server_header=False,
     )
+
+
+def _display_url(url: str) -> str:
+    """A database URL without its credentials (user:password@ never reaches the terminal)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 @app.command()

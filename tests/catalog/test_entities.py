@@ -43,7 +43,8 @@ BLUEPRINT = CompiledBlueprint.build(
 TYPE_CHECKS = {
     "s": lambda v: isinstance(v, str),
     "n": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "i": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    # JSON Schema: an integer is any number with a zero fractional part (1.0 included)
+    "i": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
     "b": lambda v: isinstance(v, bool),
     "o": lambda v: isinstance(v, dict),
     "a": lambda v: isinstance(v, list),

@@ -12,6 +12,7 @@ from typing import Any
 import fastjsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kiosk.catalog.dates import parse_datetime
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER, is_schema_identifier
 from kiosk.errors import ValidationFailed
 
@@ -175,6 +176,7 @@ _FORMATS: dict[str, Any] = {
     "team": lambda _v: True,
     "entity": lambda _v: True,
     "timer": r"^\d{4}-\d{2}-\d{2}T",
+    "date-time": lambda v: parse_datetime(v) is not None and "T" in v.upper(),
     "proto": lambda _v: True,
     "date": r"^\d{4}-\d{2}-\d{2}$",
 }
@@ -214,6 +216,8 @@ class CompiledBlueprint:
     required_relations: tuple[str, ...]
     #: properties with an expression index: their values must fit in an index entry
     indexed: frozenset[str]
+    #: string properties of format date-time: stored normalised (see kiosk.catalog.dates)
+    datetimes: frozenset[str]
 
     @property
     def identifier(self) -> str:
@@ -239,6 +243,7 @@ class CompiledBlueprint:
             relation_many={name: bool(r.get("many")) for name, r in rels.items()},
             required_relations=tuple(name for name, r in rels.items() if r.get("required")),
             indexed=frozenset(name for name, spec in props.items() if spec.get(INDEX_KEY) is True),
+            datetimes=frozenset(name for name, spec in props.items() if spec.get("format") == "date-time"),
         )
 
     def indexed_properties(self) -> list[str]:

@@ -16,6 +16,7 @@ import fastjsonschema
 import orjson
 
 from kiosk.catalog.blueprints import CompiledBlueprint
+from kiosk.catalog.dates import canonical_datetime
 from kiosk.catalog.identifiers import is_entity_identifier
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
@@ -245,6 +246,10 @@ def validate_properties(compiled: CompiledBlueprint, properties: dict[str, Any])
         if message.startswith("data"):
             message = "properties" + message[4:]
         raise EntityError(message, code="invalid_property", field=fieldname) from None
+    for key in compiled.datetimes:
+        value = properties.get(key)
+        if isinstance(value, str):
+            properties[key] = canonical_datetime(value)
 
 
 def render_relations(blueprint: dict[str, Any], relations: Relations) -> dict[str, Any]:

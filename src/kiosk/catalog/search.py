@@ -21,7 +21,8 @@ null** everywhere, which keeps ``!=`` and ``notIn`` the exact negations of ``=``
 ``=`` / ``!=`` (scalar value: string, number, boolean or null)
     Exact JSON equality: the string ``"1"`` is not the number ``1``, ``true`` is not ``1``;
     ``1`` equals ``1.0``. Arrays and objects never equal a scalar. ``!=`` is ``not =`` and so
-    also matches entities without the property. Equality is written as the indexed expression of
+    also matches entities without the property. A date-time string is compared as a string
+    here (use ``between`` for instants). Equality is written as the indexed expression of
     :mod:`kiosk.catalog.indexes`, so an indexed property is looked up through its index.
 ``contains`` (string, number or boolean)
     On a string property, case-sensitive substring (``""`` is in every string); on an array
@@ -56,7 +57,8 @@ membership semantics: ``=``/``contains`` mean "is one of the teams", ``in`` mean
 team with the list", ``!=``/``notIn`` their negations, ``isEmpty`` no team. ``$createdAt`` and
 ``$updatedAt`` are instants compared at the millisecond precision the API shows them with (the
 stored microseconds are truncated), with ``=``, ``!=``, ``in``, ``notIn``, the range operators
-and ``between``; they are never empty.
+and ``between``; they are never empty. On SQLite they must be stored as UTC (SQLAlchemy keeps
+them as offset-less text there), which is what the catalog service writes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
+from kiosk.catalog.dates import floor_ms, format_canonical, parse_datetime
 from kiosk.catalog.indexes import (
     PROPERTY_NAME,
     postgres_json_key,
@@ -183,6 +186,15 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to 40 characters: user input echoed in a message stays short."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's str-conversion digit limit
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _fail(path: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{path or 'query'}: {message}", details={"path": path or "query"})
 
@@ -209,8 +221,11 @@ def parse_query(raw: object) -> Query:
 def _check_keys(raw: dict[Any, Any], allowed: tuple[str, ...], path: str) -> None:
     for key in raw:
         if key not in allowed:
-            shown = key if isinstance(key, str) and PROPERTY_NAME.fullmatch(key) else repr(key)
-            raise _fail(_join(path, str(shown)), f"unknown key (allowed here: {', '.join(allowed)})")
+            if isinstance(key, str) and PROPERTY_NAME.fullmatch(key):
+                where = _join(path, key)
+            else:  # an odd key: quoted and cut short, so the message stays one readable line
+                where = f"{path}[{_shown(key)}]"
+            raise _fail(where, f"unknown key (allowed here: {', '.join(allowed)})")
 
 
 def _parse_query(raw: object, path: str, depth: int, budget: _Budget) -> Query:
@@ -221,7 +236,7 @@ def _parse_query(raw: object, path: str, depth: int, budget: _Budget) -> Query:
     _check_keys(raw, _QUERY_KEYS, path)
     combinator = raw.get("combinator")
     if combinator not in ("and", "or"):
-        what = "is required" if "combinator" not in raw else f"must be 'and' or 'or', not {combinator!r}"
+        what = "is required" if "combinator" not in raw else f"must be 'and' or 'or', not {_shown(combinator)}"
         raise _fail(_join(path, "combinator"), what)
     rules_raw = raw.get("rules")
     if not isinstance(rules_raw, list):
@@ -280,43 +295,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def parse_datetime(value: str) -> datetime | None:
-    """An ISO 8601 date-time (or date) as an aware UTC ``datetime``; naive means UTC; None if not one."""
-    if len(value) > 64 or len(value) < 8:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (ValueError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        return None
-
-
-def _format_canonical(value: datetime) -> str:
-    # By hand, not strftime: glibc's %Y does not pad years below 1000, which would break ordering.
-    v = value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
-        f".{v.microsecond // 1000:03d}Z"
-    )
-
-
-def canonical_datetime(value: str) -> str:
-    """Normalise an ISO 8601 date-time to ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, milliseconds, truncated).
-
-    The form date-time properties must be stored in for range rules to compare instants; it is
-    also what Port and JavaScript's ``toISOString`` write. Raises ``ValueError`` if not a date-time.
-    """
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValueError(f"not an ISO 8601 date-time: {value!r}")
-    return _format_canonical(_floor_ms(parsed))
-
-
 def _check_range_operand(value: object, path: str, *, dates_only: bool) -> str | int | float:
     if not dates_only and _is_number(value):
         return cast(int | float, _check_scalar(value, path))
@@ -341,10 +319,9 @@ def _parse_property_rule(raw: dict[Any, Any], path: str, budget: _Budget) -> Pro
     if "operator" not in raw:
         raise _fail(_join(path, "operator"), "is required")
     if not isinstance(operator, str) or operator not in PROPERTY_OPERATORS:
-        shown = repr(operator) if not isinstance(operator, str) else repr(operator[:50])
         raise _fail(
             _join(path, "operator"),
-            f"unknown operator {shown} (expected one of {', '.join(sorted(PROPERTY_OPERATORS))}, relatedTo)",
+            f"unknown operator {_shown(operator)} (expected one of {', '.join(sorted(PROPERTY_OPERATORS))}, relatedTo)",
         )
     prop_path = _join(path, "property")
     if "property" not in raw:
@@ -466,10 +443,6 @@ def _as_query(query: Query | Mapping[str, Any]) -> Query:
 # ------------------------------------------------------------------------- millisecond bounds
 
 
-def _floor_ms(value: datetime) -> datetime:
-    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
-
-
 def _plus_ms(value: datetime) -> datetime | None:
     """``value + 1ms``, or None past ``datetime.max`` (an upper bound nothing reaches)."""
     try:
@@ -479,7 +452,7 @@ def _plus_ms(value: datetime) -> datetime | None:
 
 
 def _ceil_ms(value: datetime) -> datetime | None:
-    floor = _floor_ms(value)
+    floor = floor_ms(value)
     return floor if floor == value else _plus_ms(floor)
 
 
@@ -513,7 +486,7 @@ def _window(operator: str, value: str) -> _Window:
     ``datetime.max`` overflows: a lower bound past it matches nothing, an upper one everything.
     """
     instant = _instant(value)
-    floor = _floor_ms(instant)
+    floor = floor_ms(instant)
     if operator == "=":
         if floor != instant:  # a value shown in milliseconds never equals a finer one
             return _Window(empty=True)
@@ -534,7 +507,12 @@ def _between_window(value: Between) -> _Window:
 
 
 def compile_query(query: Query | Mapping[str, Any], db: Database) -> ColumnElement[bool]:
-    """A ``WHERE`` clause over ``entities`` selecting exactly the entities :func:`evaluate` accepts."""
+    """A ``WHERE`` clause over ``entities`` selecting exactly the entities :func:`evaluate` accepts.
+
+    The clause refers to the ``entities`` table itself (not an alias), so select from it; the
+    subqueries use aliases of their own, so joining ``blueprints`` or ``entities`` again is safe.
+    A raw mapping is parsed first (``ValidationFailed`` on errors).
+    """
     return compile_query_for_dialect(query, db.dialect)
 
 
@@ -651,9 +629,9 @@ class _SqlCompiler:
             return sa.false()
         parts = [self.json_is_string(prop)]
         if window.lower is not None:
-            parts.append(self.json_string_compare(prop, ">=", _format_canonical(window.lower)))
+            parts.append(self.json_string_compare(prop, ">=", format_canonical(window.lower)))
         if window.upper is not None:
-            parts.append(self.json_string_compare(prop, "<", _format_canonical(window.upper)))
+            parts.append(self.json_string_compare(prop, "<", format_canonical(window.upper)))
         return sa.and_(*parts)
 
     # the JSON primitives ----------------------------------------------------------------
@@ -1204,9 +1182,9 @@ def _in_date_window(stored: Any, window: _Window) -> bool:
     """String comparison against the canonical bounds: the SQL's semantics, on purpose."""
     if not isinstance(stored, str) or window.empty:
         return False
-    if window.lower is not None and not stored >= _format_canonical(window.lower):
+    if window.lower is not None and not stored >= format_canonical(window.lower):
         return False
-    return window.upper is None or bool(stored < _format_canonical(window.upper))
+    return window.upper is None or bool(stored < format_canonical(window.upper))
 
 
 def _eval_string_meta(rule: PropertyRule, stored: Any) -> bool:
@@ -1252,7 +1230,7 @@ def _eval_time(rule: PropertyRule, stored: Any) -> bool:
         return instant is not None
     if instant is None:
         return op in ("!=", "notIn")
-    shown = _floor_ms(instant)  # compared at the precision the API renders
+    shown = floor_ms(instant)  # compared at the precision the API renders
     if op in ("=", "!="):
         return (shown == _instant(cast(str, value))) == (op == "=")
     if op in ("in", "notIn"):

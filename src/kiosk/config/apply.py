@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
-from kiosk.catalog.blueprints import parse_blueprint
+from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
+from kiosk.catalog.entities import EntityError, validate_properties
 from kiosk.config.model import EntitySpec, KioskConfig, Loc
 from kiosk.errors import ConfigError, KioskError, NotFound
 
@@ -193,13 +194,14 @@ def _canonical_team(value: Any) -> list[str]:
 def _is_unchanged(existing: Mapping[str, Any], doc: Mapping[str, Any], blueprint: Mapping[str, Any]) -> bool:
     """Would writing ``doc`` (merge=False) leave ``existing`` as it is?
 
-    The catalog fills property defaults and renders every relation, so both sides are brought
-    to one form first: defaults added to the wanted properties, relations as lists of ids.
+    The catalog fills property defaults, normalises date-times and renders every relation, so
+    the wanted properties go through the catalog's own normalisation first.
     """
     wanted_props = {k: v for k, v in (doc.get("properties") or {}).items() if v is not None}
-    for name, spec in ((blueprint.get("schema") or {}).get("properties") or {}).items():
-        if name not in wanted_props and isinstance(spec, Mapping) and "default" in spec:
-            wanted_props[name] = spec["default"]
+    try:
+        validate_properties(CompiledBlueprint.build(dict(blueprint)), wanted_props)
+    except EntityError:
+        return False  # the write will fail and report it
     return (
         existing.get("identifier") == doc.get("identifier")
         and existing.get("title") == doc.get("title")

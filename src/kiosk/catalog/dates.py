@@ -1,0 +1,50 @@
+"""ISO 8601 date-times in the one form kiosk stores and compares: ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+
+Date-time properties are normalised to this form on write, so that range rules in search can
+compare instants as strings on every engine (and it is what Port and JavaScript write).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def floor_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+def parse_datetime(value: str) -> datetime | None:
+    """An ISO 8601 date-time (or date) as an aware UTC ``datetime``; naive means UTC; None if not one."""
+    if len(value) > 64 or len(value) < 8:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def format_canonical(value: datetime) -> str:
+    # By hand, not strftime: glibc's %Y does not pad years below 1000, which would break ordering.
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond // 1000:03d}Z"
+    )
+
+
+def canonical_datetime(value: str) -> str:
+    """Normalise an ISO 8601 date-time to ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, milliseconds, truncated).
+
+    The form date-time properties must be stored in for range rules to compare instants; it is
+    also what Port and JavaScript's ``toISOString`` write. Raises ``ValueError`` if not a date-time.
+    """
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not an ISO 8601 date-time: {value!r}")
+    return format_canonical(floor_ms(parsed))
