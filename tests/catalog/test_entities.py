@@ -85,7 +85,7 @@ def test_parse_entity_never_raises_anything_but_entity_error(raw: Any) -> None:
 @pytest.mark.parametrize(
     ("props", "field"),
     [
-        ({}, "properties"),
+        ({}, "properties.s"),
         ({"s": "x", "e": "z"}, "properties.e"),
         ({"s": "x", "url": "ftp:/nope"}, "properties.url"),
         ({"s": "x", "mail": "not-an-email"}, "properties.mail"),

@@ -12,17 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import fastjsonschema
-import orjson
-
 from kiosk.catalog.blueprints import CompiledBlueprint
-from kiosk.catalog.dates import canonical_datetime
 from kiosk.catalog.identifiers import is_entity_identifier
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
 Relations = dict[str, list[str]]
-#: An indexed value must fit one B-tree entry (PostgreSQL's limit is about 2.7 kB).
-MAX_INDEXED_VALUE_BYTES = 2000
 
 
 class EntityError(Exception):
@@ -221,35 +215,8 @@ def resolve_entity(
 
 
 def validate_properties(compiled: CompiledBlueprint, properties: dict[str, Any]) -> None:
-    """Check ``properties`` against the blueprint (and fill in ``default`` values)."""
-    for key in properties:
-        if key not in compiled.property_names:
-            raise EntityError(
-                f"property {key!r} is not defined on blueprint {compiled.identifier!r}",
-                code="unknown_property",
-                field=f"properties.{key}",
-            )
-    for key in compiled.indexed:
-        if key in properties and len(orjson.dumps(properties[key])) > MAX_INDEXED_VALUE_BYTES:
-            raise EntityError(
-                f"property {key!r} is indexed (x-kiosk-index), so its value must be at most "
-                f"{MAX_INDEXED_VALUE_BYTES} bytes of JSON",
-                code="invalid_property",
-                field=f"properties.{key}",
-            )
-    try:
-        compiled.validator(properties)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        path = [str(p) for p in (exc.path or [])[1:]]
-        fieldname = "properties" + ("." + ".".join(path) if path else "")
-        message = exc.message
-        if message.startswith("data"):
-            message = "properties" + message[4:]
-        raise EntityError(message, code="invalid_property", field=fieldname) from None
-    for key in compiled.datetimes:
-        value = properties.get(key)
-        if isinstance(value, str):
-            properties[key] = canonical_datetime(value)
+    """Check ``properties`` against the blueprint, in place (defaults, normalised date-times)."""
+    compiled.validator(properties)
 
 
 def render_relations(blueprint: dict[str, Any], relations: Relations) -> dict[str, Any]:

@@ -309,10 +309,10 @@ class Catalog:
         if not rows:
             return []
         rels = self._relations_of(conn, [r.id for r in rows])
-        docs = self._blueprint_docs(conn) if len({r.blueprint for r in rows}) > 1 else None
+        docs = {bp: self._load_blueprint(conn, bp).document for bp in {r.blueprint for r in rows}}
         out = []
         for r in rows:
-            bp_doc = docs[r.blueprint] if docs else self._load_blueprint(conn, r.blueprint).document
+            bp_doc = docs[r.blueprint]
             out.append(
                 {
                     "identifier": r.identifier,
@@ -561,19 +561,27 @@ class Catalog:
     def _existing(
         self, conn: Connection, blueprint: str, identifiers: Sequence[str], *, with_data: bool
     ) -> dict[str, StoredEntity]:
-        cols = [ent_table.c.id, ent_table.c.identifier]
-        if with_data:
-            cols += [ent_table.c.title, ent_table.c.icon, ent_table.c.team, ent_table.c.properties]
+        """The stored entities among ``identifiers``; with their data (and relations) when merging."""
+        if not with_data:
+            return {
+                ident: StoredEntity(eid, ident, None, None, [], {})
+                for ident, eid in bulk.entity_ids(conn, blueprint, identifiers).items()
+            }
         out: dict[str, StoredEntity] = {}
+        cols = [
+            ent_table.c.id,
+            ent_table.c.identifier,
+            ent_table.c.title,
+            ent_table.c.icon,
+            ent_table.c.team,
+            ent_table.c.properties,
+        ]
         for chunk in _chunks(identifiers):
             for r in conn.execute(
                 sa.select(*cols).where(ent_table.c.blueprint == blueprint, ent_table.c.identifier.in_(chunk))
             ):
-                if with_data:
-                    out[r.identifier] = StoredEntity(r.id, r.identifier, r.title, r.icon, r.team, r.properties)
-                else:
-                    out[r.identifier] = StoredEntity(r.id, r.identifier, None, None, [], {})
-        if with_data and out:
+                out[r.identifier] = StoredEntity(r.id, r.identifier, r.title, r.icon, r.team, r.properties)
+        if out:
             rels = self._relations_of(conn, [e.id for e in out.values()])
             for stored in out.values():
                 stored.relations = rels.get(stored.id, {})

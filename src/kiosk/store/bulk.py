@@ -1,14 +1,15 @@
-"""Set-based entity writes through the driver's own ``executemany``.
+"""Set-based entity writes through the driver's own bulk paths (``executemany``, ``COPY``).
 
 SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than SQLite spends
 storing the rows, and on SQLite an INSERT ... RETURNING of many rows runs row by row. These
 functions take plain tuples, serialise JSON once with orjson and hand the batch straight to the
-driver; ids come back with one SELECT. Everything runs inside the caller's transaction.
+driver (on PostgreSQL as a COPY stream); ids come back with one SELECT. Everything runs inside
+the caller's transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,16 @@ def _stamp(conn: Connection, when: datetime) -> Any:
     return when
 
 
+def _copy_rows(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL's COPY on the transaction's own connection: several times faster than
+    ``executemany``, which psycopg runs as one statement per row."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _marks(conn: Connection, n: int, casts: Sequence[str] = ()) -> str:
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     parts = []
@@ -52,6 +63,17 @@ def insert_entities(
     """Insert ``(identifier, title, icon, team, properties)`` rows; returns identifier → id."""
     if not rows:
         return {}
+    if conn.dialect.name == "postgresql":
+        _copy_rows(
+            conn,
+            "COPY entities (blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
+            "created_by, updated_by) FROM STDIN",
+            (
+                (blueprint, ident, title, icon, _dumps(team), _dumps(props), when, when, actor, actor)
+                for ident, title, icon, team, props in rows
+            ),
+        )
+        return entity_ids(conn, blueprint, [r[0] for r in rows])
     stamp = _stamp(conn, when)
     sql = (
         "INSERT INTO entities (blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
@@ -73,6 +95,24 @@ def update_entities(
 ) -> None:
     """Replace title/icon/team/properties of ``(id, title, icon, team, properties)`` rows."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # COPY into a scratch table, then one set-based UPDATE (executemany would be per row).
+        conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.kiosk_entity_updates")
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE kiosk_entity_updates (id integer, title text, icon text, team jsonb, "
+            "properties jsonb) ON COMMIT DROP"
+        )
+        _copy_rows(
+            conn,
+            "COPY kiosk_entity_updates (id, title, icon, team, properties) FROM STDIN",
+            ((eid, title, icon, _dumps(team), _dumps(props)) for eid, title, icon, team, props in rows),
+        )
+        conn.exec_driver_sql(
+            "UPDATE entities AS e SET title = u.title, icon = u.icon, team = u.team, properties = u.properties, "
+            "updated_at = %s, updated_by = %s FROM kiosk_entity_updates AS u WHERE e.id = u.id",
+            (when, actor),
+        )
         return
     stamp = _stamp(conn, when)
     m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -121,6 +161,8 @@ def delete_edges(conn: Connection, relation: str, entity_ids: Sequence[int]) -> 
 
 def insert_edges(conn: Connection, edges: Sequence[tuple[int, str, int, int]]) -> None:
     """Insert ``(entity_id, relation, target_id, position)`` edges."""
-    if edges:
+    if edges and conn.dialect.name == "postgresql":
+        _copy_rows(conn, "COPY entity_relations (entity_id, relation, target_id, position) FROM STDIN", edges)
+    elif edges:
         sql = f"INSERT INTO entity_relations (entity_id, relation, target_id, position) VALUES ({_marks(conn, 4)})"
         conn.exec_driver_sql(sql, list(edges))
