@@ -6,7 +6,11 @@ compare instants as strings on every engine (and it is what Port and JavaScript 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+#: A date-time already in UTC (``Z`` or ``+00:00``): the fast path of :func:`canonical_datetime`.
+_UTC_FORM = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?(?:Z|z|\+00:00)$")
 
 
 def floor_ms(value: datetime) -> datetime:
@@ -44,6 +48,14 @@ def canonical_datetime(value: str) -> str:
     The form date-time properties must be stored in for range rules to compare instants; it is
     also what Port and JavaScript's ``toISOString`` write. Raises ``ValueError`` if not a date-time.
     """
+    utc = _UTC_FORM.match(value)
+    if utc is not None:
+        # Already UTC: validate with the C parser, then rewrite the text (no tz arithmetic).
+        try:
+            datetime.fromisoformat(utc[1])
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+        return f"{utc[1]}.{(utc[2] or '')[1:4].ljust(3, '0')}Z"
     parsed = parse_datetime(value)
     if parsed is None:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}")

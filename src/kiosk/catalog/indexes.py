@@ -111,7 +111,11 @@ def ensure_property_index(conn: Connection, dialect: str, prop: str) -> None:
     _check_dialect(dialect)
     name = property_index_name(check_property_name(prop))
     expression = property_index_expression(dialect, prop)
-    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON entities ({expression})")
+    # Pages are read in id order (cursor pagination): with id as the second key the index also
+    # yields the matches already sorted, so a rare value never turns into a primary-key walk.
+    # SQLite appends the rowid to every index entry by itself.
+    columns = f"{expression}, id" if dialect == "postgresql" else expression
+    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON entities ({columns})")
 
 
 def drop_property_index(conn: Connection, dialect: str, prop: str) -> None:
