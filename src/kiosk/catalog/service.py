@@ -397,7 +397,7 @@ class Catalog:
             outcome = self._write_entities(
                 conn,
                 compiled,
-                [entity],
+                [(0, entity)],
                 upsert=upsert,
                 merge=merge,
                 create_missing=create_missing,
@@ -441,7 +441,7 @@ class Catalog:
                     code="entity_not_found",
                 )
             outcome = self._write_entities(
-                conn, compiled, [entity], upsert=True, merge=True, create_missing=create_missing, actor=actor
+                conn, compiled, [(0, entity)], upsert=True, merge=True, create_missing=create_missing, actor=actor
             )
             if outcome.errors:
                 raise _error_from_result(outcome.errors[0])
@@ -537,26 +537,18 @@ class Catalog:
             parsed.append(entity)
         with self.db.begin() as conn:
             compiled = self._load_blueprint(conn, blueprint)
-            valid = [(i, e) for i, e in enumerate(parsed) if e is not None]
             outcome = self._write_entities(
                 conn,
                 compiled,
-                [e for _, e in valid],
+                [(i, e) for i, e in enumerate(parsed) if e is not None],
                 upsert=upsert,
                 merge=merge,
                 create_missing=create_missing,
                 actor=actor,
             )
-        # _write_entities numbers results by position in its own list; map back to request order.
-        by_index: dict[int, dict[str, Any]] = dict(pre_errors)
-        for result in outcome.entities + outcome.errors:
-            original = valid[result["index"]][0]
-            by_index[original] = {**result, "index": original}
-        final = BulkOutcome()
-        for index in sorted(by_index):
-            result = by_index[index]
-            (final.errors if "error" in result else final.entities).append(result)
-        return final
+        if pre_errors:
+            outcome.errors = sorted([*outcome.errors, *pre_errors.values()], key=lambda r: r["index"])
+        return outcome
 
     def _existing(
         self, conn: Connection, blueprint: str, identifiers: Sequence[str], *, with_data: bool
@@ -594,19 +586,20 @@ class Catalog:
         self,
         conn: Connection,
         compiled: CompiledBlueprint,
-        batch: Sequence[EntityIn],
+        batch: Sequence[tuple[int, EntityIn]],
         *,
         upsert: bool,
         merge: bool,
         create_missing: bool,
         actor: str | None,
     ) -> BulkOutcome:
-        """Validate and store ``batch`` (unique identifiers) inside the caller's transaction."""
+        """Validate and store ``batch`` of (request index, entity), unique identifiers, inside the
+        caller's transaction. Results carry the request index; successes come back in order."""
         blueprint = compiled.identifier
         outcome = BulkOutcome()
-        existing = self._existing(conn, blueprint, [e.identifier for e in batch], with_data=merge)
+        existing = self._existing(conn, blueprint, [e.identifier for _, e in batch], with_data=merge)
         resolved: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
-        for index, entity in enumerate(batch):
+        for index, entity in batch:
             stored = existing.get(entity.identifier)
             try:
                 if stored is not None and not upsert:
@@ -631,26 +624,41 @@ class Catalog:
         for _, final, _ in resolved:
             for name, targets in final.relations.items():
                 wanted.setdefault(rel_defs[name]["target"], set()).update(targets)
-        known: dict[str, dict[str, int]] = {}
-        for target_bp, idents in wanted.items():
-            known[target_bp] = self._target_ids(conn, target_bp, idents)
-        batch_ids = {final.identifier for _, final, _ in resolved}
+        known: dict[str, dict[str, int]] = {bp: self._target_ids(conn, bp, idents) for bp, idents in wanted.items()}
         if create_missing:
+            pending = {final.identifier for _, final, _ in resolved}
             for target_bp, idents in wanted.items():
-                pending = batch_ids if target_bp == blueprint else set()
-                self._create_missing_targets(conn, target_bp, idents - pending, known[target_bp], actor)
-        # Entities of this very batch may be targets of a self-relation; refusing one entity can
-        # orphan another that points at it, so repeat until nothing more is refused.
+                todo = idents - pending if target_bp == blueprint else idents
+                self._create_missing_targets(conn, target_bp, todo, known[target_bp], actor)
+        #: relation name -> identifier -> id of the existing targets
+        by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
+        self_relations = {name for name, rel in rel_defs.items() if rel["target"] == blueprint}
+        # With a self-relation, entities of this very batch may be targets; refusing one can orphan
+        # another that points at it, so repeat until nothing more is refused.
         still_ok = resolved
         while True:
-            alive = {final.identifier for _, final, _ in still_ok}
+            alive = {final.identifier for _, final, _ in still_ok} if self_relations else set()
             survivors: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
-            for index, final, stored in still_ok:
-                problem = self._missing_target(final, rel_defs, known, blueprint, alive)
-                if problem:
-                    outcome.errors.append(_error_result(index, final.identifier, problem))
+            for item in still_ok:
+                final = item[1]
+                problem = _missing_target(final.relations, by_relation, self_relations, alive)
+                if problem is None:
+                    survivors.append(item)
                 else:
-                    survivors.append((index, final, stored))
+                    name, target = problem
+                    outcome.errors.append(
+                        _error_result(
+                            item[0],
+                            final.identifier,
+                            EntityError(
+                                f"relation {name!r} points at {target!r}, which is not an entity of blueprint "
+                                f"{rel_defs[name]['target']!r} (pass create_missing_related_entities=true to "
+                                "create it)",
+                                code="related_entity_not_found",
+                                field=f"relations.{name}",
+                            ),
+                        )
+                    )
             if len(survivors) == len(still_ok):
                 break
             still_ok = survivors
@@ -670,44 +678,23 @@ class Catalog:
                 ids[f.identifier] = s.id
 
         # Edges: drop the touched relations of updated entities, then insert the new edges.
-        for name in rel_defs:
-            touched = [ids[f.identifier] for _, f, s in still_ok if s is not None and name in f.touched_relations]
-            bulk.delete_edges(conn, name, touched)
-        if blueprint in known:  # self-relations may point at entities stored just now
-            known[blueprint].update(ids)
+        if updated:
+            for name in rel_defs:
+                touched = [s.id for _, f, s in still_ok if s is not None and name in f.touched_relations]
+                bulk.delete_edges(conn, name, touched)
+        for name in self_relations:  # self-relations may point at entities stored just now
+            by_relation[name].update(ids)
         edges = [
-            (ids[f.identifier], name, known[rel_defs[name]["target"]][t], position)
+            (ids[f.identifier], name, by_relation[name][t], position)
             for _, f, _ in still_ok
-            for name in f.touched_relations
-            for position, t in enumerate(f.relations.get(name, ()))
+            for name, targets in f.relations.items()
+            if name in f.touched_relations
+            for position, t in enumerate(targets)
         ]
         bulk.insert_edges(conn, edges)
-        for index, f, s in still_ok:
-            outcome.entities.append({"identifier": f.identifier, "index": index, "created": s is None})
-        outcome.entities.sort(key=lambda r: r["index"])
+        outcome.entities = [{"identifier": f.identifier, "index": i, "created": s is None} for i, f, s in still_ok]
         outcome.errors.sort(key=lambda r: r["index"])
         return outcome
-
-    @staticmethod
-    def _missing_target(
-        final: ResolvedEntity,
-        rel_defs: dict[str, dict[str, Any]],
-        known: dict[str, dict[str, int]],
-        blueprint: str,
-        alive: set[str],
-    ) -> EntityError | None:
-        for name, targets in final.relations.items():
-            target_bp = rel_defs[name]["target"]
-            for t in targets:
-                if t in known[target_bp] or (target_bp == blueprint and t in alive):
-                    continue
-                return EntityError(
-                    f"relation {name!r} points at {t!r}, which is not an entity of blueprint "
-                    f"{target_bp!r} (pass create_missing_related_entities=true to create it)",
-                    code="related_entity_not_found",
-                    field=f"relations.{name}",
-                )
-        return None
 
     def _create_missing_targets(
         self, conn: Connection, target_bp: str, idents: set[str], known: dict[str, int], actor: str | None
@@ -777,6 +764,21 @@ class Catalog:
                         )
                     )
         return [item for item in batch if item[0] not in rejected]
+
+
+def _missing_target(
+    relations: dict[str, list[str]],
+    by_relation: dict[str, dict[str, int]],
+    self_relations: set[str],
+    alive: set[str],
+) -> tuple[str, str] | None:
+    """The first (relation, target) that points at nothing, or None."""
+    for name, targets in relations.items():
+        known = by_relation[name]
+        for t in targets:
+            if t not in known and not (name in self_relations and t in alive):
+                return name, t
+    return None
 
 
 def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
