@@ -1,0 +1,1 @@
+"""Azure Pipelines YAML support: the ``${{ }}`` template expression language and its errors."""
