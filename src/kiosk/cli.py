@@ -24,7 +24,7 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 import kiosk
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import BadRequest, ConfigError, KioskError
 from kiosk.settings import Settings
 
 if TYPE_CHECKING:
@@ -200,6 +200,76 @@ def serve(
         timeout_graceful_shutdown=10,
         server_header=False,
     )
+
+
+SecretOption = Annotated[
+    str,
+    typer.Option(
+        "--secret",
+        envvar="KIOSK_WEBHOOK_SECRET",
+        help="The incoming webhook's secret (or set $KIOSK_WEBHOOK_SECRET, which keeps it out of ps).",
+        show_default=False,
+    ),
+]
+BodyArgument = Annotated[Path, typer.Argument(help="The JSON body to sign (read as bytes).", show_default=False)]
+
+
+def _webhook_body(path: Path, raw: bool) -> bytes:
+    """The bytes to sign and send: the file minified (what Azure expects), or as it is with --raw."""
+    from kiosk.core.signing import minify_json
+
+    data = path.read_bytes()
+    if raw:
+        return data
+    try:
+        return minify_json(data)
+    except ValueError as exc:
+        raise BadRequest(f"{path}: {exc}") from None
+
+
+@app.command()
+@reports_errors
+def sign(
+    body: BodyArgument,
+    secret: SecretOption,
+    raw: Annotated[bool, typer.Option(help="Sign the file's bytes as they are instead of minified.")] = False,
+) -> None:
+    """Print the HMAC-SHA1 checksum Azure's incoming webhook expects for BODY."""
+    from kiosk.core.signing import sign_azure_checksum
+
+    typer.echo(sign_azure_checksum(secret, _webhook_body(body, raw)))
+
+
+@app.command()
+@reports_errors
+def send(
+    url: Annotated[
+        str, typer.Argument(help="The incoming webhook URL (…/_apis/public/distributedtask/webhooks/NAME).")
+    ],
+    body: BodyArgument,
+    secret: SecretOption,
+    header: Annotated[str, typer.Option(help="Header that carries the checksum.")] = "X-Port-Signature",
+    raw: Annotated[bool, typer.Option(help="Send the file's bytes as they are instead of minified.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.", min=0.1)] = 30.0,
+) -> None:
+    """Minify BODY, sign it and POST it to an Azure Pipelines incoming webhook; print the answer."""
+    import httpx
+
+    from kiosk.core.signing import sign_azure_checksum
+
+    if not url.startswith(("http://", "https://")):
+        raise BadRequest(f"URL must start with http:// or https://, not {url!r}")
+    payload = _webhook_body(body, raw)
+    headers = {"Content-Type": "application/json", header: sign_azure_checksum(secret, payload)}
+    try:
+        response = httpx.post(url, content=payload, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise KioskError(f"could not reach {url}: {exc}") from None
+    typer.echo(f"HTTP {response.status_code}")
+    if response.content:
+        typer.echo(response.text)
+    if response.status_code >= 300:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _display_url(url: str) -> str:
