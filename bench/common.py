@@ -49,9 +49,12 @@ def app_factory() -> FastAPI:
     """Build kiosk's app from ``KIOSK_HOME`` and ``KIOSK_DATABASE_URL`` (and nothing else)."""
     from kiosk.settings import Settings
     from kiosk.web.app import create_app
+    from kiosk.web.runtime import tune_for_server
 
     env = {name: os.environ[name] for name in ("KIOSK_HOME", "KIOSK_DATABASE_URL")}
-    return create_app(Settings.from_env(env))
+    app = create_app(Settings.from_env(env))
+    tune_for_server()  # as `kiosk serve` does
+    return app
 
 
 # -- command line ---------------------------------------------------------------------------------

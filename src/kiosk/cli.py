@@ -184,6 +184,9 @@ def serve(
     # create_app migrates, bootstraps and applies kiosk.yaml before returning, so a broken config
     # or database is reported here as one line, before the port is bound.
     app_ = create_app(settings)
+    from kiosk.web.runtime import tune_for_server
+
+    tune_for_server()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     sys.stdout.write(
         f"kiosk {kiosk.__version__} serving on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)\n"
