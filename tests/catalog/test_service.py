@@ -112,3 +112,28 @@ def test_delete_blueprint_rules(catalog: Catalog) -> None:
     catalog.delete_blueprint("service", delete_entities=True)
     catalog.delete_blueprint("team")
     assert catalog.list_blueprints() == []
+
+
+def _index_names(catalog: Catalog) -> set[str]:
+    with catalog.db.connect() as conn:
+        if catalog.db.is_postgres:
+            rows = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'entities'")
+        else:
+            rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entities'")
+        return {r[0] for r in rows}
+
+
+def test_property_indexes_follow_the_blueprints(catalog: Catalog) -> None:
+    from kiosk.catalog.indexes import property_index_name
+
+    lang = property_index_name("lang")
+    assert lang in _index_names(catalog)
+    # another blueprint indexing the same property keeps the shared index alive
+    catalog.create_blueprint(
+        {"identifier": "lib", "schema": {"properties": {"lang": {"type": "string", "x-kiosk-index": True}}}}
+    )
+    unmarked = {**SERVICE, "schema": {"properties": {"lang": {"type": "string"}, "tier": {"type": "number"}}}}
+    catalog.replace_blueprint("service", unmarked)
+    assert lang in _index_names(catalog)
+    catalog.delete_blueprint("lib")
+    assert lang not in _index_names(catalog)

@@ -162,9 +162,6 @@ def _check_schema(doc: BlueprintDoc) -> None:
         ) from None
 
 
-EntityValidator = PropertiesValidator
-
-
 def entity_json_schema(blueprint: dict[str, Any]) -> dict[str, Any]:
     """The JSON schema an entity's ``properties`` object must satisfy."""
     schema = blueprint.get("schema") or {}
@@ -189,7 +186,7 @@ class CompiledBlueprint:
     """A stored blueprint plus what writes need from it, built once per blueprint version."""
 
     document: dict[str, Any]
-    validator: EntityValidator
+    validator: PropertiesValidator
     property_names: frozenset[str]
     relation_names: frozenset[str]
     #: relation name -> is it a many-relation

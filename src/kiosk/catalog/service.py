@@ -178,6 +178,21 @@ class Catalog:
         for prop in CompiledBlueprint.build(doc).indexed_properties():
             indexes.ensure_property_index(conn, self.db.dialect, prop)
 
+    def _drop_unused_indexes(self, conn: Connection, candidates: set[str]) -> None:
+        """Drop the property indexes no blueprint asks for any more (they only slow writes).
+
+        Index names are per property name, shared by every blueprint that indexes that name.
+        """
+        if not candidates:
+            return
+        still = {
+            prop
+            for doc in self._blueprint_docs(conn).values()
+            for prop in indexes.indexed_properties((doc.get("schema") or {}).get("properties") or {})
+        }
+        for prop in sorted(candidates - still):
+            indexes.drop_property_index(conn, self.db.dialect, prop)
+
     def _write_blueprint(self, conn: Connection, old: dict[str, Any], doc: dict[str, Any], actor: str | None) -> None:
         """Replace a stored blueprint and drop the data its new version no longer defines."""
         self._check_relation_targets(conn, doc)
@@ -203,6 +218,7 @@ class Catalog:
             .values(definition=doc, updated_at=_now(), updated_by=actor)
         )
         self._ensure_indexes(conn, doc)
+        self._drop_unused_indexes(conn, _indexed(old) - _indexed(doc))
 
     def _stored_definition(self, conn: Connection, identifier: str) -> dict[str, Any]:
         row = conn.execute(sa.select(bp_table.c.definition).where(bp_table.c.identifier == identifier)).first()
@@ -285,8 +301,10 @@ class Catalog:
                     code="blueprint_has_entities",
                     details={"entities": count},
                 )
+            old = self._stored_definition(conn, identifier)
             conn.execute(sa.delete(ent_table).where(ent_table.c.blueprint == identifier))
             conn.execute(sa.delete(bp_table).where(bp_table.c.identifier == identifier))
+            self._drop_unused_indexes(conn, _indexed(old))
         self._compiled.pop(identifier, None)
 
     # ----------------------------------------------------------------------------- entity reads
@@ -764,6 +782,10 @@ class Catalog:
                         )
                     )
         return [item for item in batch if item[0] not in rejected]
+
+
+def _indexed(doc: dict[str, Any]) -> set[str]:
+    return set(indexes.indexed_properties((doc.get("schema") or {}).get("properties") or {}))
 
 
 def _missing_target(
