@@ -137,3 +137,45 @@ def test_property_indexes_follow_the_blueprints(catalog: Catalog) -> None:
     assert lang in _index_names(catalog)
     catalog.delete_blueprint("lib")
     assert lang not in _index_names(catalog)
+
+
+def test_large_bulk_results_and_storage(catalog: Catalog) -> None:
+    """Above PIPELINE_CHUNK, SQLite validates and writes in overlapping chunks; PostgreSQL does not.
+    Both must give the same per-entity results and the same stored data."""
+    from kiosk.catalog.service import PIPELINE_CHUNK
+
+    library = {
+        "identifier": "library",
+        "schema": {"properties": {"tier": {"type": "number"}}},
+        "relations": {"team": {"target": "team"}},
+    }
+    catalog.create_blueprint(library)
+    catalog.bulk_upsert("team", [{"identifier": f"t{i}"} for i in range(5)])
+    n = PIPELINE_CHUNK * 2 + 123
+    docs = []
+    for i in range(n):
+        doc = {"identifier": f"lib-{i}", "properties": {"tier": i}, "relations": {"team": f"t{i % 5}"}}
+        if i % 7 == 3:
+            doc["properties"] = {"tier": "high"}
+        if i % 11 == 5:
+            doc["relations"] = {"team": "ghost"}
+        docs.append(doc)
+    out = catalog.bulk_upsert("library", docs)
+    bad_prop = {i for i in range(n) if i % 7 == 3}
+    bad_rel = {i for i in range(n) if i % 11 == 5} - bad_prop
+    assert [e["index"] for e in out.errors] == sorted(bad_prop | bad_rel)
+    assert {e["index"] for e in out.errors if e["error"] == "related_entity_not_found"} == bad_rel
+    assert [e["index"] for e in out.entities] == [i for i in range(n) if i not in bad_prop | bad_rel]
+    assert catalog.get_entity("library", "lib-1")["relations"] == {"team": "t1"}
+    entities, _ = catalog.list_entities("library", limit=10_000)
+    assert len(entities) == len(out.entities)
+    # merge over the same large batch keeps the stored relations
+    again = catalog.bulk_upsert(
+        "library",
+        [{"identifier": e["identifier"], "properties": {"tier": 1}} for e in out.entities],
+        upsert=True,
+        merge=True,
+    )
+    assert not again.errors and all(not e["created"] for e in again.entities)
+    merged = catalog.get_entity("library", "lib-1")
+    assert merged["relations"] == {"team": "t1"} and merged["properties"] == {"tier": 1}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -38,6 +39,8 @@ from kiosk.store.tables import entities as ent_table
 from kiosk.store.tables import entity_relations as rel_table
 
 MAX_BULK = 20_000
+#: Entities per chunk when validation and writes overlap (large SQLite batches).
+PIPELINE_CHUNK = 2_500
 #: Rows per IN (...) list: below SQLite's variable limit, large enough to keep round trips few.
 CHUNK = 5_000
 MAX_PAGE = 10_000
@@ -616,28 +619,20 @@ class Catalog:
         blueprint = compiled.identifier
         outcome = BulkOutcome()
         existing = self._existing(conn, blueprint, [e.identifier for _, e in batch], with_data=merge)
-        resolved: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
-        for index, entity in batch:
-            stored = existing.get(entity.identifier)
-            try:
-                if stored is not None and not upsert:
-                    raise EntityError(
-                        "an entity with this identifier already exists; pass upsert=true to overwrite it",
-                        code="entity_exists",
-                        status=409,
-                    )
-                final = resolve_entity(compiled, entity, stored, merge=merge)
-                validate_properties(compiled, final.properties)
-            except EntityError as exc:
-                outcome.errors.append(_error_result(index, entity.identifier, exc))
-                continue
-            resolved.append((index, final, stored))
+        rel_defs = compiled.relations
+        self_relations = {name for name, rel in rel_defs.items() if rel["target"] == blueprint}
+        if not self_relations and not create_missing and len(batch) > PIPELINE_CHUNK and not self.db.is_postgres:
+            return self._write_pipelined(conn, compiled, batch, existing, upsert=upsert, merge=merge, actor=actor)
 
+        resolved = [
+            item
+            for index, entity in batch
+            if (item := _resolve_one(compiled, index, entity, existing, upsert, merge, outcome)) is not None
+        ]
         # Cycles first: an entity refused here must not count as an existing relation target.
         resolved = self._reject_cycles(conn, compiled, resolved, outcome)
 
         # Relation targets: look them up per target blueprint, create the missing ones if asked.
-        rel_defs = compiled.relations
         wanted: dict[str, set[str]] = {}
         for _, final, _ in resolved:
             for name, targets in final.relations.items():
@@ -648,71 +643,110 @@ class Catalog:
             for target_bp, idents in wanted.items():
                 todo = idents - pending if target_bp == blueprint else idents
                 self._create_missing_targets(conn, target_bp, todo, known[target_bp], actor)
-        #: relation name -> identifier -> id of the existing targets
         by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
-        self_relations = {name for name, rel in rel_defs.items() if rel["target"] == blueprint}
         # With a self-relation, entities of this very batch may be targets; refusing one can orphan
         # another that points at it, so repeat until nothing more is refused.
         still_ok = resolved
         while True:
             alive = {final.identifier for _, final, _ in still_ok} if self_relations else set()
-            survivors: list[tuple[int, ResolvedEntity, StoredEntity | None]] = []
-            for item in still_ok:
-                final = item[1]
-                problem = _missing_target(final.relations, by_relation, self_relations, alive)
-                if problem is None:
-                    survivors.append(item)
-                else:
-                    name, target = problem
-                    outcome.errors.append(
-                        _error_result(
-                            item[0],
-                            final.identifier,
-                            EntityError(
-                                f"relation {name!r} points at {target!r}, which is not an entity of blueprint "
-                                f"{rel_defs[name]['target']!r} (pass create_missing_related_entities=true to "
-                                "create it)",
-                                code="related_entity_not_found",
-                                field=f"relations.{name}",
-                            ),
-                        )
-                    )
+            survivors = [
+                item for item in still_ok if _targets_exist(compiled, item, by_relation, self_relations, alive, outcome)
+            ]
             if len(survivors) == len(still_ok):
                 break
             still_ok = survivors
+        outcome.entities = self._store(conn, compiled, still_ok, by_relation, self_relations, _now(), actor)
+        outcome.errors.sort(key=lambda r: r["index"])
+        return outcome
 
+    def _write_pipelined(
+        self,
+        conn: Connection,
+        compiled: CompiledBlueprint,
+        batch: Sequence[tuple[int, EntityIn]],
+        existing: dict[str, StoredEntity],
+        *,
+        upsert: bool,
+        merge: bool,
+        actor: str | None,
+    ) -> BulkOutcome:
+        """The large-batch path on SQLite: validate chunk k+1 while a writer thread stores chunk k.
+
+        The writes are single statements that run inside SQLite without the GIL (see
+        ``kiosk.store.bulk``), so the two really overlap. Valid only without self-relations and
+        without create_missing_related_entities: then every relation target exists before the
+        batch starts, and chunks cannot depend on each other. The main thread does no database
+        work until the writer is done with the connection.
+        """
+        rel_defs = compiled.relations
+        wanted: dict[str, set[str]] = {}
+        for _, entity in batch:  # every target the batch could name, looked up before any write
+            for name, value in (entity.relations or {}).items():
+                if name in rel_defs:
+                    targets = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+                    wanted.setdefault(rel_defs[name]["target"], set()).update(t for t in targets if isinstance(t, str))
+        for stored in existing.values():  # merged entities keep the relations they have
+            for name, targets in stored.relations.items():
+                if name in rel_defs:
+                    wanted.setdefault(rel_defs[name]["target"], set()).update(targets)
+        known = {bp: self._target_ids(conn, bp, idents) for bp, idents in wanted.items()}
+        by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
+        outcome = BulkOutcome()
         now = _now()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-bulk-writer") as writer:
+            stored_chunks = []
+            for start in range(0, len(batch), PIPELINE_CHUNK):
+                ready = [
+                    item
+                    for index, entity in batch[start : start + PIPELINE_CHUNK]
+                    if (item := _resolve_one(compiled, index, entity, existing, upsert, merge, outcome)) is not None
+                    and _targets_exist(compiled, item, by_relation, set(), set(), outcome)
+                ]
+                stored_chunks.append(writer.submit(self._store, conn, compiled, ready, by_relation, set(), now, actor))
+            outcome.entities = [result for chunk in stored_chunks for result in chunk.result()]
+        outcome.errors.sort(key=lambda r: r["index"])
+        return outcome
+
+    def _store(
+        self,
+        conn: Connection,
+        compiled: CompiledBlueprint,
+        items: list[tuple[int, ResolvedEntity, StoredEntity | None]],
+        by_relation: dict[str, dict[str, int]],
+        self_relations: set[str],
+        now: datetime,
+        actor: str | None,
+    ) -> list[dict[str, Any]]:
+        """Write validated entities and their edges; one result per entity, in order."""
+        blueprint = compiled.identifier
         ids = bulk.insert_entities(
             conn,
             blueprint,
-            [(f.identifier, f.title, f.icon, f.team, f.properties) for _, f, s in still_ok if s is None],
+            [(f.identifier, f.title, f.icon, f.team, f.properties) for _, f, s in items if s is None],
             now,
             actor,
         )
-        updated = [(s.id, f.title, f.icon, f.team, f.properties) for _, f, s in still_ok if s is not None]
+        updated = [(s.id, f.title, f.icon, f.team, f.properties) for _, f, s in items if s is not None]
         bulk.update_entities(conn, updated, now, actor)
-        for _, f, s in still_ok:
+        for _, f, s in items:
             if s is not None:
                 ids[f.identifier] = s.id
-
         # Edges: drop the touched relations of updated entities, then insert the new edges.
         if updated:
-            for name in rel_defs:
-                touched = [s.id for _, f, s in still_ok if s is not None and name in f.touched_relations]
+            for name in compiled.relations:
+                touched = [s.id for _, f, s in items if s is not None and name in f.touched_relations]
                 bulk.delete_edges(conn, name, touched)
         for name in self_relations:  # self-relations may point at entities stored just now
             by_relation[name].update(ids)
         edges = [
             (ids[f.identifier], name, by_relation[name][t], position)
-            for _, f, _ in still_ok
+            for _, f, _ in items
             for name, targets in f.relations.items()
             if name in f.touched_relations
             for position, t in enumerate(targets)
         ]
         bulk.insert_edges(conn, edges)
-        outcome.entities = [{"identifier": f.identifier, "index": i, "created": s is None} for i, f, s in still_ok]
-        outcome.errors.sort(key=lambda r: r["index"])
-        return outcome
+        return [{"identifier": f.identifier, "index": i, "created": s is None} for i, f, s in items]
 
     def _create_missing_targets(
         self, conn: Connection, target_bp: str, idents: set[str], known: dict[str, int], actor: str | None
@@ -782,6 +816,61 @@ class Catalog:
                         )
                     )
         return [item for item in batch if item[0] not in rejected]
+
+
+def _resolve_one(
+    compiled: CompiledBlueprint,
+    index: int,
+    entity: EntityIn,
+    existing: dict[str, StoredEntity],
+    upsert: bool,
+    merge: bool,
+    outcome: BulkOutcome,
+) -> tuple[int, ResolvedEntity, StoredEntity | None] | None:
+    """The entity as it will be stored, or None after recording why it cannot be."""
+    stored = existing.get(entity.identifier)
+    try:
+        if stored is not None and not upsert:
+            raise EntityError(
+                "an entity with this identifier already exists; pass upsert=true to overwrite it",
+                code="entity_exists",
+                status=409,
+            )
+        final = resolve_entity(compiled, entity, stored, merge=merge)
+        validate_properties(compiled, final.properties)
+    except EntityError as exc:
+        outcome.errors.append(_error_result(index, entity.identifier, exc))
+        return None
+    return index, final, stored
+
+
+def _targets_exist(
+    compiled: CompiledBlueprint,
+    item: tuple[int, ResolvedEntity, StoredEntity | None],
+    by_relation: dict[str, dict[str, int]],
+    self_relations: set[str],
+    alive: set[str],
+    outcome: BulkOutcome,
+) -> bool:
+    """Do all of the entity's relation targets exist? If not, record the first missing one."""
+    final = item[1]
+    problem = _missing_target(final.relations, by_relation, self_relations, alive)
+    if problem is None:
+        return True
+    name, target = problem
+    outcome.errors.append(
+        _error_result(
+            item[0],
+            final.identifier,
+            EntityError(
+                f"relation {name!r} points at {target!r}, which is not an entity of blueprint "
+                f"{compiled.relations[name]['target']!r} (pass create_missing_related_entities=true to create it)",
+                code="related_entity_not_found",
+                field=f"relations.{name}",
+            ),
+        )
+    )
+    return False
 
 
 def _indexed(doc: dict[str, Any]) -> set[str]:

@@ -1,10 +1,11 @@
-"""Set-based entity writes through the driver's own bulk paths (``executemany``, ``COPY``).
+"""Set-based entity writes: one statement per batch, whatever its size.
 
-SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than SQLite spends
-storing the rows, and on SQLite an INSERT ... RETURNING of many rows runs row by row. These
-functions take plain tuples, serialise JSON once with orjson and hand the batch straight to the
-driver (on PostgreSQL as a COPY stream); ids come back with one SELECT. Everything runs inside
-the caller's transaction.
+SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than the database
+spends storing the rows. Here a batch is serialised once with orjson and stored by one statement:
+on SQLite ``INSERT ... SELECT ... FROM json_each(?)`` (the whole insert runs inside SQLite, without
+the GIL, so another thread can validate the next batch meanwhile — ``executemany`` would take the
+GIL back for every row), on PostgreSQL a COPY stream. Ids come back with one SELECT. Everything
+runs inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
-
-CHUNK = 5_000
 
 #: (identifier, title, icon, team, properties)
 EntityRow = tuple[str, str | None, str | None, list[str], dict[str, Any]]
@@ -44,15 +43,6 @@ def _copy_rows(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) 
             copy.write_row(row)
 
 
-def _marks(conn: Connection, n: int, casts: Sequence[str] = ()) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    parts = []
-    for i in range(n):
-        cast = casts[i] if i < len(casts) else ""
-        parts.append(f"{mark}::{cast}" if cast and conn.dialect.name == "postgresql" else mark)
-    return ", ".join(parts)
-
-
 def insert_entities(
     conn: Connection,
     blueprint: str,
@@ -75,15 +65,13 @@ def insert_entities(
         )
         return entity_ids(conn, blueprint, [r[0] for r in rows])
     stamp = _stamp(conn, when)
-    sql = (
+    conn.exec_driver_sql(
         "INSERT INTO entities (blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
-        f"created_by, updated_by) VALUES ({_marks(conn, 10, ['', '', '', '', 'jsonb', 'jsonb'])})"
+        "created_by, updated_by) SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+        "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+        "?, ?, ?, ? FROM json_each(?) ORDER BY key",
+        (blueprint, stamp, stamp, actor, actor, _dumps(rows)),
     )
-    params = [
-        (blueprint, ident, title, icon, _dumps(team), _dumps(props), stamp, stamp, actor, actor)
-        for ident, title, icon, team, props in rows
-    ]
-    conn.exec_driver_sql(sql, params)
     return entity_ids(conn, blueprint, [r[0] for r in rows])
 
 
@@ -114,49 +102,45 @@ def update_entities(
             (when, actor),
         )
         return
-    stamp = _stamp(conn, when)
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    j = "::jsonb" if conn.dialect.name == "postgresql" else ""
-    sql = (
-        f"UPDATE entities SET title = {m}, icon = {m}, team = {m}{j}, properties = {m}{j}, "
-        f"updated_at = {m}, updated_by = {m} WHERE id = {m}"
+    conn.exec_driver_sql(
+        "UPDATE entities SET title = json_extract(u.value, '$[1]'), icon = json_extract(u.value, '$[2]'), "
+        "team = json_extract(u.value, '$[3]'), properties = json_extract(u.value, '$[4]'), "
+        "updated_at = ?, updated_by = ? FROM json_each(?) AS u WHERE entities.id = json_extract(u.value, '$[0]')",
+        (_stamp(conn, when), actor, _dumps(rows)),
     )
-    params = [(title, icon, _dumps(team), _dumps(props), stamp, actor, eid) for eid, title, icon, team, props in rows]
-    conn.exec_driver_sql(sql, params)
 
 
 def entity_ids(conn: Connection, blueprint: str, identifiers: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for start in range(0, len(identifiers), CHUNK):
-        chunk = list(identifiers[start : start + CHUNK])
-        if conn.dialect.name == "postgresql":
-            sql = f"SELECT id, identifier FROM entities WHERE blueprint = {m} AND identifier = ANY({m})"
-            result = conn.exec_driver_sql(sql, (blueprint, chunk))
-        else:
-            sql = (
-                f"SELECT id, identifier FROM entities WHERE blueprint = {m} "
-                f"AND identifier IN ({', '.join([m] * len(chunk))})"
-            )
-            result = conn.exec_driver_sql(sql, (blueprint, *chunk))
-        for eid, ident in result:
-            out[ident] = eid
-    return out
+    """identifier → id of the entities of ``blueprint`` among ``identifiers`` (one statement)."""
+    if not identifiers:
+        return {}
+    if conn.dialect.name == "postgresql":
+        result = conn.exec_driver_sql(
+            "SELECT id, identifier FROM entities WHERE blueprint = %s AND identifier = ANY(%s)",
+            (blueprint, list(identifiers)),
+        )
+    else:
+        result = conn.exec_driver_sql(
+            "SELECT id, identifier FROM entities WHERE blueprint = ? "
+            "AND identifier IN (SELECT value FROM json_each(?))",
+            (blueprint, _dumps(list(identifiers))),
+        )
+    return {ident: eid for eid, ident in result}
 
 
 def delete_edges(conn: Connection, relation: str, entity_ids: Sequence[int]) -> None:
-    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for start in range(0, len(entity_ids), CHUNK):
-        chunk = list(entity_ids[start : start + CHUNK])
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                f"DELETE FROM entity_relations WHERE relation = {m} AND entity_id = ANY({m})", (relation, chunk)
-            )
-        else:
-            conn.exec_driver_sql(
-                f"DELETE FROM entity_relations WHERE relation = {m} AND entity_id IN ({', '.join([m] * len(chunk))})",
-                (relation, *chunk),
-            )
+    """Drop the ``relation`` edges of the given entities (one statement)."""
+    if not entity_ids:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "DELETE FROM entity_relations WHERE relation = %s AND entity_id = ANY(%s)", (relation, list(entity_ids))
+        )
+    else:
+        conn.exec_driver_sql(
+            "DELETE FROM entity_relations WHERE relation = ? AND entity_id IN (SELECT value FROM json_each(?))",
+            (relation, _dumps(list(entity_ids))),
+        )
 
 
 def insert_edges(conn: Connection, edges: Sequence[tuple[int, str, int, int]]) -> None:
@@ -164,5 +148,9 @@ def insert_edges(conn: Connection, edges: Sequence[tuple[int, str, int, int]]) -
     if edges and conn.dialect.name == "postgresql":
         _copy_rows(conn, "COPY entity_relations (entity_id, relation, target_id, position) FROM STDIN", edges)
     elif edges:
-        sql = f"INSERT INTO entity_relations (entity_id, relation, target_id, position) VALUES ({_marks(conn, 4)})"
-        conn.exec_driver_sql(sql, list(edges))
+        conn.exec_driver_sql(
+            "INSERT INTO entity_relations (entity_id, relation, target_id, position) "
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+            "json_extract(value, '$[3]') FROM json_each(?)",
+            (_dumps(edges),),
+        )
