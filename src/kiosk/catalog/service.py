@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,8 +38,6 @@ from kiosk.store.tables import entities as ent_table
 from kiosk.store.tables import entity_relations as rel_table
 
 MAX_BULK = 20_000
-#: Entities per chunk when validation and writes overlap (large SQLite batches).
-PIPELINE_CHUNK = 2_500
 #: Rows per IN (...) list: below SQLite's variable limit, large enough to keep round trips few.
 CHUNK = 5_000
 MAX_PAGE = 10_000
@@ -621,8 +618,6 @@ class Catalog:
         existing = self._existing(conn, blueprint, [e.identifier for _, e in batch], with_data=merge)
         rel_defs = compiled.relations
         self_relations = {name for name, rel in rel_defs.items() if rel["target"] == blueprint}
-        if not self_relations and not create_missing and len(batch) > PIPELINE_CHUNK and not self.db.is_postgres:
-            return self._write_pipelined(conn, compiled, batch, existing, upsert=upsert, merge=merge, actor=actor)
 
         resolved = [
             item
@@ -656,54 +651,6 @@ class Catalog:
                 break
             still_ok = survivors
         outcome.entities = self._store(conn, compiled, still_ok, by_relation, self_relations, _now(), actor)
-        outcome.errors.sort(key=lambda r: r["index"])
-        return outcome
-
-    def _write_pipelined(
-        self,
-        conn: Connection,
-        compiled: CompiledBlueprint,
-        batch: Sequence[tuple[int, EntityIn]],
-        existing: dict[str, StoredEntity],
-        *,
-        upsert: bool,
-        merge: bool,
-        actor: str | None,
-    ) -> BulkOutcome:
-        """The large-batch path on SQLite: validate chunk k+1 while a writer thread stores chunk k.
-
-        The writes are single statements that run inside SQLite without the GIL (see
-        ``kiosk.store.bulk``), so the two really overlap. Valid only without self-relations and
-        without create_missing_related_entities: then every relation target exists before the
-        batch starts, and chunks cannot depend on each other. The main thread does no database
-        work until the writer is done with the connection.
-        """
-        rel_defs = compiled.relations
-        wanted: dict[str, set[str]] = {}
-        for _, entity in batch:  # every target the batch could name, looked up before any write
-            for name, value in (entity.relations or {}).items():
-                if name in rel_defs:
-                    targets = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-                    wanted.setdefault(rel_defs[name]["target"], set()).update(t for t in targets if isinstance(t, str))
-        for stored in existing.values():  # merged entities keep the relations they have
-            for name, targets in stored.relations.items():
-                if name in rel_defs:
-                    wanted.setdefault(rel_defs[name]["target"], set()).update(targets)
-        known = {bp: self._target_ids(conn, bp, idents) for bp, idents in wanted.items()}
-        by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
-        outcome = BulkOutcome()
-        now = _now()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-bulk-writer") as writer:
-            stored_chunks = []
-            for start in range(0, len(batch), PIPELINE_CHUNK):
-                ready = [
-                    item
-                    for index, entity in batch[start : start + PIPELINE_CHUNK]
-                    if (item := _resolve_one(compiled, index, entity, existing, upsert, merge, outcome)) is not None
-                    and _targets_exist(compiled, item, by_relation, set(), set(), outcome)
-                ]
-                stored_chunks.append(writer.submit(self._store, conn, compiled, ready, by_relation, set(), now, actor))
-            outcome.entities = [result for chunk in stored_chunks for result in chunk.result()]
         outcome.errors.sort(key=lambda r: r["index"])
         return outcome
 

@@ -2,9 +2,8 @@
 
 SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than the database
 spends storing the rows. Here a batch is serialised once with orjson and stored by one statement:
-on SQLite ``INSERT ... SELECT ... FROM json_each(?)`` (the whole insert runs inside SQLite, without
-the GIL, so another thread can validate the next batch meanwhile — ``executemany`` would take the
-GIL back for every row), on PostgreSQL a COPY stream. Ids come back with one SELECT. Everything
+on SQLite ``INSERT ... SELECT ... FROM json_each(?)`` (as fast as the driver's ``executemany`` and
+with no per-row Python, no parameter-count limit and no chunking), on PostgreSQL a COPY stream. Ids come back with one SELECT. Everything
 runs inside the caller's transaction.
 """
 
