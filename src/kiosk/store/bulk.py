@@ -3,8 +3,8 @@
 SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than the database
 spends storing the rows. Here a batch is serialised once with orjson and stored by one statement:
 on SQLite ``INSERT ... SELECT ... FROM json_each(?)`` (as fast as the driver's ``executemany`` and
-with no per-row Python, no parameter-count limit and no chunking), on PostgreSQL a COPY stream. Ids come back with one SELECT. Everything
-runs inside the caller's transaction.
+with no per-row Python, no parameter-count limit and no chunking), on PostgreSQL a COPY stream.
+Ids come back with one SELECT. Everything runs inside the caller's transaction.
 """
 
 from __future__ import annotations
