@@ -66,6 +66,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -557,7 +558,7 @@ def _one_of(expr: ColumnElement[Any], constants: tuple[str, ...]) -> ColumnEleme
     return expr.in_([_const(c) for c in constants])
 
 
-class _SqlCompiler:
+class _SqlCompiler(ABC):
     """Dialect-independent structure; subclasses spell the JSON primitives."""
 
     dialect: str
@@ -636,42 +637,43 @@ class _SqlCompiler:
 
     # the JSON primitives ----------------------------------------------------------------
 
-    def json_equals_value(self, prop: str, value: str | int | float | bool) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_equals_value(self, prop: str, value: str | int | float | bool) -> ColumnElement[bool]: ...
 
-    def json_in_values(self, prop: str, values: Sequence[Scalar]) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_in_values(self, prop: str, values: Sequence[Scalar]) -> ColumnElement[bool]: ...
 
-    def json_is_null(self, prop: str) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_is_null(self, prop: str) -> ColumnElement[bool]: ...
 
-    def json_is_empty(self, prop: str) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_is_empty(self, prop: str) -> ColumnElement[bool]: ...
 
-    def json_is_string(self, prop: str) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_is_string(self, prop: str) -> ColumnElement[bool]: ...
 
-    def json_contains(self, prop: str, value: str | int | float | bool) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_contains(self, prop: str, value: str | int | float | bool) -> ColumnElement[bool]: ...
 
-    def json_number_compare(self, prop: str, op: str, value: int | float) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def json_number_compare(self, prop: str, op: str, value: int | float) -> ColumnElement[bool]: ...
 
+    @abstractmethod
     def json_string_compare(self, prop: str, op: str, value: str) -> ColumnElement[bool]:
         """``prop <op> value`` in code-point order; the caller adds the is-a-string guard."""
-        raise NotImplementedError
+        ...
 
-    def substring(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def substring(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]: ...
 
-    def team_has_any(self, values: Sequence[str]) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def team_has_any(self, values: Sequence[str]) -> ColumnElement[bool]: ...
 
-    def team_is_empty(self) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def team_is_empty(self) -> ColumnElement[bool]: ...
 
-    def required_edge(self, relation: Any, source_blueprint: Any) -> ColumnElement[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def required_edge(self, relation: Any, source_blueprint: Any) -> ColumnElement[bool]: ...
 
     # -- meta-properties ---------------------------------------------------------------------
 
