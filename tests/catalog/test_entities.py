@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
-from kiosk.catalog.entities import EntityError, StoredEntity, parse_entity, resolve_entity, validate_properties
+from kiosk.catalog.entities import StoredEntity, parse_entity, resolve_entity, validate_properties
+from kiosk.catalog.validation import EntityError
 
 BLUEPRINT = CompiledBlueprint.build(
     parse_blueprint(

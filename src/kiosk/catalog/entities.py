@@ -14,20 +14,10 @@ from typing import Any
 
 from kiosk.catalog.blueprints import CompiledBlueprint
 from kiosk.catalog.identifiers import is_entity_identifier
+from kiosk.catalog.validation import EntityError
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
 Relations = dict[str, list[str]]
-
-
-class EntityError(Exception):
-    """One entity is invalid; ``field`` names where, ``status`` is the HTTP status it maps to."""
-
-    def __init__(self, message: str, *, code: str = "invalid_entity", field: str | None = None, status: int = 422):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.field = field
-        self.status = status
 
 
 @dataclass

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Connection
 from kiosk.catalog import indexes, search
 from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
 from kiosk.catalog.entities import (
-    EntityError,
     EntityIn,
     ResolvedEntity,
     StoredEntity,
@@ -30,6 +29,7 @@ from kiosk.catalog.entities import (
     resolve_entity,
     validate_properties,
 )
+from kiosk.catalog.validation import EntityError
 from kiosk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from kiosk.store import bulk
 from kiosk.store.engine import Database
@@ -175,7 +175,7 @@ class Catalog:
         return self.get_blueprint(doc["identifier"])
 
     def _ensure_indexes(self, conn: Connection, doc: dict[str, Any]) -> None:
-        for prop in CompiledBlueprint.build(doc).indexed_properties():
+        for prop in _indexed(doc):
             indexes.ensure_property_index(conn, self.db.dialect, prop)
 
     def _drop_unused_indexes(self, conn: Connection, candidates: set[str]) -> None:
@@ -185,11 +185,7 @@ class Catalog:
         """
         if not candidates:
             return
-        still = {
-            prop
-            for doc in self._blueprint_docs(conn).values()
-            for prop in indexes.indexed_properties((doc.get("schema") or {}).get("properties") or {})
-        }
+        still = {prop for doc in self._blueprint_docs(conn).values() for prop in _indexed(doc)}
         for prop in sorted(candidates - still):
             indexes.drop_property_index(conn, self.db.dialect, prop)
 

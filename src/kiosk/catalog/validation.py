@@ -49,6 +49,17 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _USER = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
+class EntityError(Exception):
+    """One entity is invalid; ``field`` names where, ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, *, code: str = "invalid_entity", field: str | None = None, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+        self.status = status
+
+
 class InvalidValue(Exception):
     """A value breaks its property's schema; the message completes "properties.<name> ..."."""
 
@@ -196,8 +207,6 @@ class PropertiesValidator:
         self.indexed = frozenset(name for name, spec in props.items() if spec.get("x-kiosk-index") is True)
 
     def __call__(self, properties: dict[str, Any]) -> None:
-        from kiosk.catalog.entities import EntityError  # entities imports this module
-
         checkers = self.checkers
         for name, value in properties.items():
             check = checkers.get(name)

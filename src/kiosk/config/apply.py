@@ -25,7 +25,8 @@ from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
-from kiosk.catalog.entities import EntityError, validate_properties
+from kiosk.catalog.entities import validate_properties
+from kiosk.catalog.validation import EntityError
 from kiosk.config.model import EntitySpec, KioskConfig, Loc
 from kiosk.errors import ConfigError, KioskError, NotFound
 
