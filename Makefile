@@ -1,5 +1,6 @@
 # kiosk — developer entry points.
 #   make demo    install into .venv, start kiosk on http://127.0.0.1:8000 (SQLite, demo catalog)
+#                and the Azure DevOps emulator on http://127.0.0.1:8001 (a webhook-triggered pipeline)
 #   make test    install (incl. a PostgreSQL server for the tests), ruff, mypy, every test
 #   make lint    ruff check, ruff format --check, mypy
 #   make bench   the benchmarks in bench/ (BENCH_ARGS=--quick for a smoke run)
@@ -15,6 +16,7 @@ STAMP := $(VENV)/.installed
 BENCH_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
+EMULATOR_PORT ?= 8001
 
 # Root installs packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -45,7 +47,7 @@ pg-server:
 	fi
 
 demo: install
-	KIOSK_HOME=./.kiosk $(BIN)/kiosk serve --config src/kiosk/demo/kiosk.yaml --host $(HOST) --port $(PORT)
+	KIOSK_HOME=./.kiosk $(BIN)/kiosk demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -58,6 +60,7 @@ test: install pg-server lint
 bench: install pg-server
 	$(BIN)/python -m bench.bulk_upsert $(BENCH_ARGS)
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
+	$(BIN)/python -m bench.trigger $(BENCH_ARGS)
 
 clean:
 	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -297,3 +297,61 @@ def _fmt(value: float) -> str:
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# -- a light HTTP/1.1 load generator --------------------------------------------------------------
+
+
+def raw_request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    """One HTTP/1.1 keep-alive request as bytes, built once and sent many times."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def _connection(
+    port: int, requests: Sequence[bytes], count: int, latencies: list[float], statuses: dict[int, int]
+) -> None:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for i in range(count):
+            started = time.perf_counter()
+            writer.write(requests[i % len(requests)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+def hammer(
+    port: int, requests: Sequence[bytes], *, total: int, concurrency: int
+) -> tuple[float, list[float], dict[int, int]]:
+    """Send ``total`` requests over ``concurrency`` keep-alive connections (cycling through
+    ``requests``); return (requests per second, latencies in seconds, count per status).
+
+    A hand-rolled client because httpx itself would cost more CPU than the server under test on a
+    2-core machine; this one only writes prepared bytes and reads status and Content-Length.
+    """
+    import asyncio
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    share = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(_connection(port, requests, n, latencies, statuses) for n in share if n))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    return total / elapsed, latencies, statuses

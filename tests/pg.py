@@ -27,7 +27,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from types import FrameType, TracebackType
 
 import psycopg
 from psycopg import sql
+from tests.servers import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 INSTALL_HINT = "run `make test` (or `make pg-server`), which installs Debian's postgresql package"
@@ -63,13 +63,6 @@ def find_bin_dir(root: Path = PG_ROOT) -> Path:
     if not found:
         raise PostgresNotInstalled(f"no PostgreSQL server binaries under {root}/*/bin: {INSTALL_HINT}")
     return max(found)[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _unwind_on_sigterm() -> None:

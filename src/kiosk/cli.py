@@ -8,10 +8,9 @@ the commands so ``kiosk version`` and ``--help`` stay instant.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -24,7 +23,10 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 import kiosk
-from kiosk.errors import BadRequest, ConfigError, KioskError
+from kiosk.cli_demo import demo
+from kiosk.cli_errors import error_exit, reports_errors
+from kiosk.cli_pipelines import emulator, pipeline_app, send, sign
+from kiosk.errors import ConfigError, KioskError
 from kiosk.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,10 +48,11 @@ credentials_app = typer.Typer(
     name="credentials", help="Create and list API clients (client id + secret).", no_args_is_help=True
 )
 app.add_typer(credentials_app)
-
-#: Exit code for input the user must fix (kiosk.yaml, flags); click uses 2 for usage errors too.
-EXIT_BAD_INPUT = 2
-EXIT_FAILURE = 1
+app.add_typer(pipeline_app)
+app.command()(emulator)
+app.command()(demo)
+app.command()(sign)
+app.command()(send)
 
 
 class LogLevel(StrEnum):
@@ -80,46 +83,6 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {_one_line(message)}", err=True)
-    return typer.Exit(code)
-
-
-def _error_exit(exc: BaseException) -> typer.Exit | None:
-    """The one-line report and exit for an error the user can act on; None for a bug."""
-    if isinstance(exc, ConfigError):
-        return _fail(exc.message, EXIT_BAD_INPUT)
-    if isinstance(exc, KioskError):
-        return _fail(exc.message, EXIT_FAILURE)
-    if isinstance(exc, OperationalError):
-        # The driver's first line says what failed (unable to open, connection refused...);
-        # the rest is SQL and a link.
-        return _fail(f"database: {str(exc.orig or exc).splitlines()[0]}", EXIT_FAILURE)
-    if isinstance(exc, OSError):
-        where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILURE)
-    return None
-
-
-def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the user-facing errors of a command into ``error: ...`` lines (typer keeps the signature)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except (KioskError, OperationalError, OSError) as exc:
-            exit_ = _error_exit(exc)
-            assert exit_ is not None
-            raise exit_ from None
-
-    return wrapper
 
 
 def _settings(config: Path | None = None) -> Settings:
@@ -188,11 +151,7 @@ def serve(
 
     tune_for_server()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
-    sys.stdout.write(
-        f"kiosk {kiosk.__version__} serving on http://{shown}:{port}  (API docs: http://{shown}:{port}/docs)\n"
-        f"  database:    {_display_url(settings.database_url)}\n"
-        f"  credentials: {settings.credentials_path} (admin clientId/clientSecret)\n"
-    )
+    sys.stdout.write(serve_banner(settings, shown, port))
     sys.stdout.flush()
     uvicorn.run(
         app_,
@@ -205,74 +164,13 @@ def serve(
     )
 
 
-SecretOption = Annotated[
-    str,
-    typer.Option(
-        "--secret",
-        envvar="KIOSK_WEBHOOK_SECRET",
-        help="The incoming webhook's secret (or set $KIOSK_WEBHOOK_SECRET, which keeps it out of ps).",
-        show_default=False,
-    ),
-]
-BodyArgument = Annotated[Path, typer.Argument(help="The JSON body to sign (read as bytes).", show_default=False)]
-
-
-def _webhook_body(path: Path, raw: bool) -> bytes:
-    """The bytes to sign and send: the file minified (what Azure expects), or as it is with --raw."""
-    from kiosk.core.signing import minify_json
-
-    data = path.read_bytes()
-    if raw:
-        return data
-    try:
-        return minify_json(data)
-    except ValueError as exc:
-        raise BadRequest(f"{path}: {exc}") from None
-
-
-@app.command()
-@reports_errors
-def sign(
-    body: BodyArgument,
-    secret: SecretOption,
-    raw: Annotated[bool, typer.Option(help="Sign the file's bytes as they are instead of minified.")] = False,
-) -> None:
-    """Print the HMAC-SHA1 checksum Azure's incoming webhook expects for BODY."""
-    from kiosk.core.signing import sign_azure_checksum
-
-    typer.echo(sign_azure_checksum(secret, _webhook_body(body, raw)))
-
-
-@app.command()
-@reports_errors
-def send(
-    url: Annotated[
-        str, typer.Argument(help="The incoming webhook URL (…/_apis/public/distributedtask/webhooks/NAME).")
-    ],
-    body: BodyArgument,
-    secret: SecretOption,
-    header: Annotated[str, typer.Option(help="Header that carries the checksum.")] = "X-Port-Signature",
-    raw: Annotated[bool, typer.Option(help="Send the file's bytes as they are instead of minified.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.", min=0.1)] = 30.0,
-) -> None:
-    """Minify BODY, sign it and POST it to an Azure Pipelines incoming webhook; print the answer."""
-    import httpx
-
-    from kiosk.core.signing import sign_azure_checksum
-
-    if not url.startswith(("http://", "https://")):
-        raise BadRequest(f"URL must start with http:// or https://, not {url!r}")
-    payload = _webhook_body(body, raw)
-    headers = {"Content-Type": "application/json", header: sign_azure_checksum(secret, payload)}
-    try:
-        response = httpx.post(url, content=payload, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise KioskError(f"could not reach {url}: {exc}") from None
-    typer.echo(f"HTTP {response.status_code}")
-    if response.content:
-        typer.echo(response.text)
-    if response.status_code >= 300:
-        raise typer.Exit(EXIT_FAILURE)
+def serve_banner(settings: Settings, host: str, port: int) -> str:
+    """What ``kiosk serve`` (and ``kiosk demo``) print on start: where, which database, the credentials file."""
+    return (
+        f"kiosk {kiosk.__version__} serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)\n"
+        f"  database:    {_display_url(settings.database_url)}\n"
+        f"  credentials: {settings.credentials_path} (admin clientId/clientSecret)\n"
+    )
 
 
 def _display_url(url: str) -> str:
@@ -364,6 +262,6 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, prog_name="kiosk")
     except (KioskError, OperationalError, OSError) as exc:
-        exit_ = _error_exit(exc)
+        exit_ = error_exit(exc)
         assert exit_ is not None
         sys.exit(exit_.exit_code)

@@ -18,7 +18,7 @@ from kiosk.store.tables import blueprints, entities, entity_relations
 
 
 def snapshot(live: LiveServer) -> list[Any]:
-    db = live.server.config.app.state.db
+    db = live.app.state.db
     with db.connect() as conn:
         return [
             conn.execute(sa.select(t).order_by(*t.primary_key.columns)).all()

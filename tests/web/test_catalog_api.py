@@ -66,7 +66,7 @@ def test_token_route_and_bearer_requirement(live: LiveServer) -> None:
 
 def test_member_reads_but_cannot_write(live: LiveServer) -> None:
     setup_catalog(live.admin)
-    client_id, secret = create_client(live.server.config.app.state.db, "member", "dev")
+    client_id, secret = create_client(live.app.state.db, "member", "dev")
     with live.client(live.token_for(client_id, secret)) as member:
         assert member.get("/v1/blueprints/service").status_code == 200
         assert member.get("/v1/blueprints/project/entities/payments").status_code == 200

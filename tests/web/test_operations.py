@@ -21,7 +21,7 @@ def test_health_ready_metrics_docs(live: LiveServer) -> None:
 
 
 def test_readyz_reports_an_unreachable_database(live: LiveServer) -> None:
-    db = live.server.config.app.state.db
+    db = live.app.state.db
     working = db.engine
     # Point the server at a port nothing listens on: a real connection failure, no mock.
     object.__setattr__(db, "engine", sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:9/x"))

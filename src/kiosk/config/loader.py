@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -23,15 +23,30 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from kiosk.config.model import KioskConfig, Loc, SourceMap, format_loc
 from kiosk.errors import ConfigError
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["load_config", "load_model", "parse_config", "parse_model"]
+
+M = TypeVar("M", bound=BaseModel)
 
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
 
 
 def load_config(path: Path) -> KioskConfig:
     """Load and validate the config file at ``path``; any problem is a :class:`ConfigError`."""
+    return parse_config(_read(path), path)
+
+
+def load_model(path: Path, model: type[M]) -> tuple[M, SourceMap]:
+    """Load any YAML config file into ``model`` with kiosk.yaml's error reporting (file:line: field).
+
+    For config files other than kiosk.yaml (the emulator's), so every file kiosk reads reports
+    problems the same way.
+    """
+    return parse_model(_read(path), path, model)
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
@@ -39,11 +54,10 @@ def load_config(path: Path) -> KioskConfig:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{path}: cannot read config file: {reason}") from None
-    return parse_config(text, path)
 
 
-def parse_config(text: str, path: Path) -> KioskConfig:
-    """Validate config ``text``; ``path`` is only used to name the file in errors and positions."""
+def parse_model(text: str, path: Path, model: type[M]) -> tuple[M, SourceMap]:
+    """Validate YAML ``text`` against ``model``; ``path`` names the file in errors and positions."""
     root = _parse_yaml(text, path)
     source = SourceMap(path, root)
     if root is None:
@@ -51,9 +65,14 @@ def parse_config(text: str, path: Path) -> KioskConfig:
     if not isinstance(root, dict):
         raise ConfigError(f"{path}:1: the top level must be a mapping of sections, not {_kind(root)}")
     try:
-        config = KioskConfig.model_validate(to_plain(root))
+        return model.model_validate(to_plain(root)), source
     except ValidationError as exc:
-        raise _config_error(exc.errors(include_url=False), source) from None
+        raise _config_error(exc.errors(include_url=False), source, model) from None
+
+
+def parse_config(text: str, path: Path) -> KioskConfig:
+    """Validate config ``text``; ``path`` is only used to name the file in errors and positions."""
+    config, source = parse_model(text, path, KioskConfig)
     problems = config.consistency_errors()
     if problems:
         loc, message = problems[0]
@@ -153,7 +172,7 @@ def _plain_key(key: Any) -> str:
     return str(key)
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
     kind = error["type"]
     loc = error["loc"]
     if kind == "missing":
@@ -161,7 +180,7 @@ def _message(error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         key = loc[-1] if loc else "?"
         if len(loc) == 1:
-            known = ", ".join(KioskConfig.known_sections())
+            known = ", ".join(info.alias or name for name, info in model.model_fields.items())
             return f"unknown top-level key {key!r} (known keys: {known})"
         return f"unknown key {key!r}"
     if kind in _EXPECTED:
@@ -175,10 +194,10 @@ def _detail(source: SourceMap, loc: Loc, message: str) -> dict[str, Any]:
     return {"line": source.line(loc), "field": format_loc(loc), "message": message}
 
 
-def _config_error(errors: list[ErrorDetails], source: SourceMap) -> ConfigError:
+def _config_error(errors: list[ErrorDetails], source: SourceMap, model: type[BaseModel]) -> ConfigError:
     # Report the error nearest the top of the file first: that is where a reader starts.
     located = sorted(
-        ((source.line(e["loc"]), i, tuple(e["loc"]), _message(e)) for i, e in enumerate(errors)),
+        ((source.line(e["loc"]), i, tuple(e["loc"]), _message(e, model)) for i, e in enumerate(errors)),
         key=lambda t: (t[0], t[1]),
     )
     _, _, loc, message = located[0]

@@ -166,10 +166,6 @@ class KioskConfig(BaseModel):
         # ``entities:`` with nothing under it parses as null; it means "none".
         return [] if value is None else value
 
-    @classmethod
-    def known_sections(cls) -> list[str]:
-        return [info.alias or name for name, info in cls.model_fields.items()]
-
     @property
     def source(self) -> SourceMap | None:
         """Where this config was loaded from (None when built in code)."""

@@ -20,6 +20,7 @@ Values are JSON-like: ``None``, ``bool``, ``int``/``float``, ``str``, ``list``, 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import re
@@ -470,10 +471,14 @@ def _lex_number(text: str, start: int, tokens: list[_Token]) -> int:
 
 
 class _Parser:
-    """Recursive descent over the token list; ``depth`` counts calls and ``[...]`` nesting."""
+    """Recursive descent over the token list; ``depth`` counts calls and ``[...]`` nesting.
 
-    def __init__(self, text: str) -> None:
+    ``extra`` holds caller-supplied functions (see :func:`evaluate`), checked like built-ins.
+    """
+
+    def __init__(self, text: str, extra: Mapping[str, _Function] | None = None) -> None:
         self.text = text
+        self.extra = extra
         self.tokens = _tokenize(text)
         self.at = 0
         self.depth = 0
@@ -531,7 +536,7 @@ class _Parser:
         return self.postfix(node)
 
     def call(self, name: _Token) -> Call:
-        spec = _lookup_function(name.text, name.pos, self.text)
+        spec = _lookup_function(name.text, name.pos, self.text, self.extra)
         opening = self.take()
         self.enter(opening)
         args: list[Node] = []
@@ -597,8 +602,10 @@ class _Function:
     impl: Callable[[list[_Thunk]], Any]
 
 
-def _lookup_function(name: str, pos: int, expression: str) -> _Function:
+def _lookup_function(name: str, pos: int, expression: str, extra: Mapping[str, _Function] | None = None) -> _Function:
     spec = _FUNCTIONS.get(name.lower())
+    if spec is None and extra is not None:
+        spec = extra.get(name.lower())
     if spec is None:
         raise _fail(f"unknown function '{name}'", pos, expression)
     return spec
@@ -908,8 +915,9 @@ def _expand(value: Any) -> Any:
 
 
 class _Evaluator:
-    def __init__(self, context: Mapping[str, Any]) -> None:
+    def __init__(self, context: Mapping[str, Any], extra: Mapping[str, _Function] | None = None) -> None:
         self.context = context
+        self.extra = extra
 
     def eval(self, node: Node) -> Any:
         chain: list[Property | Index | Filter] = []
@@ -935,7 +943,7 @@ class _Evaluator:
                 known = ", ".join(sorted(self.context)) or "none"
                 raise ExpressionError(f"unrecognized value '{node.name}' (known: {known})", column=node.pos + 1)
             return _get_key(self.context, node.name)
-        spec = _lookup_function(node.name, node.pos, "")
+        spec = _lookup_function(node.name, node.pos, "", self.extra)
         _check_arity(spec, len(node.args), node.pos, "")
         thunks: list[_Thunk] = [functools.partial(self.eval, arg) for arg in node.args]
         try:
@@ -946,22 +954,70 @@ class _Evaluator:
             raise
 
 
-def evaluate(expression: str | Node, context: Mapping[str, Any]) -> Any:
+def evaluate(
+    expression: str | Node,
+    context: Mapping[str, Any],
+    *,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> Any:
     """Evaluate ``expression`` against ``context`` (top-level names → JSON-like values).
 
     A missing key or index is ``None``, never an error; an unknown top-level name is an error
     (Azure rejects unrecognized named values). Errors carry the 1-based column inside the
     expression and the expression text.
+
+    ``functions`` adds functions that exist only where the caller evaluates: the pipeline runner's
+    ``succeeded()``, ``failed()``, ``always()``... which compile-time ``${{ }}`` must keep
+    rejecting. Names are case-insensitive and may not shadow a built-in (:class:`ValueError`).
+    Each function is called with its arguments already evaluated; how many it accepts is read
+    from its signature and checked at parse time, exactly like a built-in's.
     """
     text = expression if isinstance(expression, str) else None
+    extra = _caller_functions(functions) if functions else None
     try:
-        node = parse(expression) if isinstance(expression, str) else expression
-        value = _Evaluator(context).eval(node)
+        if isinstance(expression, str):
+            # Uncached with extra functions: the cache key would have to include their arities.
+            node = parse(expression) if extra is None else _Parser(expression, extra).parse()
+        else:
+            node = expression
+        value = _Evaluator(context, extra).eval(node)
     except ExpressionError as err:
         raise err.located(expression=text if text is not None else _safe_unparse(expression)) from None
     except RecursionError:
         raise ExpressionError("value nests too deeply to evaluate", expression=text) from None
     return list(value) if isinstance(value, _Filtered) else value
+
+
+def _caller_functions(functions: Mapping[str, Callable[..., Any]]) -> dict[str, _Function]:
+    """Wrap caller-supplied functions as :class:`_Function` specs, arity taken from signatures."""
+    specs: dict[str, _Function] = {}
+    for name, function in functions.items():
+        if _IDENT.fullmatch(name) is None:
+            raise ValueError(f"function name {name!r} is not an identifier")
+        if name.lower() in _FUNCTIONS:
+            raise ValueError(f"function {name!r} would shadow the built-in function of that name")
+        minimum, maximum = _arity(function)
+        specs[name.lower()] = _Function(name, minimum, maximum, _eager(function))
+    return specs
+
+
+def _arity(function: Callable[..., Any]) -> tuple[int, int | None]:
+    """(required, maximum or ``None`` for ``*args``) positional arguments of ``function``."""
+    minimum, maximum = 0, 0
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return minimum, None
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            maximum += 1
+            if parameter.default is inspect.Parameter.empty:
+                minimum += 1
+        elif parameter.default is inspect.Parameter.empty and parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            raise ValueError(f"function {function!r} has a required keyword-only parameter {parameter.name!r}")
+    return minimum, maximum
+
+
+def _eager(function: Callable[..., Any]) -> Callable[[list[_Thunk]], Any]:
+    return lambda args: function(*(arg() for arg in args))
 
 
 def _safe_unparse(node: Any) -> str:

@@ -1,0 +1,170 @@
+"""The emulator's config file: organisations, projects, Incoming WebHook connections and pipelines.
+
+Shaped after what a user clicks together in Azure DevOps (an org holds projects; a project holds
+"Incoming WebHook" service connections and YAML pipelines), so a setup can be described once in a
+file and checked into the repository that holds the pipelines::
+
+    settings: {executeRuns: true}
+    orgs:
+      - name: demo
+        projects:
+          - name: demo
+            connections:
+              - name: IncomingWH              # the service connection's name (pipelines refer to it)
+                webhookName: WebHook          # the WebHook Name in the trigger URL
+                secret: {env: DEMO_WEBHOOK_SECRET}
+                header: X-Port-Signature      # where the checksum travels
+            pipelines:
+              - name: hello
+                repository: pipelines/        # a directory: the repository `checkout: self` gets
+                path: hello.yml               # the YAML file inside it (default azure-pipelines.yml)
+
+Secrets follow kiosk.yaml's rule: references only (``{env: NAME}`` / ``{file: PATH}``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kiosk.config.loader import load_model
+from kiosk.config.secrets import SecretRef
+from kiosk.errors import ConfigError
+from kiosk.pipelines.webhooks import ALIAS_PATTERN
+
+__all__ = [
+    "ConnectionSpec",
+    "EmulatorConfig",
+    "EmulatorSettings",
+    "OrgSpec",
+    "PipelineSpec",
+    "ProjectSpec",
+    "load_emulator_config",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$"
+Name = Annotated[str, Field(pattern=_NAME)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, populate_by_name=True)
+
+
+class EmulatorSettings(_Strict):
+    """Behaviour where Azure is undocumented or where a server owner needs a switch."""
+
+    execute_runs: bool = Field(
+        default=True,
+        alias="executeRuns",
+        description="Run queued pipelines' scripts on this machine. Off: runs are queued and stay in progress "
+        "until completed through the API (for servers where running arbitrary scripts is not wanted).",
+    )
+    accept_sha1_prefix: bool = Field(default=False, alias="acceptSha1Prefix")
+    case_insensitive_filters: bool = Field(default=False, alias="caseInsensitiveFilters")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="maxBodyBytes", ge=1024, le=64 * 1024 * 1024)
+    run_workers: int = Field(default=2, alias="runWorkers", ge=1, le=64)
+    retain_runs: int = Field(default=10_000, alias="retainRuns", ge=10)
+    retain_triggers: int = Field(default=10_000, alias="retainTriggers", ge=10)
+    work_dir: str | None = Field(default=None, alias="workDir")
+    access_token: SecretRef | None = Field(
+        default=None,
+        alias="accessToken",
+        description="When set, the REST API (not the public webhook endpoint) requires it as a PAT "
+        "(basic auth password or bearer token), as Azure DevOps does.",
+    )
+
+
+class ConnectionSpec(_Strict):
+    name: Name
+    webhook_name: str = Field(alias="webhookName", min_length=1, max_length=256, pattern=ALIAS_PATTERN.pattern)
+    secret: SecretRef | None = None
+    header: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+    @model_validator(mode="after")
+    def _header_with_secret(self) -> Self:
+        if self.secret is not None and self.header is None:
+            raise ValueError("a connection with a secret needs the header that carries the checksum (header:)")
+        return self
+
+
+class PipelineSpec(_Strict):
+    name: Name
+    repository: str = Field(default=".", description="Directory holding the pipeline's repository.")
+    path: str = Field(default="azure-pipelines.yml", min_length=1)
+    folder: str = "\\"
+    default_branch: str = Field(default="refs/heads/main", alias="defaultBranch", pattern=r"^refs/\S+$")
+    repository_name: str | None = Field(default=None, alias="repositoryName")
+    variables: dict[str, str] = Field(default_factory=dict)
+    secret_variables: dict[str, SecretRef] = Field(default_factory=dict, alias="secretVariables")
+
+
+class ProjectSpec(_Strict):
+    name: Name
+    connections: list[ConnectionSpec] = Field(default_factory=list)
+    pipelines: list[PipelineSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        for kind, names in (
+            ("connection", [c.name for c in self.connections]),
+            ("pipeline", [p.name for p in self.pipelines]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name.lower() in seen:
+                    raise ValueError(f"two {kind}s named {name!r} in project {self.name!r}")
+                seen.add(name.lower())
+        return self
+
+
+class OrgSpec(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")]
+    projects: list[ProjectSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        seen: set[str] = set()
+        hooks: set[str] = set()
+        for project in self.projects:
+            if project.name.lower() in seen:
+                raise ValueError(f"two projects named {project.name!r} in org {self.name!r}")
+            seen.add(project.name.lower())
+            for connection in project.connections:
+                # The trigger URL names the org and the WebHook Name only: it must be unique per org.
+                if connection.webhook_name.lower() in hooks:
+                    raise ValueError(
+                        f"two connections with webhookName {connection.webhook_name!r} in org {self.name!r}"
+                    )
+                hooks.add(connection.webhook_name.lower())
+        return self
+
+
+class EmulatorConfig(_Strict):
+    settings: EmulatorSettings = Field(default_factory=EmulatorSettings)
+    orgs: list[OrgSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        seen: set[str] = set()
+        for org in self.orgs:
+            if org.name.lower() in seen:
+                raise ValueError(f"two orgs named {org.name!r}")
+            seen.add(org.name.lower())
+        return self
+
+
+def load_emulator_config(path: Path) -> EmulatorConfig:
+    """Read and validate an emulator config file; errors name the file, line and field."""
+    config, _ = load_model(path, EmulatorConfig)
+    for org in config.orgs:
+        for project in org.projects:
+            for pipeline in project.pipelines:
+                repository = (path.parent / pipeline.repository).resolve()
+                if not (repository / pipeline.path).is_file():
+                    raise ConfigError(
+                        f"{path}: org {org.name}, project {project.name}, pipeline {pipeline.name}: "
+                        f"{repository / pipeline.path} is not a file"
+                    )
+    return config

@@ -1,0 +1,58 @@
+"""Azure DevOps' error replies, as the emulator sends them.
+
+Azure answers REST errors with one JSON shape
+``{"$id":"1","innerException":null,"message":…,"typeName":…,"typeKey":…,"errorCode":0,"eventId":3000}``
+and clients (kiosk's delivery among them) parse it, so the emulator uses the same shape and the same
+status codes the reference file records. Where Azure's ``typeKey`` is undocumented the emulator
+uses a descriptive one and says so in the message's docstring below; clients should key on the
+status code, as they must with Azure too.
+
+    status  typeKey                                  when
+    400     VssApiVersionMissingException            no ``api-version`` query parameter
+    400     VssVersionOutOfRangeException            an api-version that is not 6.x or 7.x
+    400     InvalidPayloadException (emulator's)     the webhook body is not a JSON object
+    401     UnauthorizedRequestException             REST call without the configured PAT
+    404     OrganizationNotFoundException (emulator) the org is not served by this emulator
+    404     ProjectDoesNotExistWithNameException     unknown project
+    404     PipelineNotFoundException / BuildNotFoundException / RunNotFoundException
+    405     MethodNotAllowed (emulator's)            e.g. GET on the trigger URL
+    413     RequestTooLargeException (emulator's)    body over the emulator's maxBodyBytes
+    500     WebHookNotFoundException (emulator's)    no connection with that WebHook Name
+    500     RequiredHeaderSignatureNotFoundException the connection has a secret, the header is missing or empty
+    500     WebHookChecksumMismatchException (emulator's)  wrong checksum (Azure: undocumented, rejects)
+    400     PipelineValidationException              a Runs API call whose YAML does not expand
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AzureError", "azure_error_body"]
+
+_TYPE_NAMESPACE = "Microsoft.TeamFoundation.DistributedTask.WebApi"
+
+
+def azure_error_body(message: str, type_key: str, type_name: str | None = None) -> dict[str, Any]:
+    """Azure's error JSON (key order as Azure writes it)."""
+    return {
+        "$id": "1",
+        "innerException": None,
+        "message": message,
+        "typeName": type_name or f"{_TYPE_NAMESPACE}.{type_key}, {_TYPE_NAMESPACE}",
+        "typeKey": type_key,
+        "errorCode": 0,
+        "eventId": 3000,
+    }
+
+
+class AzureError(Exception):
+    """An error the emulator answers with Azure's status code and body."""
+
+    def __init__(self, status: int, type_key: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type_key = type_key
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return azure_error_body(self.message, self.type_key)

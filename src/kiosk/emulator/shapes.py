@@ -1,0 +1,256 @@
+"""Azure DevOps' JSON shapes for the emulator's objects (Pipelines, Runs, Build timeline and logs).
+
+Field names, casing and nesting follow Azure's REST responses so clients written against Azure
+(kiosk's own integration included) read the emulator unchanged. Pure functions of the models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kiosk.emulator.models import Pipeline, PipelineOutcome, Project, Run, TriggerRecord, stable_id
+from kiosk.pipelines.runner import TimelineRecord
+
+__all__ = [
+    "build_json",
+    "log_json",
+    "pipeline_json",
+    "project_json",
+    "run_json",
+    "timeline_json",
+    "trigger_json",
+    "trigger_url",
+]
+
+
+def _date(value: datetime | None) -> str | None:
+    """Azure's timestamps: ISO 8601, UTC, seven fractional digits, ``Z``."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def project_json(base: str, project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "url": f"{base}/{project.org}/_apis/projects/{project.id}",
+        "state": "wellFormed",
+        "revision": 1,
+        "visibility": "private",
+    }
+
+
+def trigger_url(base: str, org: str, webhook_name: str) -> str:
+    """The incoming-webhook URL a sender POSTs to."""
+    return f"{base}/{org}/_apis/public/distributedtask/webhooks/{webhook_name}?api-version=6.0-preview"
+
+
+def _pipeline_url(base: str, pipeline: Pipeline) -> str:
+    project = pipeline.project
+    return f"{base}/{project.org}/{project.id}/_apis/pipelines/{pipeline.id}?revision={pipeline.revision}"
+
+
+def pipeline_json(base: str, pipeline: Pipeline) -> dict[str, Any]:
+    web = f"{base}/{pipeline.project.org}/{pipeline.project.name}/_build/definition?definitionId={pipeline.id}"
+    return {
+        "_links": {"self": {"href": _pipeline_url(base, pipeline)}, "web": {"href": web}},
+        "configuration": {
+            "path": pipeline.path,
+            "repository": {
+                "id": stable_id(pipeline.project.org, "repo", pipeline.repository_name),
+                "type": "azureReposGit",
+            },
+            "type": "yaml",
+        },
+        "url": _pipeline_url(base, pipeline),
+        "id": pipeline.id,
+        "revision": pipeline.revision,
+        "name": pipeline.name,
+        "folder": pipeline.folder,
+    }
+
+
+RUN_RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "succeeded", "failed": "failed", "canceled": "canceled"}
+"""Build results → the Runs API's RunResult (which has no partiallySucceeded)."""
+
+
+def run_web_url(base: str, run: Run) -> str:
+    return f"{base}/{run.pipeline.project.org}/{run.pipeline.project.name}/_build/results?buildId={run.id}"
+
+
+def run_json(base: str, run: Run, *, final_yaml: str | None = None) -> dict[str, Any]:
+    pipeline = run.pipeline
+    project = pipeline.project
+    url = f"{base}/{project.org}/{project.id}/_apis/pipelines/{pipeline.id}/runs/{run.id}"
+    body: dict[str, Any] = {
+        "_links": {
+            "self": {"href": url},
+            "web": {"href": run_web_url(base, run)},
+            "pipeline.web": {
+                "href": f"{base}/{project.org}/{project.name}/_build/definition?definitionId={pipeline.id}"
+            },
+            "pipeline": {"href": _pipeline_url(base, pipeline)},
+        },
+        "pipeline": {
+            "url": _pipeline_url(base, pipeline),
+            "id": pipeline.id,
+            "revision": pipeline.revision,
+            "name": pipeline.name,
+            "folder": pipeline.folder,
+        },
+        "state": run.state,
+        "createdDate": _date(run.created),
+        "url": url,
+        "resources": {
+            "repositories": {
+                "self": {
+                    "repository": {
+                        "id": stable_id(project.org, "repo", pipeline.repository_name),
+                        "type": "azureReposGit",
+                    },
+                    "refName": run.source_branch,
+                    "version": run.source_version,
+                }
+            }
+        },
+        "variables": {
+            name: {"value": v.value} for name, v in run.variables.items() if not v.secret and "." not in name
+        },
+        "templateParameters": run.template_parameters,
+        "id": run.id,
+        "name": run.name,
+    }
+    if run.result is not None:
+        body["result"] = RUN_RESULTS.get(run.result, "unknown")
+    if run.finished is not None:
+        body["finishedDate"] = _date(run.finished)
+    if final_yaml is not None:
+        body["finalYaml"] = final_yaml
+    return body
+
+
+_BUILD_STATUS = {"inProgress": "inProgress", "canceling": "cancelling", "completed": "completed"}
+
+
+def build_json(base: str, run: Run) -> dict[str, Any]:
+    """The Build API's view of a run (``_apis/build/builds/{id}``), the fields clients read."""
+    project = run.pipeline.project
+    url = f"{base}/{project.org}/{project.id}/_apis/build/Builds/{run.id}"
+    body: dict[str, Any] = {
+        "_links": {"self": {"href": url}, "web": {"href": run_web_url(base, run)}},
+        "id": run.id,
+        "buildNumber": run.name,
+        "status": _BUILD_STATUS.get(run.state, run.state),
+        "queueTime": _date(run.created),
+        "startTime": _date(run.created),
+        "url": url,
+        "definition": {"id": run.pipeline.id, "name": run.pipeline.name, "path": run.pipeline.folder, "type": "build"},
+        "project": project_json(base, project),
+        "reason": {"ResourceTrigger": "resourceTrigger", "Manual": "manual"}.get(run.reason, run.reason),
+        "sourceBranch": run.source_branch,
+        "sourceVersion": run.source_version,
+        "logs": {"id": 0, "type": "Container", "url": f"{url}/logs"},
+    }
+    if run.result is not None:
+        body["result"] = run.result
+    if run.finished is not None:
+        body["finishTime"] = _date(run.finished)
+    return body
+
+
+def log_json(base: str, run: Run, log_id: int, *, signed: bool = False) -> dict[str, Any]:
+    project = run.pipeline.project
+    url = f"{base}/{project.org}/{project.id}/_apis/pipelines/{run.pipeline.id}/runs/{run.id}/logs/{log_id}"
+    body: dict[str, Any] = {
+        "lineCount": len(run.logs.get(log_id, [])),
+        "createdOn": _date(run.log_created.get(log_id)),
+        "lastChangedOn": _date(run.log_changed.get(log_id)),
+        "id": log_id,
+        "url": url,
+    }
+    if signed:
+        body["signedContent"] = {
+            "signatureExpires": None,
+            "url": f"{base}/{project.org}/{project.id}/_apis/build/builds/{run.id}/logs/{log_id}",
+        }
+    return body
+
+
+def _record_json(base: str, run: Run, record: TimelineRecord) -> dict[str, Any]:
+    project = run.pipeline.project
+    parent = stable_id(project.org, str(run.id), record.parent_id) if record.parent_id else None
+    body: dict[str, Any] = {
+        "id": stable_id(project.org, str(run.id), record.id),
+        "parentId": parent,
+        "type": record.type,
+        "name": record.display_name,
+        "identifier": record.name,
+        "startTime": _date(record.start_time),
+        "finishTime": _date(record.finish_time),
+        "state": record.state,
+        "result": record.result,
+        "order": record.order,
+        "attempt": 1,
+        "errorCount": sum(1 for i in record.issues if i.startswith("error")),
+        "issues": [{"type": "error", "message": text} for text in record.issues],
+        "log": None,
+    }
+    if record.log_id is not None:
+        body["log"] = {
+            "id": record.log_id,
+            "type": "Container",
+            "url": f"{base}/{project.org}/{project.id}/_apis/build/builds/{run.id}/logs/{record.log_id}",
+        }
+    return body
+
+
+def timeline_json(base: str, run: Run) -> dict[str, Any]:
+    records = sorted(run.records.values(), key=lambda r: r.order)
+    return {
+        "records": [_record_json(base, run, record) for record in records],
+        "id": stable_id(run.pipeline.project.org, str(run.id), "timeline"),
+        "url": f"{base}/{run.pipeline.project.org}/{run.pipeline.project.id}/_apis/build/builds/{run.id}/Timeline",
+    }
+
+
+def _outcome_json(outcome: PipelineOutcome) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "pipeline": {"id": outcome.pipeline_id, "name": outcome.pipeline_name, "project": outcome.project},
+        "alias": outcome.alias,
+        "queued": outcome.run_id is not None,
+    }
+    if outcome.run_id is not None:
+        body["runId"] = outcome.run_id
+    if outcome.reason is not None:
+        body["reason"] = outcome.reason
+    return body
+
+
+def trigger_json(record: TriggerRecord) -> dict[str, Any]:
+    """One trigger call and what it led to: the emulator's answer to "why was no run queued?"."""
+    queued = [o.run_id for o in record.outcomes if o.run_id is not None]
+    if record.error is not None:
+        summary = record.error["message"]
+    elif not record.outcomes:
+        summary = "no pipeline listens on this webhook"
+    elif queued:
+        summary = f"{len(queued)} run(s) queued"
+    else:
+        summary = "no run queued: " + "; ".join(
+            f"{o.pipeline_name}: {o.reason['message']}" for o in record.outcomes if o.reason is not None
+        )
+    return {
+        "id": record.id,
+        "receivedAt": _date(record.received_at),
+        "org": record.org,
+        "webhookName": record.webhook_name,
+        "connection": record.connection,
+        "bodyBytes": record.body_bytes,
+        "status": record.status,
+        "error": record.error,
+        "queuedRuns": queued,
+        "summary": summary,
+        "pipelines": [_outcome_json(o) for o in record.outcomes],
+    }

@@ -1,0 +1,122 @@
+"""An emulator on loopback per test, built from a config file in tmp_path as ``kiosk emulator`` does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.servers import free_port, serving
+
+from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
+from kiosk.emulator.config import load_emulator_config
+
+HELLO = """\
+resources:
+  webhooks:
+    - webhook: WebHook
+      connection: IncomingWH
+steps:
+- script: echo ${{ parameters.WebHook.resource.message.title }}
+"""
+
+CONFIG = """\
+orgs:
+  - name: fabrikam
+    projects:
+      - name: web
+        connections:
+          - name: IncomingWH
+            webhookName: IncomingWH
+            secret: {env: TEST_WEBHOOK_SECRET}
+            header: X-WH-Checksum
+          - name: Open
+            webhookName: open-hook
+        pipelines:
+          - name: hello
+            repository: repo
+            path: azure-pipelines.yml
+"""
+
+SEED_BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
+SEED_CHECKSUM = "750D33212D3AD4932CC390819050734831A0A94F"
+
+
+@dataclass
+class LiveEmulator:
+    base_url: str
+    server: EmulatorServer
+    client: httpx.Client
+    repo: Path
+
+    def trigger(
+        self, hook: str, body: bytes, headers: dict[str, str] | None = None, org: str = "fabrikam"
+    ) -> httpx.Response:
+        url = f"/{org}/_apis/public/distributedtask/webhooks/{hook}?api-version=6.0-preview"
+        return self.client.post(url, content=body, headers={"Content-Type": "application/json", **(headers or {})})
+
+    def wait_for_run(
+        self, run_id: int, org: str = "fabrikam", project: str = "web", timeout: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            build = self.client.get(f"/{org}/{project}/_apis/build/builds/{run_id}?api-version=7.1").json()
+            if build["status"] == "completed" or time.monotonic() > deadline:
+                return dict(build)
+            time.sleep(0.05)
+
+    def run_log(self, run_id: int, org: str = "fabrikam") -> str:
+        return self.client.get(f"/_emulator/runs/{org}/{run_id}/log", params={"follow": "true"}).text
+
+
+EmulatorFactory = Callable[..., LiveEmulator]
+
+
+@pytest.fixture
+def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorFactory]:
+    """Start an emulator: ``start_emulator(config=…, pipeline=…, execute=…)``."""
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", "secret")
+    stack: list[Any] = []
+
+    def start(
+        config: str = CONFIG, pipeline: str = HELLO, execute: bool = True, files: dict[str, str] | None = None
+    ) -> LiveEmulator:
+        repo = tmp_path / "repo"
+        repo.mkdir(exist_ok=True)
+        (repo / "azure-pipelines.yml").write_text(pipeline)
+        for name, text in (files or {}).items():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text(text)
+        path = tmp_path / "emulator.yaml"
+        path.write_text(config)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = build_emulator(
+            load_emulator_config(path),
+            config_dir=tmp_path,
+            base_url=base,
+            work_dir=tmp_path / "work",
+            execute_runs=execute,
+        )
+        context = serving(server.app, port)
+        context.__enter__()
+        stack.append(context)
+        client = httpx.Client(base_url=base, timeout=30)
+        stack.append(client)
+        return LiveEmulator(base, server, client, repo)
+
+    yield start
+    for item in reversed(stack):
+        if isinstance(item, httpx.Client):
+            item.close()
+        else:
+            item.__exit__(None, None, None)
+
+
+@pytest.fixture
+def emulator(start_emulator: EmulatorFactory) -> LiveEmulator:
+    return start_emulator()
