@@ -114,6 +114,10 @@ def _explain_trigger(url: str, response: Any, timeout: float) -> None:
     except (httpx.HTTPError, ValueError):
         return
     typer.echo(f"emulator trigger {trigger_id}: {record.get('summary', '')}")
+    for run_id in record.get("queuedRuns", []):
+        typer.echo(
+            f"  run {run_id} log: {'/'.join(origin[:3])}/_emulator/runs/{record.get('org')}/{run_id}/log?follow=true"
+        )
 
 
 # ------------------------------------------------------------------------------------ emulator

@@ -175,3 +175,36 @@ def test_a_configured_pat_guards_the_rest_api_but_not_the_webhook(
     assert emulator.client.get("/_emulator/triggers", headers=bearer).status_code == 200
     response = emulator.trigger("IncomingWH", SEED_BODY, {"X-WH-Checksum": SEED_CHECKSUM})
     assert response.status_code == 200
+
+
+def test_a_followed_log_streams_lines_while_the_run_is_going(start_emulator: EmulatorFactory) -> None:
+    emulator = start_emulator(
+        pipeline="steps:\n- checkout: none\n- script: |\n    echo first\n    sleep 1.5\n    echo second\n"
+    )
+    run = emulator.client.post(RUNS, json={}).json()
+    seen: list[tuple[str, str]] = []
+    with emulator.client.stream(
+        "GET", f"/_emulator/runs/fabrikam/{run['id']}/log", params={"follow": "true"}
+    ) as response:
+        for line in response.iter_lines():
+            state = emulator.client.get(f"/fabrikam/web/_apis/build/builds/{run['id']}?api-version=7.1").json()[
+                "status"
+            ]
+            seen.append((line.split(" ", 1)[-1], state))
+    first = next(state for text, state in seen if text == "first")
+    assert first == "inProgress"  # it arrived before the run ended
+    assert any(text == "second" for text, _ in seen)
+    assert seen[-1][0] == "##[section]Finishing: Job"
+
+
+def test_a_refused_registration_leaves_the_existing_pipeline_alone(emulator: LiveEmulator) -> None:
+    route = "/_emulator/orgs/contoso/projects/ops/pipelines"
+    assert emulator.client.post(route, json={"name": "p", "yaml": "steps:\n- script: echo one\n"}).status_code == 201
+    again = emulator.client.post(route, json={"name": "p", "yaml": "steps:\n- script: echo two\n"})
+    assert again.status_code == 409
+    escape = emulator.client.post(route, json={"name": "q", "yaml": "steps: []\n", "files": {"../x.yml": "a: 1"}})
+    assert escape.status_code == 400 and "escapes" in escape.json()["message"]
+    run = emulator.client.post("/contoso/ops/_apis/pipelines/1/runs?api-version=7.1", json={}).json()
+    emulator.wait_for_run(run["id"], org="contoso", project="ops")
+    log = emulator.run_log(run["id"], org="contoso")
+    assert "echo one" in log and "echo two" not in log

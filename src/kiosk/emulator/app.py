@@ -17,6 +17,7 @@ import base64
 import hmac
 import re
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +44,7 @@ from kiosk.emulator.shapes import (
     trigger_json,
     trigger_url,
 )
+from kiosk.pipelines.errors import PipelineError
 from kiosk.pipelines.runner import Variable
 from kiosk.pipelines.yaml_source import resolve_path
 from kiosk.web.responses import FastJSONResponse
@@ -423,26 +425,36 @@ def create_emulator_app(
         """Register a pipeline from YAML text (and its templates), written into a repository directory."""
         body: PipelineRequest = await _json(request, PipelineRequest)
         files = {body.path: body.yaml, **body.files}
-        root = work_dir / "repos" / org.lower() / project.lower() / body.name.lower().replace(" ", "-")
         try:
             checked = {resolve_path("", path): text for path, text in files.items()}
-        except Exception as exc:
-            raise AzureError(400, "ArgumentException", f"files: {exc}") from None
-        shutil.rmtree(root, ignore_errors=True)
+        except PipelineError as exc:
+            raise AzureError(400, "ArgumentException", f"files: {exc.message}") from None
+        # A fresh directory each time: a refused registration (409) must not touch another's files.
+        root = (
+            work_dir
+            / "repos"
+            / org.lower()
+            / project.lower()
+            / f"{body.name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
+        )
         for path, text in checked.items():
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        created = emulator.add_pipeline(
-            org,
-            project,
-            name=body.name,
-            repository=root,
-            path=resolve_path("", body.path),
-            folder=body.folder,
-            default_branch=body.default_branch,
-            variables={n: Variable(v.value, v.is_secret) for n, v in body.variables.items()},
-        )
+        try:
+            created = emulator.add_pipeline(
+                org,
+                project,
+                name=body.name,
+                repository=root,
+                path=resolve_path("", body.path),
+                folder=body.folder,
+                default_branch=body.default_branch,
+                variables={n: Variable(v.value, v.is_secret) for n, v in body.variables.items()},
+            )
+        except AzureError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return FastJSONResponse(pipeline_json(base, created), status_code=201)
 
     @app.post("/_emulator/runs/{org}/{run_id}/complete")

@@ -178,9 +178,18 @@ def log_json(base: str, run: Run, log_id: int, *, signed: bool = False) -> dict[
     return body
 
 
+def _issue(text: str) -> dict[str, str]:
+    """The runner's ``"error: message"`` / ``"warning: message"`` → Azure's ``{type, message}``."""
+    kind, sep, message = text.partition(": ")
+    if sep and kind in ("error", "warning"):
+        return {"type": kind, "message": message}
+    return {"type": "error", "message": text}
+
+
 def _record_json(base: str, run: Run, record: TimelineRecord) -> dict[str, Any]:
     project = run.pipeline.project
     parent = stable_id(project.org, str(run.id), record.parent_id) if record.parent_id else None
+    issues = [_issue(text) for text in record.issues]
     body: dict[str, Any] = {
         "id": stable_id(project.org, str(run.id), record.id),
         "parentId": parent,
@@ -193,8 +202,9 @@ def _record_json(base: str, run: Run, record: TimelineRecord) -> dict[str, Any]:
         "result": record.result,
         "order": record.order,
         "attempt": 1,
-        "errorCount": sum(1 for i in record.issues if i.startswith("error")),
-        "issues": [{"type": "error", "message": text} for text in record.issues],
+        "errorCount": sum(1 for issue in issues if issue["type"] == "error"),
+        "warningCount": sum(1 for issue in issues if issue["type"] == "warning"),
+        "issues": issues,
         "log": None,
     }
     if record.log_id is not None:

@@ -1,0 +1,74 @@
+"""``kiosk demo`` (what ``make demo`` runs): both servers start, and the printed ``kiosk send`` runs the pipeline."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from tests.servers import free_port
+
+from kiosk.cli_demo import demo_webhook_secret
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_demo_secret_is_created_once_and_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first = demo_webhook_secret(home)
+    assert len(first) == 40
+    assert stat.S_IMODE((home / "demo-webhook-secret").stat().st_mode) == 0o600
+    assert demo_webhook_secret(home) == first
+
+
+def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
+    port, emulator_port = free_port(), free_port()
+    kiosk = str(Path(sys.executable).parent / "kiosk")
+    env = {**os.environ, "KIOSK_HOME": str(tmp_path / "home")}
+    env.pop("KIOSK_CONFIG", None)
+    command = [kiosk, "demo", "--port", str(port), "--emulator-port", str(emulator_port)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner: list[str] = []
+        assert server.stdout is not None
+        while not any("Why no run?" in line for line in banner):
+            line = server.stdout.readline()
+            assert line, "kiosk demo exited:\n" + "".join(banner)
+            banner.append(line)
+        text = "".join(banner)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{emulator_port}/_emulator/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, text
+                time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+        # The banner's command, exactly as printed (the user pastes it into a shell).
+        start = text.index("KIOSK_WEBHOOK_SECRET=")
+        pasted = text[start : text.index("\n", text.index("--header", start))].replace("\\\n", " ")
+        pasted = pasted.replace(".venv/bin/kiosk", shlex.quote(kiosk)).replace(".kiosk/", str(tmp_path / "home") + "/")
+        sent = subprocess.run(["bash", "-c", pasted], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "HTTP 200" in sent.stdout and "1 run(s) queued" in sent.stdout
+        log_url = re.search(r"run 1 log: (\S+)", sent.stdout)
+        assert log_url is not None, sent.stdout
+        log = httpx.get(log_url.group(1), timeout=60).text
+        assert any(line.endswith(" Hello, world!") for line in log.splitlines()), log
+        assert "subtitle: I'm using WebHooks!" in log
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert server.returncode == 0
