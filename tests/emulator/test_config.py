@@ -25,7 +25,8 @@ def test_a_full_config_loads(tmp_path: Path) -> None:
             "settings: {executeRuns: false, caseInsensitiveFilters: true}\n"
             "orgs:\n- name: acme\n  projects:\n  - name: web\n    connections:\n"
             "    - {name: IncomingWH, webhookName: hook, secret: {env: X}, header: X-WH-Checksum}\n"
-            "    pipelines:\n    - {name: build, repository: repo, variables: {a: b}, secretVariables: {t: {env: T}}}\n",
+            "    pipelines:\n"
+            "    - {name: build, repository: repo, variables: {a: b}, secretVariables: {t: {env: T}}}\n",
         )
     )
     assert config.settings.execute_runs is False and config.settings.case_insensitive_filters is True
@@ -38,11 +39,13 @@ def test_a_full_config_loads(tmp_path: Path) -> None:
     ("text", "message"),
     [
         (
-            "orgs:\n- name: a\n  projects:\n  - name: p\n    connections:\n    - {name: c, webhookName: h, secret: plain}\n",
+            "orgs:\n- name: a\n  projects:\n  - name: p\n    connections:\n"
+            "    - {name: c, webhookName: h, secret: plain}\n",
             "emulator.yaml:6: orgs[0].projects[0].connections[0].secret: secrets must be references",
         ),
         (
-            "orgs:\n- name: a\n  projects:\n  - name: p\n    connections:\n    - {name: c, webhookName: h, secret: {env: S}}\n",
+            "orgs:\n- name: a\n  projects:\n  - name: p\n    connections:\n"
+            "    - {name: c, webhookName: h, secret: {env: S}}\n",
             "needs the header that carries the checksum",
         ),
         (
