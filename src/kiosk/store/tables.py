@@ -93,3 +93,125 @@ server_state = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# ------------------------------------------------------------------------------------------------
+# Self-service actions and their runs (migration 0002).
+
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("identifier", sa.String(100), primary_key=True),
+    # The whole Port action document (trigger, invocationMethod, requiredApproval, ...).
+    sa.Column("definition", JSONDoc, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=True),
+)
+
+# No foreign key to actions: a run is history and outlives the action that started it.
+action_runs = sa.Table(
+    "action_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # r_<hex>, also the delivery's idempotency key
+    sa.Column("action", sa.String(100), nullable=False),
+    # IN_PROGRESS | WAITING_FOR_APPROVAL | SUCCESS | FAILURE | DECLINED
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("status_label", sa.String(1000), nullable=True),
+    sa.Column("blueprint", sa.String(100), nullable=True),
+    sa.Column("entity", sa.String(1000), nullable=True),
+    # The inputs as validated, with secret inputs replaced by a marker; their values live only
+    # encrypted in ``secrets`` (see kiosk.actions), never in clear.
+    sa.Column("properties", JSONDoc, nullable=False),
+    sa.Column("secrets", sa.Text, nullable=True),
+    sa.Column("links", JSONDoc, nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("external_run_id", sa.String(500), nullable=True),
+    sa.Column("origin", sa.String(20), nullable=False),  # UI | API | AUTOMATION
+    sa.Column("created_by", sa.String(200), nullable=True),
+    # {required, decision: APPROVED|DECLINED, decidedBy, decidedAt, reason}
+    sa.Column("approval", JSONDoc, nullable=True),
+    # The run name the triggered pipeline sets (``kiosk-<run id>``), matched by run-state events.
+    sa.Column("pipeline_run_name", sa.String(255), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=True),
+    sa.Index("ix_action_runs_status_created_at", "status", "created_at"),
+    sa.Index("ix_action_runs_action_created_at", "action", "created_at"),
+    sa.Index("ix_action_runs_pipeline_run_name", "pipeline_run_name"),
+)
+
+action_run_logs = sa.Table(
+    "action_run_logs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(40), sa.ForeignKey("action_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("termination_status", sa.String(30), nullable=True),
+    sa.Column("status_label", sa.String(1000), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_action_run_logs_run_id_id", "run_id", "id"),
+)
+
+# ------------------------------------------------------------------------------------------------
+# The durable job queue (migration 0002): one table for every kind of work that must not be lost
+# (outbound deliveries now; inbound events and resyncs later). Claimed with FOR UPDATE SKIP LOCKED
+# on PostgreSQL so several kiosk processes share it; a lease (locked_until) returns the job of a
+# crashed worker to the queue.
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | running | done | dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("run_after", Timestamp, nullable=False),
+    sa.Column("locked_by", sa.String(100), nullable=True),
+    sa.Column("locked_until", Timestamp, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    # Set by producers that must not enqueue the same work twice (a redelivered inbound event).
+    sa.Column("dedupe_key", sa.String(300), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("kind", "dedupe_key"),
+    sa.Index("ix_jobs_status_run_after", "status", "run_after"),
+)
+
+# One outbound webhook: what to send (the body bytes exactly as signed) and where. Signing secrets
+# are not stored: ``target.signing`` names where the secret is configured, resolved at send time.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # msg_<hex>: the webhook-id receivers dedupe on
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("source", sa.String(50), nullable=False),  # action | automation | ...
+    sa.Column("target", JSONDoc, nullable=False),  # {method, url, headers, signing}
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | failed | dead
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Timestamp, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("delivered_at", Timestamp, nullable=True),
+    sa.Index("ix_deliveries_run_id", "run_id"),
+    sa.Index("ix_deliveries_status_created_at", "status", "created_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(40), sa.ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),  # capped (20,000 characters, as Svix)
+    sa.Column("worker", sa.String(100), nullable=True),
+    sa.Index("ix_delivery_attempts_delivery_id_id", "delivery_id", "id"),
+)
