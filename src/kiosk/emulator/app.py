@@ -32,6 +32,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
+from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.models import Run
 from kiosk.emulator.service import Emulator, check_api_version
 from kiosk.emulator.shapes import (
@@ -173,6 +174,7 @@ def create_emulator_app(
     *,
     work_dir: Path,
     executor: RunExecutor | None = None,
+    hooks: ServiceHooks | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
     access_token: str | None = None,
 ) -> FastAPI:
@@ -185,6 +187,8 @@ def create_emulator_app(
         finally:
             if executor is not None:
                 await asyncio.to_thread(executor.close)
+            if hooks is not None:
+                await asyncio.to_thread(hooks.close)
 
     app = FastAPI(title="kiosk Azure DevOps emulator", lifespan=lifespan, docs_url="/_emulator/docs", redoc_url=None)
     emulator.set_queue(executor.submit if executor is not None else None)
@@ -379,6 +383,46 @@ def create_emulator_app(
         if log_id not in found.logs:
             raise AzureError(404, "LogNotFoundException", f"Log {log_id} of build {build_id} was not found.")
         return PlainTextResponse("".join(line + "\n" for line in list(found.logs[log_id])))
+
+    # ------------------------------------------------------------------ service hooks
+
+    def _hooks() -> ServiceHooks:
+        if hooks is None:
+            raise AzureError(404, "NotFoundException", "service hooks are not enabled on this emulator")
+        return hooks
+
+    @app.post("/{org}/_apis/hooks/subscriptions")
+    async def create_subscription(org: str, request: Request, api_version: Version = None) -> Response:
+        """Create a service-hook subscription (consumer webHooks / httpRequest)."""
+        _versioned(api_version)
+        name = emulator.org_name(org)
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise AzureError(400, "ArgumentException", "the subscription must be a JSON object")
+        return FastJSONResponse(_hooks().create(name, body).json(base))
+
+    @app.get("/{org}/_apis/hooks/subscriptions")
+    def list_subscriptions(org: str, api_version: Version = None) -> Response:
+        _versioned(api_version)
+        items = [s.json(base) for s in _hooks().for_org(emulator.org_name(org))]
+        return FastJSONResponse({"count": len(items), "value": items})
+
+    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}")
+    def get_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
+        _versioned(api_version)
+        return FastJSONResponse(_hooks().get(emulator.org_name(org), subscription_id).json(base))
+
+    @app.delete("/{org}/_apis/hooks/subscriptions/{subscription_id}")
+    def delete_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
+        _versioned(api_version)
+        _hooks().delete(emulator.org_name(org), subscription_id)
+        return Response(status_code=204)
+
+    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}/notifications")
+    def notifications(org: str, subscription_id: str, api_version: Version = None) -> Response:
+        _versioned(api_version)
+        items = _hooks().notifications(emulator.org_name(org), subscription_id)
+        return FastJSONResponse({"count": len(items), "value": items})
 
     # ------------------------------------------------------------------ the emulator's own routes
 

@@ -16,6 +16,7 @@ from kiosk.config.secrets import resolve_secret
 from kiosk.emulator.app import create_emulator_app
 from kiosk.emulator.config import EmulatorConfig
 from kiosk.emulator.executor import RunExecutor
+from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.service import Emulator, EmulatorOptions
 from kiosk.pipelines.runner import Variable
 
@@ -96,7 +97,14 @@ def build_emulator(
         if settings.access_token is not None
         else None
     )
+    hooks = ServiceHooks(emulator.options.base_url)
+    emulator.subscribe(hooks.run_changed)
     app = create_emulator_app(
-        emulator, work_dir=work_dir, executor=executor, max_body_bytes=settings.max_body_bytes, access_token=token
+        emulator,
+        work_dir=work_dir,
+        executor=executor,
+        hooks=hooks,
+        max_body_bytes=settings.max_body_bytes,
+        access_token=token,
     )
     return EmulatorServer(emulator, app, executor, work_dir)
