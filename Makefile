@@ -61,6 +61,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.bulk_upsert $(BENCH_ARGS)
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
 	$(BIN)/python -m bench.trigger $(BENCH_ARGS)
+	$(BIN)/python -m bench.expansion $(BENCH_ARGS)
 
 clean:
 	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -4,6 +4,7 @@ positions (file, line, column, expression)."""
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,15 @@ from kiosk.pipelines.expand import (
 )
 from kiosk.pipelines.yaml_source import (
     TemplatePathError,
+    YamlMap,
+    YamlSeq,
     YamlSyntaxError,
+    clear_parse_cache,
     dict_loader,
     directory_loader,
+    parse_yaml_cached,
     resolve_path,
+    to_plain,
 )
 
 WEBHOOK = """\
@@ -560,6 +566,74 @@ def test_extends_keeps_pipeline_identity() -> None:
     assert "extends" not in doc
 
 
+LIST_BASE = """\
+parameters:
+- name: buildSteps
+  type: stepList
+  default: []
+steps:
+- script: before
+- ${{ each step in parameters.buildSteps }}:
+  - ${{ if ne(step.script, 'forbidden') }}:
+    - ${{ step }}
+- script: after
+"""
+
+
+def test_template_references_in_a_step_list_parameter_are_inlined_relative_to_their_writer() -> None:
+    files = {
+        "ci/base.yml": LIST_BASE,
+        "ci/app/build.yml": "parameters:\n- name: who\n  default: x\nsteps:\n- script: build ${{ parameters.who }}\n"
+        "- script: forbidden\n",
+        "ci/build.yml": "steps:\n- script: the wrong file\n",  # next to the template, not the writer
+    }
+    text = (
+        "extends:\n  template: ../base.yml\n  parameters:\n    buildSteps:\n"
+        "    - template: build.yml\n      parameters:\n        who: ${{ variables.who }}\n    - script: own\n"
+    )
+    doc = expand_pipeline(text, file="ci/app/azure-pipelines.yml", variables={"who": "me"}, load=dict_loader(files))
+    # The extends template's check saw the template's steps: 'forbidden' is filtered out.
+    assert doc["steps"] == [{"script": "before"}, {"script": "build me"}, {"script": "own"}, {"script": "after"}]
+
+
+def test_template_references_in_job_and_stage_list_parameters() -> None:
+    files = {
+        "stages.yml": "parameters:\n- name: userStages\n  type: stageList\nstages: ${{ parameters.userStages }}\n",
+        "jobs.yml": "parameters:\n- name: userJobs\n  type: jobList\n"
+        "stages:\n- stage: S\n  jobs: ${{ parameters.userJobs }}\n",
+        "one-stage.yml": "stages:\n- stage: FromTemplate\n",
+        "one-job.yml": "jobs:\n- job: FromTemplate\n",
+        # a template handing its own jobList parameter on: inlined once, by the first file
+        "middle.yml": "parameters:\n- name: userJobs\n  type: jobList\nstages:\n"
+        "- template: jobs.yml\n  parameters:\n    userJobs: ${{ parameters.userJobs }}\n",
+    }
+    stages = expand(
+        "stages:\n- template: stages.yml\n  parameters:\n    userStages:\n    - template: one-stage.yml\n", files
+    )
+    assert stages["stages"] == [{"stage": "FromTemplate"}]
+    jobs = expand(
+        "stages:\n- template: middle.yml\n  parameters:\n    userJobs:\n    - template: one-job.yml\n    - job: Own\n",
+        files,
+    )
+    assert jobs["stages"] == [{"stage": "S", "jobs": [{"job": "FromTemplate"}, {"job": "Own"}]}]
+
+
+def test_object_parameters_are_passed_as_written() -> None:
+    files = {"t.yml": "parameters:\n- name: o\n  type: object\nsteps:\n- script: x\n  env: ${{ parameters.o }}\n"}
+    doc = expand("steps:\n- template: t.yml\n  parameters:\n    o:\n    - template: nope.yml\n", files)
+    assert doc["steps"] == [{"script": "x", "env": [{"template": "nope.yml"}]}]
+
+
+def test_a_missing_template_in_a_list_parameter_points_at_the_reference() -> None:
+    err = fails(
+        "x: 1\nextends:\n  template: base.yml\n  parameters:\n    buildSteps:\n    - template: missing.yml\n",
+        TemplatePathError,
+        files={"base.yml": LIST_BASE},
+    )
+    assert (err.file, err.line) == ("azure-pipelines.yml", 2)
+    assert "missing.yml" in err.message
+
+
 def test_template_limits() -> None:
     files = {"self.yml": "steps:\n- template: self.yml\n"}
     err = fails("steps:\n- template: self.yml\n", TemplateError, files=files)
@@ -589,6 +663,16 @@ def test_duplicate_keys_are_rejected() -> None:
     assert fails("a: 1\na: 2\n", YamlSyntaxError).line == 2
 
 
+def test_merge_key_errors_are_located() -> None:
+    err = fails("base: &b 5\nsteps:\n- <<: *b\n  script: x\n", YamlSyntaxError)
+    assert (err.line, err.column) == (1, 7)
+
+
+def test_error_in_a_top_level_variables_expression_is_located() -> None:
+    err = fails("x: 1\nvariables: ${{ nope }}\n", ExpressionError)
+    assert (err.line, err.column) == (2, 12)
+
+
 def test_non_mapping_document_is_rejected() -> None:
     fails("- a\n- b\n", ExpansionError)
 
@@ -598,6 +682,79 @@ def test_dump_yaml_is_readable_and_round_trips() -> None:
     text = dump_yaml(doc)
     assert "script: |" in text
     assert expand_pipeline(text) == doc
+
+
+# ---------------------------------------------------------------- the parse cache and sharing
+
+CACHED = """\
+parameters:
+- name: items
+  type: object
+  default: [a, b]
+resources:
+  webhooks:
+  - webhook: WebHook
+    connection: C
+variables:
+  v: 1
+steps:
+- ${{ each item in parameters.items }}:
+  - script: echo ${{ item }} ${{ parameters.WebHook.title }}
+- template: t.yml
+  parameters:
+    payload: ${{ parameters.WebHook }}
+- script: |
+    whole ${{ variables.v }}
+  env: ${{ parameters.WebHook }}
+"""
+CACHED_TEMPLATE = (
+    "parameters:\n- name: payload\n  type: object\nsteps:\n- script: x\n  env: ${{ parameters.payload }}\n"
+)
+
+
+def _snapshot(node: Any) -> Any:
+    """Everything a tree holds: values, types and every recorded position."""
+    if isinstance(node, YamlMap):
+        return ("map", node.position, [(k, node.locations[k], _snapshot(v)) for k, v in node.items()])
+    if isinstance(node, YamlSeq):
+        return ("seq", node.position, [(p, _snapshot(v)) for p, v in zip(node.locations, node, strict=True)])
+    return (type(node).__name__, node)
+
+
+def test_expansion_through_the_cache_is_repeatable_and_leaves_the_tree_unchanged() -> None:
+    clear_parse_cache()
+    files = {"t.yml": CACHED_TEMPLATE}
+    payloads = {"WebHook": {"title": "hi", "list": [1, {"deep": True}]}}
+    first = expand(CACHED, files, webhook_payloads=payloads)
+    tree = parse_yaml_cached(CACHED, "azure-pipelines.yml")
+    template = parse_yaml_cached(CACHED_TEMPLATE, "t.yml")
+    before = (_snapshot(tree), _snapshot(template))
+    second = expand(CACHED, files, webhook_payloads=payloads)
+    assert parse_yaml_cached(CACHED, "azure-pipelines.yml") is tree  # the second run used the cache
+    assert second == first
+    assert (_snapshot(tree), _snapshot(template)) == before
+    assert first["steps"][0] == {"script": "echo a hi"}
+    assert first["steps"][2] == {"script": "x", "env": payloads["WebHook"]}
+
+
+def test_the_output_shares_nothing_with_the_tree_or_the_payloads() -> None:
+    clear_parse_cache()
+    files = {"t.yml": CACHED_TEMPLATE}
+    payloads = {"WebHook": {"title": "hi", "list": [1, {"deep": True}]}}
+    original = copy.deepcopy(payloads)
+    first = expand(CACHED, files, webhook_payloads=payloads)
+    expected = copy.deepcopy(first)
+    for step in first["steps"]:  # a caller editing its document (the emulator skips stages, ...)
+        for value in step.values():
+            if isinstance(value, dict):
+                value["list"].append("changed")
+                value["list"][1]["deep"] = "changed"
+                value["new"] = 1
+        step["script"] = "changed"
+    first["variables"]["v"] = "changed"
+    assert payloads == original
+    assert expand(CACHED, files, webhook_payloads=payloads) == expected
+    assert to_plain(parse_yaml_cached(CACHED, "azure-pipelines.yml"))["variables"] == {"v": 1}
 
 
 # ---------------------------------------------------------------- property: determinism

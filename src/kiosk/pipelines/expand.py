@@ -6,7 +6,9 @@ directives, validates parameters and inlines templates, and silently queues noth
 fails. The emulator does the same work and reports *why* it failed, with file, line and column.
 
 Pure: templates are read through an injected loader (see :mod:`kiosk.pipelines.yaml_source`).
-Input is round-trip YAML (for positions); output is plain data, printable with :func:`dump_yaml`.
+Input is the read-only positioned tree of :mod:`~kiosk.pipelines.yaml_source`, parsed once per text
+and cached; output is new plain data (sharing nothing with the tree or the caller's payloads),
+printable with :func:`dump_yaml`.
 ``$(var)`` macros and ``$[ ]`` runtime expressions are left as written: they belong to run time.
 
 Decisions where Azure is silent or too involved to emulate are marked "Decision:" below.
@@ -15,32 +17,30 @@ Decisions where Azure is silent or too involved to emulate are marked "Decision:
 from __future__ import annotations
 
 import copy
-import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import LiteralScalarString
-
 from kiosk.pipelines.errors import ExpressionError, PipelineError
 from kiosk.pipelines.expressions import evaluate, find_expressions, is_truthy, render, substitute, to_string
 from kiosk.pipelines.yaml_source import (
     Loader,
+    Position,
+    YamlMap,
+    YamlSeq,
     directory_loader,
+    dump_yaml,
     is_block_scalar,
     is_quoted_scalar,
     item_position,
     key_position,
     node_position,
-    parse_yaml,
+    parse_yaml_cached,
     plain_key,
     resolve_path,
     to_plain,
-    value_position,
 )
 
 __all__ = [
@@ -72,6 +72,8 @@ _LIST_TYPES: Final = {
     "containerlist": "container",
 }
 _OBJECT_TYPES: Final = frozenset(_LIST_TYPES.values())
+_INLINED_LISTS: Final = {"steplist": "steps", "joblist": "jobs", "deploymentlist": "jobs", "stagelist": "stages"}
+"""Parameter types whose values may hold ``- template:`` references, and the section they inline."""
 _PARAMETER_KEYS: Final = frozenset({"name", "displayName", "type", "default", "values"})
 _EXTENDS_KEPT: Final = ("name", "trigger", "pr", "schedules", "resources")
 
@@ -79,6 +81,8 @@ _IF: Final = re.compile(r"if\b\s*(?P<cond>\S.*)", re.DOTALL)
 _ELSEIF: Final = re.compile(r"elseif\b\s*(?P<cond>\S.*)", re.DOTALL)
 _EACH: Final = re.compile(r"each\s+(?P<var>[A-Za-z_][A-Za-z0-9_]*)\s+in\s+(?P<coll>\S.*)", re.DOTALL)
 _INT: Final = re.compile(r"[+-]?[0-9]+")
+_EMPTY: Final = YamlMap({}, (1, 1), {})
+"""The tree of an empty file."""
 _FLOAT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -118,7 +122,7 @@ class _State:
     load: Loader
     templates: int = 0
     size: int = 0
-    sources: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # file -> text, for block-scalar error lines
 
 
 def _where(file: str, pos: tuple[int, int] | None) -> _Where:
@@ -171,12 +175,21 @@ def _unwrap(condition: str) -> str:
 
 
 class _Expander:
-    """Walks one file's round-trip tree; a new instance per template file (its own ``file``)."""
+    """Walks one file's parsed tree; a new instance per template file (its own ``file``).
+
+    The tree is read-only and may be shared through the parse cache, so nothing here modifies it:
+    every mapping and sequence produced is new, and values an expression inserts are copied.
+    Positions travel as ``(line, column)`` tuples and become a :class:`_Where` only when an error
+    is raised, because a pipeline has thousands of keys and almost never an error.
+    """
 
     def __init__(self, state: _State, file: str, depth: int) -> None:
         self.state = state
         self.file = file
         self.depth = depth
+
+    def at(self, pos: Position | None) -> _Where:
+        return _where(self.file, pos)
 
     # ---------------------------------------------------------------- expressions in scalars
 
@@ -188,7 +201,7 @@ class _Expander:
         offset = (err.column or 1) - 1
         if is_block_scalar(value):
             line = where.line + 1 + text[:offset].count("\n")
-            lines = self.state.sources.get(self.file, [])
+            lines = self.state.sources.get(self.file, "").splitlines()
             source = lines[line - 1] if 0 < line <= len(lines) else ""
             indent = len(source) - len(source.lstrip(" "))
             column = indent + offset - (text.rfind("\n", 0, offset) + 1) + 1
@@ -198,40 +211,46 @@ class _Expander:
             return err.located(where.file, where.line, column)
         return err.located(where.file, where.line + text[:offset].count("\n"), where.column)
 
-    def scalar(self, value: Any, ctx: Mapping[str, Any], where: _Where) -> Any:
+    def scalar(self, value: Any, ctx: Mapping[str, Any], pos: Position | None) -> Any:
         """A scalar: whole-scalar expression → raw value (structures kept), embedded → rendered text."""
-        if not isinstance(value, str) or "${{" not in value:
-            return to_plain(value)
+        if not isinstance(value, str):
+            return value  # None, bool, int, float: immutable
+        if "${{" not in value:
+            return str(value)  # a plain str for quoted and block scalars too
         try:
             result = substitute(str(value), ctx)
         except PipelineError as err:
-            raise self._locate(err, value, where) from None
-        return copy.deepcopy(result)
+            raise self._locate(err, value, self.at(pos)) from None
+        # Structures come from parameters or payloads: copied, so the output never shares them.
+        return copy.deepcopy(result) if isinstance(result, dict | list) else result
 
-    def key(self, key: Any, ctx: Mapping[str, Any], where: _Where) -> str:
+    def key(self, key: Any, ctx: Mapping[str, Any], pos: Position | None) -> str:
         """A mapping key must end up a string: a structure in key position is an error."""
         if not isinstance(key, str) or "${{" not in key:
             return plain_key(key)
-        result = self.scalar(key, ctx, where)
+        result = self.scalar(key, ctx, pos)
         if isinstance(result, str):
             return result
         expression = find_expressions(str(key))[0][2]
         try:
             return render(result, expression)
         except ExpressionError as err:
+            where = self.at(pos)
             raise err.located(where.file, where.line, where.column) from None
 
-    def condition(self, directive: _Directive, ctx: Mapping[str, Any], where: _Where) -> bool:
+    def condition(self, directive: _Directive, ctx: Mapping[str, Any], pos: Position | None) -> bool:
         try:
             return is_truthy(evaluate(directive.argument, ctx))
         except PipelineError as err:
+            where = self.at(pos)
             raise err.located(where.file, where.line, where.column, expression=directive.expression) from None
 
-    def collection(self, directive: _Directive, ctx: Mapping[str, Any], where: _Where) -> list[Any]:
+    def collection(self, directive: _Directive, ctx: Mapping[str, Any], pos: Position | None) -> list[Any]:
         """``each`` iterates arrays item by item and objects as ``{key, value}`` pairs."""
         try:
             items = evaluate(directive.argument, ctx)
         except PipelineError as err:
+            where = self.at(pos)
             raise err.located(where.file, where.line, where.column, expression=directive.expression) from None
         if items is None:
             return []
@@ -242,24 +261,24 @@ class _Expander:
         raise _fail(
             ExpansionError,
             f"'each' needs an array or an object, got {type(items).__name__}",
-            where,
+            self.at(pos),
             directive.expression,
         )
 
     # ---------------------------------------------------------------- structures
 
-    def value(self, node: Any, ctx: Mapping[str, Any], where: _Where, parent_key: str | None = None) -> Any:
-        if isinstance(node, CommentedMap):
+    def value(self, node: Any, ctx: Mapping[str, Any], pos: Position | None, parent_key: str | None = None) -> Any:
+        if isinstance(node, YamlMap):
             return self.mapping(node, ctx)
-        if isinstance(node, CommentedSeq):
+        if isinstance(node, YamlSeq):
             out: list[Any] = []
             self.sequence(node, ctx, parent_key, out)
             return out
-        return self.scalar(node, ctx, where)
+        return self.scalar(node, ctx, pos)
 
     def mapping(
         self,
-        node: CommentedMap,
+        node: YamlMap,
         ctx: Mapping[str, Any],
         *,
         skip: frozenset[str] = frozenset(),
@@ -268,28 +287,31 @@ class _Expander:
         """Expand a mapping; ``done`` holds values already expanded (top-level ``variables``)."""
         out: dict[str, Any] = {}
         chain: bool | None = None  # None: no open if-chain; False: open, nothing taken; True: taken
+        locations = node.locations
         for raw_key, raw_value in node.items():
-            key_where = _where(self.file, key_position(node, raw_key))
-            value_where = _where(self.file, value_position(node, raw_key))
-            directive = _directive(raw_key)
+            key_pos, value_pos = locations[raw_key]
+            directive = _directive(raw_key) if isinstance(raw_key, str) and "${{" in raw_key else None
             if directive is None:
                 chain = None
-                if isinstance(raw_key, str) and raw_key in skip:
+                if raw_key in skip:
                     continue
-                key = self.key(raw_key, ctx, key_where)
-                if done is not None and isinstance(raw_key, str) and raw_key in done:
+                # The common case (a plain text key) without a call.
+                key = raw_key if type(raw_key) is str and "${{" not in raw_key else self.key(raw_key, ctx, key_pos)
+                if done is not None and raw_key in done:
                     value = done[raw_key]
                 else:
-                    value = self.value(raw_value, ctx, value_where, key)
-                self._put(out, key, value, key_where)
+                    value = self.value(raw_value, ctx, value_pos, key)
+                if key in out:
+                    raise _fail(ExpansionError, f"key '{key}' is defined more than once", self.at(key_pos))
+                out[key] = value
                 continue
-            chain, produced = self.directive(directive, chain, raw_value, ctx, key_where, value_where, None)
-            for key, value in self._merge(produced, directive, value_where, key_where).items():
-                self._put(out, key, value, key_where)
+            chain, produced = self.directive(directive, chain, raw_value, ctx, key_pos, value_pos, None)
+            for key, value in self._merge(produced, directive, value_pos, key_pos).items():
+                self._put(out, key, value, key_pos)
         return out
 
     def _merge(
-        self, produced: list[Any], directive: _Directive, body_where: _Where, key_where: _Where
+        self, produced: list[Any], directive: _Directive, body_pos: Position | None, key_pos: Position | None
     ) -> dict[str, Any]:
         """Merge the mappings a directive produced (one per taken branch or loop iteration)."""
         merged: dict[str, Any] = {}
@@ -300,17 +322,16 @@ class _Expander:
                 raise _fail(
                     ExpansionError,
                     f"'{directive.kind}' in a mapping must produce a mapping, got {_kind_name(item)}",
-                    body_where,
+                    self.at(body_pos),
                     directive.expression,
                 )
             for key, value in item.items():
-                self._put(merged, key, value, key_where)
+                self._put(merged, key, value, key_pos)
         return merged
 
-    @staticmethod
-    def _put(out: dict[str, Any], key: str, value: Any, where: _Where) -> None:
+    def _put(self, out: dict[str, Any], key: str, value: Any, pos: Position | None) -> None:
         if key in out:
-            raise _fail(ExpansionError, f"key '{key}' is defined more than once", where)
+            raise _fail(ExpansionError, f"key '{key}' is defined more than once", self.at(pos))
         out[key] = value
 
     def directive(
@@ -319,8 +340,8 @@ class _Expander:
         chain: bool | None,
         body: Any,
         ctx: Mapping[str, Any],
-        key_where: _Where,
-        body_where: _Where,
+        key_pos: Position | None,
+        body_pos: Position | None,
         list_key: str | None,
     ) -> tuple[bool | None, list[Any]]:
         """Apply one directive; returns the new if-chain state and the expanded bodies produced.
@@ -331,22 +352,25 @@ class _Expander:
         """
         kind = directive.kind
         if kind == "malformed":
-            raise _fail(ExpansionError, "malformed template directive", key_where, directive.expression)
+            raise _fail(ExpansionError, "malformed template directive", self.at(key_pos), directive.expression)
         if kind in ("elseif", "else") and chain is None:
             raise _fail(
-                ExpansionError, f"'{kind}' without a preceding 'if' or 'elseif'", key_where, directive.expression
+                ExpansionError,
+                f"'{kind}' without a preceding 'if' or 'elseif'",
+                self.at(key_pos),
+                directive.expression,
             )
         bodies: list[Mapping[str, Any]] = []
         new_chain: bool | None = None
         if kind == "if":
-            taken = self.condition(directive, ctx, key_where)
+            taken = self.condition(directive, ctx, key_pos)
             new_chain = taken
             if taken:
                 bodies.append(ctx)
         elif kind == "elseif":
             new_chain = True
             if not chain:
-                taken = self.condition(directive, ctx, key_where)
+                taken = self.condition(directive, ctx, key_pos)
                 new_chain = taken
                 if taken:
                     bodies.append(ctx)
@@ -355,71 +379,71 @@ class _Expander:
                 bodies.append(ctx)
         elif kind == "insert":
             if list_key is not None:
-                raise _fail(ExpansionError, "'insert' is only allowed in a mapping", key_where)
+                raise _fail(ExpansionError, "'insert' is only allowed in a mapping", self.at(key_pos))
             bodies.append(ctx)
         else:  # each
-            for item in self.collection(directive, ctx, key_where):
+            for item in self.collection(directive, ctx, key_pos):
                 bodies.append({**ctx, directive.variable: item})
         if list_key is None:
-            return new_chain, [self.value(body, c, body_where) for c in bodies]
+            return new_chain, [self.value(body, c, body_pos) for c in bodies]
         items: list[Any] = []
         for c in bodies:
-            if isinstance(body, CommentedSeq):
+            if isinstance(body, YamlSeq):
                 self.sequence(body, c, list_key or None, items)
                 continue
-            value = self.value(body, c, body_where)
+            value = self.value(body, c, body_pos)
             if isinstance(value, list):
                 items.extend(value)
             elif value is not None:  # Decision: an empty directive body inserts nothing
                 items.append(value)
         return new_chain, items
 
-    def sequence(self, node: CommentedSeq, ctx: Mapping[str, Any], parent_key: str | None, out: list[Any]) -> None:
+    def sequence(self, node: YamlSeq, ctx: Mapping[str, Any], parent_key: str | None, out: list[Any]) -> None:
         """Expand a sequence into ``out``: directives and expression items that yield arrays are
         flattened one level (as Azure does), and ``- template:`` items are inlined in step, job,
         stage and variable lists."""
         chain: bool | None = None
         list_key = parent_key if parent_key in TEMPLATE_LISTS else ""
+        locations = node.locations
         for index, item in enumerate(node):
-            where = _where(self.file, item_position(node, index))
-            if isinstance(item, CommentedMap) and len(item) == 1:
-                (raw_key,) = item.keys()
-                directive = _directive(raw_key)
+            pos = locations[index]
+            if isinstance(item, YamlMap) and len(item) == 1:
+                (raw_key,) = item
+                directive = _directive(raw_key) if isinstance(raw_key, str) and "${{" in raw_key else None
                 if directive is not None:
-                    key_where = _where(self.file, key_position(item, raw_key))
-                    body_where = _where(self.file, value_position(item, raw_key))
+                    key_pos, body_pos = item.locations[raw_key]
                     if directive.kind == "insert":
-                        raise _fail(ExpansionError, "'insert' is only allowed in a mapping", key_where)
+                        raise _fail(ExpansionError, "'insert' is only allowed in a mapping", self.at(key_pos))
                     body = item[raw_key]
-                    if isinstance(body, CommentedMap):
+                    if isinstance(body, YamlMap):
                         # A mapping body builds one item (Microsoft's `- ${{ each pair in step }}:`
                         # copy idiom); Decision: an item left empty (a false `if`) is dropped.
-                        chain, produced = self.directive(directive, chain, body, ctx, key_where, body_where, None)
-                        merged = self._merge(produced, directive, body_where, key_where)
+                        chain, produced = self.directive(directive, chain, body, ctx, key_pos, body_pos, None)
+                        merged = self._merge(produced, directive, body_pos, key_pos)
                         if merged:
-                            self._emit(merged, list_key, ctx, where, out)
+                            self._emit(merged, list_key, ctx, pos, out)
                         continue
-                    chain, items = self.directive(directive, chain, body, ctx, key_where, body_where, list_key)
+                    chain, items = self.directive(directive, chain, body, ctx, key_pos, body_pos, list_key)
                     out.extend(items)
                     continue
             chain = None
-            if isinstance(item, CommentedMap):
-                self._emit(self.mapping(item, ctx), list_key, ctx, where, out)
-            elif isinstance(item, CommentedSeq):
+            if isinstance(item, YamlMap):
+                self._emit(self.mapping(item, ctx), list_key, ctx, pos, out)
+            elif isinstance(item, YamlSeq):
                 nested: list[Any] = []
                 self.sequence(item, ctx, None, nested)
                 out.append(nested)
             else:
-                value = self.scalar(item, ctx, where)
+                value = self.scalar(item, ctx, pos)
                 if isinstance(value, list) and isinstance(item, str) and "${{" in item:
                     out.extend(value)
                 else:
                     out.append(value)
 
-    def _emit(self, item: dict[str, Any], list_key: str, ctx: Mapping[str, Any], where: _Where, out: list[Any]) -> None:
+    def _emit(self, item: dict[str, Any], list_key: str, ctx: Mapping[str, Any], pos: Position, out: list[Any]) -> None:
         """Append one expanded mapping item, inlining it when it is a template reference."""
         if list_key and "template" in item:
-            out.extend(self.include(list_key, item, ctx, where))
+            out.extend(self.include(list_key, item, ctx, self.at(pos)))
         else:
             out.append(item)
 
@@ -463,29 +487,60 @@ class _Expander:
         child = _Expander(self.state, resolved, self.depth + 1)
         root = child.parse(text)
         variables = ctx.get("variables", {})
-        params = child.parameters(root, given or {}, where, {})
+        given = self.inline_list_parameters(root, given or {}, ctx, where)
+        params = child.parameters(root, given, where, {})
         return child.document(root, {"parameters": params, "variables": variables}, where)
 
-    def parse(self, text: str) -> CommentedMap:
-        self.state.size += len(text.encode("utf-8"))
+    def inline_list_parameters(
+        self, root: YamlMap, given: dict[str, Any], ctx: Mapping[str, Any], where: _Where
+    ) -> dict[str, Any]:
+        """Inline ``- template:`` items of the values given for a template's list parameters.
+
+        Decision: a ``stepList``/``jobList``/``stageList``/``deploymentList`` value may reference
+        templates (``steps: [- template: build.yml]``); they are inlined here, by the file passing
+        the value, so paths resolve against the file that wrote them and the receiving template
+        (an ``each step in parameters.steps`` check in an extends template) sees the real steps.
+        """
+        declared = root.get("parameters")
+        if not given or not isinstance(declared, YamlSeq):
+            return given
+        inlined = dict(given)
+        for decl in declared:
+            if not isinstance(decl, YamlMap) or not isinstance(decl.get("name"), str):
+                continue  # reported by parameters()
+            list_key = _INLINED_LISTS.get(str(decl.get("type", "")).strip().lower())
+            value = given.get(decl["name"])
+            if list_key is None or not isinstance(value, list):
+                continue
+            if any(isinstance(item, dict) and "template" in item for item in value):
+                items: list[Any] = []
+                for item in value:
+                    if isinstance(item, dict) and "template" in item:
+                        items.extend(self.include(list_key, item, ctx, where))
+                    else:
+                        items.append(item)
+                inlined[decl["name"]] = items
+        return inlined
+
+    def parse(self, text: str) -> YamlMap:
+        self.state.size += len(text) if text.isascii() else len(text.encode("utf-8"))
         if self.state.size > MAX_YAML_BYTES:
             raise PipelineError(
                 f"more than {MAX_YAML_BYTES // (1024 * 1024)} MB of YAML in total (Azure's limit)", file=self.file
             )
-        self.state.sources[self.file] = text.splitlines()
-        root = parse_yaml(text, self.file)
+        self.state.sources[self.file] = text
+        root = parse_yaml_cached(text, self.file)
         if root is None:
-            return CommentedMap()
-        if not isinstance(root, CommentedMap):
+            return _EMPTY
+        if not isinstance(root, YamlMap):
             raise ExpansionError("a pipeline or template file must be a mapping", file=self.file, line=1, column=1)
         return root
 
-    def document(self, root: CommentedMap, ctx: dict[str, Any], ref_where: _Where | None) -> dict[str, Any]:
+    def document(self, root: YamlMap, ctx: dict[str, Any], ref_where: _Where | None) -> dict[str, Any]:
         """Expand a whole file: top-level ``variables`` first (they feed ``variables.*``), then the rest."""
         done: dict[str, Any] = {}
         if "variables" in root:
-            where = _where(self.file, value_position(root, "variables"))
-            done["variables"] = self.value(root["variables"], ctx, where, "variables")
+            done["variables"] = self.value(root["variables"], ctx, root.value_position("variables"), "variables")
             if ref_where is None:  # the pipeline file itself: its variables become compile-time values
                 defined = _variables_from(done["variables"])
                 ctx = {**ctx, "variables": {**ctx.get("variables", {}), **defined}}
@@ -494,7 +549,7 @@ class _Expander:
             doc = self.extends(root, doc, ctx)
         return doc
 
-    def extends(self, root: CommentedMap, doc: dict[str, Any], ctx: Mapping[str, Any]) -> dict[str, Any]:
+    def extends(self, root: YamlMap, doc: dict[str, Any], ctx: Mapping[str, Any]) -> dict[str, Any]:
         """``extends: {template, parameters}``: the template's expansion replaces the document."""
         where = _where(self.file, key_position(root, "extends") if "extends" in root else node_position(root))
         spec = doc["extends"]
@@ -519,7 +574,7 @@ class _Expander:
     # ---------------------------------------------------------------- parameters
 
     def parameters(
-        self, root: CommentedMap, given: Mapping[str, Any], where: _Where, reserved: Mapping[str, Any]
+        self, root: YamlMap, given: Mapping[str, Any], where: _Where, reserved: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Check ``given`` against the file's ``parameters:`` declarations; returns the bound values.
 
@@ -530,11 +585,11 @@ class _Expander:
         decl_where = _where(self.file, key_position(root, "parameters") if "parameters" in root else None)
         if declared is None:
             pass
-        elif isinstance(declared, CommentedMap):
+        elif isinstance(declared, YamlMap):
             # Old-style template parameters: name → default, no types.
             for name in declared:
                 params[plain_key(name)] = to_plain(declared[name])
-        elif isinstance(declared, CommentedSeq):
+        elif isinstance(declared, YamlSeq):
             for index, decl in enumerate(declared):
                 item_where = _where(self.file, item_position(declared, index))
                 name, value = self._parameter(decl, given, item_where)
@@ -543,7 +598,7 @@ class _Expander:
                 params[name] = value
         else:
             raise _fail(ParameterError, "'parameters' must be a list of declarations", decl_where)
-        if isinstance(declared, CommentedMap):
+        if isinstance(declared, YamlMap):
             for name, value in given.items():
                 if name not in params:
                     raise _fail(ParameterError, f"unexpected parameter '{name}'", where)
@@ -556,7 +611,7 @@ class _Expander:
         return params
 
     def _parameter(self, decl: Any, given: Mapping[str, Any], where: _Where) -> tuple[str, Any]:
-        if not isinstance(decl, CommentedMap) or not isinstance(decl.get("name"), str):
+        if not isinstance(decl, YamlMap) or not isinstance(decl.get("name"), str):
             raise _fail(ParameterError, "a parameter declaration needs a 'name'", where)
         name = str(decl["name"])
         extra = sorted(str(k) for k in decl if k not in _PARAMETER_KEYS)
@@ -572,7 +627,7 @@ class _Expander:
         value = _coerce(type_name, value, name, where)
         allowed = decl.get("values")
         if allowed is not None:
-            if not isinstance(allowed, CommentedSeq):
+            if not isinstance(allowed, YamlSeq):
                 raise _fail(ParameterError, f"parameter '{name}': 'values' must be a list", where)
             choices = []
             for choice in to_plain(allowed):
@@ -668,14 +723,14 @@ def _variables_from(section: Any) -> dict[str, Any]:
     return out
 
 
-def _webhook_aliases(root: CommentedMap) -> list[str]:
+def _webhook_aliases(root: YamlMap) -> list[str]:
     resources = root.get("resources")
-    if not isinstance(resources, CommentedMap):
+    if not isinstance(resources, YamlMap):
         return []
     hooks = resources.get("webhooks")
-    if not isinstance(hooks, CommentedSeq):
+    if not isinstance(hooks, YamlSeq):
         return []
-    return [str(h["webhook"]) for h in hooks if isinstance(h, CommentedMap) and isinstance(h.get("webhook"), str)]
+    return [str(h["webhook"]) for h in hooks if isinstance(h, YamlMap) and isinstance(h.get("webhook"), str)]
 
 
 def expand_pipeline(
@@ -705,28 +760,9 @@ def expand_pipeline(
         raise ParameterError(
             f"no webhook resource named {', '.join(unknown)} (declared: {', '.join(aliases) or 'none'})", file=file
         )
-    reserved = {alias: copy.deepcopy(payloads.get(alias)) for alias in aliases}
+    # Not copied: expressions only read them, and what they insert into the output is copied.
+    reserved = {alias: payloads.get(alias) for alias in aliases}
     top = _where(file, key_position(root, "parameters") if "parameters" in root else (1, 1))
     params = expander.parameters(root, dict(parameters or {}), top, reserved)
     ctx: dict[str, Any] = {"parameters": params, "variables": dict(variables or {})}
     return expander.document(root, ctx, None)
-
-
-def dump_yaml(doc: Any) -> str:
-    """Readable block-style YAML of an expanded document (multi-line strings as ``|`` blocks)."""
-
-    def prepare(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: prepare(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [prepare(v) for v in value]
-        if isinstance(value, str) and "\n" in value:
-            return LiteralScalarString(value)
-        return value
-
-    yaml = YAML(typ="rt")
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    stream = io.StringIO()
-    yaml.dump(prepare(doc), stream)
-    return stream.getvalue()
