@@ -685,7 +685,7 @@ def test_find_expressions() -> None:
 
 
 def test_find_expressions_none_and_plain_dollar() -> None:
-    assert find_expressions("echo $(var) and ${ x } and $[ y ]") == []
+    assert find_expressions("echo $(var) and ${ x } and $[ y ]") == ()
 
 
 @pytest.mark.parametrize(("text", "column"), [("ab ${{ x", 4), ("${{ 'x }}", 1), ("ok ${{ a }} ${{ 'b", 13)])

@@ -1048,34 +1048,43 @@ def render(value: Any, expression: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def find_expressions(text: str) -> list[tuple[int, int, str]]:
+def _unterminated(what: str, text: str, start: int) -> ExpressionError:
+    return ExpressionError(
+        f"unterminated expression: no closing {what} after '${{{{'",
+        column=start + 1,
+        expression=text[start + 3 :].strip(),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def find_expressions(text: str) -> tuple[tuple[int, int, str], ...]:
     """Locate every ``${{ ... }}`` in ``text`` as ``(start, end, inner)`` with ``text[start:end]``
     the whole span and ``inner`` the stripped expression.
 
     Single-quoted strings are skipped while looking for the closing ``}}``, so ``'}}'`` inside a
     literal does not end the expression. A ``${{`` without its ``}}`` is an error at its column.
+    Cached: the emulator expands the same pipeline text on every trigger, and the answer depends
+    on the text alone (a tuple, so no caller can change what the next one gets).
     """
     spans: list[tuple[int, int, str]] = []
     i = 0
     while (start := text.find("${{", i)) >= 0:
-        j, in_string = start + 3, False
-        while j < len(text):
-            char = text[j]
-            if char == "'":
-                in_string = not in_string  # '' inside a string toggles twice: still inside
-            elif not in_string and text.startswith("}}", j):
-                break
-            j += 1
-        else:
-            what = "string literal" if in_string else "'}}'"
-            raise ExpressionError(
-                f"unterminated expression: no closing {what} after '${{{{'",
-                column=start + 1,
-                expression=text[start + 3 :].strip(),
-            )
-        spans.append((start, j + 2, text[start + 3 : j].strip()))
-        i = j + 2
-    return spans
+        j = start + 3
+        while True:  # jump from quote to quote with str.find: a per-character loop is the hot spot
+            quote = text.find("'", j)
+            close = text.find("}}", j)
+            if 0 <= quote and (close < 0 or quote < close):
+                end_quote = text.find("'", quote + 1)  # '' inside a string closes and reopens: still fine
+                if end_quote < 0:
+                    raise _unterminated("string literal", text, start)
+                j = end_quote + 1
+                continue
+            if close < 0:
+                raise _unterminated("'}}'", text, start)
+            break
+        spans.append((start, close + 2, text[start + 3 : close].strip()))
+        i = close + 2
+    return tuple(spans)
 
 
 def substitute(text: str, context: Mapping[str, Any]) -> Any:
