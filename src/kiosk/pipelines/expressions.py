@@ -1073,7 +1073,7 @@ def find_expressions(text: str) -> tuple[tuple[int, int, str], ...]:
         while True:  # jump from quote to quote with str.find: a per-character loop is the hot spot
             quote = text.find("'", j)
             close = text.find("}}", j)
-            if 0 <= quote and (close < 0 or quote < close):
+            if quote >= 0 and (close < 0 or quote < close):
                 end_quote = text.find("'", quote + 1)  # '' inside a string closes and reopens: still fine
                 if end_quote < 0:
                     raise _unterminated("string literal", text, start)
