@@ -1,0 +1,1 @@
+"""Talking to Azure DevOps (or kiosk's emulator of it): REST client, service-hook subscriptions and events."""
