@@ -23,6 +23,7 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 import kiosk
+from kiosk.cli_api import actions_app, deliveries_app, runs_app
 from kiosk.cli_demo import demo
 from kiosk.cli_errors import error_exit, reports_errors
 from kiosk.cli_pipelines import emulator, pipeline_app, send, sign
@@ -49,6 +50,9 @@ credentials_app = typer.Typer(
 )
 app.add_typer(credentials_app)
 app.add_typer(pipeline_app)
+app.add_typer(actions_app)
+app.add_typer(runs_app)
+app.add_typer(deliveries_app)
 app.command()(emulator)
 app.command()(demo)
 app.command()(sign)

@@ -9,7 +9,7 @@ a link. Pure: no IO here (see :mod:`kiosk.azure.client` and the web route for th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -70,7 +70,7 @@ def run_state_subscription(consumer_url: str, username: str, password: str) -> d
     }
 
 
-def find_subscription(existing: list[Mapping[str, Any]], consumer_url: str) -> Mapping[str, Any] | None:
+def find_subscription(existing: Sequence[Mapping[str, Any]], consumer_url: str) -> Mapping[str, Any] | None:
     """An existing subscription for the same event and URL: reuse it, never create a twin (a known fault)."""
     for subscription in existing:
         inputs = subscription.get("consumerInputs")

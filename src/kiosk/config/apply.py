@@ -9,6 +9,8 @@ topological sort by relation target, file order among equals). Where the referen
 cycle (A -> B -> A) no order works, so the targets that do not exist yet are first created
 without their relations and then written in full: a two-pass fallback used only for the cycle.
 
+Actions come last: they name a blueprint (and entity inputs name blueprints) that must exist.
+
 Errors stop the run at the first failing object; everything applied before it stays applied
 (re-running after the fix picks up where it stopped, as each write is idempotent). The error is a
 :class:`ConfigError` naming the file, the object's line and, when the catalog says which, the
@@ -24,13 +26,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
+from kiosk.actions.model import parse_action
 from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
 from kiosk.catalog.entities import validate_properties
 from kiosk.catalog.validation import EntityError
 from kiosk.config.model import EntitySpec, KioskConfig, Loc
 from kiosk.errors import ConfigError, KioskError, NotFound
 
-__all__ = ["ApplyReport", "ApplyResult", "CatalogWriter", "Status", "apply_config"]
+__all__ = ["ActionWriter", "ApplyReport", "ApplyResult", "CatalogWriter", "Status", "apply_config"]
 
 Status = Literal["created", "updated", "unchanged"]
 K = TypeVar("K", bound=Hashable)
@@ -60,11 +63,17 @@ class CatalogWriter(Protocol):
     ) -> tuple[dict[str, Any], bool]: ...
 
 
+class ActionWriter(Protocol):
+    """The part of :class:`kiosk.actions.service.Actions` that applying a config needs."""
+
+    def upsert_action(self, raw: Any, *, actor: str | None = None) -> Status: ...
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     """What happened to one object of the file."""
 
-    kind: Literal["blueprint", "entity"]
+    kind: Literal["blueprint", "entity", "action"]
     identifier: str
     status: Status
     #: The entity's blueprint; None for blueprints.
@@ -73,7 +82,7 @@ class ApplyResult:
 
 @dataclass
 class ApplyReport:
-    """One result per object, in file order (blueprints first)."""
+    """One result per object, in file order (blueprints, then entities, then actions)."""
 
     results: list[ApplyResult] = field(default_factory=list)
 
@@ -87,12 +96,57 @@ class ApplyReport:
         return any(r.status != "unchanged" for r in self.results)
 
 
-def apply_config(catalog: CatalogWriter, config: KioskConfig, *, actor: str | None = "config") -> ApplyReport:
-    """Upsert every blueprint, then every entity, of ``config`` into ``catalog``."""
+def apply_config(
+    catalog: CatalogWriter,
+    config: KioskConfig,
+    *,
+    actor: str | None = "config",
+    actions: ActionWriter | None = None,
+) -> ApplyReport:
+    """Upsert every blueprint, then every entity, then every action of ``config``.
+
+    ``actions`` is where actions go; when not given and the file has some, an action store is
+    made on the catalog's database (so ``kiosk apply`` applies a whole file without knowing
+    about actions).
+    """
     report = ApplyReport()
+    # Check every action document before the first write of any kind.
+    for i, spec in enumerate(config.actions):
+        _guard(config, ("actions", i), spec.identifier, "action", partial(parse_action, spec.document()))
     report.results.extend(_apply_blueprints(catalog, config, actor))
     report.results.extend(_apply_entities(catalog, config, actor))
+    if config.actions:
+        writer = actions if actions is not None else _action_store_for(catalog, config)
+        report.results.extend(_apply_actions(writer, config, actor))
     return report
+
+
+def _action_store_for(catalog: CatalogWriter, config: KioskConfig) -> ActionWriter:
+    """An action store on the same database as ``catalog`` (a :class:`Catalog`), configured by ``config``."""
+    from kiosk.actions.service import Actions
+    from kiosk.catalog.service import Catalog
+
+    if not isinstance(catalog, Catalog):
+        raise ConfigError(f"{config.describe(('actions',))}: this catalog cannot store actions; pass actions=")
+    return Actions(
+        catalog.db,
+        azure_orgs=config.azureDevOps.orgs,
+        sign_webhooks=config.delivery.signing_secret is not None,
+    )
+
+
+def _apply_actions(writer: ActionWriter, config: KioskConfig, actor: str | None) -> list[ApplyResult]:
+    results = []
+    for i, spec in enumerate(config.actions):
+        status = _guard(
+            config,
+            ("actions", i),
+            spec.identifier,
+            "action",
+            partial(writer.upsert_action, spec.document(), actor=actor),
+        )
+        results.append(ApplyResult("action", spec.identifier, status))
+    return results
 
 
 # --------------------------------------------------------------------------------- ordering

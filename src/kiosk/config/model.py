@@ -1,12 +1,14 @@
 """The shape of kiosk.yaml, as pydantic models, plus a map from field paths back to YAML lines.
 
-Each top-level section is one field of :class:`KioskConfig`; adding a section (``actions``,
-``integrations``, ``receivers`` ...) is adding one field with its model. Unknown top-level keys
-are refused so a typo such as ``entitites:`` fails loudly instead of applying nothing.
+Each top-level section is one field of :class:`KioskConfig`; adding a section (``integrations``,
+``receivers`` ...) is adding one field with its model. Unknown top-level keys are refused so a
+typo such as ``entitites:`` fails loudly instead of applying nothing.
 
-Blueprint and entity *contents* are kept as plain dicts checked only shallowly (an identifier
-that is a string of the allowed characters, no duplicates): the catalog service owns the deep
-rules, and checking them twice would let the two definitions drift apart.
+Blueprint, entity and action *contents* are kept as plain dicts checked only shallowly (an
+identifier that is a string of the allowed characters, no duplicates): the catalog and action
+services own the deep rules, and checking them twice would let the definitions drift apart.
+The one cross-section rule checked here is that an AZURE-DEVOPS action names an organisation
+configured under ``azureDevOps.orgs``, because only the file can point at the line.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, ValidationInfo, field_validator
 
+from kiosk.actions.model import AZURE_ORG_NAME, HEADER_NAME
 from kiosk.catalog.identifiers import ENTITY_IDENTIFIER, SCHEMA_IDENTIFIER
+from kiosk.config.secrets import SecretRef
+from kiosk.delivery.config import DeliveryConfig, EgressConfig
 
 __all__ = [
+    "ActionSpec",
+    "AzureDevOpsConfig",
+    "AzureDevOpsOrg",
     "BlueprintSpec",
     "EntitySpec",
     "KioskConfig",
     "Loc",
+    "RunsConfig",
+    "ServiceHookAuth",
     "SourceMap",
     "format_loc",
 ]
@@ -36,6 +46,8 @@ EntityIdentifier = Annotated[StrictStr, Field(min_length=1, max_length=1000, pat
 #: Blueprint identifiers are stricter than entity ones in the catalog (they end up in JSON paths
 #: and index names); checking that here gives the error a line number.
 SchemaIdentifier = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=SCHEMA_IDENTIFIER.pattern)]
+#: Azure DevOps organisation names (they are a path segment of every Azure URL).
+AzureOrgName = Annotated[StrictStr, Field(pattern=AZURE_ORG_NAME.pattern)]
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
@@ -149,22 +161,124 @@ class EntitySpec(_CatalogDoc):
         return out
 
 
+class ActionSpec(_CatalogDoc):
+    """A Port self-service action (identifier, trigger, invocationMethod, ...), kept whole."""
+
+    identifier: SchemaIdentifier
+
+    def azure_org(self) -> str | None:
+        """The organisation an AZURE-DEVOPS action posts to; None for other methods."""
+        invocation = (self.model_extra or {}).get("invocationMethod")
+        if isinstance(invocation, dict) and invocation.get("type") == "AZURE-DEVOPS":
+            org = invocation.get("org")
+            return org if isinstance(org, str) else None
+        return None
+
+
+class ServiceHookAuth(BaseModel):
+    """The user name and password Azure DevOps sends (basic auth) with every service-hook event.
+
+    Azure DevOps signs nothing it sends; this shared secret, checked on every call in constant
+    time, is what tells kiosk an event is genuine. A call without it is refused — never let
+    through because the header is missing (a fault of the system kiosk replaces).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    username: StrictStr = Field(default="kiosk", min_length=1, max_length=100, pattern=r"^[^:\s]+$")
+    password: SecretRef
+
+
+class AzureDevOpsOrg(BaseModel):
+    """One Azure DevOps organisation that AZURE-DEVOPS actions may post to.
+
+    The signing secret is the one the incoming-webhook service connection holds; it is named by
+    reference and resolved when a delivery is sent, never stored. Without one, deliveries go
+    unsigned (Azure lets a service connection skip the checksum).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    baseUrl: StrictStr = Field(default="https://dev.azure.com", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    signatureHeader: StrictStr = Field(default="X-Port-Signature", pattern=HEADER_NAME.pattern)
+    signingSecret: SecretRef | None = None
+    pat: SecretRef | None = Field(
+        default=None,
+        description="A personal access token (Service Hooks read & write) kiosk uses to create its "
+        "run-state subscription in this organisation.",
+    )
+    serviceHooks: ServiceHookAuth | None = Field(
+        default=None,
+        description="The basic auth Azure DevOps must send with service-hook events to kiosk; "
+        "required to accept events from this organisation.",
+    )
+
+    def webhook_url(self, org: str, webhook: str) -> str:
+        """Azure Pipelines' incoming-webhook URL for ``webhook`` in ``org``."""
+        return (
+            f"{self.baseUrl.rstrip('/')}/{org}/_apis/public/distributedtask/webhooks/{webhook}?api-version=6.0-preview"
+        )
+
+
+class AzureDevOpsConfig(BaseModel):
+    """``azureDevOps:`` the organisations kiosk talks to, by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    orgs: dict[AzureOrgName, AzureDevOpsOrg] = Field(default_factory=dict)
+    publicUrl: StrictStr | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="kiosk's URL as Azure DevOps reaches it; service hooks post to "
+        "{publicUrl}/hooks/azure-devops/{org}. Without it kiosk creates no subscription.",
+    )
+
+    @field_validator("orgs", mode="before")
+    @classmethod
+    def _bare_orgs_take_defaults(cls, value: Any) -> Any:
+        # ``orgs:`` empty means none; ``orgs: {contoso: }`` means contoso with every default.
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {name: ({} if org is None else org) for name, org in value.items()}
+        return value
+
+
+class RunsConfig(BaseModel):
+    """``runs:`` how long an action run may stay in progress with nothing reported."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expireAfterMinutes: float = Field(default=24 * 60, gt=0, le=30 * 24 * 60)
+
+
+#: Sections that are lists; every other section is a mapping.
+_LIST_SECTIONS = frozenset({"blueprints", "entities", "actions"})
+
+
 class KioskConfig(BaseModel):
     """The whole of kiosk.yaml. One field per top-level section."""
 
-    # Sections will hold secret references; a rejected literal must not reach ValidationError's text.
+    # Sections hold secret references; a rejected literal must not reach ValidationError's text.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     blueprints: list[BlueprintSpec] = Field(default_factory=list)
     entities: list[EntitySpec] = Field(default_factory=list)
+    actions: list[ActionSpec] = Field(default_factory=list)
+    azureDevOps: AzureDevOpsConfig = Field(default_factory=AzureDevOpsConfig)
+    egress: EgressConfig = Field(default_factory=EgressConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _empty_section_is_empty(cls, value: Any) -> Any:
-        # ``entities:`` with nothing under it parses as null; it means "none".
-        return [] if value is None else value
+    def _empty_section_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # ``entities:`` with nothing under it parses as null; it means "none" (or "defaults").
+        if value is None:
+            return [] if info.field_name in _LIST_SECTIONS else {}
+        return value
 
     @property
     def source(self) -> SourceMap | None:
@@ -207,4 +321,25 @@ class KioskConfig(BaseModel):
                 )
             else:
                 seen_ent[ent.key] = i
+        seen_action: dict[str, int] = {}
+        for i, action in enumerate(self.actions):
+            if action.identifier in seen_action:
+                errors.append(
+                    (
+                        ("actions", i, "identifier"),
+                        f"duplicate action identifier {action.identifier!r} "
+                        f"(also actions[{seen_action[action.identifier]}])",
+                    )
+                )
+            else:
+                seen_action[action.identifier] = i
+            org = action.azure_org()
+            if org is not None and org not in self.azureDevOps.orgs:
+                known = ", ".join(sorted(self.azureDevOps.orgs)) or "none is configured"
+                errors.append(
+                    (
+                        ("actions", i, "invocationMethod", "org"),
+                        f"Azure DevOps org {org!r} is not configured under azureDevOps.orgs ({known})",
+                    )
+                )
         return errors

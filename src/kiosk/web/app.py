@@ -8,9 +8,12 @@ before the server listens, rather than a half-started server.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,17 +25,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from kiosk import __version__
+from kiosk.actions.runs import Runs, fail_run_for_delivery
+from kiosk.actions.secrets import SecretBox, secret_inputs_key
+from kiosk.actions.service import Actions
 from kiosk.auth.clients import bootstrap_admin, token_signing_key
 from kiosk.catalog.service import Catalog
+from kiosk.config.model import KioskConfig
+from kiosk.config.resolved import resolve_config_secrets
+from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
+from kiosk.web.background import run_sweeper, subscription_keeper
 from kiosk.web.bodies import COMPONENTS
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
 from kiosk.web.responses import FastJSONResponse, error_response
+from kiosk.web.routes import actions as action_routes
 from kiosk.web.routes import auth as auth_routes
+from kiosk.web.routes import azure_hooks as azure_hook_routes
 from kiosk.web.routes import blueprints as blueprint_routes
+from kiosk.web.routes import deliveries as delivery_routes
 from kiosk.web.routes import entities as entity_routes
 
 log = logging.getLogger("kiosk.web")
@@ -119,16 +132,48 @@ def create_app(settings: Settings) -> FastAPI:
         pair = bootstrap_admin(db, settings.credentials_path)
         if pair:
             _announce_admin(settings, pair)
+    config = KioskConfig()
     if settings.config_path is not None:
-        from kiosk.config.apply import apply_config
         from kiosk.config.loader import load_config
 
-        apply_config(catalog, load_config(settings.config_path))
+        config = load_config(settings.config_path)
+    # Secrets resolved now: a missing variable stops the start with one line naming it.
+    config_dir = settings.config_path.resolve().parent if settings.config_path is not None else Path.cwd()
+    secrets = resolve_config_secrets(config, base_dir=config_dir, env=os.environ)
+    actions = Actions(
+        db,
+        azure_orgs=config.azureDevOps.orgs,
+        sign_webhooks=config.delivery.signing_secret is not None,
+    )
+    if settings.config_path is not None:
+        from kiosk.config.apply import apply_config
+
+        apply_config(catalog, config, actions=actions)
+
+    def delivery_ended(outcome: FinalOutcome) -> None:
+        # A delivery that will never arrive means the pipeline never started: say so on the run.
+        if outcome.status == "dead" and outcome.run_id is not None:
+            reason = outcome.error or f"HTTP {outcome.status_code}"
+            fail_run_for_delivery(db, outcome.run_id, f"{reason} (after {outcome.attempts} attempt(s))")
+
+    worker = DeliveryWorker(db, config.delivery, config.egress, secrets.signing_secret, on_final=delivery_ended)
+    background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes))]
+    keeper = subscription_keeper(config, secrets)
+    if keeper is not None:
+        background.append(keeper)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        db.dispose()
+        worker.start()
+        for task in background:
+            task.start()
+        try:
+            yield
+        finally:
+            for task in background:
+                await run_in_threadpool(task.stop)
+            await run_in_threadpool(worker.stop)
+            db.dispose()
 
     app = FastAPI(
         title="kiosk",
@@ -144,11 +189,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.catalog = catalog
     app.state.metrics = metrics
     app.state.token_key = token_signing_key(db)
+    app.state.actions = actions
+    app.state.runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)), notify=worker.notify)
+    app.state.config = config
+    app.state.config_secrets = secrets
+    app.state.delivery_worker = worker
     _install_error_handlers(app)
     _install_ops_routes(app, metrics)
     app.include_router(auth_routes.router)
     app.include_router(blueprint_routes.router)
     app.include_router(entity_routes.router)
+    app.include_router(action_routes.router)
+    app.include_router(delivery_routes.router)
+    app.include_router(azure_hook_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

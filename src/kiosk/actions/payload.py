@@ -1,0 +1,207 @@
+"""What an action run sends: Port's default payload, or the action's own body template.
+
+A body template is any JSON value; every string in it that contains ``{{ expr }}`` is a jq
+expression evaluated over ``{inputs, entity, action, trigger, run: {id}}`` (Port's context). A
+string that is exactly one ``{{ … }}`` becomes the JSON value jq returns (an object stays an
+object); a string with text around its templates gets each result interpolated as text. Objects
+and arrays are walked, so templates nest anywhere; object keys are left alone.
+
+Pure: no IO. jq runs in-process through the ``jq`` bindings; an expression is compiled when the
+action is saved (so a syntax error is refused then) and again when a run renders it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jq
+import orjson
+
+from kiosk.actions.inputs import MASK
+from kiosk.errors import ValidationFailed
+
+__all__ = [
+    "RunContext",
+    "check_templates",
+    "default_payload",
+    "jq_input",
+    "render_template",
+]
+
+#: A ``{{ expr }}`` inside a string; non-greedy so several may share one string.
+TEMPLATE = re.compile(r"\{\{(.+?)\}\}", re.DOTALL)
+#: Port's payloads name the organisation; kiosk serves one.
+ORG_ID = "kiosk"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a run's body may draw on, with secret inputs in clear (built at send time)."""
+
+    run_id: str
+    #: The action's stored document (identifier, title, trigger, invocationMethod, ...).
+    action: Mapping[str, Any]
+    #: The entity the run acts on (DAY-2 / DELETE), as the catalog renders it; None for CREATE.
+    entity: Mapping[str, Any] | None
+    #: The validated inputs, clear, with entity inputs expanded to entity documents.
+    inputs: Mapping[str, Any]
+    #: ``{by: {orgId, userId, user}, origin, at}``
+    trigger: Mapping[str, Any]
+
+    @property
+    def operation(self) -> str:
+        return str(self.action["trigger"]["operation"])
+
+    @property
+    def blueprint(self) -> str:
+        return str(self.action["trigger"]["blueprintIdentifier"])
+
+
+def default_payload(ctx: RunContext) -> dict[str, Any]:
+    """Port's default run payload (see the reference: action, resourceType, status, trigger, ...)."""
+    return {
+        "action": ctx.action["identifier"],
+        "resourceType": "run",
+        "status": "TRIGGERED",
+        "trigger": dict(ctx.trigger),
+        "context": {
+            "entity": ctx.entity["identifier"] if ctx.entity is not None else None,
+            "blueprint": ctx.blueprint,
+            "runId": ctx.run_id,
+        },
+        "payload": {
+            "entity": dict(ctx.entity) if ctx.entity is not None else None,
+            "action": {"invocationMethod": _public_invocation(ctx.action), "trigger": ctx.operation},
+            "properties": dict(ctx.inputs),
+        },
+    }
+
+
+def _public_invocation(action: Mapping[str, Any]) -> dict[str, Any]:
+    # The body template is the action's own business; the receiver gets the method and target.
+    return {k: v for k, v in action["invocationMethod"].items() if k != "body"}
+
+
+def jq_input(ctx: RunContext) -> dict[str, Any]:
+    """The document body templates are evaluated over (Port's ``.inputs``, ``.entity``, ...)."""
+    return {
+        "inputs": dict(ctx.inputs),
+        "entity": dict(ctx.entity) if ctx.entity is not None else None,
+        "action": {
+            "identifier": ctx.action["identifier"],
+            "title": ctx.action.get("title"),
+            "blueprint": ctx.blueprint,
+            "operation": ctx.operation,
+        },
+        "trigger": {**ctx.trigger, "operation": ctx.operation},
+        "run": {"id": ctx.run_id},
+    }
+
+
+# --------------------------------------------------------------------------------- templates
+
+
+def _whole_expression(text: str) -> str | None:
+    """The expression of a string that is exactly one ``{{ … }}``, else None.
+
+    Decided on the whole string rather than by the non-greedy pattern, so an expression that
+    itself ends in ``}}`` (``{{ {a: {b: 1}} }}``) still counts as one template.
+    """
+    stripped = text.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and len(stripped) > 4:
+        inner = stripped[2:-2]
+        if "{{" not in inner:
+            return inner
+    return None
+
+
+def _expressions(text: str) -> list[str]:
+    whole = _whole_expression(text)
+    if whole is not None:
+        return [whole]
+    return [m.group(1) for m in TEMPLATE.finditer(text)]
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, string) for every string in ``value`` that holds a template."""
+    if isinstance(value, str):
+        if "{{" in value and _expressions(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+def _compile(expression: str, where: str, template: str) -> Any:
+    try:
+        return jq.compile(expression)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"{where}: the template {template!r} is not a valid jq expression: {_first_line(str(exc))}",
+            code="invalid_action",
+            details={"field": where},
+        ) from None
+
+
+def check_templates(body: Any, where: str) -> None:
+    """Compile every jq expression in a body template; a syntax error is a 422 naming the field."""
+    for path, text in _walk(body, where):
+        for expression in _expressions(text):
+            _compile(expression, path, text)
+
+
+def render_template(template: Any, data: Mapping[str, Any], *, where: str, secrets: Mapping[str, str]) -> Any:
+    """``template`` with every ``{{ expr }}`` evaluated over ``data``.
+
+    A jq error is a 422 naming the template; its text (jq quotes the values it failed on) has
+    every secret input's value masked.
+    """
+    if isinstance(template, str):
+        return _render_string(template, data, where, secrets)
+    if isinstance(template, dict):
+        return {key: render_template(v, data, where=f"{where}.{key}", secrets=secrets) for key, v in template.items()}
+    if isinstance(template, list):
+        return [render_template(v, data, where=f"{where}[{i}]", secrets=secrets) for i, v in enumerate(template)]
+    return template
+
+
+def _render_string(text: str, data: Mapping[str, Any], where: str, secrets: Mapping[str, str]) -> Any:
+    if "{{" not in text:
+        return text
+    whole = _whole_expression(text)
+    if whole is not None:
+        return _evaluate(whole, text, data, where, secrets)
+
+    def substitute(match: re.Match[str]) -> str:
+        result = _evaluate(match.group(1), text, data, where, secrets)
+        return result if isinstance(result, str) else orjson.dumps(result).decode()
+
+    return TEMPLATE.sub(substitute, text)
+
+
+def _evaluate(expression: str, template: str, data: Mapping[str, Any], where: str, secrets: Mapping[str, str]) -> Any:
+    program = _compile(expression, where, template)
+    try:
+        # The first result, as Port takes it; lazily, so `range(...)`-style generators stop early.
+        return next(iter(program.input_value(dict(data))), None)
+    except ValueError as exc:
+        message = _first_line(str(exc))
+        for value in secrets.values():
+            if value:
+                message = message.replace(value, MASK)
+        raise ValidationFailed(
+            f"{where}: the template {template!r} failed: {message}",
+            code="template_failed",
+            details={"field": where},
+        ) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else "error"

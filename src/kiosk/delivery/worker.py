@@ -1,0 +1,453 @@
+"""The delivery worker: takes due delivery jobs from the queue, sends them, records every attempt.
+
+Threads: one dispatcher plus a pool of ``workers`` sender threads.
+
+* The sender threads only make HTTP calls (httpx's client is blocking), so ``workers`` is the
+  number of requests in flight at once.
+* The dispatcher alone touches the database: it claims jobs in batches (one short transaction for
+  many jobs), hands them to the pool, and records finished attempts in batches — one transaction
+  per batch, after the HTTP calls, never held open during one. Each attempt's three writes (its
+  ``delivery_attempts`` row, the ``deliveries`` row, the job) are in the same transaction, so a
+  crash leaves all or none of them. One writer also means SQLite's single write lock is never
+  contended by the worker's own threads, which is what keeps throughput up (bench/delivery.py).
+
+A delivery is marked delivered only after a 2xx. A worker killed mid-attempt leaves its jobs
+leased; after the lease expires any worker claims them again (at least once: receivers dedupe on
+``webhook-id``). The lease is several times the request timeout, so a live worker never loses a job
+to a slow receiver.
+
+``notify()`` wakes the dispatcher at once after a producer commits a delivery in this process;
+without it new work (from other processes, retries, expired leases) is found by polling.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import queue as queue_module
+import secrets as secrets_module
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.engine import Connection
+
+from kiosk.delivery import schedule
+from kiosk.delivery.config import DeliveryConfig, EgressConfig
+from kiosk.delivery.outbox import (
+    DELIVERY_JOB,
+    AttemptRecord,
+    Delivery,
+    DeliveryUpdate,
+    load_deliveries,
+    record_attempts,
+)
+from kiosk.delivery.sender import Attempt, create_transport, send
+from kiosk.store.engine import Database
+from kiosk.store.queue import Job, JobQueue, JobResult, utcnow
+
+__all__ = ["DeliveryWorker", "FinalOutcome", "SecretLookup"]
+
+log = logging.getLogger(__name__)
+
+#: Looks up a signing secret by reference (``"webhook"``, ``"azureDevOps:myorg"``); None if unknown.
+SecretLookup = Callable[[str], str | None]
+
+#: How often an idle worker looks for work nobody told it about (other processes, due retries).
+DEFAULT_POLL_SECONDS = 1.0
+#: Claimed jobs per sender thread. More than one so the threads never wait for the dispatcher;
+#: several so claims and records happen in batches (each batch is one transaction).
+BACKLOG = 4
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    """A delivery that reached a final state; given to ``on_final`` after it is committed."""
+
+    delivery_id: str
+    run_id: str | None
+    source: str
+    status: Literal["delivered", "dead"]
+    attempts: int
+    status_code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One processed job: the attempt made (None when nothing was sent) and the verdict on it."""
+
+    job: Job
+    delivery: Delivery | None
+    attempt: Attempt | None
+    decision: schedule.Decision
+    finished_at: datetime
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets_module.token_hex(4)}"
+
+
+class DeliveryWorker:
+    """Sends stored deliveries. ``start()``/``stop()`` for a server; ``run_once()`` for tests and scripts.
+
+    ``secrets`` resolves a signing reference to the secret (called per attempt, so a rotated secret
+    is used from the next attempt on). ``on_final`` is told about every delivery that ends
+    delivered or dead; its exceptions are logged, not raised.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: DeliveryConfig,
+        egress: EgressConfig,
+        secrets: SecretLookup,
+        *,
+        worker_id: str | None = None,
+        on_final: Callable[[FinalOutcome], None] | None = None,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        lease_seconds: float | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.worker_id = worker_id or default_worker_id()
+        self._secrets = secrets
+        self._on_final = on_final
+        self._poll = poll_seconds
+        # Claimed jobs queue for a sender thread: BACKLOG per thread. The lease covers waiting behind
+        # a full backlog of requests that all time out, and then this one, with a margin.
+        self._backlog = BACKLOG * config.workers
+        lease = lease_seconds if lease_seconds is not None else max(60.0, (BACKLOG + 2) * config.timeout_seconds)
+        self.queue = JobQueue(db, self.worker_id, lease_seconds=lease)
+        self._transport = create_transport(config, egress)
+        self._wake = threading.Event()
+        self._notified = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        # When the retries this worker scheduled fall due (a heap), so it wakes for them exactly
+        # instead of at the next poll.
+        self._retries_due: list[datetime] = []
+        self._next_expiry_check = 0.0
+
+    # ------------------------------------------------------------------------------ control
+
+    def notify(self) -> None:
+        """Work was committed in this process: look for it now instead of at the next poll."""
+        self._notified.set()
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the dispatcher and its ``workers`` sender threads."""
+        if self._thread is not None:
+            raise RuntimeError("the delivery worker is already running")
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._dispatch, name="kiosk-delivery-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop claiming, let attempts in flight finish and be recorded, hand back unstarted jobs.
+
+        True when everything finished within ``timeout`` seconds; otherwise the stragglers' jobs
+        stay leased and are retried by whoever claims them after the lease.
+        """
+        thread = self._thread
+        finished = True
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join(timeout)
+            finished = not thread.is_alive()
+            if not finished:
+                log.warning("delivery worker did not stop within %.0fs; its leases will expire", timeout)
+            self._thread = None
+        if finished:
+            self._transport.close()
+        return finished
+
+    def close(self) -> None:
+        """Release the HTTP client (for a worker used through ``run_once`` only)."""
+        self._transport.close()
+
+    # ----------------------------------------------------------------------------- one round
+
+    def run_once(self, limit: int = 100) -> int:
+        """Claim what is due now (up to ``limit``), send it, record it; the number of jobs processed.
+
+        Synchronous, one attempt after another. Not to be mixed with a running ``start()``.
+        """
+        with self.db.begin() as conn:
+            jobs, found = self._claim(conn, limit, expired=True)
+        if not jobs:
+            return 0
+        results = [self._process(job, found.get(_delivery_id(job))) for job in jobs]
+        with self.db.begin() as conn:
+            finals = self._record(conn, results)
+        self._report(finals)
+        return len(jobs)
+
+    # ------------------------------------------------------------------------------- pieces
+
+    def _claim(self, conn: Connection, limit: int, *, expired: bool) -> tuple[list[Job], dict[str, Delivery]]:
+        """Lease up to ``limit`` due delivery jobs and read their deliveries, in ``conn``'s transaction."""
+        jobs = self.queue.claim([DELIVERY_JOB], limit, conn=conn, expired=expired)
+        return jobs, (load_deliveries(conn, [_delivery_id(job) for job in jobs]) if jobs else {})
+
+    def _secret_for(self, delivery: Delivery) -> tuple[str | None, str | None]:
+        """(secret, error): the signing secret, or why there is none."""
+        signing = delivery.signing
+        if signing is None:
+            return None, None
+        try:
+            secret = self._secrets(signing.secret_ref)
+        except Exception as exc:  # the lookup is the embedder's code; its message could echo a value
+            log.error("signing secret lookup failed", extra={"ref": signing.secret_ref, "error": type(exc).__name__})
+            return None, f"the signing secret {signing.secret_ref!r} could not be read ({type(exc).__name__})"
+        if not secret:
+            return None, f"no signing secret is configured for {signing.secret_ref!r}"
+        return secret, None
+
+    def _process(self, job: Job, delivery: Delivery | None) -> _Result:
+        """Make one attempt (the HTTP call happens here, outside any transaction) and judge it."""
+        if delivery is None:
+            decision = schedule.Decision("dead", reason=f"delivery {_delivery_id(job)!r} no longer exists")
+            return _Result(job, None, None, decision, utcnow())
+        secret, missing = self._secret_for(delivery)
+        if missing is not None:
+            attempt = Attempt(utcnow(), 0.0, None, missing, None, permanent=True)
+        else:
+            attempt = send(
+                self._transport,
+                delivery,
+                secret,
+                timeout=self.config.timeout_seconds,
+                max_response_bytes=self.config.max_response_bytes,
+            )
+        now = utcnow()
+        if attempt.permanent:
+            decision = schedule.Decision("dead", reason=attempt.error)
+        else:
+            decision = schedule.decide(
+                job.attempts,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                timed_out=attempt.timed_out,
+                retry_after=attempt.retry_after,
+                schedule=self.config.retry_schedule,
+                jitter=self.config.jitter,
+                now=now,
+            )
+        return _Result(job, delivery, attempt, decision, now)
+
+    def _record(self, conn: Connection, results: Sequence[_Result]) -> list[FinalOutcome]:
+        """Write a batch of finished attempts in ``conn``'s transaction; the final outcomes among them.
+
+        Each attempt's row, its delivery's new state and its job's new state are written together.
+        """
+        if not results:
+            return []
+        job_results: list[JobResult] = []
+        for r in results:
+            d = r.decision
+            if d.status == "delivered":
+                job_results.append(JobResult(r.job.id, "done"))
+            elif d.status == "failed":
+                job_results.append(JobResult(r.job.id, "pending", _after(r.finished_at, d.delay), d.reason))
+            else:
+                job_results.append(JobResult(r.job.id, "dead", None, d.reason))
+        attempt_rows: list[tuple[str, AttemptRecord]] = []
+        updates: list[DeliveryUpdate] = []
+        finals: list[FinalOutcome] = []
+        held = self.queue.settle(conn, job_results)
+        for r in results:
+            if r.delivery is None or r.attempt is None:
+                continue
+            number = r.delivery.attempts + 1
+            a = r.attempt
+            attempt_rows.append(
+                (
+                    r.delivery.id,
+                    AttemptRecord(
+                        attempt=number,
+                        started_at=a.started_at,
+                        duration_ms=a.duration_ms,
+                        status_code=a.status_code,
+                        error=a.error,
+                        response_body=a.response_body,
+                        worker=self.worker_id,
+                    ),
+                )
+            )
+            if r.job.id not in held:
+                # Our lease ran out and another worker has the job: the attempt happened and is
+                # history, but the delivery's state is the new holder's to write.
+                log.warning("delivery lease lost before recording", extra={"delivery": r.delivery.id})
+                continue
+            d = r.decision
+            updates.append(
+                DeliveryUpdate(
+                    id=r.delivery.id,
+                    status=d.status,
+                    attempts=number,
+                    next_attempt_at=_after(r.finished_at, d.delay) if d.status == "failed" else None,
+                    last_status_code=a.status_code,
+                    last_error=d.reason if d.status != "delivered" else None,
+                    delivered_at=r.finished_at if d.status == "delivered" else None,
+                    updated_at=r.finished_at,
+                )
+            )
+            if d.status != "failed":
+                finals.append(
+                    FinalOutcome(
+                        delivery_id=r.delivery.id,
+                        run_id=r.delivery.run_id,
+                        source=r.delivery.source,
+                        status="delivered" if d.status == "delivered" else "dead",
+                        attempts=number,
+                        status_code=a.status_code,
+                        error=d.reason,
+                    )
+                )
+        record_attempts(conn, attempt_rows, updates)
+        for r in results:
+            if r.decision.status == "dead":
+                log.info("delivery is dead", extra={"delivery": _delivery_id(r.job), "reason": r.decision.reason})
+        return finals
+
+    def _report(self, finals: Sequence[FinalOutcome]) -> None:
+        if self._on_final is None:
+            return
+        for outcome in finals:
+            try:
+                self._on_final(outcome)
+            except Exception:
+                log.exception("on_final callback failed", extra={"delivery": outcome.delivery_id})
+
+    # ------------------------------------------------------------------------ the dispatcher
+
+    def _dispatch(self) -> None:
+        """The dispatcher thread: record finished attempts, claim more, hand them out, sleep."""
+        pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="kiosk-delivery")
+        finished: queue_module.SimpleQueue[_Result | BaseException] = queue_module.SimpleQueue()
+        in_flight: dict[Future[_Result], Job] = {}
+        maybe_more = True  # the last claim was full: more may be due right now
+        next_poll = 0.0
+
+        def collect(future: Future[_Result]) -> None:
+            if not future.cancelled():
+                exc = future.exception()
+                finished.put(future.result() if exc is None else exc)
+            self._wake.set()
+
+        try:
+            while True:
+                self._wake.clear()
+                results = _drain(finished)
+                for future in [f for f in in_flight if f.done()]:
+                    del in_flight[future]
+                stopping = self._stopping.is_set()
+                if stopping:
+                    self._hand_back(in_flight)
+                room = 0 if stopping else self._backlog - len(in_flight)
+                claim = room > 0 and (
+                    maybe_more or self._notified.is_set() or self._retry_due() or time.monotonic() >= next_poll
+                )
+                if claim:
+                    self._notified.clear()
+                    next_poll = time.monotonic() + self._poll
+                if results or claim:
+                    cycle = self._safely(self._cycle, results, room if claim else 0)
+                    jobs, found = cycle if cycle is not None else ([], {})
+                    if claim:
+                        maybe_more = len(jobs) == room
+                    for job in jobs:
+                        future = pool.submit(self._process, job, found.get(_delivery_id(job)))
+                        in_flight[future] = job
+                        future.add_done_callback(collect)
+                    if jobs or results:
+                        continue
+                if stopping and not in_flight:
+                    return
+                self._wake.wait(self._idle_wait(next_poll))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _cycle(self, results: Sequence[_Result], room: int) -> tuple[list[Job], dict[str, Delivery]]:
+        """One transaction: record ``results``, then claim up to ``room`` more jobs with their deliveries.
+
+        Recording and claiming together halves the transactions of a busy worker; the outcomes are
+        reported (``on_final``) only after the commit.
+        """
+        with self.db.begin() as conn:
+            finals = self._record(conn, results)
+            claimed = self._claim(conn, room, expired=self._expiry_check_due()) if room > 0 else ([], {})
+        for r in results:
+            if r.decision.status == "failed":
+                heapq.heappush(self._retries_due, _after(r.finished_at, r.decision.delay))
+        self._report(finals)
+        return claimed
+
+    def _expiry_check_due(self) -> bool:
+        """Look for jobs of crashed workers once per poll interval, not in every busy cycle."""
+        if time.monotonic() < self._next_expiry_check:
+            return False
+        self._next_expiry_check = time.monotonic() + self._poll
+        return True
+
+    def _retry_due(self) -> bool:
+        """Has a retry this worker scheduled come due? (Pops every due one.)"""
+        now = utcnow()
+        due = False
+        while self._retries_due and self._retries_due[0] <= now:
+            heapq.heappop(self._retries_due)
+            due = True
+        return due
+
+    def _idle_wait(self, next_poll: float) -> float:
+        wait = max(0.0, next_poll - time.monotonic())
+        if self._retries_due:
+            wait = min(wait, max(0.0, (self._retries_due[0] - utcnow()).total_seconds()))
+        return wait
+
+    def _hand_back(self, in_flight: dict[Future[_Result], Job]) -> None:
+        """On stop: cancel claimed jobs not yet started and return them to the queue."""
+        unstarted = [job.id for future, job in list(in_flight.items()) if future.cancel()]
+        for future in [f for f in in_flight if f.cancelled()]:
+            del in_flight[future]
+        if unstarted:
+            self._safely(self.queue.release, unstarted)
+
+    def _safely(self, step: Callable[..., Any], *args: Any) -> Any:
+        """Run a database step of the loop; an error is logged and the loop goes on (leases cover it)."""
+        try:
+            return step(*args)
+        except Exception:
+            log.exception("delivery worker step failed")
+            time.sleep(min(1.0, self._poll))
+            return None
+
+
+def _drain(finished: queue_module.SimpleQueue[_Result | BaseException]) -> list[_Result]:
+    results: list[_Result] = []
+    while True:
+        try:
+            item = finished.get_nowait()
+        except queue_module.Empty:
+            return results
+        if isinstance(item, BaseException):
+            log.error("delivery attempt crashed", exc_info=item)
+        else:
+            results.append(item)
+
+
+def _delivery_id(job: Job) -> str:
+    return str(job.payload.get("delivery", ""))
+
+
+def _after(moment: datetime, delay: float | None) -> datetime:
+    return moment + timedelta(seconds=delay or 0.0)

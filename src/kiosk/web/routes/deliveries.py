@@ -1,0 +1,104 @@
+"""Outbound deliveries: list, inspect (every attempt) and redeliver. Admins only.
+
+A delivery's body is what was sent to a pipeline or webhook receiver and may carry a run's inputs,
+so reading deliveries is an admin's job, like changing config. Signature headers are never
+stored, so they cannot be shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from kiosk.auth.clients import Principal
+from kiosk.delivery.outbox import DeliverySummary, get_delivery, list_deliveries, redeliver
+from kiosk.errors import NotFound
+from kiosk.store import Database
+from kiosk.web.auth import require_admin
+from kiosk.web.responses import FastJSONResponse
+
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _summary(d: DeliverySummary) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "runId": d.run_id,
+        "source": d.source,
+        "method": d.method,
+        "url": d.url,
+        "status": d.status,
+        "attempts": d.attempts,
+        "nextAttemptAt": _iso(d.next_attempt_at),
+        "lastStatusCode": d.last_status_code,
+        "lastError": d.last_error,
+        "createdAt": _iso(d.created_at),
+        "updatedAt": _iso(d.updated_at),
+        "deliveredAt": _iso(d.delivered_at),
+    }
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+@router.get("")
+async def deliveries(
+    request: Request,
+    status: Annotated[str | None, Query(description="pending, delivered, failed or dead")] = None,
+    run_id: Annotated[str | None, Query(alias="runId", max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(alias="from", max_length=200)] = None,
+    _: Principal = Depends(require_admin),
+) -> FastJSONResponse:
+    def read() -> tuple[list[DeliverySummary], str | None]:
+        with _db(request).connect() as conn:
+            return list_deliveries(conn, status=status, run_id=run_id, limit=limit, cursor=cursor)
+
+    page, nxt = await run_in_threadpool(read)
+    return FastJSONResponse({"ok": True, "deliveries": [_summary(d) for d in page], "next": nxt})
+
+
+@router.get("/{delivery_id}")
+async def delivery(delivery_id: str, request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
+    def read() -> Any:
+        with _db(request).connect() as conn:
+            return get_delivery(conn, delivery_id)
+
+    detail = await run_in_threadpool(read)
+    if detail is None:
+        raise NotFound(f"delivery {delivery_id!r} does not exist", code="delivery_not_found")
+    body = _summary(detail.delivery)
+    body["headers"] = detail.delivery.headers
+    body["body"] = detail.delivery.body.decode("utf-8", "replace")
+    body["attemptLog"] = [
+        {
+            "attempt": a.attempt,
+            "startedAt": _iso(a.started_at),
+            "durationMs": a.duration_ms,
+            "statusCode": a.status_code,
+            "error": a.error,
+            "responseBody": a.response_body,
+            "worker": a.worker,
+        }
+        for a in detail.attempts
+    ]
+    return FastJSONResponse({"ok": True, "delivery": body})
+
+
+@router.post("/{delivery_id}/redeliver")
+async def redeliver_one(delivery_id: str, request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
+    """Send it again now (same body, same ``webhook-id``); its attempt history is kept."""
+    again = await run_in_threadpool(redeliver, _db(request), delivery_id)
+    worker = getattr(request.app.state, "delivery_worker", None)
+    if worker is not None:
+        worker.notify()
+    return FastJSONResponse({"ok": True, "delivery": _summary(again)})

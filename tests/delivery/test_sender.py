@@ -1,0 +1,173 @@
+"""One attempt over real HTTP on loopback: what comes back for each thing a receiver or network can do."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from tests.delivery.receiver import Receiver, Reply
+from tests.servers import free_port, serving
+
+from kiosk.delivery.config import DeliveryConfig, EgressConfig
+from kiosk.delivery.outbox import Delivery, Signing
+from kiosk.delivery.sender import PinnedTransport, create_client, create_transport, send, signed_headers
+
+CONFIG = DeliveryConfig(timeoutSeconds=2)
+LOOPBACK = EgressConfig(allowLoopback=True)
+
+
+def _delivery(url: str, *, body: bytes = b'{"x":1}', signing: Signing | None = None) -> Delivery:
+    now = datetime.now(UTC)
+    return Delivery(
+        id="msg_0123456789abcdef0123456789",
+        run_id=None,
+        source="action",
+        method="POST",
+        url=url,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        last_status_code=None,
+        last_error=None,
+        created_at=now,
+        updated_at=now,
+        delivered_at=None,
+        headers={"Content-Type": "application/json"},
+        signing=signing,
+        body=body,
+    )
+
+
+@pytest.fixture
+def transport() -> Iterator[PinnedTransport]:
+    t = create_transport(CONFIG, LOOPBACK)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    app = Receiver()
+    with serving(app) as url:
+        yield app, url
+
+
+def test_an_answer_is_captured(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(Reply(503, body=b"busy", headers={"Retry-After": "7"}))
+    attempt = send(transport, _delivery(url + "/in"), None, timeout=2, max_response_bytes=100)
+    assert (attempt.status_code, attempt.response_body, attempt.retry_after, attempt.error) == (503, "busy", "7", None)
+    assert not attempt.permanent and not attempt.timed_out
+    assert attempt.duration_ms > 0
+    [request] = app.requests
+    assert request.headers["user-agent"].startswith("kiosk-webhooks/")
+    assert request.headers["accept-encoding"] == "identity"
+    assert request.headers["content-length"] == "7"
+
+
+def test_a_large_answer_is_read_only_up_to_the_cap(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(Reply(200, body=b"x" * 5_000_000))
+    attempt = send(transport, _delivery(url), None, timeout=2, max_response_bytes=20_000)
+    assert attempt.status_code == 200
+    assert attempt.response_body == "x" * 20_000
+    nothing = send(transport, _delivery(url), None, timeout=2, max_response_bytes=0)
+    assert nothing.response_body == ""
+
+
+def test_the_declared_charset_is_used(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(
+        Reply(500, body="Zürich".encode("latin-1"), headers={"Content-Type": "text/plain; charset=iso-8859-1"}),
+        Reply(500, body=b"\xff ok", headers={"Content-Type": "text/plain; charset=no-such-charset"}),
+    )
+    assert send(transport, _delivery(url), None, timeout=2, max_response_bytes=100).response_body == "Zürich"
+    assert send(transport, _delivery(url), None, timeout=2, max_response_bytes=100).response_body == "\ufffd ok"
+
+
+def test_redirects_are_not_followed(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(Reply(307, headers={"Location": url + "/next"}))
+    attempt = send(transport, _delivery(url + "/first"), None, timeout=2, max_response_bytes=100)
+    assert attempt.status_code == 307
+    assert [r.path for r in app.requests] == ["/first"]
+
+
+def test_connection_refused(transport: PinnedTransport) -> None:
+    attempt = send(transport, _delivery(f"http://127.0.0.1:{free_port()}/"), None, timeout=2, max_response_bytes=100)
+    assert attempt.status_code is None
+    assert attempt.error is not None and attempt.error.startswith("connection failed")
+    assert not attempt.permanent and not attempt.timed_out
+
+
+def test_timeout(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(Reply(delay=1.0))
+    attempt = send(transport, _delivery(url), None, timeout=0.2, max_response_bytes=100)
+    assert attempt.timed_out
+    assert attempt.error == "timed out after 0.2s waiting for the response"
+    assert attempt.duration_ms < 900
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("ftp://example.com/x", "egress refused: scheme 'ftp' is not allowed (only http and https)"),
+        ("http:///nohost", "invalid URL"),
+        ("http://10.0.0.1/x", "egress refused: 10.0.0.1 is a private address"),
+    ],
+)
+def test_permanent_failures(url: str, error: str) -> None:
+    with create_transport(CONFIG, EgressConfig()) as strict:
+        attempt = send(strict, _delivery(url), None, timeout=2, max_response_bytes=100)
+    assert attempt.permanent
+    assert attempt.error is not None and attempt.error.startswith(error)
+
+
+def test_a_signed_delivery_without_its_secret_is_not_sent(
+    transport: PinnedTransport, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    attempt = send(
+        transport, _delivery(url, signing=Signing("webhook", "webhook")), None, timeout=2, max_response_bytes=1
+    )
+    assert attempt.permanent
+    assert attempt.error == "no signing secret is configured for 'webhook'"
+    assert app.requests == []
+
+
+def test_signed_headers() -> None:
+    body = b'{"x":1}'
+    unsigned = signed_headers(_delivery("https://x.example", body=body), None)
+    assert unsigned == {"Content-Type": "application/json", "webhook-id": "msg_0123456789abcdef0123456789"}
+    azure = signed_headers(_delivery("https://x.example", signing=Signing("azure", "ref")), "s")
+    assert azure["X-Port-Signature"] == hmac.new(b"s", body, hashlib.sha1).hexdigest().upper()
+    webhook = signed_headers(
+        _delivery("https://x.example", signing=Signing("webhook", "ref")), "s", timestamp=1700000000
+    )
+    content = b"msg_0123456789abcdef0123456789.1700000000." + body
+    assert (
+        webhook["webhook-signature"]
+        == "v1," + base64.b64encode(hmac.new(b"s", content, hashlib.sha256).digest()).decode()
+    )
+    assert webhook["webhook-timestamp"] == webhook["X-Port-Timestamp"] == "1700000000"
+    with pytest.raises(ValueError):
+        signed_headers(_delivery("https://x.example", signing=Signing("webhook", "ref")), None)
+
+
+def test_the_client_for_other_calls_has_the_same_rules(receiver: tuple[Receiver, str]) -> None:
+    app, url = receiver
+    app.script(
+        Reply(302, headers={"Location": url + "/next", "Set-Cookie": "session=abc; Path=/"}),
+    )
+    with create_client(CONFIG, LOOPBACK) as client:
+        first = client.get(url + "/first")
+        assert first.status_code == 302  # not followed
+        client.get(url + "/second")
+    assert "cookie" not in app.requests[1].headers  # nothing carried from one receiver answer to the next
+    with create_client(CONFIG, EgressConfig()) as strict, pytest.raises(Exception, match="loopback"):
+        strict.get(url)
