@@ -15,17 +15,18 @@ from pathlib import Path
 import httpx
 from tests.servers import free_port
 
-from kiosk.cli_demo import demo_webhook_secret
+from kiosk.cli_demo import demo_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_demo_secret_is_created_once_and_private(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    first = demo_webhook_secret(home)
+    first = demo_secret(home, "webhook-secret")
     assert len(first) == 40
     assert stat.S_IMODE((home / "demo-webhook-secret").stat().st_mode) == 0o600
-    assert demo_webhook_secret(home) == first
+    assert demo_secret(home, "webhook-secret") == first
+    assert demo_secret(home, "pat") != first
 
 
 def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
     try:
         banner: list[str] = []
         assert server.stdout is not None
-        while not any("Why no run?" in line for line in banner):
+        while not any("actions run deploy_service" in line for line in banner):
             line = server.stdout.readline()
             assert line, "kiosk demo exited:\n" + "".join(banner)
             banner.append(line)
@@ -65,6 +66,17 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
         log = httpx.get(log_url.group(1), timeout=60).text
         assert any(line.endswith(" Hello, world!") for line in log.splitlines()), log
         assert "subtitle: I'm using WebHooks!" in log
+
+        # The Deploy service action, as printed: delivered to the emulator, the pipeline reports back.
+        start = text.index("actions run deploy_service")
+        command = text[text.rindex("\n", 0, start) + 1 : text.index("\n", start)].strip()
+        command = command.replace(".venv/bin/kiosk", shlex.quote(kiosk))
+        deployed = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=90, env=env
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "SUCCESS (deployed)" in deployed.stdout
+        assert "deployed by pipeline run kiosk-r_" in deployed.stdout
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -1,8 +1,12 @@
 """``kiosk demo``: the portal and the Azure DevOps emulator in one process, as ``make demo`` runs them.
 
-One process so one Ctrl-C stops both, and so a new user types one command. The emulator's webhook
-secret is generated on first start into ``$KIOSK_HOME/demo-webhook-secret`` (0600) and reaches
-the emulator config, which names it by reference, through ``KIOSK_DEMO_WEBHOOK_SECRET``.
+One process so one Ctrl-C stops both, and so a new user types one command. The demo configs
+(``src/kiosk/demo/kiosk.yaml`` and ``emulator.yaml``) name ``127.0.0.1:8000`` and ``:8001``; they are
+read with the chosen host and ports put in their place. Their secrets are references to
+``KIOSK_DEMO_*`` variables, which this command fills from files it generates once under
+``$KIOSK_HOME`` (mode 0600): the webhook signing secret the emulator's service connections and
+kiosk's Azure DevOps org share, the emulator's PAT, the service-hook password, and a member API
+client for the deploy pipeline to report back with.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
 from kiosk.cli_errors import reports_errors
 
-__all__ = ["demo"]
+__all__ = ["demo", "demo_secret"]
 
 DEMO_DIR = Path(__file__).parent / "demo"
-SECRET_ENV = "KIOSK_DEMO_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
+KIOSK_URL = "http://127.0.0.1:8000"
+EMULATOR_URL = "http://127.0.0.1:8001"
 
 
-def demo_webhook_secret(home: Path) -> str:
-    """The demo connection's secret, created once (random, private file) and reused after."""
-    path = home / "demo-webhook-secret"
+def demo_secret(home: Path, name: str) -> str:
+    """``$KIOSK_HOME/demo-<name>``: created once (random, private), then reused across restarts."""
+    path = home / f"demo-{name}"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -45,6 +51,10 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+def _render(text: str, kiosk_url: str, emulator_url: str) -> str:
+    return text.replace(KIOSK_URL, kiosk_url).replace(EMULATOR_URL, emulator_url)
+
+
 @reports_errors
 def demo(
     host: Annotated[str, typer.Option(help="Address both servers listen on.")] = "127.0.0.1",
@@ -54,40 +64,64 @@ def demo(
     """Run the demo: kiosk on PORT (SQLite, demo catalog) and the Azure DevOps emulator on EMULATOR_PORT."""
     import uvicorn
 
+    from kiosk.auth.clients import create_client
     from kiosk.cli import _settings, serve_banner
     from kiosk.emulator.bootstrap import build_emulator
-    from kiosk.emulator.config import load_emulator_config
+    from kiosk.emulator.config import parse_emulator_config
     from kiosk.emulator.shapes import trigger_url
     from kiosk.logs import configure_logging
     from kiosk.web.app import create_app
     from kiosk.web.runtime import tune_for_server
 
-    settings = _settings(DEMO_DIR / "kiosk.yaml")
-    configure_logging("WARNING", json=False)
-    os.environ[SECRET_ENV] = demo_webhook_secret(settings.home)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
-    emulator_url = f"http://{shown}:{emulator_port}"
-    emulator_config = DEMO_DIR / "emulator.yaml"
-    emulator = build_emulator(
-        load_emulator_config(emulator_config),
-        config_dir=DEMO_DIR,
-        base_url=emulator_url,
-        work_dir=settings.home / "emulator",
-    )
+    kiosk_url, emulator_url = f"http://{shown}:{port}", f"http://{shown}:{emulator_port}"
+    home = _settings().home
+    for variable, name in (
+        ("KIOSK_DEMO_WEBHOOK_SECRET", "webhook-secret"),
+        ("KIOSK_DEMO_PAT", "pat"),
+        ("KIOSK_DEMO_HOOK_PASSWORD", "hook-password"),
+    ):
+        os.environ[variable] = demo_secret(home, name)
+    config = home / "demo-kiosk.yaml"
+    config.write_text(_render((DEMO_DIR / "kiosk.yaml").read_text(), kiosk_url, emulator_url))
+    settings = _settings(config)
+    configure_logging("WARNING", json=False)
     portal = create_app(settings)
     tune_for_server()
 
-    secret_file = _display(settings.home / "demo-webhook-secret")
+    client_file = home / "demo-pipeline-client"
+    if not client_file.exists():
+        client_id, client_secret = create_client(portal.state.db, "member", "demo deploy pipeline")
+        fd = os.open(client_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps({"clientId": client_id, "clientSecret": client_secret}))
+    client = orjson.loads(client_file.read_bytes())
+    os.environ["KIOSK_DEMO_PIPELINE_CLIENT_ID"] = client["clientId"]
+    os.environ["KIOSK_DEMO_PIPELINE_CLIENT_SECRET"] = client["clientSecret"]
+
+    emulator_text = _render((DEMO_DIR / "emulator.yaml").read_text(), kiosk_url, emulator_url)
+    emulator = build_emulator(
+        parse_emulator_config(emulator_text, DEMO_DIR / "emulator.yaml"),
+        config_dir=DEMO_DIR,
+        base_url=emulator_url,
+        work_dir=home / "emulator",
+    )
+
+    secret_file = _display(home / "demo-webhook-secret")
     url = trigger_url(emulator_url, "demo", "IncomingWH")
+    env_prefix = "" if home.resolve() == (Path.cwd() / ".kiosk").resolve() else f"KIOSK_HOME={_display(home)} "
     sys.stdout.write(
         serve_banner(settings, shown, port)
-        + f"Azure DevOps emulator on {emulator_url}  (org demo, project demo, pipeline hello)\n\n"
-        + "Trigger the webhook pipeline (signed with the demo secret; the body is minified before signing):\n"
+        + f"Azure DevOps emulator on {emulator_url}  (org demo, project demo: pipelines hello and deploy)\n\n"
+        + "1. Trigger the webhook pipeline (signed with the demo secret; the body is minified first):\n"
         + f'  KIOSK_WEBHOOK_SECRET="$(cat {secret_file})" .venv/bin/kiosk send \\\n'
         + f"    '{url}' \\\n"
         + f"    {_display(DEMO_DIR / 'webhook-body.json')} --header X-WH-Checksum\n"
-        + f"Then read its log:   curl -s {emulator_url}/_emulator/runs/demo/1/log\n"
-        + f"Why no run?          curl -s {emulator_url}/_emulator/triggers\n"
+        + f"   Why no run?  curl -s {emulator_url}/_emulator/triggers\n\n"
+        + "2. Run the Deploy service action: kiosk signs and delivers it to the emulator's deploy pipeline,\n"
+        + "   which reports back to kiosk with curl (and the run-state service hook would finish it too):\n"
+        + f"  {env_prefix}.venv/bin/kiosk actions run deploy_service --entity checkout "
+        + f"--input environment=staging --follow --url {kiosk_url}\n"
     )
     sys.stdout.flush()
 

@@ -110,8 +110,11 @@ def _explain_trigger(url: str, response: Any, timeout: float) -> None:
     origin = url.split("/", 3)
     record_url = "/".join(origin[:3]) + f"/_emulator/triggers/{trigger_id}"
     try:
-        record = httpx.get(record_url, timeout=timeout).json()
+        answer = httpx.get(record_url, timeout=timeout)
+        record = answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
+        return
+    if not isinstance(record, dict):  # e.g. an emulator whose REST API needs a PAT
         return
     typer.echo(f"emulator trigger {trigger_id}: {record.get('summary', '')}")
     for run_id in record.get("queuedRuns", []):

@@ -29,7 +29,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kiosk.config.loader import load_model
+from kiosk.config.loader import load_model, parse_model
 from kiosk.config.secrets import SecretRef
 from kiosk.errors import ConfigError
 from kiosk.pipelines.webhooks import ALIAS_PATTERN
@@ -42,6 +42,7 @@ __all__ = [
     "PipelineSpec",
     "ProjectSpec",
     "load_emulator_config",
+    "parse_emulator_config",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$"
@@ -158,6 +159,16 @@ class EmulatorConfig(_Strict):
 def load_emulator_config(path: Path) -> EmulatorConfig:
     """Read and validate an emulator config file; errors name the file, line and field."""
     config, _ = load_model(path, EmulatorConfig)
+    return _check_files(config, path)
+
+
+def parse_emulator_config(text: str, path: Path) -> EmulatorConfig:
+    """Validate config ``text`` as if read from ``path`` (repositories are relative to its directory)."""
+    config, _ = parse_model(text, path, EmulatorConfig)
+    return _check_files(config, path)
+
+
+def _check_files(config: EmulatorConfig, path: Path) -> EmulatorConfig:
     for org in config.orgs:
         for project in org.projects:
             for pipeline in project.pipelines:
