@@ -192,8 +192,12 @@ def deliveries_list(
     params = {k: v for k, v in {"status": status, "runId": run}.items() if v}
     deliveries = Api(url).call("GET", "/v1/deliveries", params=params)["deliveries"]
     table = Table()
-    for column in ("id", "status", "attempts", "last", "url", "run", "created"):
+    # Ids are what the user copies into the next command: never cut them short.
+    table.add_column("id", no_wrap=True, min_width=len("msg_") + 26)
+    for column in ("status", "attempts", "last", "url"):
         table.add_column(column)
+    table.add_column("run", no_wrap=True)
+    table.add_column("created")
     for d in deliveries:
         last = str(d.get("lastStatusCode") or d.get("lastError") or "")
         table.add_row(
