@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,7 @@ class Pipeline:
     variables: dict[str, Variable]
     revision: int = 1
     source: PipelineSource | None = None
+    loader: Callable[[str], str] | None = None  # reads templates from the repository (made once)
 
 
 @dataclass(eq=False)

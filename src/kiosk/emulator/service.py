@@ -325,6 +325,13 @@ class Emulator:
         pipeline.source = source
         return source
 
+    @staticmethod
+    def _loader(pipeline: Pipeline) -> Callable[[str], str]:
+        """The pipeline's template loader, built once (resolving the repository path costs a syscall per part)."""
+        if pipeline.loader is None:
+            pipeline.loader = directory_loader(pipeline.repository)
+        return pipeline.loader
+
     # ---------------------------------------------------------------- the trigger
 
     def trigger(self, org: str, webhook_name: str, headers: Mapping[str, str], body: bytes) -> TriggerRecord:
@@ -492,7 +499,7 @@ class Emulator:
             parameters=template_parameters,
             webhook_payloads=webhook_payloads,
             variables=compile_time,
-            load=directory_loader(pipeline.repository),
+            load=self._loader(pipeline),
         )
         document = _skip_stages(document, stages_to_skip)
         version = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
@@ -562,7 +569,7 @@ class Emulator:
                 file=pipeline.path,
                 parameters=template_parameters,
                 variables={n: v.value for n, v in all_variables.items() if not v.secret},
-                load=directory_loader(pipeline.repository),
+                load=self._loader(pipeline),
             )
             return dump_yaml(_skip_stages(document, stages_to_skip))
         except PipelineError as exc:
