@@ -40,7 +40,8 @@ def statuses(report: ApplyReport) -> dict[str, str]:
 def test_demo_applies_then_is_unchanged(catalog: Catalog) -> None:
     config = load_config(DEMO)
     first = apply_config(catalog, config)
-    assert first.counts() == {"created": len(config.blueprints) + len(config.entities), "updated": 0, "unchanged": 0}
+    created = len(config.blueprints) + len(config.entities) + len(config.actions)
+    assert first.counts() == {"created": created, "updated": 0, "unchanged": 0}
     assert [r.identifier for r in first.results][:3] == [bp.identifier for bp in config.blueprints]
 
     second = apply_config(catalog, config)

@@ -164,3 +164,12 @@ def test_redeliver_recreates_a_missing_job(db: Database) -> None:
     redeliver(db, delivery_id)
     [job] = JobQueue(db, "w").claim([DELIVERY_JOB])
     assert job.payload == {"delivery": delivery_id}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Bad Name": "x"}, {"X-Ok": "line\r\nInjected: yes"}, {"X-Ok": "nul\x00"}, {"": "x"}, {"X-Emoji": "🙂"}],
+)
+def test_headers_that_could_never_be_sent_are_refused(db: Database, headers: dict[str, str]) -> None:
+    with pytest.raises(BadRequest, match="not a valid HTTP field"):
+        _create(db, headers=headers)

@@ -171,3 +171,15 @@ def test_the_client_for_other_calls_has_the_same_rules(receiver: tuple[Receiver,
     assert "cookie" not in app.requests[1].headers  # nothing carried from one receiver answer to the next
     with create_client(CONFIG, EgressConfig()) as strict, pytest.raises(Exception, match="loopback"):
         strict.get(url)
+
+
+def test_a_request_that_cannot_be_sent_is_a_permanent_failure(
+    transport: PinnedTransport, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    delivery = _delivery(url)
+    broken = Delivery(**{**delivery.__dict__, "headers": {"X-Split": "a\r\nInjected: yes"}})
+    attempt = send(transport, broken, None, timeout=2, max_response_bytes=100)
+    assert attempt.permanent
+    assert attempt.error is not None and attempt.error.startswith("invalid request")
+    assert app.requests == []

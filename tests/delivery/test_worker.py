@@ -206,47 +206,46 @@ def test_on_final_errors_are_logged_not_raised(
     h.worker.close()
 
 
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("http://127.0.0.1:{port}/hook", "127.0.0.1 is a loopback address"),
-        ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
-        ("http://[::1]:{port}/hook", "::1 is a loopback address"),
-        ("http://[::ffff:127.0.0.1]:{port}/hook", "::ffff:127.0.0.1 is 127.0.0.1, a loopback address"),
-        ("http://localhost:{port}/hook", "localhost resolves to"),
-        ("ftp://example.com/hook", "scheme 'ftp' is not allowed"),
-    ],
-)
-def test_egress_refused_is_dead_at_once(db: Database, receiver: tuple[Receiver, str], url: str, reason: str) -> None:
+REFUSED = [
+    ("http://127.0.0.1:{port}/hook", "127.0.0.1 is a loopback address"),
+    ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("http://[::1]:{port}/hook", "::1 is a loopback address"),
+    ("http://[::ffff:127.0.0.1]:{port}/hook", "::ffff:127.0.0.1 is 127.0.0.1, a loopback address"),
+    ("http://localhost:{port}/hook", "localhost resolves to"),
+    ("ftp://example.com/hook", "scheme 'ftp' is not allowed"),
+]
+
+
+def test_egress_refused_is_dead_at_once(db: Database, receiver: tuple[Receiver, str]) -> None:
     app, base = receiver
     port = base.rsplit(":", 1)[1]
     h = Harness(db, FAST, EgressConfig())
-    delivery_id = h.create(url.format(port=port))
-    assert h.drive(delivery_id) == "dead"
-    d = h.detail(delivery_id).delivery
-    assert d.last_error is not None
-    assert d.last_error.startswith("egress refused: ")
-    assert reason in d.last_error
-    assert d.attempts == 1
+    ids = [h.create(url.format(port=port)) for url, _reason in REFUSED]
+    assert h.worker.run_once() == len(REFUSED)
+    for delivery_id, (_url, reason) in zip(ids, REFUSED, strict=True):
+        d = h.detail(delivery_id).delivery
+        assert d.status == "dead"
+        assert d.last_error is not None
+        assert d.last_error.startswith("egress refused: ")
+        assert reason in d.last_error
+        assert d.attempts == 1
     assert app.requests == []  # never connected
+    assert [f.status for f in h.finals] == ["dead"] * len(REFUSED)
     h.worker.close()
 
 
-@pytest.mark.parametrize(
-    ("allow", "host"),
-    [(["127.0.0.0/8"], "127.0.0.1"), (["127.0.0.1"], "127.0.0.1"), (["localhost"], "localhost")],
-)
-def test_egress_allowed_by_cidr_or_host_name(
-    db: Database, receiver: tuple[Receiver, str], allow: list[str], host: str
-) -> None:
+def test_egress_allowed_by_cidr_or_host_name(db: Database, receiver: tuple[Receiver, str]) -> None:
     app, base = receiver
     port = base.rsplit(":", 1)[1]
-    h = Harness(db, FAST, EgressConfig(allow=allow))
-    delivery_id = h.create(f"http://{host}:{port}/hook")
-    assert h.drive(delivery_id) == "delivered"
-    assert app.requests[0].headers["host"] == f"{host}:{port}"  # connected to the checked address, Host kept
-    h.worker.close()
+    for allow, host in [(["127.0.0.0/8"], "127.0.0.1"), (["127.0.0.1"], "127.0.0.1"), (["localhost"], "localhost")]:
+        h = Harness(db, FAST, EgressConfig(allow=allow))
+        delivery_id = h.create(f"http://{host}:{port}/hook")
+        assert h.drive(delivery_id) == "delivered", allow
+        # Connected to the checked address; the Host header keeps the name.
+        assert app.requests[-1].headers["host"] == f"{host}:{port}"
+        h.worker.close()
+    assert len(app.requests) == 3
 
 
 def test_missing_signing_secret_is_dead_with_a_clear_error(harness: Harness, receiver: tuple[Receiver, str]) -> None:
@@ -419,3 +418,20 @@ def test_stop_finishes_attempts_in_flight(db: Database, receiver: tuple[Receiver
     with db.connect() as conn:
         rows = conn.execute(sa.select(jobs.c.status, jobs.c.attempts, jobs.c.locked_by).order_by(jobs.c.id)).all()
     assert [tuple(r) for r in rows] == [("done", 1, None), ("pending", 0, None)]
+
+
+def test_a_bug_while_sending_is_a_failed_attempt_not_a_stuck_job(
+    db: Database, receiver: tuple[Receiver, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _app, url = receiver
+    h = Harness(db)
+    h.worker._secrets = lambda ref: 12345  # type: ignore[assignment,return-value]  # an embedder's bug
+    delivery_id = h.create(url, signing=Signing("webhook", "webhook"))
+    with caplog.at_level(logging.ERROR, logger="kiosk.delivery.worker"):
+        assert h.drive(delivery_id) == "dead"
+    detail = h.detail(delivery_id)
+    assert len(detail.attempts) == len(FAST.retry_schedule) + 1
+    assert all(a.error == "internal error: TypeError" for a in detail.attempts)
+    assert detail.delivery.last_error == "gave up after 4 attempts: internal error: TypeError"
+    assert any("failed inside kiosk" in r.getMessage() for r in caplog.records)
+    h.worker.close()

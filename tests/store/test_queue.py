@@ -77,7 +77,6 @@ def test_duplicate_dedupe_key_enqueues_nothing_and_keeps_the_transaction_usable(
 
 
 def test_claims_due_jobs_of_the_asked_kinds_oldest_first(db: Database) -> None:
-    now = time.time()
     with db.begin() as conn:
         base = utcnow()
         late = enqueue(conn, "k", {"n": "late"}, run_after=base - timedelta(seconds=1))
@@ -89,7 +88,6 @@ def test_claims_due_jobs_of_the_asked_kinds_oldest_first(db: Database) -> None:
     assert [j.id for j in claimed] == [early, late]
     assert future not in [j.id for j in claimed]
     assert [j.kind for j in queue.claim(["other", "k"])] == ["other"]
-    assert time.time() - now < 5
 
 
 def test_limit(db: Database) -> None:

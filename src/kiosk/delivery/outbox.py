@@ -16,6 +16,7 @@ Headers given to :func:`create_delivery` are stored as they are: they must not c
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,7 +160,18 @@ def new_delivery_id() -> str:
     return "msg_" + secrets.token_hex(13)
 
 
+#: RFC 9110 field names (tokens) and values (visible characters, spaces and tabs; no line breaks).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
+
+
 def _check_headers(headers: dict[str, str], signing: Signing | None) -> None:
+    """Refuse headers that could never be sent, or that would contradict what kiosk sets."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise BadRequest(f"header name {name!r} is not a valid HTTP field name", code="invalid_header")
+        if not isinstance(value, str) or not _HEADER_VALUE.match(value):
+            raise BadRequest(f"the value of header {name!r} is not a valid HTTP field value", code="invalid_header")
     reserved = set(RESERVED_HEADERS)
     if signing is not None and signing.scheme == "azure":
         reserved.add((signing.header or DEFAULT_SIGNATURE_HEADER).lower())

@@ -1,4 +1,4 @@
-"""One attempt at sending a delivery over HTTP, and the one httpx client all attempts share.
+"""One attempt at sending a delivery over HTTP, and the one httpx transport all attempts share.
 
 The transport (and :func:`create_client` for other outbound calls) is built for talking to URLs
 other people configured:
@@ -186,8 +186,6 @@ def _describe(exc: Exception, timeout: float) -> tuple[str, bool]:
         return f"connection failed: {exc}", False
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the receiver broke the HTTP protocol: {exc}", False
-    if isinstance(exc, httpx.TransportError):
-        return f"{type(exc).__name__}: {exc}", False
     return f"{type(exc).__name__}: {exc}", False
 
 
@@ -224,12 +222,12 @@ def send(
     if not url.host:
         return failed("invalid URL: no host", permanent=True)
 
-    headers = {**BASE_HEADERS, **signed_headers(delivery, secret)}
-    request = httpx.Request(
-        delivery.method, url, content=delivery.body, headers=headers, extensions={"timeout": _timeouts(timeout)}
-    )
     deadline = start + timeout
     try:
+        headers = {**BASE_HEADERS, **signed_headers(delivery, secret)}
+        request = httpx.Request(
+            delivery.method, url, content=delivery.body, headers=headers, extensions={"timeout": _timeouts(timeout)}
+        )
         response = transport.handle_request(request)
         try:
             raw = _read_capped(response, max_response_bytes, deadline)
@@ -237,6 +235,9 @@ def send(
             response.close()
     except EgressRefused as exc:
         return failed(str(exc), permanent=True)
+    except (httpx.LocalProtocolError, UnicodeError, ValueError) as exc:
+        # The request itself cannot be sent (a header value with a line break, say): no retry can help.
+        return failed(f"invalid request: {exc}", permanent=True)
     except (httpx.HTTPError, _Deadline) as exc:
         error, timed_out = _describe(exc, timeout)
         return failed(error, timed_out=timed_out)

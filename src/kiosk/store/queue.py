@@ -39,7 +39,19 @@ from sqlalchemy.engine import Connection
 from kiosk.store.engine import Database
 from kiosk.store.tables import jobs
 
-__all__ = ["Job", "JobQueue", "JobResult", "enqueue", "find_job", "requeue"]
+__all__ = [
+    "Job",
+    "JobQueue",
+    "JobResult",
+    "aware",
+    "db_time",
+    "enqueue",
+    "find_job",
+    "json_time",
+    "requeue",
+    "rows_from_json",
+    "utcnow",
+]
 
 PENDING = "pending"
 RUNNING = "running"
