@@ -62,6 +62,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
 	$(BIN)/python -m bench.trigger $(BENCH_ARGS)
 	$(BIN)/python -m bench.expansion $(BENCH_ARGS)
+	$(BIN)/python -m bench.delivery $(BENCH_ARGS)
 
 clean:
 	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
