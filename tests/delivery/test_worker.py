@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.servers import free_port, serving
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.outbox import Signing, redeliver
 from kiosk.store import Database
-from kiosk.store.queue import JobQueue
+from kiosk.store.queue import JobQueue, aware
 from kiosk.store.tables import deliveries, delivery_attempts, jobs
 
 
@@ -435,3 +436,44 @@ def test_a_bug_while_sending_is_a_failed_attempt_not_a_stuck_job(
     assert detail.delivery.last_error == "gave up after 4 attempts: internal error: TypeError"
     assert any("failed inside kiosk" in r.getMessage() for r in caplog.records)
     h.worker.close()
+
+
+def test_a_lease_lost_mid_attempt_does_not_duplicate_attempt_numbers(
+    db: Database, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    app.script(Reply(200, delay=0.6))
+    slow = Harness(db, FAST, LOOPBACK, worker_id="slow", lease_seconds=0.3)
+    fast = Harness(db, FAST, LOOPBACK, worker_id="fast", lease_seconds=0.3)
+    slow.create(url)
+    first = threading.Thread(target=slow.worker.run_once)
+    first.start()
+    time.sleep(0.4)  # the slow worker's lease has run out while its request is still in flight
+    fast.worker.run_once()
+    first.join(10)
+    with db.connect() as conn:
+        numbers = conn.execute(
+            sa.select(delivery_attempts.c.attempt, delivery_attempts.c.worker).order_by(delivery_attempts.c.id)
+        ).all()
+    assert sorted(n for n, _ in numbers) == [1, 2]  # both requests happened; each has its own number
+    assert {w for _, w in numbers} == {"slow", "fast"}
+
+
+def test_claims_that_were_never_sent_do_not_use_up_the_retry_schedule(
+    db: Database, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    app.script(Reply(500))
+    # A wrong count would pick the 30 s step instead of the first one.
+    harness = Harness(db, DeliveryConfig(timeoutSeconds=2, retrySchedule=[0.01, 30, 60], jitter=0, workers=1))
+    delivery_id = harness.create(url)
+    crashed = JobQueue(harness.db, "crashed-worker", lease_seconds=0.2)
+    crashed.claim(["delivery"])  # claimed, never sent: the job's claim count is now 1
+    time.sleep(0.25)
+    harness.worker.run_once()  # the first real attempt fails
+    with harness.db.connect() as conn:
+        row = conn.execute(sa.select(deliveries.c.attempts, deliveries.c.next_attempt_at)).one()
+        created = conn.execute(sa.select(delivery_attempts.c.started_at)).scalar_one()
+    assert row.attempts == 1
+    assert (aware(row.next_attempt_at) - aware(created)).total_seconds() < 5
+    assert delivery_id

@@ -79,6 +79,10 @@ class DeliveryConfig(BaseModel):
     jitter: float = Field(default=0.2, ge=0, lt=1)
     max_response_bytes: int = Field(default=20_000, alias="maxResponseBytes", ge=0, le=10_000_000)
     workers: int = Field(default=4, ge=1, le=256)
+    # How long a claimed delivery stays a worker's before another process may take it over: the
+    # time a crashed kiosk's deliveries wait. Default max(60 s, 6 x timeoutSeconds), long enough
+    # for a full backlog of timeouts.
+    lease_seconds: float | None = Field(default=None, alias="leaseSeconds", gt=0, le=3600)
     #: Signs generic WEBHOOK deliveries (Standard Webhooks and Port's headers).
     signing_secret: SecretRef | None = Field(default=None, alias="signingSecret")
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiosk.delivery import schedule
@@ -52,6 +53,7 @@ from kiosk.delivery.outbox import (
 from kiosk.delivery.sender import Attempt, create_transport, send
 from kiosk.store.engine import WRITE_OPTION, Database
 from kiosk.store.queue import Job, JobQueue, JobResult, utcnow
+from kiosk.store.tables import delivery_attempts
 
 __all__ = ["DeliveryWorker", "FinalOutcome", "SecretLookup"]
 
@@ -126,7 +128,7 @@ class DeliveryWorker:
         # Claimed jobs queue for a sender thread: BACKLOG per thread. The lease covers waiting behind
         # a full backlog of requests that all time out, and then this one, with a margin.
         self._backlog = BACKLOG * config.workers
-        lease = lease_seconds if lease_seconds is not None else max(60.0, (BACKLOG + 2) * config.timeout_seconds)
+        lease = lease_seconds or config.lease_seconds or max(60.0, (BACKLOG + 2) * config.timeout_seconds)
         self.queue = JobQueue(db, self.worker_id, lease_seconds=lease)
         self._transport = create_transport(config, egress)
         self._wake = threading.Event()
@@ -229,8 +231,9 @@ class DeliveryWorker:
             now = utcnow()
             error = f"internal error: {type(exc).__name__}"
             attempt = Attempt(now, 0.0, None, error, None)
+            number = delivery.attempts + 1 if delivery is not None else job.attempts
             decision = schedule.decide(
-                job.attempts, status_code=None, error=error, schedule=self.config.retry_schedule, jitter=0.0, now=now
+                number, status_code=None, error=error, schedule=self.config.retry_schedule, jitter=0.0, now=now
             )
             return _Result(job, delivery, attempt, decision, now)
 
@@ -253,8 +256,10 @@ class DeliveryWorker:
         if attempt.permanent:
             decision = schedule.Decision("dead", reason=attempt.error)
         else:
+            # The delivery's own count of attempts made, not the job's count of claims: claims a
+            # crashed worker never acted on must not use up the retry schedule.
             decision = schedule.decide(
-                job.attempts,
+                delivery.attempts + 1,
                 status_code=attempt.status_code,
                 error=attempt.error,
                 timed_out=attempt.timed_out,
@@ -285,10 +290,20 @@ class DeliveryWorker:
         updates: list[DeliveryUpdate] = []
         finals: list[FinalOutcome] = []
         held = self.queue.settle(conn, job_results)
+        # Number attempts from what is recorded, not from the claim-time snapshot: a worker whose
+        # lease ran out mid-attempt and the one that took over must not both write attempt N.
+        ids = sorted({r.delivery.id for r in results if r.delivery is not None})
+        rows = conn.execute(
+            sa.select(delivery_attempts.c.delivery_id, sa.func.max(delivery_attempts.c.attempt))
+            .where(delivery_attempts.c.delivery_id.in_(ids))
+            .group_by(delivery_attempts.c.delivery_id)
+        ).all()
+        recorded: dict[str, int] = {str(row[0]): int(row[1]) for row in rows if row[1] is not None}
         for r in results:
             if r.delivery is None or r.attempt is None:
                 continue
-            number = r.delivery.attempts + 1
+            number = max(r.delivery.attempts, recorded.get(r.delivery.id) or 0) + 1
+            recorded[r.delivery.id] = number
             a = r.attempt
             attempt_rows.append(
                 (
