@@ -1,0 +1,212 @@
+"""kiosk as a real server process, for tests (and benchmarks) that kill it, restart it or run two.
+
+:class:`KioskProcess` runs ``uvicorn --factory tests.kiosk_process:app_factory`` (one worker, so
+the process we start *is* the server: SIGKILL hits kiosk itself, not a supervisor) with
+``KIOSK_HOME``, ``KIOSK_DATABASE_URL`` and ``KIOSK_CONFIG`` (a kiosk.yaml) in its environment,
+waits for ``/healthz`` and hands out an httpx client with an admin token.
+
+The database is migrated and an admin client is made by the caller's process before the server
+starts (:func:`prepare_database`), so several processes can share one database and one token.
+
+Test-only knobs, read by :func:`app_factory` from the environment, because kiosk.yaml cannot set
+them (see :class:`kiosk.delivery.worker.DeliveryWorker`):
+
+* ``KIOSK_TEST_LEASE_SECONDS``: the delivery worker's job lease. kiosk itself uses
+  ``max(60, 6 * delivery.timeoutSeconds)``, so a test of recovery after a crash would otherwise
+  wait a minute for the dead process's leases to expire.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+from tests.servers import free_port
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+ROOT = Path(__file__).resolve().parents[1]
+LEASE_ENV = "KIOSK_TEST_LEASE_SECONDS"
+
+
+def app_factory() -> FastAPI:
+    """kiosk's app as ``kiosk serve`` builds it, plus the test knobs above."""
+    from kiosk.settings import Settings
+    from kiosk.web.app import create_app
+    from kiosk.web.runtime import tune_for_server
+
+    app = create_app(Settings.from_env())
+    lease = os.environ.get(LEASE_ENV)
+    if lease:
+        # JobQueue.lease is read at every claim; the worker has not started yet (lifespan does that).
+        app.state.delivery_worker.queue.lease = timedelta(seconds=float(lease))
+    tune_for_server()
+    return app
+
+
+def prepare_database(database_url: str) -> tuple[str, str]:
+    """Migrate the database and create an admin client in it; ``(client_id, secret)``."""
+    from kiosk.auth.clients import create_client
+    from kiosk.store import create_database, upgrade_to_head
+
+    db = create_database(database_url)
+    try:
+        upgrade_to_head(db)
+        return create_client(db, "admin", "kiosk_process")
+    finally:
+        db.dispose()
+
+
+class KioskProcess:
+    """One kiosk server process on loopback. ``start()`` may be called again after ``kill()``/``stop()``
+    (same port, same database): a restart. ``factory`` is the ``module:function`` uvicorn builds
+    the app with (one that wraps :func:`app_factory`, say, to instrument it)."""
+
+    def __init__(
+        self,
+        home: Path,
+        database_url: str,
+        config_path: Path,
+        admin: tuple[str, str],
+        *,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+        factory: str = "tests.kiosk_process:app_factory",
+    ) -> None:
+        self.home = home
+        self.database_url = database_url
+        self.config_path = config_path
+        self.admin = admin
+        self.extra_env = dict(env or {})
+        self.startup_timeout = startup_timeout
+        self.factory = factory
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._client: httpx.Client | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> KioskProcess:
+        """Launch and wait until it answers ``/healthz``."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (start several, then ``wait_ready()`` each)."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("this kiosk process is already running")
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "KIOSK_HOME": str(self.home),
+            "KIOSK_DATABASE_URL": self.database_url,
+            "KIOSK_CONFIG": str(self.config_path),
+        }
+        command = [sys.executable, "-m", "uvicorn", self.factory, "--factory"]
+        command += ["--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        command += ["--no-access-log", "--log-level", "warning"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+
+    def wait_ready(self) -> None:
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_healthy(self) -> None:
+        if self.process is None:
+            raise RuntimeError("not launched")
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kiosk exited during start-up ({self.process.returncode}):\n{self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"kiosk was not healthy within {self.startup_timeout:.0f}s:\n{self.output()}")
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("not started")
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no lease handed back, nothing flushed. Waits until it is gone."""
+        self._close_client()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful stop), SIGKILL if it does not end within 30 s."""
+        self._close_client()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # -- talking to it --------------------------------------------------------------------------
+
+    def token(self) -> str:
+        client_id, secret = self.admin
+        response = httpx.post(
+            f"{self.base_url}/v1/auth/access_token", json={"clientId": client_id, "clientSecret": secret}, timeout=30
+        )
+        response.raise_for_status()
+        return str(response.json()["accessToken"])
+
+    @property
+    def client(self) -> httpx.Client:
+        """An httpx client with an admin token (made on first use after each start)."""
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.base_url,
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=httpx.Timeout(30.0, connect=5.0),
+            )
+        return self._client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> KioskProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
