@@ -24,11 +24,13 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require_member(request: Request) -> Principal:
+# ``async`` on purpose: checking a token is a few microseconds of CPU (an HMAC, no IO), and a plain
+# ``def`` dependency would cost every request a hop through the thread pool (measured ~1 ms).
+async def require_member(request: Request) -> Principal:
     return current_principal(request)
 
 
-def require_admin(request: Request) -> Principal:
+async def require_admin(request: Request) -> Principal:
     principal = current_principal(request)
     if not principal.is_admin:
         raise Forbidden("this needs an admin client; members may only read the catalog", code="admin_required")
