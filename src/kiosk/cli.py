@@ -195,10 +195,17 @@ def apply(config: ConfigOption = None) -> None:
     _quiet_logging()
     loaded = load_config(settings.config_path)  # before touching the database
 
+    from kiosk.actions.automations import Automations
+    from kiosk.actions.service import Actions
     from kiosk.catalog.service import Catalog
 
     with _database(settings) as db:
-        report = apply_config(Catalog(db), loaded, actor="kiosk apply")
+        # The same wiring as the server: entities kiosk.yaml changes fire automations (their
+        # deliveries are stored here and sent by the server's worker).
+        actions = Actions(
+            db, azure_orgs=loaded.azureDevOps.orgs, sign_webhooks=loaded.delivery.signing_secret is not None
+        )
+        report = apply_config(Catalog(db, listener=Automations(actions)), loaded, actor="kiosk apply", actions=actions)
 
     table = Table(title=f"Applied {settings.config_path}")
     table.add_column("kind")

@@ -93,7 +93,7 @@ def test_port_older_form_is_normalised() -> None:
         (with_changes(identifier="runs"), "identifier", "reserved"),
         (with_changes(identifier=...), "identifier", "Field required"),
         (with_changes(colour="red"), "colour", "Extra inputs"),
-        (with_changes(trigger__type="automation"), "trigger.type", "self-service"),
+        (with_changes(trigger__type="manual"), "trigger", "self-service', 'automation"),
         (with_changes(trigger__operation="UPDATE"), "trigger.operation", "CREATE"),
         (with_changes(trigger__blueprintIdentifier=...), "trigger.blueprintIdentifier", "Field required"),
         (with_changes(trigger__condition={"type": "SEARCH"}), "trigger.condition", "Extra inputs"),
@@ -156,3 +156,109 @@ def test_put_identifier_must_match() -> None:
     assert parse_action(with_changes(identifier=...), identifier="deploy_service").identifier == "deploy_service"
     assert "cannot be changed" in refused(DEPLOY, identifier="other").message
     assert refused([DEPLOY]).message == "an action must be a JSON object"
+
+
+AUTOMATION: dict[str, Any] = {
+    "identifier": "notify_prod_service",
+    "title": "Tell the pipeline about production services",
+    "trigger": {
+        "type": "automation",
+        "event": {"type": "ENTITY_UPDATED", "blueprintIdentifier": "service"},
+        "condition": {
+            "type": "JQ",
+            "expressions": ['.diff.after.properties.lifecycle == "production"'],
+            "combinator": "or",
+        },
+    },
+    "invocationMethod": {"type": "AZURE-DEVOPS", "org": "contoso", "webhook": "port_trigger"},
+    "publish": True,
+}
+
+
+def automation_with(**changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(AUTOMATION)
+    for path, value in changes.items():
+        node = doc
+        *parents, last = path.split("__")
+        for part in parents:
+            node = node[part]
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+    return doc
+
+
+def test_port_automation_parses_whole() -> None:
+    action = parse_action(AUTOMATION)
+    assert action.document == {**AUTOMATION, "requiredApproval": False}
+    assert action.is_automation and action.automation is not None
+    spec = action.automation
+    assert (spec.event, spec.blueprint, spec.action, spec.combinator, spec.enabled) == (
+        "ENTITY_UPDATED",
+        "service",
+        None,
+        "or",
+        True,
+    )
+    assert spec.expressions == ('.diff.after.properties.lifecycle == "production"',)
+    assert action.inputs.specs == {}
+    with pytest.raises(TypeError, match="is an automation"):
+        _ = action.blueprint
+    with pytest.raises(TypeError, match="is an automation"):
+        _ = action.operation
+
+
+def test_automation_defaults_and_run_events() -> None:
+    plain = automation_with(trigger__condition=..., publish=...)
+    spec = parse_action(plain).automation
+    assert spec is not None and spec.expressions == () and spec.enabled
+    combined = parse_action(automation_with(trigger__condition__combinator=...)).document
+    assert combined["trigger"]["condition"]["combinator"] == "and"
+    runs = parse_action(automation_with(trigger__event={"type": "ANY_RUN_CHANGE", "actionIdentifier": "deploy"}))
+    assert runs.automation is not None and runs.automation.action == "deploy" and not runs.automation.on_entities
+    off = parse_action(automation_with(publish=False)).automation
+    assert off is not None and not off.enabled
+    assert not parse_action(DEPLOY).is_automation
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "fragment"),
+    [
+        (automation_with(trigger__event__type="ENTITY_RENAMED"), "trigger.event.type", "must be one of"),
+        (automation_with(trigger__event__type="TIMER_PROPERTY_EXPIRED"), "trigger.event.type", "no timer properties"),
+        (automation_with(trigger__event__blueprintIdentifier=...), "trigger.event.blueprintIdentifier", "required"),
+        (
+            automation_with(trigger__event__actionIdentifier="deploy"),
+            "trigger.event.actionIdentifier",
+            "does not belong to event type ENTITY_UPDATED",
+        ),
+        (
+            automation_with(trigger__event={"type": "RUN_CREATED", "blueprintIdentifier": "service"}),
+            "trigger.event.actionIdentifier",
+            "is required for event type RUN_CREATED",
+        ),
+        (automation_with(trigger__event=...), "trigger.event", "Field required"),
+        (automation_with(trigger__operation="DAY-2"), "trigger.operation", "Extra inputs"),
+        (automation_with(trigger__condition__type="SEARCH"), "trigger.condition.type", "'JQ'"),
+        (automation_with(trigger__condition__expressions=[]), "trigger.condition.expressions", "at least 1"),
+        (automation_with(trigger__condition__combinator="xor"), "trigger.condition.combinator", "'and' or 'or'"),
+        (
+            automation_with(trigger__condition__expressions=[".ok", ".a |"]),
+            "trigger.condition.expressions[1]",
+            "not a valid jq expression",
+        ),
+        (automation_with(requiredApproval=True), "requiredApproval", "without approval"),
+        (
+            automation_with(invocationMethod__payload={"x": "{{ .event | }}"}),
+            "invocationMethod.body.x",
+            "not a valid jq expression",
+        ),
+    ],
+)
+def test_invalid_automations_name_the_field(doc: dict[str, Any], field: str, fragment: str) -> None:
+    error = refused(doc)
+    assert error.status_code == 422 and error.message.startswith("action 'notify_prod_service': "), error.message
+    assert fragment in error.message and field in error.message, error.message
+    details = error.details if isinstance(error.details, list) else [error.details]
+    assert details[0]["field"] == field, details

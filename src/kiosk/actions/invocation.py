@@ -2,21 +2,25 @@
 
 Building the request is all this module does; sending it (with retries, egress rules and the
 signature computed from a secret resolved at send time) is the delivery layer's job. Pure.
+
+:func:`render_request` is the one path from "what the templates see" to a request, shared by
+self-service runs and automations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from kiosk.actions.payload import render_template
 from kiosk.config.model import AzureDevOpsOrg
 from kiosk.delivery.outbox import RESERVED_HEADERS, Signing
 from kiosk.errors import ValidationFailed
 
-__all__ = ["OutboundRequest", "build_request", "check_azure_org", "check_headers"]
+__all__ = ["OutboundRequest", "build_request", "check_azure_org", "check_headers", "render_request"]
 
 JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
 
@@ -119,3 +123,31 @@ def build_request(
         body=payload,
         signing=Signing("webhook", "webhook") if sign_webhooks else None,
     )
+
+
+def render_request(
+    invocation: Mapping[str, Any],
+    data: Mapping[str, Any],
+    default_body: Callable[[], Any],
+    *,
+    orgs: Mapping[str, AzureDevOpsOrg],
+    sign_webhooks: bool,
+    secrets: Mapping[str, str],
+) -> OutboundRequest:
+    """The request for one run: the action's body template evaluated over ``data`` (or
+    ``default_body()`` when it has none), a WEBHOOK's header templates likewise.
+
+    A template that fails, or a request that cannot be built, is a :class:`ValidationFailed`
+    naming the field; jq's error text has ``secrets`` masked.
+    """
+    template = invocation.get("body")
+    if template is not None:
+        body = render_template(template, data, where="invocationMethod.body", secrets=secrets)
+    else:
+        body = default_body()
+    headers = None
+    if invocation["type"] == "WEBHOOK":
+        headers = render_template(
+            invocation.get("headers") or {}, data, where="invocationMethod.headers", secrets=secrets
+        )
+    return build_request(invocation, body, orgs=orgs, headers=headers, sign_webhooks=sign_webhooks)

@@ -1,4 +1,13 @@
-"""Self-service action documents in Port's format: parsing, normalising and checking them.
+"""Action documents in Port's format: parsing, normalising and checking them.
+
+Two kinds share one document shape and one ``invocationMethod``, as in Port:
+
+- a *self-service* action (``trigger.type: self-service``): a person or a client starts it,
+  on an entity (DAY-2 / DELETE) or none (CREATE), with ``userInputs``;
+- an *automation* (``trigger.type: automation``): kiosk starts it when a catalog event
+  (``ENTITY_CREATED`` / ``ENTITY_UPDATED`` / ``ENTITY_DELETED`` / ``ANY_ENTITY_CHANGE`` on a
+  blueprint) or a run event (``RUN_CREATED`` / ``RUN_UPDATED`` / ``ANY_RUN_CHANGE`` of an action)
+  happens and its optional jq ``condition`` holds. See :mod:`kiosk.actions.automations`.
 
 Pure (no IO), so the API, ``kiosk apply`` and the tests share one definition of a valid action.
 Checks that need the database or the configuration (the blueprint exists, the Azure DevOps
@@ -14,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import jq
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
@@ -25,9 +35,12 @@ from kiosk.errors import ValidationFailed
 
 __all__ = [
     "AZURE_ORG_NAME",
+    "ENTITY_EVENTS",
     "HEADER_NAME",
+    "RUN_EVENTS",
     "Action",
     "ActionDoc",
+    "AutomationSpec",
     "AzureDevOpsInvocation",
     "WebhookInvocation",
     "parse_action",
@@ -43,6 +56,15 @@ AZURE_ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")
 AZURE_WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 #: An HTTP header name (RFC 9110 token).
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+#: Automation events on a blueprint's entities (``trigger.event.blueprintIdentifier``).
+ENTITY_EVENTS: tuple[str, ...] = ("ENTITY_CREATED", "ENTITY_UPDATED", "ENTITY_DELETED", "ANY_ENTITY_CHANGE")
+#: Automation events on an action's runs (``trigger.event.actionIdentifier``).
+RUN_EVENTS: tuple[str, ...] = ("RUN_CREATED", "RUN_UPDATED", "ANY_RUN_CHANGE")
+#: Port event types kiosk knows but does not fire, with the reason given to the user.
+UNSUPPORTED_EVENTS = {"TIMER_PROPERTY_EXPIRED": "kiosk has no timer properties"}
+#: Discriminator tags pydantic puts into error locations (``trigger.automation.event``); dropped.
+UNION_TAGS = frozenset({"AZURE-DEVOPS", "WEBHOOK", "self-service", "automation"})
+MAX_CONDITION_EXPRESSIONS = 50
 
 
 class SelfServiceTrigger(BaseModel):
@@ -54,6 +76,56 @@ class SelfServiceTrigger(BaseModel):
     operation: Operation
     blueprintIdentifier: str = Field(pattern=SCHEMA_IDENTIFIER.pattern, min_length=1, max_length=100)
     userInputs: dict[str, Any] = Field(default_factory=lambda: {"properties": {}, "required": []})
+
+
+class AutomationEvent(BaseModel):
+    """``trigger.event`` of an automation: which event, on which blueprint's entities or action's runs.
+
+    Which of ``blueprintIdentifier`` / ``actionIdentifier`` an event type needs is checked in
+    :func:`parse_action`, so the message names the missing field itself.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    blueprintIdentifier: str | None = Field(
+        default=None, pattern=SCHEMA_IDENTIFIER.pattern, min_length=1, max_length=100
+    )
+    actionIdentifier: str | None = Field(default=None, pattern=SCHEMA_IDENTIFIER.pattern, min_length=1, max_length=100)
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value in UNSUPPORTED_EVENTS:
+            raise ValueError(f"{value} is not supported ({UNSUPPORTED_EVENTS[value]})")
+        if value not in (*ENTITY_EVENTS, *RUN_EVENTS):
+            raise ValueError(f"must be one of {', '.join((*ENTITY_EVENTS, *RUN_EVENTS))}")
+        return value
+
+
+class JqCondition(BaseModel):
+    """``trigger.condition``: jq expressions over the event; all must hold (``and``) or any (``or``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["JQ"]
+    expressions: list[Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(
+        min_length=1, max_length=MAX_CONDITION_EXPRESSIONS
+    )
+    combinator: Literal["and", "or"] = "and"
+
+
+class AutomationTrigger(BaseModel):
+    """``trigger`` of an automation: kiosk starts it when ``event`` happens and ``condition`` holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["automation"]
+    event: AutomationEvent
+    condition: JqCondition | None = None
+
+
+Trigger = Annotated[SelfServiceTrigger | AutomationTrigger, Field(discriminator="type")]
 
 
 class AzureDevOpsInvocation(BaseModel):
@@ -103,7 +175,7 @@ Invocation = Annotated[AzureDevOpsInvocation | WebhookInvocation, Field(discrimi
 
 
 class ActionDoc(BaseModel):
-    """A Port self-service action. Unknown keys are refused so typos do not pass silently."""
+    """A Port action or automation. Unknown keys are refused so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -111,9 +183,10 @@ class ActionDoc(BaseModel):
     title: str | None = Field(default=None, max_length=1000)
     icon: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10000)
-    trigger: SelfServiceTrigger
+    trigger: Trigger
     invocationMethod: Invocation
     requiredApproval: StrictBool = False
+    #: Port's flag; on an automation ``false`` switches it off (it is kept but never fires).
     publish: StrictBool | None = None
 
     @field_validator("identifier")
@@ -133,11 +206,34 @@ class ActionDoc(BaseModel):
 
 
 @dataclass(frozen=True)
+class AutomationSpec:
+    """An automation's trigger, read once: what it listens to and when it fires."""
+
+    #: One of :data:`ENTITY_EVENTS` or :data:`RUN_EVENTS`.
+    event: str
+    #: The blueprint whose entities it watches (entity events), else None.
+    blueprint: str | None
+    #: The action whose runs it watches (run events), else None.
+    action: str | None
+    #: jq expressions that must hold (all with ``and``, any with ``or``); empty: always fires.
+    expressions: tuple[str, ...]
+    combinator: Literal["and", "or"]
+    #: ``publish: false`` keeps the automation but switches it off.
+    enabled: bool
+
+    @property
+    def on_entities(self) -> bool:
+        return self.event in ENTITY_EVENTS
+
+
+@dataclass(frozen=True)
 class Action:
-    """A parsed action: its normalised document and its compiled inputs."""
+    """A parsed action: its normalised document, its compiled inputs, and — for an automation —
+    its trigger (``automation``; None for a self-service action)."""
 
     document: dict[str, Any]
     inputs: UserInputs
+    automation: AutomationSpec | None = None
 
     @property
     def identifier(self) -> str:
@@ -149,12 +245,25 @@ class Action:
         return str(title) if title is not None else None
 
     @property
+    def is_automation(self) -> bool:
+        return self.automation is not None
+
+    @property
     def operation(self) -> str:
+        """CREATE / DAY-2 / DELETE: a self-service fact; an automation has none (TypeError)."""
+        self._self_service("operation")
         return str(self.document["trigger"]["operation"])
 
     @property
     def blueprint(self) -> str:
+        """The blueprint a self-service action acts on; for an automation see ``automation`` (TypeError)."""
+        self._self_service("blueprint")
         return str(self.document["trigger"]["blueprintIdentifier"])
+
+    def _self_service(self, what: str) -> None:
+        # Callers branch on ``is_automation`` first; reaching here with an automation is a bug.
+        if self.automation is not None:
+            raise TypeError(f"action {self.identifier!r} is an automation; it has no {what}")
 
     @property
     def invocation(self) -> dict[str, Any]:
@@ -184,7 +293,7 @@ def _format_error(error: ValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for e in error.errors(include_url=False, include_input=False):
         # pydantic puts the union member's tag into the location: invocationMethod.WEBHOOK.url
-        loc = [str(p) for p in e["loc"] if p not in ("AZURE-DEVOPS", "WEBHOOK")]
+        loc = [str(p) for p in e["loc"] if p not in UNION_TAGS]
         msg = e["msg"].removeprefix("Value error, ")
         details.append({"field": ".".join(loc), "message": msg, "type": e["type"]})
     first = details[0]
@@ -214,7 +323,12 @@ def parse_action(raw: Any, *, identifier: str | None = None) -> Action:
         raise ValidationFailed(prefix + message, code="invalid_action", details=details) from None
     document = doc.to_document()
     try:
-        inputs = compile_user_inputs(doc.trigger.userInputs)
+        automation = None
+        if isinstance(doc.trigger, AutomationTrigger):
+            automation = _automation_spec(doc.trigger, doc)
+            inputs = compile_user_inputs(None)
+        else:
+            inputs = compile_user_inputs(doc.trigger.userInputs)
         body = document["invocationMethod"].get("body")
         if body is not None:
             check_templates(body, "invocationMethod.body")
@@ -225,4 +339,46 @@ def parse_action(raw: Any, *, identifier: str | None = None) -> Action:
     # PostgreSQL cannot store NUL in jsonb; refuse it on every engine alike.
     if b"\\u0000" in orjson.dumps(document):
         raise ValidationFailed(prefix + "strings must not contain the NUL character", code="invalid_action")
-    return Action(document=document, inputs=inputs)
+    return Action(document=document, inputs=inputs, automation=automation)
+
+
+def _automation_spec(trigger: AutomationTrigger, doc: ActionDoc) -> AutomationSpec:
+    """The rules of an automation pydantic cannot say with a field-naming message."""
+    event = trigger.event
+    if event.type in ENTITY_EVENTS:
+        needed, other = "blueprintIdentifier", "actionIdentifier"
+        missing, extra = event.blueprintIdentifier is None, event.actionIdentifier is not None
+    else:
+        needed, other = "actionIdentifier", "blueprintIdentifier"
+        missing, extra = event.actionIdentifier is None, event.blueprintIdentifier is not None
+    if missing:
+        raise _field_error(f"trigger.event.{needed}", f"is required for event type {event.type}")
+    if extra:
+        raise _field_error(f"trigger.event.{other}", f"does not belong to event type {event.type} (it takes {needed})")
+    if doc.requiredApproval:
+        raise _field_error("requiredApproval", "an automation runs without approval; it must be false")
+    expressions: tuple[str, ...] = ()
+    combinator: Literal["and", "or"] = "and"
+    if trigger.condition is not None:
+        expressions = tuple(trigger.condition.expressions)
+        combinator = trigger.condition.combinator
+        for i, expression in enumerate(expressions):
+            try:
+                jq.compile(expression)
+            except ValueError as exc:
+                first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
+                raise _field_error(
+                    f"trigger.condition.expressions[{i}]", f"{expression!r} is not a valid jq expression: {first}"
+                ) from None
+    return AutomationSpec(
+        event=event.type,
+        blueprint=event.blueprintIdentifier,
+        action=event.actionIdentifier,
+        expressions=expressions,
+        combinator=combinator,
+        enabled=doc.publish is not False,
+    )
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", code="invalid_action", details={"field": field})

@@ -20,6 +20,12 @@ answer; registered with the log redaction the moment they are read.
 Functions for other parts of kiosk (the delivery worker, the Azure run-state listener, a
 periodic sweep) are at the bottom: :func:`finish_run`, :func:`finish_run_from_pipeline`,
 :func:`fail_run_for_delivery`, :func:`expire_stale_runs`.
+
+Run changes can be watched (run automations do): a :class:`RunListener` is told, inside the
+transaction that made it, of every run created and every run update — a report (PATCH), a log
+that finishes the run, an approval or decline, a finish from outside, an expiry. Logs that do not
+finish the run are not updates (as in Port). The listener says first whether it watches runs of
+that action started from that origin, so unwatched runs cost one small query.
 """
 
 from __future__ import annotations
@@ -31,15 +37,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiosk.actions.inputs import MASK, ValidatedInputs
-from kiosk.actions.invocation import OutboundRequest, build_request, check_azure_org
+from kiosk.actions.invocation import OutboundRequest, check_azure_org, render_request
 from kiosk.actions.model import Action
-from kiosk.actions.payload import RunContext, default_payload, jq_input, render_template
+from kiosk.actions.payload import RunContext, default_payload, jq_input
 from kiosk.actions.secrets import SecretBox, mask_text
 from kiosk.actions.service import Actions, iso
 from kiosk.catalog.identifiers import is_entity_identifier, is_schema_identifier
@@ -57,12 +63,18 @@ from kiosk.store.tables import entities as ent_table
 __all__ = [
     "ACTIVE",
     "FINISHED",
+    "RunChange",
+    "RunListener",
     "Runs",
     "expire_stale_runs",
     "fail_run_for_delivery",
     "finish_run",
     "finish_run_from_pipeline",
+    "insert_runs",
     "pipeline_run_name",
+    "queue_delivery",
+    "run_row",
+    "trigger_of",
 ]
 
 log = logging.getLogger("kiosk.actions")
@@ -90,6 +102,44 @@ RUN_BODY_KEYS = frozenset({"entity", "properties"})
 PATCH_KEYS = frozenset({"status", "statusLabel", "link", "summary", "externalRunId"})
 LOG_KEYS = frozenset({"message", "terminationStatus", "statusLabel"})
 ORIGINS = frozenset({"UI", "API", "AUTOMATION"})
+
+
+RunChangeKind = Literal["created", "updated"]
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """A run created or updated, as the API shows it (secret inputs masked).
+
+    ``before`` is None when it was created. ``actor`` is the client that made the change (None
+    when kiosk itself did: a run-state event, an expiry, a failed delivery).
+    """
+
+    action: str
+    run_id: str
+    origin: str
+    kind: RunChangeKind
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    actor: str | None
+
+
+class RunListener(Protocol):
+    """Something that reacts to run changes in the writer's transaction (run automations do)."""
+
+    def watched_runs(self, conn: Connection, action: str, origin: str) -> frozenset[RunChangeKind]:
+        """The kinds of change to runs of ``action`` started from ``origin`` it wants (empty: none)."""
+        ...
+
+    def runs_changed(self, conn: Connection, changes: Sequence[RunChange]) -> bool:
+        """Called inside the transaction. Its own mistakes (a condition, a template) must not fail
+        it; failing to store what it reacts with does, so that a committed change never goes
+        without its reaction. True when it stored work :meth:`committed` should announce."""
+        ...
+
+    def committed(self) -> None:
+        """The transaction whose changes it took (and said True to) has committed."""
+        ...
 
 
 def _now() -> datetime:
@@ -141,6 +191,60 @@ def _transaction(conn_or_db: Connection | Database) -> Iterator[Connection]:
             yield conn
     else:
         yield conn_or_db
+
+
+@contextmanager
+def _watched_transaction(
+    conn_or_db: Connection | Database, listener: RunListener | None
+) -> Iterator[tuple[Connection, list[RunChange]]]:
+    """:func:`_transaction`, plus a list the body appends its run changes to: they are handed to
+    ``listener`` before the transaction ends, and announced (``committed``) after it commits.
+
+    In the caller's transaction (given a connection) kiosk cannot know when it commits, so nothing
+    is announced; the delivery worker then finds the queued work at its next poll.
+    """
+    changes: list[RunChange] = []
+    with _transaction(conn_or_db) as conn:
+        yield conn, changes
+        announced = listener is not None and bool(changes) and listener.runs_changed(conn, changes)
+    if announced and listener is not None and isinstance(conn_or_db, Database):
+        listener.committed()
+
+
+def _note_run_change(
+    conn: Connection,
+    listener: RunListener | None,
+    changes: list[RunChange],
+    *,
+    run_id: str,
+    action: str,
+    origin: str,
+    before: Any,
+    actor: str | None,
+) -> None:
+    """Append the change just written to run ``run_id`` to ``changes``, if ``listener`` watches it.
+
+    ``before`` is the run's row before the change (None: it was just created). The run is read
+    back and both rendered only when watched.
+    """
+    if listener is None:
+        return
+    kind: RunChangeKind = "created" if before is None else "updated"
+    if kind not in listener.watched_runs(conn, action, origin):
+        return
+    after = conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id)).one()
+    titles = _titles(conn, {action})
+    changes.append(
+        RunChange(
+            action=action,
+            run_id=run_id,
+            origin=origin,
+            kind=kind,
+            before=_render_run(before, titles) if before is not None else None,
+            after=_render_run(after, titles),
+            actor=actor,
+        )
+    )
 
 
 def _clip(text: str, limit: int) -> str:
@@ -303,14 +407,17 @@ class Runs:
         box: SecretBox,
         *,
         notify: Callable[[], None] | None = None,
+        listener: RunListener | None = None,
     ) -> None:
         """``notify`` is called after a transaction that queued a delivery commits (the delivery
-        worker's ``notify``, so it sends at once instead of at its next poll)."""
+        worker's ``notify``, so it sends at once instead of at its next poll). ``listener`` hears
+        of every run change (the automations; see :class:`RunListener`)."""
         self.db = db
         self.catalog = catalog
         self.actions = actions
         self.box = box
         self.notify = notify
+        self.listener = listener
 
     def _queued(self) -> None:
         if self.notify is not None:
@@ -325,6 +432,12 @@ class Runs:
         request = parse_run_request(raw)
         with self.db.connect() as conn:
             action = self.actions.load(conn, identifier)
+        if action.is_automation:
+            raise ValidationFailed(
+                f"action {identifier!r} is an automation: kiosk runs it when its trigger's event happens, not by hand",
+                code="action_is_automation",
+                details={"action": identifier},
+            )
         inputs = action.inputs.validate(request.properties)
         for value in inputs.secrets.values():
             register_secret(value)
@@ -334,37 +447,43 @@ class Runs:
 
         run_id = new_run_id()
         now = _now()
-        trigger = _trigger(actor, origin, now)
+        trigger = trigger_of(actor, origin, now)
         needs_approval = action.requires_approval
         outbound: OutboundRequest | None = None
         if not needs_approval:
             ctx = RunContext(run_id, action.document, entity, expanded, trigger)
             outbound = self._outbound(action, ctx, inputs.secrets)
-        with self.db.begin() as conn:
-            conn.execute(
-                sa.insert(runs_table).values(
-                    id=run_id,
-                    action=action.identifier,
-                    status=WAITING if needs_approval else IN_PROGRESS,
-                    status_label=None,
-                    blueprint=action.blueprint,
-                    entity=entity["identifier"] if entity is not None else None,
-                    properties=inputs.masked(),
-                    secrets=self.box.seal(run_id, inputs.secrets) if inputs.secrets else None,
-                    links=[],
-                    summary=None,
-                    external_run_id=None,
-                    origin=origin,
-                    created_by=actor,
-                    approval={"required": True} if needs_approval else None,
-                    pipeline_run_name=pipeline_run_name(run_id),
-                    created_at=now,
-                    updated_at=now,
-                    ended_at=None,
-                )
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
+            insert_runs(
+                conn,
+                [
+                    run_row(
+                        run_id,
+                        action=action.identifier,
+                        status=WAITING if needs_approval else IN_PROGRESS,
+                        blueprint=action.blueprint,
+                        entity=entity["identifier"] if entity is not None else None,
+                        properties=inputs.masked(),
+                        secrets=self.box.seal(run_id, inputs.secrets) if inputs.secrets else None,
+                        origin=origin,
+                        created_by=actor,
+                        approval={"required": True} if needs_approval else None,
+                        now=now,
+                    )
+                ],
             )
             if outbound is not None:
-                self._queue(conn, run_id, outbound)
+                queue_delivery(conn, run_id, outbound)
+            _note_run_change(
+                conn,
+                self.listener,
+                changes,
+                run_id=run_id,
+                action=action.identifier,
+                origin=origin,
+                before=None,
+                actor=actor,
+            )
         if outbound is not None:
             self._queued()
         log.info("action run started", extra={"run": run_id, "action": action.identifier})
@@ -438,40 +557,13 @@ class Runs:
         Note: the body carries secret inputs in clear (the pipeline needs them), and the
         delivery layer stores those bytes until sent.
         """
-        invocation = action.invocation
-        data = jq_input(ctx)
-        template = invocation.get("body")
-        if template is not None:
-            body = render_template(template, data, where="invocationMethod.body", secrets=secret_values)
-        else:
-            body = default_payload(ctx)
-        headers = None
-        if invocation["type"] == "WEBHOOK":
-            headers = render_template(
-                invocation.get("headers") or {}, data, where="invocationMethod.headers", secrets=secret_values
-            )
-        return build_request(
-            invocation,
-            body,
+        return render_request(
+            action.invocation,
+            jq_input(ctx),
+            lambda: default_payload(ctx),
             orgs=self.actions.azure_orgs,
-            headers=headers,
             sign_webhooks=self.actions.sign_webhooks,
-        )
-
-    @staticmethod
-    def _queue(conn: Connection, run_id: str, outbound: OutboundRequest) -> str:
-        # NOTE for review: ``outbound.body`` holds secret inputs in clear (the pipeline needs
-        # them), and the delivery layer stores those bytes (``deliveries.body``) until sent and
-        # after. Sealing delivery bodies too would close that; it is the delivery layer's call.
-        return create_delivery(
-            conn,
-            source="action",
-            run_id=run_id,
-            method=outbound.method,
-            url=outbound.url,
-            headers=outbound.headers,
-            body=outbound.body,
-            signing=outbound.signing,
+            secrets=secret_values,
         )
 
     # ----------------------------------------------------------------------------- approvals
@@ -489,6 +581,11 @@ class Runs:
                     f"action {row.action!r} no longer exists; decline the run instead",
                     code="action_not_found",
                 ) from None
+        if action.is_automation:
+            raise Conflict(
+                f"action {row.action!r} has become an automation since the run was started; decline the run instead",
+                code="action_is_automation",
+            )
         sealed = self._open(row)
         inputs = action.inputs.restore(row.properties, sealed)
         entity = self._entity(action.blueprint, row.entity, "entity") if row.entity else None
@@ -498,12 +595,12 @@ class Runs:
             action.document,
             entity,
             self._expand_entity_inputs(inputs),
-            _trigger(row.created_by, row.origin, row.created_at),
+            trigger_of(row.created_by, row.origin, row.created_at),
         )
         outbound = self._outbound(action, ctx, inputs.secrets)
         now = _now()
         approval = {"required": True, "decision": "APPROVED", "decidedBy": actor, "decidedAt": iso(now)}
-        with self.db.begin() as conn:
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
             changed = conn.execute(
                 sa.update(runs_table)
                 .where(runs_table.c.id == row.id, runs_table.c.status == WAITING)
@@ -511,7 +608,8 @@ class Runs:
             ).rowcount
             if not changed:
                 raise self._not_waiting(self._row(row.id))
-            self._queue(conn, row.id, outbound)
+            queue_delivery(conn, row.id, outbound)
+            self._note(conn, changes, row, actor)
         self._queued()
         return self.get_run(row.id)
 
@@ -533,7 +631,7 @@ class Runs:
             "decidedAt": iso(now),
             "reason": reason,
         }
-        with self.db.begin() as conn:
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
             changed = conn.execute(
                 sa.update(runs_table)
                 .where(runs_table.c.id == row.id, runs_table.c.status == WAITING)
@@ -548,7 +646,21 @@ class Runs:
             ).rowcount
             if not changed:
                 raise self._not_waiting(self._row(row.id))
+            self._note(conn, changes, row, actor)
         return self.get_run(row.id)
+
+    def _note(self, conn: Connection, changes: list[RunChange], before: Any, actor: str | None) -> None:
+        """Note the update just made to the run whose earlier row is ``before``."""
+        _note_run_change(
+            conn,
+            self.listener,
+            changes,
+            run_id=before.id,
+            action=before.action,
+            origin=before.origin,
+            before=before,
+            actor=actor,
+        )
 
     @staticmethod
     def _not_waiting(row: Any) -> Conflict:
@@ -583,7 +695,7 @@ class Runs:
         summary = _optional_text(raw, "summary", MAX_TEXT)
         external = _optional_text(raw, "externalRunId", MAX_EXTERNAL_ID)
         links = _links(raw)
-        with self.db.begin() as conn:
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
             row = self._locked_row(conn, run_id)
             secret_values = self._open_quietly(row)
             now = _now()
@@ -601,6 +713,7 @@ class Runs:
             if links is not None:
                 values["links"] = links
             conn.execute(sa.update(runs_table).where(runs_table.c.id == row.id).values(**values))
+            self._note(conn, changes, row, actor)
         return self.get_run(run_id)
 
     def add_log(self, run_id: str, raw: Any, *, actor: str | None = None) -> dict[str, Any]:
@@ -615,7 +728,7 @@ class Runs:
             raise _invalid("message", f"message must be at most {MAX_TEXT} characters")
         termination = _status(raw, "terminationStatus", (SUCCESS, FAILURE))
         label = _optional_text(raw, "statusLabel", MAX_LABEL)
-        with self.db.begin() as conn:
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
             row = self._locked_row(conn, run_id)
             secret_values = self._open_quietly(row)
             message = mask_text(message, secret_values, MASK)
@@ -638,6 +751,8 @@ class Runs:
             if label is not None:
                 values["status_label"] = label
             conn.execute(sa.update(runs_table).where(runs_table.c.id == row.id).values(**values))
+            if termination is not None:  # a log alone is no run update (as in Port); finishing one is
+                self._note(conn, changes, row, actor)
             stored = conn.execute(sa.select(logs_table).where(logs_table.c.id == log_id)).one()
         return _render_log(stored)
 
@@ -753,7 +868,7 @@ class Runs:
         return [_render_log(r) for r in page], nxt
 
 
-def _trigger(actor: str | None, origin: str, at: datetime) -> dict[str, Any]:
+def trigger_of(actor: str | None, origin: str, at: datetime) -> dict[str, Any]:
     """Port's ``trigger``: who (kiosk knows API clients, not people), from where, when."""
     return {
         "by": {"orgId": "kiosk", "userId": actor, "user": {"id": actor, "email": None}},
@@ -765,6 +880,83 @@ def _trigger(actor: str | None, origin: str, at: datetime) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- from outside
 
 
+def run_row(
+    run_id: str,
+    *,
+    action: str,
+    status: str,
+    blueprint: str | None,
+    entity: str | None,
+    properties: dict[str, Any],
+    secrets: str | None,
+    origin: str,
+    created_by: str | None,
+    approval: dict[str, Any] | None,
+    now: datetime,
+    status_label: str | None = None,
+) -> dict[str, Any]:
+    """A new run's row for :func:`insert_runs`. A run created already finished (``status``
+    SUCCESS / FAILURE: an automation whose request could not be built) ends now;
+    ``status_label`` is clipped to the column's length."""
+    return {
+        "id": run_id,
+        "action": action,
+        "status": status,
+        "status_label": _clip(status_label, MAX_LABEL) if status_label is not None else None,
+        "blueprint": blueprint,
+        "entity": entity,
+        "properties": properties,
+        "secrets": secrets,
+        "links": [],
+        "summary": None,
+        "external_run_id": None,
+        "origin": origin,
+        "created_by": created_by,
+        "approval": approval,
+        "pipeline_run_name": pipeline_run_name(run_id),
+        "created_at": now,
+        "updated_at": now,
+        "ended_at": now if status in FINISHED else None,
+    }
+
+
+def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store new runs (rows from :func:`run_row`) with one statement, in the caller's transaction.
+
+    Bound parameters rather than ``.values()`` literals: the statement is compiled once and
+    cached, which is what keeps a bulk write that fires an automation per entity affordable.
+    """
+    if rows:
+        conn.execute(sa.insert(runs_table), list(rows))
+
+
+def add_run_log(conn: Connection, run_id: str, message: str, *, termination_status: str | None, at: datetime) -> None:
+    """A log line on a run, written by kiosk itself (in the caller's transaction)."""
+    conn.execute(
+        sa.insert(logs_table).values(
+            run_id=run_id, message=message, termination_status=termination_status, status_label=None, created_at=at
+        )
+    )
+
+
+def queue_delivery(conn: Connection, run_id: str, outbound: OutboundRequest, *, source: str = "action") -> str:
+    """The run's delivery, in the caller's transaction (so it commits with the run); ``source``
+    says what queued it (``action`` or ``automation``) in the deliveries API."""
+    # NOTE for review: ``outbound.body`` holds secret inputs in clear (the pipeline needs
+    # them), and the delivery layer stores those bytes (``deliveries.body``) until sent and
+    # after. Sealing delivery bodies too would close that; it is the delivery layer's call.
+    return create_delivery(
+        conn,
+        source=source,
+        run_id=run_id,
+        method=outbound.method,
+        url=outbound.url,
+        headers=outbound.headers,
+        body=outbound.body,
+        signing=outbound.signing,
+    )
+
+
 def finish_run(
     conn_or_db: Connection | Database,
     run_id: str,
@@ -773,28 +965,38 @@ def finish_run(
     label: str | None = None,
     link: str | None = None,
     log_message: str | None = None,
+    listener: RunListener | None = None,
 ) -> bool:
     """Finish an IN_PROGRESS run as SUCCESS or FAILURE; False (nothing changed) if it is not one.
 
     ``link`` is added to the run's links (once); ``log_message`` is added to its logs. Runs in
-    the caller's transaction when given a connection.
+    the caller's transaction when given a connection. ``listener`` (the automations) hears of
+    the change, in the same transaction.
     """
     if status not in (SUCCESS, FAILURE):
         raise ValueError(f"status must be SUCCESS or FAILURE, not {status!r}")
-    with _transaction(conn_or_db) as conn:
-        row = conn.execute(
-            sa.select(runs_table.c.id, runs_table.c.status, runs_table.c.links)
-            .where(runs_table.c.id == run_id)
-            .with_for_update()
-        ).first()
+    with _watched_transaction(conn_or_db, listener) as (conn, changes):
+        row = conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id).with_for_update()).first()
         if row is None or row.status != IN_PROGRESS:
             return False
-        return _finish(conn, row, status, label=label, link=link, log_message=log_message)
+        return _finish(
+            conn, row, status, label=label, link=link, log_message=log_message, listener=listener, changes=changes
+        )
 
 
 def _finish(
-    conn: Connection, row: Any, status: str, *, label: str | None, link: str | None, log_message: str | None
+    conn: Connection,
+    row: Any,
+    status: str,
+    *,
+    label: str | None,
+    link: str | None,
+    log_message: str | None,
+    listener: RunListener | None,
+    changes: list[RunChange],
 ) -> bool:
+    """Finish the run ``row`` (a full row, read for update); the change is noted in ``changes``
+    when ``listener`` watches it."""
     now = _now()
     values: dict[str, Any] = {"status": status, "updated_at": now, "ended_at": now, "secrets": None}
     if label is not None:
@@ -815,22 +1017,32 @@ def _finish(
                 created_at=now,
             )
         )
+    if changed:
+        _note_run_change(
+            conn, listener, changes, run_id=row.id, action=row.action, origin=row.origin, before=row, actor=None
+        )
     return bool(changed)
 
 
 def finish_run_from_pipeline(
-    conn_or_db: Connection | Database, pipeline_run_name: str, status: str, link: str | None, label: str | None
+    conn_or_db: Connection | Database,
+    pipeline_run_name: str,
+    status: str,
+    link: str | None,
+    label: str | None,
+    *,
+    listener: RunListener | None = None,
 ) -> bool:
     """Finish the run whose pipeline is named ``pipeline_run_name`` (a run-state event said so).
 
     Returns whether a run changed: False when no run has that name or it already finished (the
-    pipeline's own report may have come first).
+    pipeline's own report may have come first). ``listener`` as for :func:`finish_run`.
     """
     if status not in (SUCCESS, FAILURE):
         raise ValueError(f"status must be SUCCESS or FAILURE, not {status!r}")
-    with _transaction(conn_or_db) as conn:
+    with _watched_transaction(conn_or_db, listener) as (conn, changes):
         row = conn.execute(
-            sa.select(runs_table.c.id, runs_table.c.status, runs_table.c.links)
+            sa.select(runs_table)
             .where(runs_table.c.pipeline_run_name == pipeline_run_name, runs_table.c.status == IN_PROGRESS)
             .order_by(runs_table.c.created_at.desc())
             .limit(1)
@@ -838,10 +1050,12 @@ def finish_run_from_pipeline(
         ).first()
         if row is None:
             return False
-        return _finish(conn, row, status, label=label, link=link, log_message=None)
+        return _finish(conn, row, status, label=label, link=link, log_message=None, listener=listener, changes=changes)
 
 
-def fail_run_for_delivery(conn_or_db: Connection | Database, run_id: str, reason: str) -> bool:
+def fail_run_for_delivery(
+    conn_or_db: Connection | Database, run_id: str, reason: str, *, listener: RunListener | None = None
+) -> bool:
     """The run's delivery was dead-lettered: FAILURE, with the reason in the label and the logs."""
     label = _clip(f"the pipeline could not be triggered: {reason}", MAX_LABEL)
     return finish_run(
@@ -850,6 +1064,7 @@ def fail_run_for_delivery(conn_or_db: Connection | Database, run_id: str, reason
         FAILURE,
         label=label,
         log_message=f"kiosk gave up delivering the run's webhook: {reason}",
+        listener=listener,
     )
 
 
@@ -864,22 +1079,25 @@ def describe_duration(span: timedelta) -> str:
     return " ".join(words[:2]) if words else "0 seconds"
 
 
-def expire_stale_runs(db: Database, older_than: timedelta) -> int:
+def expire_stale_runs(db: Database, older_than: timedelta, *, listener: RunListener | None = None) -> int:
     """Fail the IN_PROGRESS runs nothing was heard about for ``older_than``; how many.
 
     "Heard about" is any change to the run (a report, a log, approval): ``updated_at``. So a
     pipeline that logged once and then died is caught as well as one that never started.
+    ``listener`` as for :func:`finish_run`.
     """
     cutoff = _now() - older_than
     label = f"no report from the pipeline within {describe_duration(older_than)}"
-    with db.begin() as conn:
+    with _watched_transaction(db, listener) as (conn, changes):
         rows = conn.execute(
-            sa.select(runs_table.c.id, runs_table.c.status, runs_table.c.links)
+            sa.select(runs_table)
             .where(runs_table.c.status == IN_PROGRESS, runs_table.c.updated_at < cutoff)
             .order_by(runs_table.c.updated_at)
             .with_for_update()
         ).all()
         count = 0
         for row in rows:
-            count += _finish(conn, row, FAILURE, label=label, link=None, log_message=label)
+            count += _finish(
+                conn, row, FAILURE, label=label, link=None, log_message=label, listener=listener, changes=changes
+            )
     return count

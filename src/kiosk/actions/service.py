@@ -1,13 +1,15 @@
-"""The action service: every read and write of self-service action definitions goes through here.
+"""The action service: every read and write of action definitions (self-service actions and
+automations) goes through here.
 
 An action is stored as its normalised Port document. Saving one checks, besides the document
 itself (:func:`kiosk.actions.model.parse_action`), what only the server knows: the blueprint it
-acts on and the blueprints its entity inputs name exist, and an AZURE-DEVOPS action's
-organisation is configured in kiosk.yaml.
+acts on and the blueprints its entity inputs name exist, an automation's blueprint or watched
+action exists, and an AZURE-DEVOPS action's organisation is configured in kiosk.yaml.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiosk.actions.invocation import check_azure_org, check_headers
-from kiosk.actions.model import Action, parse_action
+from kiosk.actions.model import Action, AutomationSpec, parse_action
 from kiosk.catalog.dates import format_canonical
 from kiosk.catalog.identifiers import is_schema_identifier
 from kiosk.config.model import AzureDevOpsOrg
@@ -27,6 +29,8 @@ from kiosk.store.tables import actions as actions_table
 from kiosk.store.tables import blueprints as bp_table
 
 __all__ = ["Actions", "iso"]
+
+log = logging.getLogger("kiosk.actions")
 
 Status = Literal["created", "updated", "unchanged"]
 
@@ -66,6 +70,8 @@ class Actions:
         self.azure_orgs: dict[str, AzureDevOpsOrg] = dict(azure_orgs or {})
         self.sign_webhooks = sign_webhooks
         self._parsed: dict[str, tuple[datetime, Action]] = {}
+        #: Stored versions that no longer parse (logged once each, then skipped).
+        self._unparsable: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------- reads
@@ -86,7 +92,7 @@ class Actions:
             rows = conn.execute(sa.select(actions_table).order_by(actions_table.c.identifier)).all()
         docs = [self._render(r) for r in rows]
         if blueprint is not None:
-            docs = [d for d in docs if d["trigger"]["blueprintIdentifier"] == blueprint]
+            docs = [d for d in docs if _blueprint_of(d) == blueprint]
         return docs
 
     def get_action(self, identifier: str) -> dict[str, Any]:
@@ -117,6 +123,49 @@ class Actions:
             self._parsed[identifier] = (row.updated_at, action)
         return action
 
+    def all_parsed(self, conn: Connection) -> list[Action]:
+        """Every stored action, parsed, by identifier: what automations are matched against.
+
+        Called inside catalog and run writes, so it costs one narrow query (identifiers and
+        versions) when nothing changed; only new or changed definitions are read and parsed. A
+        stored definition that no longer parses is logged once and skipped — it must not break
+        the write that asked.
+        """
+        versions = conn.execute(
+            sa.select(actions_table.c.identifier, actions_table.c.updated_at).order_by(actions_table.c.identifier)
+        ).all()
+        stale = [
+            r.identifier
+            for r in versions
+            if (cached := self._parsed.get(r.identifier)) is None or cached[0] != r.updated_at
+            if self._unparsable.get(r.identifier) != r.updated_at
+        ]
+        if stale:
+            self._parse_stored(conn, stale)
+        out = []
+        for r in versions:
+            cached = self._parsed.get(r.identifier)
+            if cached is not None and cached[0] == r.updated_at:
+                out.append(cached[1])
+        return out
+
+    def _parse_stored(self, conn: Connection, identifiers: list[str]) -> None:
+        rows = conn.execute(
+            sa.select(actions_table.c.identifier, actions_table.c.definition, actions_table.c.updated_at).where(
+                actions_table.c.identifier.in_(identifiers)
+            )
+        ).all()
+        for row in rows:
+            try:
+                action = parse_action(row.definition)
+            except ValidationFailed as exc:
+                log.warning("a stored action no longer parses", extra={"action": row.identifier, "reason": exc.message})
+                with self._lock:
+                    self._unparsable[row.identifier] = row.updated_at
+                continue
+            with self._lock:
+                self._parsed[row.identifier] = (row.updated_at, action)
+
     # ----------------------------------------------------------------------------- checks
 
     def _check(self, conn: Connection, action: Action) -> None:
@@ -127,6 +176,9 @@ class Actions:
             check_headers(action.invocation)
         except ValidationFailed as exc:
             raise ValidationFailed(f"{where}: {exc.message}", code=exc.code, details=exc.details) from None
+        if action.automation is not None:
+            self._check_automation(conn, action.identifier, action.automation)
+            return
         wanted = {action.blueprint} | action.inputs.entity_blueprints
         known = set(conn.execute(sa.select(bp_table.c.identifier).where(bp_table.c.identifier.in_(wanted))).scalars())
         if action.blueprint not in known:
@@ -143,6 +195,48 @@ class Actions:
                     code="blueprint_not_found",
                     details={"field": field},
                 )
+
+    def _check_automation(self, conn: Connection, identifier: str, spec: AutomationSpec) -> None:
+        """An automation's blueprint must exist; the action whose runs it watches must exist and be
+        a self-service action (automation runs never fire run automations, so watching one would
+        never fire — see :mod:`kiosk.actions.automations`)."""
+        where = f"action {identifier!r}"
+        if spec.blueprint is not None:
+            known = conn.execute(
+                sa.select(bp_table.c.identifier).where(bp_table.c.identifier == spec.blueprint)
+            ).first()
+            if known is None:
+                raise ValidationFailed(
+                    f"{where}: trigger.event.blueprintIdentifier: blueprint {spec.blueprint!r} does not exist",
+                    code="blueprint_not_found",
+                    details={"field": "trigger.event.blueprintIdentifier"},
+                )
+            return
+        field = "trigger.event.actionIdentifier"
+        if spec.action == identifier:
+            raise ValidationFailed(
+                f"{where}: {field}: an automation cannot watch its own runs (automation runs never fire run "
+                "automations)",
+                code="invalid_action",
+                details={"field": field},
+            )
+        row = conn.execute(
+            sa.select(actions_table.c.definition).where(actions_table.c.identifier == spec.action)
+        ).first()
+        if row is None:
+            raise ValidationFailed(
+                f"{where}: {field}: action {spec.action!r} does not exist "
+                "(in kiosk.yaml, list it before the automation)",
+                code="action_not_found",
+                details={"field": field},
+            )
+        if (row.definition.get("trigger") or {}).get("type") == "automation":
+            raise ValidationFailed(
+                f"{where}: {field}: {spec.action!r} is an automation; automation runs never fire run automations, "
+                "so watch the self-service action it reacts to instead",
+                code="invalid_action",
+                details={"field": field},
+            )
 
     # ----------------------------------------------------------------------------- writes
 
@@ -219,3 +313,11 @@ class Actions:
             raise _not_found(identifier)
         with self._lock:
             self._parsed.pop(identifier, None)
+
+
+def _blueprint_of(doc: Mapping[str, Any]) -> str | None:
+    """The blueprint an action document is about: a self-service action's, or the one whose
+    entities an automation watches (None for a run automation)."""
+    trigger = doc.get("trigger") or {}
+    blueprint = trigger.get("blueprintIdentifier") or (trigger.get("event") or {}).get("blueprintIdentifier")
+    return str(blueprint) if blueprint is not None else None

@@ -4,6 +4,13 @@ It owns the transactions: a request is applied in one transaction or not at all,
 request leaves the database unchanged. Bulk writes are set-based (a few IN queries and
 ``executemany`` statements per call, whatever the batch size) because that is what makes tens of
 thousands of entities per second possible on SQLite.
+
+Entity changes can be watched (automations do): an :class:`EntityListener` is told of every
+entity created, updated or deleted *inside* the write's transaction, so whatever it stores commits
+or rolls back with the change itself, and is told again once the transaction committed. The
+listener first says which kinds of change to a blueprint it wants; the "before" documents cost a
+query, so they are read only when it wants updates (a bulk upsert nobody watches pays one small
+query for asking).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -77,6 +84,45 @@ def decode_cursor(cursor: str | None) -> int:
         raise BadRequest("the 'from' cursor is not one this server gave out", code="invalid_cursor") from None
 
 
+ChangeKind = Literal["created", "updated", "deleted"]
+#: Fields every write changes; an "update" that changes nothing else is no change at all.
+BOOKKEEPING = frozenset({"updatedAt", "updatedBy"})
+
+
+@dataclass(frozen=True)
+class EntityChange:
+    """One entity created, updated or deleted by a catalog write, as the API shows it.
+
+    ``before`` is None when it was created, ``after`` None when it was deleted. ``actor`` is the
+    client that wrote it (None for deletions, which the API does not attribute).
+    """
+
+    blueprint: str
+    identifier: str
+    kind: ChangeKind
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    actor: str | None
+
+
+class EntityListener(Protocol):
+    """Something that reacts to entity changes in the writer's transaction (automations do)."""
+
+    def watched_entities(self, conn: Connection, blueprint: str) -> frozenset[ChangeKind]:
+        """The kinds of change to ``blueprint``'s entities it wants to hear of (empty: none)."""
+        ...
+
+    def entities_changed(self, conn: Connection, changes: Sequence[EntityChange]) -> bool:
+        """Called inside the write's transaction. Its own mistakes (a condition, a template) must
+        not fail the write; failing to store what it reacts with does, so that a committed change
+        never goes without its reaction. True when it stored work :meth:`committed` should announce."""
+        ...
+
+    def committed(self) -> None:
+        """The transaction whose changes it took (and said True to) has committed."""
+        ...
+
+
 @dataclass
 class BulkOutcome:
     """One result per entity, in request order: ``entities`` succeeded, ``errors`` did not."""
@@ -86,10 +132,15 @@ class BulkOutcome:
 
 
 class Catalog:
-    """Blueprints and entities over one :class:`Database`."""
+    """Blueprints and entities over one :class:`Database`.
 
-    def __init__(self, db: Database) -> None:
+    ``listener`` (settable after construction, as the app wires it once the automations exist)
+    hears of every entity change; see :class:`EntityListener`.
+    """
+
+    def __init__(self, db: Database, *, listener: EntityListener | None = None) -> None:
         self.db = db
+        self.listener = listener
         self._compiled: dict[str, tuple[str, CompiledBlueprint]] = {}
         self._lock = threading.Lock()
 
@@ -298,10 +349,15 @@ class Catalog:
                     details={"entities": count},
                 )
             old = self._stored_definition(conn, identifier)
+            changes: list[EntityChange] = []
+            if count:
+                self._note_deleted(conn, ent_table.c.blueprint == identifier, changes)
             conn.execute(sa.delete(ent_table).where(ent_table.c.blueprint == identifier))
             conn.execute(sa.delete(bp_table).where(bp_table.c.identifier == identifier))
             self._drop_unused_indexes(conn, _indexed(old))
+            announced = self._announce(conn, changes)
         self._compiled.pop(identifier, None)
+        self._after_commit(announced)
 
     # ----------------------------------------------------------------------------- entity reads
 
@@ -402,6 +458,7 @@ class Catalog:
         actor: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Port's ``POST /v1/blueprints/{bp}/entities``; returns the entity and whether it was created."""
+        changes: list[EntityChange] = []
         with self.db.begin() as conn:
             compiled = self._load_blueprint(conn, blueprint)
             try:
@@ -416,6 +473,7 @@ class Catalog:
                 merge=merge,
                 create_missing=create_missing,
                 actor=actor,
+                changes=changes,
             )
             if outcome.errors:
                 err = outcome.errors[0]
@@ -426,7 +484,10 @@ class Catalog:
                     ent_table.c.blueprint == blueprint, ent_table.c.identifier == entity.identifier
                 )
             ).one()
-            return self._render_entities(conn, [row])[0], created
+            rendered = self._render_entities(conn, [row])[0]
+            announced = self._announce(conn, changes)
+        self._after_commit(announced)
+        return rendered, created
 
     def patch_entity(
         self,
@@ -454,13 +515,24 @@ class Catalog:
                     f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
                     code="entity_not_found",
                 )
+            changes: list[EntityChange] = []
             outcome = self._write_entities(
-                conn, compiled, [(0, entity)], upsert=True, merge=True, create_missing=create_missing, actor=actor
+                conn,
+                compiled,
+                [(0, entity)],
+                upsert=True,
+                merge=True,
+                create_missing=create_missing,
+                actor=actor,
+                changes=changes,
             )
             if outcome.errors:
                 raise _error_from_result(outcome.errors[0])
             row = conn.execute(sa.select(ent_table).where(ent_table.c.id == exists.id)).one()
-            return self._render_entities(conn, [row])[0]
+            rendered = self._render_entities(conn, [row])[0]
+            announced = self._announce(conn, changes)
+        self._after_commit(announced)
+        return rendered
 
     def delete_entity(self, blueprint: str, identifier: str, *, delete_dependents: bool = False) -> None:
         with self.db.begin() as conn:
@@ -476,7 +548,11 @@ class Catalog:
                     code="entity_not_found",
                 )
             doomed = self._dependents_closure(conn, row.id, delete_dependents)
+            changes: list[EntityChange] = []
+            self._note_deleted(conn, ent_table.c.id.in_(doomed), changes)
             conn.execute(sa.delete(ent_table).where(ent_table.c.id.in_(doomed)))
+            announced = self._announce(conn, changes)
+        self._after_commit(announced)
 
     def _dependents_closure(self, conn: Connection, root: int, delete_dependents: bool) -> list[int]:
         """Entities whose *required* relation points at a doomed entity must go too (or block)."""
@@ -549,6 +625,7 @@ class Catalog:
                 continue
             seen.add(entity.identifier)
             parsed.append(entity)
+        changes: list[EntityChange] = []
         with self.db.begin() as conn:
             compiled = self._load_blueprint(conn, blueprint)
             outcome = self._write_entities(
@@ -559,7 +636,10 @@ class Catalog:
                 merge=merge,
                 create_missing=create_missing,
                 actor=actor,
+                changes=changes,
             )
+            announced = self._announce(conn, changes)
+        self._after_commit(announced)
         if pre_errors:
             outcome.errors = sorted([*outcome.errors, *pre_errors.values()], key=lambda r: r["index"])
         return outcome
@@ -606,11 +686,16 @@ class Catalog:
         merge: bool,
         create_missing: bool,
         actor: str | None,
+        changes: list[EntityChange],
     ) -> BulkOutcome:
         """Validate and store ``batch`` of (request index, entity), unique identifiers, inside the
-        caller's transaction. Results carry the request index; successes come back in order."""
+        caller's transaction. Results carry the request index; successes come back in order.
+
+        The changes a listener watches are appended to ``changes`` (the caller announces them)."""
         blueprint = compiled.identifier
         outcome = BulkOutcome()
+        watched = self._watched(conn, blueprint)
+        before = self._entity_docs(conn, blueprint, [e.identifier for _, e in batch]) if "updated" in watched else {}
         existing = self._existing(conn, blueprint, [e.identifier for _, e in batch], with_data=merge)
         rel_defs = compiled.relations
         self_relations = {name for name, rel in rel_defs.items() if rel["target"] == blueprint}
@@ -633,7 +718,9 @@ class Catalog:
             pending = {final.identifier for _, final, _ in resolved}
             for target_bp, idents in wanted.items():
                 todo = idents - pending if target_bp == blueprint else idents
-                self._create_missing_targets(conn, target_bp, todo, known[target_bp], actor)
+                made = self._create_missing_targets(conn, target_bp, todo, known[target_bp], actor)
+                if made and "created" in self._watched(conn, target_bp):
+                    self._note_written(conn, target_bp, [(i, True) for i in made], {}, actor, changes)
         by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
         # With a self-relation, entities of this very batch may be targets; refusing one can orphan
         # another that points at it, so repeat until nothing more is refused.
@@ -648,7 +735,81 @@ class Catalog:
             still_ok = survivors
         outcome.entities = self._store(conn, compiled, still_ok, by_relation, self_relations, _now(), actor)
         outcome.errors.sort(key=lambda r: r["index"])
+        if watched:
+            written = [
+                (str(r["identifier"]), bool(r["created"]))
+                for r in outcome.entities
+                if ("created" if r["created"] else "updated") in watched
+            ]
+            self._note_written(conn, blueprint, written, before, actor, changes)
         return outcome
+
+    # ----------------------------------------------------------------------------- change hook
+
+    def _watched(self, conn: Connection, blueprint: str) -> frozenset[ChangeKind]:
+        if self.listener is None:
+            return frozenset()
+        return self.listener.watched_entities(conn, blueprint)
+
+    def _entity_docs(self, conn: Connection, blueprint: str, identifiers: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored entities among ``identifiers``, as the API shows them, by identifier."""
+        rows: list[Any] = []
+        for chunk in _chunks(identifiers):
+            rows.extend(
+                conn.execute(
+                    sa.select(ent_table).where(ent_table.c.blueprint == blueprint, ent_table.c.identifier.in_(chunk))
+                ).all()
+            )
+        return {doc["identifier"]: doc for doc in self._render_entities(conn, rows)}
+
+    def _note_written(
+        self,
+        conn: Connection,
+        blueprint: str,
+        written: Sequence[tuple[str, bool]],
+        before: dict[str, dict[str, Any]],
+        actor: str | None,
+        changes: list[EntityChange],
+    ) -> None:
+        """Record (identifier, created) writes as changes; an update that changed nothing but the
+        bookkeeping fields (a re-applied kiosk.yaml, an idempotent upsert) is no change."""
+        if not written:
+            return
+        after = self._entity_docs(conn, blueprint, [ident for ident, _ in written])
+        for ident, created in written:
+            doc = after.get(ident)
+            if doc is None:
+                continue
+            if created:
+                changes.append(EntityChange(blueprint, ident, "created", None, doc, actor))
+                continue
+            old = before.get(ident)
+            if old is not None and not _same_entity(old, doc):
+                changes.append(EntityChange(blueprint, ident, "updated", old, doc, actor))
+
+    def _note_deleted(self, conn: Connection, where: sa.ColumnElement[bool], changes: list[EntityChange]) -> None:
+        """Record the entities ``where`` selects, about to be deleted, for the blueprints watched."""
+        if self.listener is None:
+            return
+        blueprints = conn.execute(sa.select(ent_table.c.blueprint).where(where).distinct()).scalars().all()
+        watched = [bp for bp in sorted(blueprints) if "deleted" in self._watched(conn, bp)]
+        if not watched:
+            return
+        rows = conn.execute(
+            sa.select(ent_table).where(where, ent_table.c.blueprint.in_(watched)).order_by(ent_table.c.id)
+        ).all()
+        for doc in self._render_entities(conn, rows):
+            changes.append(EntityChange(doc["blueprint"], doc["identifier"], "deleted", doc, None, None))
+
+    def _announce(self, conn: Connection, changes: Sequence[EntityChange]) -> bool:
+        """Hand the write's changes to the listener, still inside its transaction."""
+        if self.listener is None or not changes:
+            return False
+        return self.listener.entities_changed(conn, changes)
+
+    def _after_commit(self, announced: bool) -> None:
+        if announced and self.listener is not None:
+            self.listener.committed()
 
     def _store(
         self,
@@ -693,22 +854,24 @@ class Catalog:
 
     def _create_missing_targets(
         self, conn: Connection, target_bp: str, idents: set[str], known: dict[str, int], actor: str | None
-    ) -> None:
-        """Create bare target entities, as Port does, where the target blueprint allows an empty entity.
+    ) -> list[str]:
+        """Create bare target entities, as Port does, where the target blueprint allows an empty entity;
+        the identifiers created.
 
         Where it does not (required properties or relations), nothing is created and the
         referring entity is refused with a message naming the missing target.
         """
         missing = sorted(i for i in idents if i not in known)
         if not missing:
-            return
+            return []
         target = self._load_blueprint(conn, target_bp)
         if target.required_properties or target.required_relations:
-            return
+            return []
         props_template: dict[str, Any] = {}
         validate_properties(target, props_template)  # fills in defaults
         rows: list[bulk.EntityRow] = [(ident, None, None, [], dict(props_template)) for ident in missing]
         known.update(bulk.insert_entities(conn, target_bp, rows, _now(), actor))
+        return missing
 
     def _reject_cycles(
         self,
@@ -814,6 +977,13 @@ def _targets_exist(
         )
     )
     return False
+
+
+def _same_entity(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Equal apart from the fields every write touches."""
+    return {k: v for k, v in before.items() if k not in BOOKKEEPING} == {
+        k: v for k, v in after.items() if k not in BOOKKEEPING
+    }
 
 
 def _indexed(doc: dict[str, Any]) -> set[str]:

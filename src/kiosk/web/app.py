@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from kiosk import __version__
+from kiosk.actions.automations import Automations
 from kiosk.actions.runs import Runs, fail_run_for_delivery
 from kiosk.actions.secrets import SecretBox, secret_inputs_key
 from kiosk.actions.service import Actions
@@ -145,6 +146,9 @@ def create_app(settings: Settings) -> FastAPI:
         azure_orgs=config.azureDevOps.orgs,
         sign_webhooks=config.delivery.signing_secret is not None,
     )
+    # Wired before kiosk.yaml is applied: an entity it changes fires automations like any write.
+    automations = Automations(actions)
+    catalog.listener = automations
     if settings.config_path is not None:
         from kiosk.config.apply import apply_config
 
@@ -154,10 +158,13 @@ def create_app(settings: Settings) -> FastAPI:
         # A delivery that will never arrive means the pipeline never started: say so on the run.
         if outcome.status == "dead" and outcome.run_id is not None:
             reason = outcome.error or f"HTTP {outcome.status_code}"
-            fail_run_for_delivery(db, outcome.run_id, f"{reason} (after {outcome.attempts} attempt(s))")
+            fail_run_for_delivery(
+                db, outcome.run_id, f"{reason} (after {outcome.attempts} attempt(s))", listener=automations
+            )
 
     worker = DeliveryWorker(db, config.delivery, config.egress, secrets.signing_secret, on_final=delivery_ended)
-    background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes))]
+    automations.notify = worker.notify
+    background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes), listener=automations)]
     keeper = subscription_keeper(config, secrets)
     if keeper is not None:
         background.append(keeper)
@@ -190,7 +197,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.token_key = token_signing_key(db)
     app.state.actions = actions
-    app.state.runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)), notify=worker.notify)
+    app.state.automations = automations
+    app.state.runs = Runs(
+        db, catalog, actions, SecretBox(secret_inputs_key(db)), notify=worker.notify, listener=automations
+    )
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from kiosk.actions.runs import expire_stale_runs
+from kiosk.actions.runs import RunListener, expire_stale_runs
 from kiosk.azure.client import AzureDevOpsClient, AzureDevOpsError
 from kiosk.azure.run_events import find_subscription, run_state_subscription
 from kiosk.config.model import KioskConfig
@@ -52,11 +52,13 @@ class Periodic:
             self._stop.wait(self.interval)
 
 
-def run_sweeper(db: Database, expire_after: timedelta, interval: float = 60.0) -> Periodic:
-    """Finish as FAILURE the runs nothing has reported on within ``expire_after``."""
+def run_sweeper(
+    db: Database, expire_after: timedelta, interval: float = 60.0, *, listener: RunListener | None = None
+) -> Periodic:
+    """Finish as FAILURE the runs nothing has reported on within ``expire_after`` (run automations fire)."""
 
     def sweep() -> bool:
-        expired = expire_stale_runs(db, expire_after)
+        expired = expire_stale_runs(db, expire_after, listener=listener)
         if expired:
             log.info("expired %d run(s) with no report", expired)
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hmac
 import logging
 
@@ -65,7 +66,15 @@ async def azure_devops_event(org: str, request: Request) -> FastJSONResponse:
     if status is None:
         return FastJSONResponse({"ok": True, "matched": False, "reason": f"run is {event.state}, not completed"})
     changed = await run_in_threadpool(
-        finish_run_from_pipeline, request.app.state.db, event.run_name, status, event.web_url, event.label()
+        functools.partial(
+            finish_run_from_pipeline,
+            request.app.state.db,
+            event.run_name,
+            status,
+            event.web_url,
+            event.label(),
+            listener=request.app.state.automations,
+        )
     )
     if changed:
         log.info("run finished by a run-state event", extra={"pipeline_run": event.run_name, "status": status})
