@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 from tests.servers import free_port
 
 from kiosk.cli_demo import demo_secret
@@ -39,7 +40,7 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
     try:
         banner: list[str] = []
         assert server.stdout is not None
-        while not any("actions run deploy_service" in line for line in banner):
+        while not any("acr-push.json" in line for line in banner):
             line = server.stdout.readline()
             assert line, "kiosk demo exited:\n" + "".join(banner)
             banner.append(line)
@@ -77,6 +78,23 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert "SUCCESS (deployed)" in deployed.stdout
         assert "deployed by pipeline run kiosk-r_" in deployed.stdout
+
+        # The ACR push, as printed: the watch runs the deploy action with the pushed tag.
+        start = text.index("curl -sS -X POST")
+        curl = text[start : text.index("acr-push.json", start) + len("acr-push.json")].replace("\\\n", " ")
+        pushed = subprocess.run(["bash", "-c", curl], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert pushed.returncode == 0 and "refreshed 1 watch(es)" in pushed.stdout, pushed.stdout + pushed.stderr
+        admin = orjson.loads((tmp_path / "home" / "credentials").read_bytes())
+        token = httpx.post(f"http://127.0.0.1:{port}/v1/auth/access_token", json=admin).json()["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 60
+        while True:
+            runs = httpx.get(f"http://127.0.0.1:{port}/v1/actions/runs", headers=headers).json()["runs"]
+            by_watch = [r for r in runs if r["properties"].get("version") == "1.2.3"]
+            if by_watch and by_watch[0]["status"] == "SUCCESS":
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.2)
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -27,6 +27,7 @@ from kiosk.cli_api import actions_app, deliveries_app, runs_app
 from kiosk.cli_demo import demo
 from kiosk.cli_errors import error_exit, reports_errors
 from kiosk.cli_pipelines import emulator, pipeline_app, send, sign
+from kiosk.cli_receivers import receivers_app
 from kiosk.errors import ConfigError, KioskError
 from kiosk.settings import Settings
 
@@ -53,6 +54,7 @@ app.add_typer(pipeline_app)
 app.add_typer(actions_app)
 app.add_typer(runs_app)
 app.add_typer(deliveries_app)
+app.add_typer(receivers_app)
 app.command()(emulator)
 app.command()(demo)
 app.command()(sign)

@@ -70,6 +70,7 @@ def demo(
     from kiosk.emulator.config import parse_emulator_config
     from kiosk.emulator.shapes import trigger_url
     from kiosk.logs import configure_logging
+    from kiosk.receivers.urls import receiver_digest
     from kiosk.web.app import create_app
     from kiosk.web.runtime import tune_for_server
 
@@ -80,6 +81,7 @@ def demo(
         ("KIOSK_DEMO_WEBHOOK_SECRET", "webhook-secret"),
         ("KIOSK_DEMO_PAT", "pat"),
         ("KIOSK_DEMO_HOOK_PASSWORD", "hook-password"),
+        ("KIOSK_DEMO_RECEIVER_SECRET", "receiver-secret"),
     ):
         os.environ[variable] = demo_secret(home, name)
     config = home / "demo-kiosk.yaml"
@@ -108,6 +110,7 @@ def demo(
     )
 
     secret_file = _display(home / "demo-webhook-secret")
+    digest = receiver_digest(None, "acr", os.environ["KIOSK_DEMO_RECEIVER_SECRET"])  # the demo receiver
     url = trigger_url(emulator_url, "demo", "IncomingWH")
     env_prefix = "" if home.resolve() == (Path.cwd() / ".kiosk").resolve() else f"KIOSK_HOME={_display(home)} "
     sys.stdout.write(
@@ -121,7 +124,11 @@ def demo(
         + "2. Run the Deploy service action: kiosk signs and delivers it to the emulator's deploy pipeline,\n"
         + "   which reports back to kiosk with curl (and the run-state service hook would finish it too):\n"
         + f"  {env_prefix}.venv/bin/kiosk actions run deploy_service --entity checkout "
-        + f"--input environment=staging --follow --url {kiosk_url}\n"
+        + f"--input environment=staging --follow --url {kiosk_url}\n\n"
+        + "3. Imitate an Azure Container Registry push of checkout:1.2.3 (the watch deploys it to staging):\n"
+        + f"  curl -sS -X POST '{kiosk_url}/webhooks/azure/{digest}' \\\n"
+        + "    -H 'Content-Type: application/json' -H 'User-Agent: AzureContainerRegistry/1.0' \\\n"
+        + f"    -d @{_display(DEMO_DIR / 'acr-push.json')}\n"
     )
     sys.stdout.flush()
 

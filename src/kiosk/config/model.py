@@ -7,8 +7,10 @@ typo such as ``entitites:`` fails loudly instead of applying nothing.
 Blueprint, entity and action *contents* are kept as plain dicts checked only shallowly (an
 identifier that is a string of the allowed characters, no duplicates): the catalog and action
 services own the deep rules, and checking them twice would let the definitions drift apart.
-The one cross-section rule checked here is that an AZURE-DEVOPS action names an organisation
-configured under ``azureDevOps.orgs``, because only the file can point at the line.
+The cross-section rules checked here are those only the file can point at the line of: an
+AZURE-DEVOPS action names an organisation configured under ``azureDevOps.orgs``; receivers are
+unique by project and name; watches are unique by name. Receivers and watches bring their own
+models (``kiosk.receivers.config``, ``kiosk.watches.config``), as delivery does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from kiosk.actions.model import AZURE_ORG_NAME, HEADER_NAME
 from kiosk.catalog.identifiers import ENTITY_IDENTIFIER, SCHEMA_IDENTIFIER
 from kiosk.config.secrets import SecretRef
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
+from kiosk.receivers.config import ReceiverSpec
+from kiosk.watches.config import WatchSpec
 
 __all__ = [
     "ActionSpec",
@@ -253,7 +257,7 @@ class RunsConfig(BaseModel):
 
 
 #: Sections that are lists; every other section is a mapping.
-_LIST_SECTIONS = frozenset({"blueprints", "entities", "actions"})
+_LIST_SECTIONS = frozenset({"blueprints", "entities", "actions", "receivers", "watches"})
 
 
 class KioskConfig(BaseModel):
@@ -269,6 +273,8 @@ class KioskConfig(BaseModel):
     egress: EgressConfig = Field(default_factory=EgressConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    receivers: list[ReceiverSpec] = Field(default_factory=list)
+    watches: list[WatchSpec] = Field(default_factory=list)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
@@ -342,4 +348,29 @@ class KioskConfig(BaseModel):
                         f"Azure DevOps org {org!r} is not configured under azureDevOps.orgs ({known})",
                     )
                 )
+        errors += self._receiver_and_watch_errors()
+        return errors
+
+    def _receiver_and_watch_errors(self) -> list[tuple[Loc, str]]:
+        errors: list[tuple[Loc, str]] = []
+        seen_receiver: dict[str, int] = {}
+        for i, receiver in enumerate(self.receivers):
+            if receiver.key in seen_receiver:
+                where = f"in project {receiver.project!r}" if receiver.project else "without a project"
+                errors.append(
+                    (
+                        ("receivers", i, "name"),
+                        f"duplicate receiver {receiver.name!r} {where} (also receivers[{seen_receiver[receiver.key]}])",
+                    )
+                )
+            else:
+                seen_receiver[receiver.key] = i
+        seen_watch: dict[str, int] = {}
+        for i, watch in enumerate(self.watches):
+            if watch.name in seen_watch:
+                errors.append(
+                    (("watches", i, "name"), f"duplicate watch {watch.name!r} (also watches[{seen_watch[watch.name]}])")
+                )
+            else:
+                seen_watch[watch.name] = i
         return errors

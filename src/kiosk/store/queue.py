@@ -426,11 +426,14 @@ _SETTLE_COLUMNS = (
 
 def _settle_sql(dialect: str) -> str:
     mark = "%s" if dialect == "postgresql" else "?"
+    status = "jobs.status" if dialect == "postgresql" else "+jobs.status"
     return (
         f"UPDATE jobs SET status = v.status, run_after = COALESCE(v.run_after, jobs.run_after), "  # noqa: S608
         f"last_error = v.error, locked_by = NULL, locked_until = NULL, updated_at = {mark} "
         f"FROM {rows_from_json(dialect, _SETTLE_COLUMNS)} "
-        f"WHERE jobs.id = v.id AND jobs.status = 'running' AND jobs.locked_by = {mark} "
+        # SQLite: the unary + keeps the planner off the (status, run_after) index, which would make
+        # it scan every running job per row of the batch; the primary key finds each one at once.
+        f"WHERE jobs.id = v.id AND {status} = 'running' AND jobs.locked_by = {mark} "
         f"AND (v.fence IS NULL OR jobs.attempts = v.fence) RETURNING jobs.id"
     )
 

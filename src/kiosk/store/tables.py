@@ -215,3 +215,60 @@ delivery_attempts = sa.Table(
     sa.Column("worker", sa.String(100), nullable=True),
     sa.Index("ix_delivery_attempts_delivery_id_id", "delivery_id", "id"),
 )
+
+# ------------------------------------------------------------------------------------------------
+# Inbound webhook receivers and the watches they refresh (migration 0003).
+
+# One row per request that reached a known receiver: accepted events with the watches they matched
+# (stored before the reply, in the same transaction as their job), duplicates, pings, and
+# rejections (without their body). ``project`` is "" for a receiver without one, so (project,
+# receiver) is a plain equality for the listing index.
+receiver_events = sa.Table(
+    "receiver_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("receiver", sa.String(100), nullable=False),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("sender", sa.String(30), nullable=True),  # acr | azure-devops | generic
+    sa.Column("event_type", sa.String(200), nullable=True),
+    sa.Column("delivery_id", sa.String(200), nullable=True),  # the sender's id, which a redelivery repeats
+    sa.Column("outcome", sa.String(20), nullable=False),  # refreshed | no_match | duplicate | ping | rejected
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("refreshed", sa.Integer, nullable=False),
+    sa.Column("matches", JSONDoc, nullable=False),  # [{watch, kind, repository, tag, ref, change, commit}]
+    sa.Column("summary", JSONDoc, nullable=True),  # {repository, tag | refs, ...}
+    sa.Column("payload", JSONDoc, nullable=True),  # the body as received (never for rejections)
+    sa.Column("processing", sa.String(20), nullable=True),  # pending | done | failed; null: nothing to do
+    sa.Column("processed_at", Timestamp, nullable=True),
+    sa.Index("ix_receiver_events_project_receiver_id", "project", "receiver", "id"),
+)
+
+# What each reaction of a refreshed watch did for one event. Also the record that makes the event
+# processor idempotent: a reaction with a row here is not fired again when a job is retried.
+receiver_event_reactions = sa.Table(
+    "receiver_event_reactions",
+    metadata,
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("receiver_events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("watch", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # runAction | upsertEntity
+    sa.Column("status", sa.String(20), nullable=False),  # done | failed
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("entity", sa.String(1200), nullable=True),  # blueprint/identifier
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("event_id", "watch", "position"),
+)
+
+# Watches live in kiosk.yaml; their refresh history lives here. No foreign key to events: events
+# may be pruned, a watch's last refresh stays known.
+watch_states = sa.Table(
+    "watch_states",
+    metadata,
+    sa.Column("watch", sa.String(100), primary_key=True),
+    sa.Column("last_refreshed_at", Timestamp, nullable=False),
+    sa.Column("last_event_id", sa.Integer, nullable=True),
+    sa.Column("refreshes", sa.Integer, nullable=False),
+)

@@ -48,6 +48,7 @@ from kiosk.web.routes import azure_hooks as azure_hook_routes
 from kiosk.web.routes import blueprints as blueprint_routes
 from kiosk.web.routes import deliveries as delivery_routes
 from kiosk.web.routes import entities as entity_routes
+from kiosk.web.routes.receivers import install_receivers
 
 log = logging.getLogger("kiosk.web")
 
@@ -179,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for task in background:
                 await run_in_threadpool(task.stop)
+            await run_in_threadpool(stop_receivers)  # before the database goes away
             await run_in_threadpool(worker.stop)
             db.dispose()
 
@@ -204,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker
+    stop_receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
     _install_error_handlers(app)
     _install_ops_routes(app, metrics)
     app.include_router(auth_routes.router)
