@@ -19,13 +19,12 @@ import secrets
 from collections.abc import Mapping
 
 import orjson
-import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kiosk.logs import register_secret
 from kiosk.store.engine import Database
-from kiosk.store.tables import server_state
+from kiosk.store.server_values import shared_value
 
 __all__ = ["KEY_NAME", "SecretBox", "mask_text", "secret_inputs_key"]
 
@@ -37,13 +36,7 @@ NONCE_BYTES = 12
 
 def secret_inputs_key(db: Database) -> bytes:
     """The server's key for secret inputs: made once, kept in the database for every process."""
-    with db.begin() as conn:
-        row = conn.execute(sa.select(server_state.c.value).where(server_state.c.key == KEY_NAME)).first()
-        if row is not None:
-            return bytes.fromhex(row.value)
-        key = AESGCM.generate_key(bit_length=256)
-        conn.execute(sa.insert(server_state).values(key=KEY_NAME, value=key.hex()))
-        return key
+    return bytes.fromhex(shared_value(db, KEY_NAME, lambda: AESGCM.generate_key(bit_length=256).hex()))
 
 
 class SecretBox:

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from kiosk.errors import BadRequest
 from kiosk.store.engine import Database
+from kiosk.store.server_values import shared_value
 from kiosk.store.tables import clients as clients_table
-from kiosk.store.tables import server_state
 
 ROLES = ("admin", "member")
 TOKEN_KEY_NAME = "token_signing_key"  # noqa: S105 - a row name, not a secret
@@ -87,13 +87,7 @@ def verify_client(db: Database, client_id: str, secret: str) -> Principal | None
 
 def token_signing_key(db: Database) -> bytes:
     """The server's token key: made once, kept in the database so every process shares it."""
-    with db.begin() as conn:
-        row = conn.execute(sa.select(server_state.c.value).where(server_state.c.key == TOKEN_KEY_NAME)).first()
-        if row is not None:
-            return bytes.fromhex(row.value)
-        key = secrets.token_bytes(32)
-        conn.execute(sa.insert(server_state).values(key=TOKEN_KEY_NAME, value=key.hex()))
-        return key
+    return bytes.fromhex(shared_value(db, TOKEN_KEY_NAME, lambda: secrets.token_bytes(32).hex()))
 
 
 def has_clients(db: Database) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from kiosk.auth.clients import Principal
@@ -21,6 +21,11 @@ from kiosk.web.auth import require_admin
 from kiosk.web.responses import FastJSONResponse
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+
+#: Run and delivery ids are ``r_``/``msg_`` plus hex; anything else (NUL bytes, control characters)
+#: is refused before it reaches the database, which would reject some of it with an error.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+DeliveryId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -53,8 +58,10 @@ def _db(request: Request) -> Database:
 @router.get("")
 async def deliveries(
     request: Request,
-    status: Annotated[str | None, Query(description="pending, delivered, failed or dead")] = None,
-    run_id: Annotated[str | None, Query(alias="runId", max_length=40)] = None,
+    status: Annotated[
+        str | None, Query(description="pending, delivered, failed or dead", pattern=r"^[a-z]{1,20}$")
+    ] = None,
+    run_id: Annotated[str | None, Query(alias="runId", pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(alias="from", max_length=200)] = None,
     _: Principal = Depends(require_admin),
@@ -68,7 +75,9 @@ async def deliveries(
 
 
 @router.get("/{delivery_id}")
-async def delivery(delivery_id: str, request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
+async def delivery(
+    delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
+) -> FastJSONResponse:
     def read() -> Any:
         with _db(request).connect() as conn:
             return get_delivery(conn, delivery_id)
@@ -95,7 +104,9 @@ async def delivery(delivery_id: str, request: Request, _: Principal = Depends(re
 
 
 @router.post("/{delivery_id}/redeliver")
-async def redeliver_one(delivery_id: str, request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
+async def redeliver_one(
+    delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
+) -> FastJSONResponse:
     """Send it again now (same body, same ``webhook-id``); its attempt history is kept."""
     again = await run_in_threadpool(redeliver, _db(request), delivery_id)
     worker = getattr(request.app.state, "delivery_worker", None)
