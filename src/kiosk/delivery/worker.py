@@ -30,9 +30,8 @@ import secrets as secrets_module
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -51,7 +50,7 @@ from kiosk.delivery.outbox import (
     record_attempts,
 )
 from kiosk.delivery.sender import Attempt, create_transport, send
-from kiosk.store.engine import WRITE_OPTION, Database
+from kiosk.store.engine import Database, HeldConnection
 from kiosk.store.queue import Job, JobQueue, JobResult, utcnow
 from kiosk.store.tables import delivery_attempts
 
@@ -139,7 +138,7 @@ class DeliveryWorker:
         # instead of at the next poll.
         self._retries_due: list[datetime] = []
         self._next_expiry_check = 0.0
-        self._conn: Connection | None = None  # the dispatcher thread's own (see _transaction)
+        self._held = HeldConnection(db, "delivery dispatcher")  # the dispatcher thread's own write connection
 
     # ------------------------------------------------------------------------------ control
 
@@ -428,7 +427,7 @@ class DeliveryWorker:
                 self._wake.wait(wait)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            self._close_connection()
+            self._held.close()
 
     def _cycle(self, results: Sequence[_Result], room: int) -> tuple[list[Job], dict[str, Delivery]]:
         """One transaction: record ``results``, then claim up to ``room`` more jobs with their deliveries.
@@ -436,7 +435,7 @@ class DeliveryWorker:
         Recording and claiming together halves the transactions of a busy worker; the outcomes are
         reported (``on_final``) only after the commit.
         """
-        with self._transaction() as conn:
+        with self._held.transaction() as conn:
             finals = self._record(conn, results)
             claimed = self._claim(conn, room, expired=self._expiry_check_due()) if room > 0 else ([], {})
         for r in results:
@@ -444,31 +443,6 @@ class DeliveryWorker:
                 heapq.heappush(self._retries_due, _after(r.finished_at, r.decision.delay))
         self._report(finals)
         return claimed
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """A write transaction on the dispatcher's own connection, kept from cycle to cycle.
-
-        A pool checkout per cycle costs a liveness round trip on PostgreSQL; one connection owned by
-        the one thread that writes avoids it. After any error the connection is dropped and the next
-        cycle opens a fresh one.
-        """
-        if self._conn is None:
-            self._conn = self.db.engine.connect().execution_options(**{WRITE_OPTION: True})
-        try:
-            with self._conn.begin():
-                yield self._conn
-        except Exception:
-            self._close_connection()
-            raise
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the dispatcher's connection failed", exc_info=True)
 
     def _expiry_check_due(self) -> bool:
         """Look for jobs of crashed workers once per poll interval, not in every busy cycle."""

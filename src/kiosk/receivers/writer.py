@@ -24,15 +24,12 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy.engine import Connection
 
 from kiosk.receivers.intake import EventRecord
 from kiosk.receivers.store import Stored, store_events
-from kiosk.store.engine import WRITE_OPTION, Database
+from kiosk.store.engine import Database, HeldConnection
 
 __all__ = ["EventWriter", "WriterStopped"]
 
@@ -74,7 +71,7 @@ class EventWriter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._accepting = False
-        self._conn: Connection | None = None
+        self._held = HeldConnection(db, "event writer")
 
     def start(self) -> None:
         if self._thread is not None:
@@ -136,7 +133,7 @@ class EventWriter:
                 if stop:
                     return
         finally:
-            self._close_connection()
+            self._held.close()
 
     def _write(self, batch: list[_Item]) -> None:
         outcomes: list[Stored | BaseException]
@@ -168,24 +165,5 @@ class EventWriter:
                 log.exception("waking the event processor failed")
 
     def _store(self, records: list[EventRecord]) -> list[Stored]:
-        with self._transaction() as conn:
+        with self._held.transaction() as conn:
             return store_events(conn, records)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        if self._conn is None:
-            self._conn = self.db.engine.connect().execution_options(**{WRITE_OPTION: True})
-        try:
-            with self._conn.begin():
-                yield self._conn
-        except Exception:
-            self._close_connection()
-            raise
-
-    def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the event writer's connection failed", exc_info=True)

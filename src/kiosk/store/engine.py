@@ -10,6 +10,7 @@ sync drivers run fastest, and FastAPI runs them in its thread pool.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("kiosk.store")
 
 #: Execution option marking a connection that will write (SQLite then uses BEGIN IMMEDIATE).
 WRITE_OPTION = "kiosk_write"
@@ -132,3 +135,37 @@ def _disable_pysqlite_autobegin(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _isolation(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+
+
+class HeldConnection:
+    """A write connection one background thread keeps from transaction to transaction.
+
+    A pool checkout per transaction costs a liveness round trip on PostgreSQL; a worker thread that
+    writes in a loop (the delivery dispatcher, the receivers' event writer) keeps one connection
+    instead. After any error the connection is dropped and the next transaction opens a fresh one.
+    Not thread-safe: one owner thread.
+    """
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db = db
+        self.name = name
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        if self._conn is None:
+            self._conn = self.db.engine.connect().execution_options(**{WRITE_OPTION: True})
+        try:
+            with self._conn.begin():
+                yield self._conn
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the %s's connection failed", self.name, exc_info=True)
