@@ -140,9 +140,19 @@ def _free_port() -> int:
 class KioskServer:
     """``uvicorn --factory bench.common:app_factory`` on loopback, with an admin token ready."""
 
-    def __init__(self, database_url: str, home: Path, *, startup_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        home: Path,
+        *,
+        startup_timeout: float = 120.0,
+        factory: str = "bench.common:app_factory",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.database_url = database_url
         self.home = home
+        self.factory = factory
+        self.extra_env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -151,12 +161,12 @@ class KioskServer:
         self._client: httpx.Client | None = None
 
     def start(self) -> KioskServer:
-        env = {**os.environ, "KIOSK_HOME": str(self.home), "KIOSK_DATABASE_URL": self.database_url}
+        env = {**os.environ, "KIOSK_HOME": str(self.home), "KIOSK_DATABASE_URL": self.database_url, **self.extra_env}
         command = [
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.common:app_factory",
+            self.factory,
             "--factory",
             "--app-dir",
             str(ROOT),

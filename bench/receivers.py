@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -31,14 +30,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
-    ROOT,
     Databases,
     KioskServer,
     _connection,
@@ -76,28 +73,15 @@ class BareEndpoint:
 
 
 def app_factory() -> FastAPI:
-    """kiosk's app from ``KIOSK_HOME``/``KIOSK_DATABASE_URL``/``KIOSK_CONFIG``, plus the bare route.
-
-    ``install_receivers`` is called here only while the app factory does not call it itself.
-    """
+    """kiosk's app from ``KIOSK_HOME``/``KIOSK_DATABASE_URL``/``KIOSK_CONFIG``, plus the bare route."""
     from starlette.routing import Route
 
     from kiosk.settings import Settings
     from kiosk.web.app import create_app
-    from kiosk.web.routes.receivers import install_receivers
     from kiosk.web.runtime import tune_for_server
 
     env = {name: os.environ[name] for name in ("KIOSK_HOME", "KIOSK_DATABASE_URL", "KIOSK_CONFIG")}
     app = create_app(Settings.from_env(env))
-    if not hasattr(app.state, "receivers"):
-        install_receivers(
-            app,
-            db=app.state.db,
-            config=app.state.config,
-            secrets=app.state.config_secrets,
-            runs=app.state.runs,
-            catalog=app.state.catalog,
-        )
     # First, as install_receivers puts the receiver route first: both are matched at once, so the
     # comparison is of the work behind them, not of their place in the route list.
     app.router.routes.insert(0, Route("/bare/{type}/{digest}", BareEndpoint()))
@@ -109,42 +93,20 @@ class ReceiverServer(KioskServer):
     """A :class:`~bench.common.KioskServer` started with this module's factory and a kiosk.yaml."""
 
     def __init__(self, database_url: str, home: Path, watches: int) -> None:
-        super().__init__(database_url, home, startup_timeout=300.0)
         self.config_path = home / "kiosk.yaml"
+        super().__init__(
+            database_url,
+            home,
+            startup_timeout=300.0,
+            factory="bench.receivers:app_factory",
+            env={"KIOSK_CONFIG": str(self.config_path), "BENCH_RECEIVER_SECRET": SECRET},
+        )
         lines = ["receivers:", f"  - {{name: {RECEIVER}, type: azure, secret: {{env: BENCH_RECEIVER_SECRET}}}}"]
         lines.append("watches:")
         lines += [
             f"  - {{name: w{n}, subscriptions: [{{image: {HOST}/app-{n}, tags: ['1.*']}}]}}" for n in range(watches)
         ]
         self.config_path.write_text("\n".join(lines) + "\n")
-
-    def start(self) -> ReceiverServer:
-        """``uvicorn --factory bench.receivers:app_factory`` (this module's factory), then wait for health."""
-        env = {
-            **os.environ,
-            "KIOSK_HOME": str(self.home),
-            "KIOSK_DATABASE_URL": self.database_url,
-            "KIOSK_CONFIG": str(self.config_path),
-            "BENCH_RECEIVER_SECRET": SECRET,
-        }
-        command = [sys.executable, "-m", "uvicorn", "bench.receivers:app_factory", "--factory", "--app-dir", str(ROOT)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        command += ["--no-access-log", "--log-level", "warning"]
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        try:
-            self._wait_healthy()
-            self._client = httpx.Client(
-                base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self._token()}"},
-                timeout=httpx.Timeout(600.0, connect=10.0),
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
 
 # -- load -----------------------------------------------------------------------------------------

@@ -1,30 +1,20 @@
-"""A real kiosk server with receivers on loopback, built exactly as the app factory will build it.
-
-``create_app`` does not call :func:`~kiosk.web.routes.receivers.install_receivers` yet (the lead
-wires it into ``kiosk.web.app``); until it does, :func:`start_receiver_server` installs it itself
-after ``create_app``, with the same arguments. Once the app factory installs it, this helper sees
-``app.state.receivers`` and leaves it alone.
-"""
+"""Receiver tests' helpers: a kiosk server with a kiosk.yaml on loopback, receiver paths, polling."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-from tests.servers import serving
-from tests.web.live import LiveServer
+from tests.web.live import LiveServer, start_server
 
 from kiosk.receivers.urls import receiver_digest
 from kiosk.settings import Settings
-from kiosk.web.app import create_app
-from kiosk.web.routes.receivers import install_receivers
 
 
 def start_receiver_server(tmp_path: Path, database_url: str, config: str) -> Iterator[LiveServer]:
+    """kiosk with ``config`` as its kiosk.yaml (the app factory installs the receivers)."""
     (tmp_path / "kiosk.yaml").write_text(config)
     settings = Settings.from_env(
         {
@@ -33,31 +23,7 @@ def start_receiver_server(tmp_path: Path, database_url: str, config: str) -> Ite
             "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
         }
     )
-    app = create_app(settings)
-    stop: Callable[[], None] | None = None
-    if not hasattr(app.state, "receivers"):
-        stop = install_receivers(
-            app,
-            db=app.state.db,
-            config=app.state.config,
-            secrets=app.state.config_secrets,
-            runs=app.state.runs,
-            catalog=app.state.catalog,
-        )
-    try:
-        with serving(app) as base:
-            creds = json.loads(Path(settings.credentials_path).read_text())
-            live = LiveServer(base, settings, httpx.Client(base_url=base, timeout=60), app)
-            live.admin.headers["Authorization"] = "Bearer " + live.token_for(creds["clientId"], creds["clientSecret"])
-            try:
-                yield live
-            finally:
-                live.admin.close()
-                if stop is not None:
-                    stop()
-    finally:
-        if stop is not None:
-            stop()
+    yield from start_server(settings)
 
 
 def hook_path(name: str, secret: str, *, project: str | None = None, kind: str = "azure") -> str:

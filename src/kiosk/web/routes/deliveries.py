@@ -10,13 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
+from kiosk.actions.inputs import MASK
 from kiosk.auth.clients import Principal
 from kiosk.delivery.outbox import DeliverySummary, get_delivery, list_deliveries, redeliver
 from kiosk.errors import NotFound
 from kiosk.store import Database
+from kiosk.store.tables import action_runs
 from kiosk.web.auth import require_admin
 from kiosk.web.responses import FastJSONResponse
 
@@ -50,6 +54,15 @@ def _summary(d: DeliverySummary) -> dict[str, Any]:
     }
 
 
+WITHHELD = "[withheld: this delivery carries secret inputs]"
+
+
+def _has_secret_inputs(conn: Connection, run_id: str) -> bool:
+    """Does the run have secret inputs? Stored properties hold :data:`MASK` in their place."""
+    properties = conn.execute(sa.select(action_runs.c.properties).where(action_runs.c.id == run_id)).scalar()
+    return isinstance(properties, dict) and MASK in properties.values()
+
+
 def _db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
@@ -78,16 +91,23 @@ async def deliveries(
 async def delivery(
     delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
 ) -> FastJSONResponse:
-    def read() -> Any:
+    def read() -> tuple[Any, bool]:
         with _db(request).connect() as conn:
-            return get_delivery(conn, delivery_id)
+            detail = get_delivery(conn, delivery_id)
+            secret = (
+                detail is not None
+                and detail.delivery.run_id is not None
+                and _has_secret_inputs(conn, detail.delivery.run_id)
+            )
+            return detail, secret
 
-    detail = await run_in_threadpool(read)
+    detail, carries_secrets = await run_in_threadpool(read)
     if detail is None:
         raise NotFound(f"delivery {delivery_id!r} does not exist", code="delivery_not_found")
     body = _summary(detail.delivery)
     body["headers"] = detail.delivery.headers
-    body["body"] = detail.delivery.body.decode("utf-8", "replace")
+    # The body a pipeline needs carries secret inputs in clear; the API never shows them.
+    body["body"] = WITHHELD if carries_secrets else detail.delivery.body.decode("utf-8", "replace")
     body["attemptLog"] = [
         {
             "attempt": a.attempt,
