@@ -33,3 +33,19 @@ def test_offsets_become_the_same_instant_in_utc(instant: datetime, offset_minute
 def test_invalid_dates_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         canonical_datetime(text)
+
+
+@given(instant=instants, digits=st.integers(1, 6), zulu=st.booleans())
+def test_sliced_utc_forms_match_the_general_path(instant: datetime, digits: int, zulu: bool) -> None:
+    """Every fraction length the slicing fast path takes gives what the C parser's path gives."""
+    fraction = f"{instant.microsecond:06d}"[:digits]
+    text = f"{instant:%Y-%m-%dT%H:%M:%S}.{fraction}{'Z' if zulu else '+00:00'}"
+    parsed = parse_datetime(text)
+    assert parsed is not None
+    assert canonical_datetime(text) == format_canonical(floor_ms(parsed))
+
+
+@pytest.mark.parametrize("text", ["2026-02-29T00:00:00Z", "2026-04-31T10:00:00.5Z", "2026-01-01T24:00:00+00:00"])
+def test_the_fast_path_still_checks_the_calendar(text: str) -> None:
+    with pytest.raises(ValueError):
+        canonical_datetime(text)

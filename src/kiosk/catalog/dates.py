@@ -6,7 +6,12 @@ compare instants as strings on every engine (and it is what Port and JavaScript 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+#: A date-time already in UTC with at most microseconds: the form nearly every sender writes
+#: (``toISOString``, ``isoformat()`` of an aware UTC value). Canonicalised by slicing the text.
+_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,6}))?(?:Z|\+00:00)\Z")
 
 
 def floor_ms(value: datetime) -> datetime:
@@ -44,8 +49,17 @@ def canonical_datetime(value: str) -> str:
     The form date-time properties must be stored in for range rules to compare instants; it is
     also what Port and JavaScript's ``toISOString`` write. Raises ``ValueError`` if not a date-time.
     Runs once per date property per entity in bulk writes, hence the C parser first and no
-    time-zone arithmetic when the value is already in UTC.
+    time-zone arithmetic when the value is already in UTC; the commonest forms are only sliced (the
+    calendar is still checked by the C parser), which is several times cheaper than formatting.
     """
+    utc = _UTC_TEXT.match(value)
+    if utc is not None:
+        try:
+            datetime.fromisoformat(value[:19])  # month 13, February 30th, hour 25 ... refused
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+        fraction = utc.group(1)
+        return f"{value[:19]}.{(fraction + '00')[:3] if fraction else '000'}Z"
     if 8 <= len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value)

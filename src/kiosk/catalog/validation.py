@@ -6,6 +6,12 @@ the form to store (date-times normalised); a bulk call of 20,000 entities then c
 and a few type checks per entity. Anything richer (objects, arrays of objects, ``oneOf``,
 ``const``, ...) is checked by a fastjsonschema validator compiled for that one property, so every
 JSON-schema keyword users write still works.
+
+On top of those closures, each blueprint gets one generated function (:func:`compile_fast_check`)
+that inlines the scalar checks for the whole properties object: it only answers "valid" (having
+normalised the values in place) or "not sure", and on "not sure" the closures run again to say
+exactly what is wrong. Inlining halves the per-entity cost of a bulk call (no call, no ``try``
+per property); keeping the error messages in one place keeps both paths in agreement.
 """
 
 from __future__ import annotations
@@ -186,6 +192,122 @@ def _general_checker(spec: Mapping[str, Any]) -> Checker:
     return check
 
 
+#: The generated check's signature: True when ``properties`` is valid (and now normalised).
+FastCheck = Callable[[dict[str, Any]], bool]
+_ABSENT = object()
+
+
+def _scalar_lines(name: str, spec: Mapping[str, Any], consts: dict[str, Any]) -> list[str] | None:
+    """Inline checks of ``v`` (the value of property ``name``) for a flat scalar schema, or None.
+
+    Mirrors :func:`_fast_checker`: the same schemas, the same outcomes, no messages.
+    """
+    if _fast_checker(spec) is None:
+        return None
+
+    def const(value: Any) -> str:
+        key = f"c{len(consts)}"
+        consts[key] = value
+        return key
+
+    ptype = spec.get("type")
+    if ptype == "boolean":
+        return ["if v.__class__ is not bool: return False"]
+    if ptype in ("number", "integer"):
+        lines = ["t = v.__class__", "if t is not int and t is not float: return False"]
+        if ptype == "integer":
+            lines.append("if t is float and not v.is_integer(): return False")
+        if spec.get("minimum") is not None:
+            lines.append(f"if v < {const(spec['minimum'])}: return False")
+        if spec.get("maximum") is not None:
+            lines.append(f"if v > {const(spec['maximum'])}: return False")
+        return lines
+    lines = ["if v.__class__ is not str: return False"]
+    if spec.get("enum") is not None:
+        lines.append(f"if v not in {const(frozenset(spec['enum']))}: return False")
+    if spec.get("minLength") is not None:
+        lines.append(f"if len(v) < {const(spec['minLength'])}: return False")
+    if spec.get("maxLength") is not None:
+        lines.append(f"if len(v) > {const(spec['maxLength'])}: return False")
+    if "pattern" in spec:
+        lines.append(f"if {const(re.compile(spec['pattern']))}.search(v) is None: return False")
+    fmt = spec.get("format")
+    if fmt == "date-time":
+        lines.append(f"n = {const(_canonical_or_none)}(v)")
+        lines.append("if n is None: return False")
+        lines.append(f"if n != v: p[{name!r}] = n")
+    elif isinstance(fmt, str) and fmt in FORMAT_CHECKS:
+        lines.append(f"if not {const(FORMAT_CHECKS[fmt])}(v): return False")
+    return lines
+
+
+def _canonical_or_none(value: str) -> str | None:
+    if len(value) < 11 or value[10] not in "Tt":
+        return None
+    try:
+        return canonical_datetime(value)
+    except ValueError:
+        return None
+
+
+def compile_fast_check(
+    checkers: Mapping[str, Checker],
+    props: Mapping[str, Mapping[str, Any]],
+    required: tuple[str, ...],
+    defaults: tuple[tuple[str, Any], ...],
+    indexed: frozenset[str],
+) -> FastCheck:
+    """One function checking a whole properties object, generated from the blueprint's schema.
+
+    Property names are schema identifiers (``[A-Za-z0-9@_=-]``) and enter the source only as
+    ``repr`` literals; every other value is passed in as a constant, never spelled into the source.
+    """
+    consts: dict[str, Any] = {
+        "ABSENT": _ABSENT,
+        "KNOWN": frozenset(props),
+        "deepcopy": copy.deepcopy,
+        "dumps": orjson.dumps,
+        "InvalidValue": InvalidValue,
+    }
+    body = ["if not KNOWN.issuperset(p): return False"]
+    default_of = dict(defaults)
+    for name in props:
+        lines = _scalar_lines(name, props[name], consts)
+        if lines is None:  # the property's own closure (fastjsonschema and all)
+            key = f"c{len(consts)}"
+            consts[key] = checkers[name]
+            lines = [
+                f"try: n = {key}(v)",
+                "except InvalidValue: return False",
+                f"if n is not v: p[{name!r}] = n",
+            ]
+        if name in indexed:
+            lines.append(f"if len(dumps(p[{name!r}])) > {MAX_INDEXED_VALUE_BYTES}: return False")
+        body.append(f"v = p.get({name!r}, ABSENT)")
+        body.append("if v is not ABSENT:")
+        body.extend(f"    {line}" for line in lines)
+        if name in default_of:
+            key = f"c{len(consts)}"
+            consts[key] = default_of[name]
+            fill = f"deepcopy({key})" if isinstance(default_of[name], (list, dict)) else key
+            body.append("else:")
+            body.append(f"    p[{name!r}] = {fill}")
+            if name in indexed:
+                body.append(f"    if len(dumps(p[{name!r}])) > {MAX_INDEXED_VALUE_BYTES}: return False")
+        elif name in required:
+            body.append("else: return False")
+    missing_required = [name for name in required if name not in props]
+    if missing_required:  # required but undefined: never valid; the closures say so
+        body.append("return False")
+    else:
+        body.append("return True")
+    source = "def check(p):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(consts)
+    exec(compile(source, "<kiosk properties check>", "exec"), namespace)  # noqa: S102 - generated above
+    check: FastCheck = namespace["check"]
+    return check
+
+
 class PropertiesValidator:
     """Checks an entity's ``properties`` against one blueprint version, in place.
 
@@ -205,8 +327,15 @@ class PropertiesValidator:
             (name, spec["default"]) for name, spec in props.items() if "default" in spec
         )
         self.indexed = frozenset(name for name, spec in props.items() if spec.get("x-kiosk-index") is True)
+        self.fast_check = compile_fast_check(self.checkers, props, self.required, self.defaults, self.indexed)
 
     def __call__(self, properties: dict[str, Any]) -> None:
+        if self.fast_check(properties):
+            return
+        self.explain(properties)
+
+    def explain(self, properties: dict[str, Any]) -> None:
+        """The property-by-property check: raises :class:`EntityError` naming what is wrong."""
         checkers = self.checkers
         for name, value in properties.items():
             check = checkers.get(name)

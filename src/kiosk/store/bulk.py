@@ -1,10 +1,13 @@
-"""Set-based entity writes: one statement per batch, whatever its size.
+"""Set-based entity writes: a handful of statements per batch, whatever its size.
 
 SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than the database
-spends storing the rows. Here a batch is serialised once with orjson and stored by one statement:
-on SQLite ``INSERT ... SELECT ... FROM json_each(?)`` (as fast as the driver's ``executemany`` and
-with no per-row Python, no parameter-count limit and no chunking), on PostgreSQL a COPY stream.
-Ids come back with one SELECT. Everything runs inside the caller's transaction.
+spends storing the rows, so these functions go to the driver. On SQLite that is the driver's own
+``executemany`` with positional tuples: SQLite runs each row with the GIL released, and it measured
+1.6x faster than one ``INSERT ... SELECT ... FROM json_each(?)`` (which re-parses the JSON text for
+every column). New ids are assigned here, from ``max(id) + 1``: kiosk's write transactions on
+SQLite begin IMMEDIATE, so no other writer can take an id in between, and the ids are known
+without reading them back. On PostgreSQL, a COPY stream (psycopg runs ``executemany`` as one
+statement per row) and one SELECT for the ids. Everything runs inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
+
+from kiosk.store.engine import WRITE_OPTION
 
 #: (identifier, title, icon, team, properties)
 EntityRow = tuple[str, str | None, str | None, list[str], dict[str, Any]]
@@ -42,6 +47,13 @@ def _copy_rows(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) 
             copy.write_row(row)
 
 
+def _sqlite_cursor(conn: Connection) -> Any:
+    """The raw sqlite3 cursor of the transaction's own connection."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver.cursor()
+
+
 def insert_entities(
     conn: Connection,
     blueprint: str,
@@ -63,15 +75,33 @@ def insert_entities(
             ),
         )
         return entity_ids(conn, blueprint, [r[0] for r in rows])
+    if not conn.get_execution_options().get(WRITE_OPTION, False):
+        # Not under BEGIN IMMEDIATE: another writer could take ids between max() and the insert.
+        raise RuntimeError("insert_entities needs a write transaction (Database.begin)")
     stamp = _stamp(conn, when)
-    conn.exec_driver_sql(
-        "INSERT INTO entities (blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
-        "created_by, updated_by) SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-        "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
-        "?, ?, ?, ? FROM json_each(?) ORDER BY key",
-        (blueprint, stamp, stamp, actor, actor, _dumps(rows)),
+    first = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM entities").scalar_one())
+    ids = {row[0]: first + offset for offset, row in enumerate(rows)}
+    _sqlite_cursor(conn).executemany(
+        "INSERT INTO entities (id, blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
+        "created_by, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                first + offset,
+                blueprint,
+                ident,
+                title,
+                icon,
+                _dumps(team) if team else "[]",
+                _dumps(props),
+                stamp,
+                stamp,
+                actor,
+                actor,
+            )
+            for offset, (ident, title, icon, team, props) in enumerate(rows)
+        ],
     )
-    return entity_ids(conn, blueprint, [r[0] for r in rows])
+    return ids
 
 
 def update_entities(
@@ -101,11 +131,14 @@ def update_entities(
             (when, actor),
         )
         return
-    conn.exec_driver_sql(
-        "UPDATE entities SET title = json_extract(u.value, '$[1]'), icon = json_extract(u.value, '$[2]'), "
-        "team = json_extract(u.value, '$[3]'), properties = json_extract(u.value, '$[4]'), "
-        "updated_at = ?, updated_by = ? FROM json_each(?) AS u WHERE entities.id = json_extract(u.value, '$[0]')",
-        (_stamp(conn, when), actor, _dumps(rows)),
+    stamp = _stamp(conn, when)
+    _sqlite_cursor(conn).executemany(
+        "UPDATE entities SET title = ?, icon = ?, team = ?, properties = ?, updated_at = ?, updated_by = ? "
+        "WHERE id = ?",
+        [
+            (title, icon, _dumps(team) if team else "[]", _dumps(props), stamp, actor, eid)
+            for eid, title, icon, team, props in rows
+        ],
     )
 
 
@@ -147,9 +180,6 @@ def insert_edges(conn: Connection, edges: Sequence[tuple[int, str, int, int]]) -
     if edges and conn.dialect.name == "postgresql":
         _copy_rows(conn, "COPY entity_relations (entity_id, relation, target_id, position) FROM STDIN", edges)
     elif edges:
-        conn.exec_driver_sql(
-            "INSERT INTO entity_relations (entity_id, relation, target_id, position) "
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-            "json_extract(value, '$[3]') FROM json_each(?)",
-            (_dumps(edges),),
+        _sqlite_cursor(conn).executemany(
+            "INSERT INTO entity_relations (entity_id, relation, target_id, position) VALUES (?, ?, ?, ?)", edges
         )
