@@ -81,25 +81,11 @@ def insert_entities(
     stamp = _stamp(conn, when)
     first = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM entities").scalar_one())
     ids = {row[0]: first + offset for offset, row in enumerate(rows)}
-    _sqlite_cursor(conn).executemany(
+    conn.exec_driver_sql(
         "INSERT INTO entities (id, blueprint, identifier, title, icon, team, properties, created_at, updated_at, "
-        "created_by, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                first + offset,
-                blueprint,
-                ident,
-                title,
-                icon,
-                _dumps(team) if team else "[]",
-                _dumps(props),
-                stamp,
-                stamp,
-                actor,
-                actor,
-            )
-            for offset, (ident, title, icon, team, props) in enumerate(rows)
-        ],
+        "created_by, updated_by) SELECT ? + key, ?, value ->> 0, value ->> 1, value ->> 2, value -> 3, "
+        "value -> 4, ?, ?, ?, ? FROM json_each(?)",
+        (first, blueprint, stamp, stamp, actor, actor, _dumps(rows)),
     )
     return ids
 
@@ -180,6 +166,8 @@ def insert_edges(conn: Connection, edges: Sequence[tuple[int, str, int, int]]) -
     if edges and conn.dialect.name == "postgresql":
         _copy_rows(conn, "COPY entity_relations (entity_id, relation, target_id, position) FROM STDIN", edges)
     elif edges:
-        _sqlite_cursor(conn).executemany(
-            "INSERT INTO entity_relations (entity_id, relation, target_id, position) VALUES (?, ?, ?, ?)", edges
+        conn.exec_driver_sql(
+            "INSERT INTO entity_relations (entity_id, relation, target_id, position) "
+            "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)",
+            (_dumps(edges),),
         )
