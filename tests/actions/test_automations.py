@@ -95,7 +95,12 @@ class Kit:
             if action is not None:
                 query = query.where(action_runs.c.action == action)
             rows = conn.execute(query.order_by(action_runs.c.created_at, action_runs.c.id)).all()
-            bodies = {r.run_id: orjson.loads(r.body) for r in conn.execute(sa.select(deliveries))}
+            # A run with secret inputs (the deploy run) has its body sealed; automations never do.
+            bodies = {
+                r.run_id: orjson.loads(r.body)
+                for r in conn.execute(sa.select(deliveries))
+                if not r.target.get("sealed")
+            }
         return [{**self.runs.get_run(r.id), "body": bodies.get(r.id), "blueprintColumn": r.blueprint} for r in rows]
 
     def counts(self) -> tuple[int, int, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -17,12 +19,15 @@ from kiosk.actions.runs import (
     finish_run,
     finish_run_from_pipeline,
     pipeline_run_name,
+    run_id_for_key,
+    succeed_run_for_delivery,
 )
 from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
 from kiosk.config.model import AzureDevOpsOrg
 from kiosk.config.secrets import SecretRef
+from kiosk.errors import Conflict
 from kiosk.store import Database
 from kiosk.store.tables import action_run_logs, action_runs, deliveries, jobs
 
@@ -158,3 +163,99 @@ def test_describe_duration() -> None:
     assert describe_duration(timedelta(days=1, hours=1, minutes=1)) == "1 day 1 hour"
     assert describe_duration(timedelta(seconds=1)) == "1 second"
     assert describe_duration(timedelta(0)) == "0 seconds"
+
+
+SYNC_HOOK: dict[str, Any] = {
+    "identifier": "sync_hook",
+    "trigger": {"type": "self-service", "operation": "CREATE", "blueprintIdentifier": "service"},
+    "invocationMethod": {"type": "WEBHOOK", "url": "https://hooks.example.com/sync", "synchronized": True},
+}
+
+
+def test_secret_inputs_are_sealed_in_the_stored_delivery_body(runs: Runs, db: Database) -> None:
+    secret_run = start(runs, token="hunter2-in-the-body")
+    plain_run = start(runs)
+    with db.connect() as conn:
+        stored = {r.run_id: r for r in conn.execute(sa.select(deliveries))}
+    sealed, plain = stored[secret_run["id"]], stored[plain_run["id"]]
+    assert sealed.target["sealed"] is True and b"hunter2" not in bytes(sealed.body)
+    opened = runs.box.open_body(sealed.id, bytes(sealed.body))
+    assert orjson.loads(opened.body)["payload"]["properties"] == {"token": "hunter2-in-the-body"}
+    assert opened.secret_values == ("hunter2-in-the-body",)
+    # no secret, no sealing: the body is the clear JSON, the target as before
+    assert "sealed" not in plain.target and orjson.loads(bytes(plain.body))["payload"]["properties"] == {}
+
+
+def test_a_start_repeated_with_its_idempotency_key_returns_the_first_run(runs: Runs, db: Database) -> None:
+    notified: list[bool] = []
+    runs.notify = lambda: notified.append(True)
+    body = {"entity": "svc-a", "properties": {"token": "idem-secret"}}
+    first = runs.start_run("deploy", body, actor="kc_a", idempotency_key="event:7:w:0")
+    again = runs.start_run("deploy", body, actor="kc_a", idempotency_key="event:7:w:0")
+    assert first["id"] == again["id"] == run_id_for_key("event:7:w:0") and runs_module._is_run_id(first["id"])
+    assert again["status"] == "IN_PROGRESS" and again["properties"] == {"token": "****"}
+    assert counts(db) == (1, 1, 1) and notified == [True]  # one run, one delivery, one job
+    # the run moved on meanwhile: the repeat answers the run as it is now, and changes nothing
+    runs.report(first["id"], {"status": "SUCCESS"})
+    assert runs.start_run("deploy", body, idempotency_key="event:7:w:0")["status"] == "SUCCESS"
+    assert counts(db) == (1, 1, 1)
+    other = runs.start_run("deploy", body, idempotency_key="event:7:w:1")
+    assert other["id"] != first["id"] and counts(db) == (2, 2, 2)
+    runs.actions.create_action(SYNC_HOOK)
+    with pytest.raises(Conflict, match="already started a run of action 'deploy'"):
+        runs.start_run("sync_hook", {}, idempotency_key="event:7:w:0")
+
+
+def test_concurrent_starts_with_one_key_store_one_run(runs: Runs, db: Database) -> None:
+    """Starts racing past the "does it exist" check: the primary key and "on conflict do nothing"
+    still leave one run and one delivery, and every start answers with that run."""
+    checks = threading.Barrier(4)
+    real = runs._existing_run
+
+    def check_together(run_id: str, identifier: str) -> dict[str, Any] | None:
+        found = real(run_id, identifier)
+        if found is None:
+            checks.wait(timeout=10)  # all four saw "no run yet" before any inserts
+        return found
+
+    runs._existing_run = check_together  # type: ignore[method-assign]
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            answers.append(runs.start_run("deploy", {"entity": "svc-a", "properties": {}}, idempotency_key="k")["id"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and answers == [run_id_for_key("k")] * 4
+    assert counts(db) == (1, 1, 1)
+
+
+def test_synchronized_runs_finish_with_the_webhooks_answer(runs: Runs, db: Database) -> None:
+    runs.actions.create_action(SYNC_HOOK)
+    ok = runs.start_run("sync_hook", {})
+    assert succeed_run_for_delivery(db, ok["id"], 201)
+    done = runs.get_run(ok["id"])
+    assert done["status"] == "SUCCESS" and done["statusLabel"] == "the webhook answered HTTP 201 Created"
+    assert "HTTP 201 Created" in runs.list_logs(ok["id"])[0][0]["message"]
+    assert not succeed_run_for_delivery(db, ok["id"], 200)  # finished runs are left alone
+    assert not fail_run_for_delivery(db, ok["id"], "late")
+    assert runs.get_run(ok["id"])["statusLabel"] == "the webhook answered HTTP 201 Created"
+
+    failed = runs.start_run("sync_hook", {})
+    assert fail_run_for_delivery(db, failed["id"], "410 Gone: the receiver asked to stop (after 1 attempt(s))")
+    label = runs.get_run(failed["id"])["statusLabel"]
+    assert label == "the webhook call failed: 410 Gone: the receiver asked to stop (after 1 attempt(s))"
+    # a pipeline that was never triggered keeps its own wording
+    pipeline = start(runs)
+    assert fail_run_for_delivery(db, pipeline["id"], "HTTP 404")
+    assert runs.get_run(pipeline["id"])["statusLabel"] == "the pipeline could not be triggered: HTTP 404"
+    with db.connect() as conn:
+        targets = {r.run_id: r.target for r in conn.execute(sa.select(deliveries))}
+    assert targets[ok["id"]]["synchronized"] is True and "synchronized" not in targets[pipeline["id"]]

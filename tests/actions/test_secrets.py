@@ -40,3 +40,28 @@ def test_key_is_made_once_per_database(db: Database) -> None:
 def test_mask_text() -> None:
     assert mask_text("a secret-long and secret", {"x": "secret", "y": "secret-long"}, "****") == "a **** and ****"
     assert mask_text("nothing", {"x": ""}, "****") == "nothing"
+
+
+def test_seal_and_open_a_delivery_body() -> None:
+    box = SecretBox(bytes(32))
+    body = b'{"token":"body-secret-42","n":1}'
+    sealed = box.seal_body("msg_1", body, ["body-secret-42", "body-secret-42"])
+    assert sealed.startswith(b"kb1:") and b"body-secret" not in sealed
+    assert box.seal_body("msg_1", body, []) != box.seal_body("msg_1", body, [])  # fresh nonce
+    opened = box.open_body("msg_1", sealed)
+    assert opened.body == body and opened.secret_values == ("body-secret-42",)
+    assert "body-secret" not in repr(opened)
+    assert redact_text("x body-secret-42") == "x ***"  # registered with the log redaction when opened
+    with pytest.raises(ValueError, match="does not open"):
+        box.open_body("msg_2", sealed)  # bound to its delivery
+    with pytest.raises(ValueError, match="does not open"):
+        SecretBox(b"\x01" * 32).open_body("msg_1", sealed)
+    with pytest.raises(ValueError, match="not a sealed delivery body"):
+        box.open_body("msg_1", body)
+    # A run's sealed inputs and a sealed body never stand in for each other.
+    with pytest.raises(ValueError):
+        box.open("msg_1", sealed.decode("latin-1"))
+
+
+def test_mask_text_takes_plain_values_too() -> None:
+    assert mask_text("a b-long b", ["b", "b-long"], "****") == "a **** ****"

@@ -26,8 +26,9 @@ from kiosk.receivers.store import store_events
 from kiosk.store import Database
 from kiosk.store.queue import utcnow
 from kiosk.store.tables import action_runs, deliveries, receiver_event_reactions, receiver_events
+from kiosk.watches import store as watch_store
 from kiosk.watches.processor import EventProcessor
-from kiosk.watches.reactions import ReactionOutcome, Reactor, TransientReactionError
+from kiosk.watches.reactions import ReactionOutcome, Reactor, TransientReactionError, event_document, reaction_key
 
 CONFIG = """\
 egress: {allowLoopback: true}   # the action's target refuses connections: the run stays in progress
@@ -246,3 +247,95 @@ def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tm
     assert [tuple(s) for s in states] == [("w", 1, stored.event_id)]
     assert catalog.get_entity("image", "first-7")["properties"] == {"tag": "7"}
     assert catalog.get_entity("image", "second-7")["properties"] == {"tag": "7"}
+
+
+RUN_ACTION = """\
+egress: {allowLoopback: true}
+blueprints:
+  - identifier: service
+entities:
+  - {blueprint: service, identifier: checkout}
+actions:
+  - identifier: deploy
+    trigger:
+      type: self-service
+      operation: DAY-2
+      blueprintIdentifier: service
+      userInputs: {properties: {version: {type: string}}}
+    invocationMethod: {type: WEBHOOK, url: "http://127.0.0.1:9/deploy"}
+watches:
+  - name: w
+    subscriptions: [{image: r.io/app, tags: ["*"]}]
+    reactions:
+      - runAction: {action: deploy, entity: checkout, properties: {version: "{{ .tag }}"}}
+"""
+
+
+def _store_push(db: Database, tag: str, delivery_id: str) -> int:
+    match = {"watch": "w", "kind": "image", "repository": "r.io/app", "tag": tag}
+    match.update(ref=None, change=None, commit=None)
+    record = EventRecord(
+        receiver="acr",
+        project=None,
+        received_at=utcnow(),
+        outcome="refreshed",
+        status_code=200,
+        sender="acr",
+        event_type="push",
+        delivery_id=delivery_id,
+        refreshed=1,
+        matches=[match],
+        summary={"repository": "r.io/app", "tag": tag},
+        payload='{"action": "push"}',
+        accepted=True,
+        react=True,
+        dedupe_key=f"acr:acr:{delivery_id}",
+    )
+    with db.begin() as conn:
+        [stored] = store_events(conn, [record])
+    assert stored.event_id is not None
+    return stored.event_id
+
+
+def test_a_run_action_fired_again_after_a_crash_starts_no_second_run(db: Database, tmp_path: Path) -> None:
+    """The window the processor cannot close itself: the run committed, then the process died
+    before the reaction was recorded. The retried job fires the reaction again; the run's
+    idempotency key makes that return the first run, with no second run and no second delivery."""
+    (tmp_path / "kiosk.yaml").write_text(RUN_ACTION)
+    config = load_config(tmp_path / "kiosk.yaml")
+    catalog = Catalog(db)
+    actions = Actions(db, azure_orgs={}, sign_webhooks=False)
+    apply_config(catalog, config, actions=actions)
+    runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)))
+    reactor = Reactor(config.watches, runs, catalog)
+    event_id = _store_push(db, "1.4.0", "d-crash")
+
+    # The first attempt: the reaction fired (its run and delivery committed), then the crash.
+    with db.connect() as conn:
+        event = watch_store.load_events(conn, [event_id])[event_id]
+    data = event_document(event, event.matches[0], event.payload)
+    first = reactor.react("w", 0, data)
+    assert first.status == "done" and first.run_id is not None
+    assert reactor.react("w", 0, data) == first  # fired twice in a row: still the one run
+
+    # The retried job: the processor fires reaction 0 again (nothing recorded it) and records it.
+    assert EventProcessor(db, reactor, worker_id="t-retry").run_once() == 1
+    with db.connect() as conn:
+        run_rows = conn.execute(sa.select(action_runs)).all()
+        delivery_rows = conn.execute(sa.select(deliveries)).all()
+        (recorded,) = conn.execute(sa.select(receiver_event_reactions)).all()
+        processing = conn.execute(
+            sa.select(receiver_events.c.processing).where(receiver_events.c.id == event_id)
+        ).scalar_one()
+    assert [r.id for r in run_rows] == [first.run_id] and [d.run_id for d in delivery_rows] == [first.run_id]
+    assert recorded.status == "done" and recorded.run_id == first.run_id and processing == "done"
+    assert run_rows[0].properties == {"version": "1.4.0"}
+
+    # Another event, or another position, is another run.
+    second_event = _store_push(db, "1.5.0", "d-next")
+    assert reaction_key({"id": second_event}, "w", 0) != reaction_key({"id": event_id}, "w", 0)
+    assert reaction_key({"id": event_id}, "w", 1) != reaction_key({"id": event_id}, "w", 0)
+    assert EventProcessor(db, reactor, worker_id="t-next").run_once() == 1
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(action_runs)).scalar_one() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 2

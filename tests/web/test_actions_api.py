@@ -406,8 +406,10 @@ def test_approval_flow(live: LiveServer) -> None:
     assert approved["approval"]["decidedBy"].startswith("kc_") and approved["properties"]["token"] == "****"
     (delivery,) = rows(live, deliveries)
     assert delivery.run_id == second["id"]
-    # the body is built at approval, with the secret input the pipeline needs (see the report)
-    assert orjson.loads(delivery.body)["payload"]["properties"] == {"name": "two", "token": "approval-secret-1"}
+    # the body is built at approval, with the secret input the pipeline needs, and stored sealed
+    assert delivery.target["sealed"] is True and b"approval-secret-1" not in delivery.body
+    opened = live.app.state.runs.box.open_body(delivery.id, delivery.body)
+    assert orjson.loads(opened.body)["payload"]["properties"] == {"name": "two", "token": "approval-secret-1"}
     error(api.post(f"/v1/actions/runs/{second['id']}/approve"), 409, "is IN_PROGRESS, not waiting")
     error(api.post("/v1/actions/runs/r_0123/approve"), 404, "does not exist")
     error(api.post(f"/v1/actions/runs/{second['id']}/decline", json={"why": 1}), 422, "why")

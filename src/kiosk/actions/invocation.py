@@ -10,7 +10,7 @@ self-service runs and automations.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -32,9 +32,11 @@ class OutboundRequest:
     method: str
     url: str
     headers: dict[str, str]
-    #: The exact bytes to send (and sign): minified JSON.
-    body: bytes
-    signing: Signing | None
+    #: The exact bytes to send (and sign): minified JSON. May carry secret inputs: never in a repr.
+    body: bytes = field(repr=False)
+    signing: Signing | None = None
+    #: A WEBHOOK with ``synchronized: true``: the receiver's HTTP answer is the run's result.
+    synchronized: bool = False
 
 
 def check_azure_org(invocation: Mapping[str, Any], orgs: Mapping[str, AzureDevOpsOrg]) -> None:
@@ -122,6 +124,7 @@ def build_request(
         headers=given,
         body=payload,
         signing=Signing("webhook", "webhook") if sign_webhooks else None,
+        synchronized=bool(invocation.get("synchronized")),
     )
 
 

@@ -13,9 +13,22 @@ Statuses: ``WAITING_FOR_APPROVAL`` → ``IN_PROGRESS`` → ``SUCCESS`` | ``FAILU
 reopened or changed (409). Status changes are compare-and-set updates (``WHERE status = …``), so
 two reporters racing (the pipeline's PATCH and a run-state event) cannot both finish a run.
 
-Secret inputs: clear only in memory and in the delivery body; sealed in ``action_runs.secrets``
-(see :mod:`kiosk.actions.secrets`) until the run finishes, then dropped; ``"****"`` in every
+Secret inputs: clear only in memory; sealed in ``action_runs.secrets`` (see
+:mod:`kiosk.actions.secrets`) until the run finishes, then dropped; sealed in the stored delivery
+body too (``deliveries.body``, bound to the delivery id), which only the delivery worker opens, in
+memory, to send it — the pipeline needs them in clear on the wire, nowhere else. ``"****"`` in every
 answer; registered with the log redaction the moment they are read.
+
+Starting a run twice: a caller that may repeat itself after a crash (a watch's ``runAction``
+reaction, retried with its event) passes an ``idempotency_key``. The run id is derived from it
+(:func:`run_id_for_key`) and inserted with "on conflict do nothing": the second start finds the
+first's run and returns it, with no second run and no second delivery, on SQLite and PostgreSQL,
+however the two starts interleave (the primary key decides).
+
+Synchronized WEBHOOK actions (``synchronized: true``) take the receiver's HTTP answer as the
+run's result: the delivery worker finishes the run (:func:`succeed_run_for_delivery`) when it is
+delivered, :func:`fail_run_for_delivery` when it dies. Other runs stay IN_PROGRESS after their
+delivery: the pipeline reports back.
 
 Functions for other parts of kiosk (the delivery worker, the Azure run-state listener, a
 periodic sweep) are at the bottom: :func:`finish_run`, :func:`finish_run_from_pipeline`,
@@ -31,16 +44,20 @@ that action started from that origin, so unwatched runs cost one small query.
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from types import SimpleNamespace
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from kiosk.actions.inputs import MASK, ValidatedInputs
@@ -52,13 +69,14 @@ from kiosk.actions.service import Actions, iso
 from kiosk.catalog.identifiers import is_entity_identifier, is_schema_identifier
 from kiosk.catalog.service import Catalog, decode_cursor, encode_cursor
 from kiosk.catalog.validation import is_url
-from kiosk.delivery.outbox import create_delivery
+from kiosk.delivery.outbox import BodySealer, create_delivery
 from kiosk.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from kiosk.logs import register_secret
 from kiosk.store.engine import Database
 from kiosk.store.tables import action_run_logs as logs_table
 from kiosk.store.tables import action_runs as runs_table
 from kiosk.store.tables import actions as actions_table
+from kiosk.store.tables import deliveries as deliveries_table
 from kiosk.store.tables import entities as ent_table
 
 __all__ = [
@@ -74,7 +92,9 @@ __all__ = [
     "insert_runs",
     "pipeline_run_name",
     "queue_delivery",
+    "run_id_for_key",
     "run_row",
+    "succeed_run_for_delivery",
     "trigger_of",
 ]
 
@@ -149,6 +169,21 @@ def _now() -> datetime:
 
 def new_run_id() -> str:
     return "r_" + secrets.token_hex(12)
+
+
+#: Hex digits of a run id after ``r_`` (random or derived: both look the same to everyone else).
+RUN_ID_HEX = 24
+
+
+def run_id_for_key(key: str) -> str:
+    """The run id a start with idempotency key ``key`` gets: the same key, the same id.
+
+    A hash, so any text can be a key and the id has the usual shape (``r_`` + 24 hex digits, 96
+    bits: collisions between different keys are out of reach). The ``idempotency-key`` prefix keeps
+    these ids apart from anything else hashed into an id later.
+    """
+    digest = hashlib.sha256(b"kiosk-run-idempotency-key\x00" + key.encode()).hexdigest()
+    return "r_" + digest[:RUN_ID_HEX]
 
 
 def pipeline_run_name(run_id: str) -> str:
@@ -426,10 +461,30 @@ class Runs:
 
     # ----------------------------------------------------------------------------- starting
 
-    def start_run(self, identifier: str, raw: Any, *, actor: str | None = None, origin: str = "API") -> dict[str, Any]:
-        """Validate, then store the run and (unless it needs approval) its delivery, atomically."""
+    def start_run(
+        self,
+        identifier: str,
+        raw: Any,
+        *,
+        actor: str | None = None,
+        origin: str = "API",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Validate, then store the run and (unless it needs approval) its delivery, atomically.
+
+        ``idempotency_key``: a start that may be repeated (after a crash between this commit and
+        the caller's own record of it) names itself; the run id is derived from the key, and a
+        start whose run already exists changes nothing and returns that run as it is now — no
+        second run, no second delivery. The primary key decides, so two starts racing in
+        different processes end the same way. The key must not be reused for a different action
+        (409).
+        """
         if origin not in ORIGINS:
             raise ValueError(f"origin must be one of {sorted(ORIGINS)}")
+        if idempotency_key is not None:
+            existing = self._existing_run(run_id_for_key(idempotency_key), identifier)
+            if existing is not None:  # the common repeat, answered without validating anything again
+                return existing
         request = parse_run_request(raw)
         with self.db.connect() as conn:
             action = self.actions.load(conn, identifier)
@@ -446,7 +501,7 @@ class Runs:
         check_azure_org(action.invocation, self.actions.azure_orgs)
         expanded = self._expand_entity_inputs(inputs)
 
-        run_id = new_run_id()
+        run_id = new_run_id() if idempotency_key is None else run_id_for_key(idempotency_key)
         now = _now()
         trigger = trigger_of(actor, origin, now)
         needs_approval = action.requires_approval
@@ -468,25 +523,49 @@ class Runs:
             now=now,
         )
         with _watched_transaction(self.db, self.listener) as (conn, changes):
-            insert_runs(conn, [row])
-            if outbound is not None:
-                queue_delivery(conn, run_id, outbound)
-            _note_run_change(
-                conn,
-                self.listener,
-                changes,
-                run_id=run_id,
-                action=action.identifier,
-                origin=origin,
-                before=None,
-                actor=actor,
-            )
+            inserted = _insert_run_once(conn, row) if idempotency_key is not None else _insert_run(conn, row)
+            if inserted:
+                if outbound is not None:
+                    queue_delivery(conn, run_id, outbound, box=self.box, secret_values=inputs.secrets.values())
+                _note_run_change(
+                    conn,
+                    self.listener,
+                    changes,
+                    run_id=run_id,
+                    action=action.identifier,
+                    origin=origin,
+                    before=None,
+                    actor=actor,
+                )
+        if not inserted:
+            # Another start with this key committed between the check above and the insert: its
+            # run (and delivery) stand, this one left nothing behind.
+            log.info("action run already started with this idempotency key", extra={"run": run_id})
+            again = self._existing_run(run_id, identifier)
+            if again is None:  # the insert conflicted on this id, and runs are never deleted
+                raise _run_not_found(run_id)
+            return again
         if outbound is not None:
             self._queued()
         log.info("action run started", extra={"run": run_id, "action": action.identifier})
         # Answered from the row just written, not read back: two queries less on the hot path
         # (measured ~2 ms on SQLite, ~6 ms on PostgreSQL before the 201).
         return _render_run(SimpleNamespace(**row), {action.identifier: action.document.get("title")})
+
+    def _existing_run(self, run_id: str, identifier: str) -> dict[str, Any] | None:
+        """The run ``run_id`` if it exists (a start repeated with its idempotency key); 409 if it
+        is a run of another action (the key was reused for something else)."""
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id)).first()
+            if row is None:
+                return None
+            if row.action != identifier:
+                raise Conflict(
+                    f"the idempotency key already started a run of action {row.action!r}, not {identifier!r}",
+                    code="idempotency_key_reused",
+                    details={"run": run_id, "action": row.action},
+                )
+            return _render_run(row, _titles(conn, {row.action}))
 
     def _run_entity(self, action: Action, given: str | None) -> dict[str, Any] | None:
         """The entity a run acts on: none for CREATE, an existing one of the blueprint otherwise."""
@@ -553,8 +632,8 @@ class Runs:
     def _outbound(self, action: Action, ctx: RunContext, secret_values: Mapping[str, str]) -> OutboundRequest:
         """Render the body (Port's payload or the action's template) and build the request.
 
-        Note: the body carries secret inputs in clear (the pipeline needs them), and the
-        delivery layer stores those bytes until sent.
+        The body carries secret inputs in clear (the pipeline needs them); :func:`queue_delivery`
+        stores it sealed.
         """
         return render_request(
             action.invocation,
@@ -607,7 +686,7 @@ class Runs:
             ).rowcount
             if not changed:
                 raise self._not_waiting(self._row(row.id))
-            queue_delivery(conn, row.id, outbound)
+            queue_delivery(conn, row.id, outbound, box=self.box, secret_values=inputs.secrets.values())
             self._note(conn, changes, row, actor)
         self._queued()
         return self.get_run(row.id)
@@ -919,6 +998,31 @@ def run_row(
     }
 
 
+def _insert_run(conn: Connection, row: dict[str, Any]) -> bool:
+    """Store one new run (its id is fresh and random); always True."""
+    insert_runs(conn, [row])
+    return True
+
+
+def _insert_run_once(conn: Connection, row: dict[str, Any]) -> bool:
+    """Store one new run unless a run with its id exists; whether it was stored.
+
+    "On conflict do nothing" on the primary key, not a read then an insert: on PostgreSQL a
+    concurrent insert of the same id waits for the other transaction and then does nothing, on
+    SQLite writers are serialised; either way exactly one start stores the run, and no error
+    aborts the caller's transaction.
+    """
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(runs_table)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=[runs_table.c.id])
+        .returning(runs_table.c.id)
+    )
+    # RETURNING, not rowcount: psycopg reports a row count for an insert that did nothing.
+    return conn.execute(statement).first() is not None
+
+
 def insert_runs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Store new runs (rows from :func:`run_row`) with one statement, in the caller's transaction.
 
@@ -938,12 +1042,30 @@ def add_run_log(conn: Connection, run_id: str, message: str, *, termination_stat
     )
 
 
-def queue_delivery(conn: Connection, run_id: str, outbound: OutboundRequest, *, source: str = "action") -> str:
+def queue_delivery(
+    conn: Connection,
+    run_id: str,
+    outbound: OutboundRequest,
+    *,
+    source: str = "action",
+    box: SecretBox | None = None,
+    secret_values: Collection[str] = (),
+) -> str:
     """The run's delivery, in the caller's transaction (so it commits with the run); ``source``
-    says what queued it (``action`` or ``automation``) in the deliveries API."""
-    # NOTE for review: ``outbound.body`` holds secret inputs in clear (the pipeline needs
-    # them), and the delivery layer stores those bytes (``deliveries.body``) until sent and
-    # after. Sealing delivery bodies too would close that; it is the delivery layer's call.
+    says what queued it (``action`` or ``automation``) in the deliveries API.
+
+    ``outbound.body`` holds the run's secret inputs (``secret_values``) in clear when it has any:
+    the pipeline needs them. Then the body is stored sealed with ``box`` (the server's), bound to
+    the delivery id, and only the delivery worker opens it, to send it. A run without secrets is
+    stored as it is, at no cost.
+    """
+    values = tuple(value for value in secret_values if value)
+    seal: BodySealer | None = None
+    if values:
+        if box is None:
+            raise ValueError("a delivery body carrying secret inputs needs a SecretBox to be sealed with")
+        seal = functools.partial(_seal_body, box, values=values)
+
     return create_delivery(
         conn,
         source=source,
@@ -953,7 +1075,13 @@ def queue_delivery(conn: Connection, run_id: str, outbound: OutboundRequest, *, 
         headers=outbound.headers,
         body=outbound.body,
         signing=outbound.signing,
+        synchronized=outbound.synchronized,
+        seal=seal,
     )
+
+
+def _seal_body(box: SecretBox, delivery_id: str, body: bytes, *, values: tuple[str, ...]) -> bytes:
+    return box.seal_body(delivery_id, body, values)
 
 
 def finish_run(
@@ -1052,17 +1180,64 @@ def finish_run_from_pipeline(
         return _finish(conn, row, status, label=label, link=link, log_message=None, listener=listener, changes=changes)
 
 
+def _synchronized_run(conn: Connection, run_id: str) -> bool:
+    """Was the run delivered synchronously (its webhook's answer is its result)?"""
+    targets = conn.execute(sa.select(deliveries_table.c.target).where(deliveries_table.c.run_id == run_id)).scalars()
+    return any(isinstance(target, dict) and target.get("synchronized") for target in targets)
+
+
 def fail_run_for_delivery(
     conn_or_db: Connection | Database, run_id: str, reason: str, *, listener: RunListener | None = None
 ) -> bool:
-    """The run's delivery was dead-lettered: FAILURE, with the reason in the label and the logs."""
-    label = _clip(f"the pipeline could not be triggered: {reason}", MAX_LABEL)
+    """The run's delivery was dead-lettered: FAILURE, with the reason in the label and the logs.
+
+    Worded for what the delivery was: a pipeline that never got triggered, or — for a synchronized
+    WEBHOOK, whose answer is the run's result — the webhook's failing answer. False when the run
+    is not IN_PROGRESS (unknown, or already finished).
+    """
+    with _watched_transaction(conn_or_db, listener) as (conn, changes):
+        row = conn.execute(sa.select(runs_table).where(runs_table.c.id == run_id).with_for_update()).first()
+        if row is None or row.status != IN_PROGRESS:
+            return False
+        if _synchronized_run(conn, run_id):
+            label = f"the webhook call failed: {reason}"
+            message = f"the run's webhook did not succeed (synchronized: its answer is the run's result): {reason}"
+        else:
+            label = f"the pipeline could not be triggered: {reason}"
+            message = f"kiosk gave up delivering the run's webhook: {reason}"
+        return _finish(
+            conn, row, FAILURE, label=label, link=None, log_message=message, listener=listener, changes=changes
+        )
+
+
+def describe_http_status(status_code: int | None) -> str:
+    """``HTTP 201 Created``: the status and its standard phrase, when it has one."""
+    if status_code is None:
+        return "no HTTP status"
+    try:
+        return f"HTTP {status_code} {HTTPStatus(status_code).phrase}"
+    except ValueError:
+        return f"HTTP {status_code}"
+
+
+def succeed_run_for_delivery(
+    conn_or_db: Connection | Database,
+    run_id: str,
+    status_code: int | None,
+    *,
+    listener: RunListener | None = None,
+) -> bool:
+    """A synchronized WEBHOOK run's delivery was answered 2xx: the run is SUCCESS, its label naming
+    the status. False (nothing changed) when the run is not IN_PROGRESS — the receiver may have
+    reported first, and a finished run is never changed. ``listener`` as for :func:`finish_run`.
+    """
+    answer = describe_http_status(status_code)
     return finish_run(
         conn_or_db,
         run_id,
-        FAILURE,
-        label=label,
-        log_message=f"kiosk gave up delivering the run's webhook: {reason}",
+        SUCCESS,
+        label=f"the webhook answered {answer}",
+        log_message=f"the run's webhook answered {answer} (synchronized: its answer is the run's result)",
         listener=listener,
     )
 

@@ -6,8 +6,14 @@ holding ``{input: value}``, with the run id as associated data so a box copied o
 does not open. The key is 256 random bits made on first use and kept in ``server_state`` (like
 the token signing key), so every kiosk process sharing the database can open the boxes.
 
+The same key seals the **body of a delivery** that carries secret inputs (:meth:`SecretBox.seal_body`):
+the pipeline needs the values in clear on the wire, so the body is opened only in memory, by the
+delivery worker, just before it is signed and sent. The box is bound to the delivery id, and holds
+the secret values too, so the worker can mask them in whatever the receiver answers (a receiver
+that echoes its request must not put them into the attempt records).
+
 What this protects against: the clear value showing up in API answers, in logs, in the
-``action_runs`` row or in a dump of that table. It does not protect against someone holding the
+``action_runs`` or ``deliveries`` rows or in a dump of those tables. It does not protect against someone holding the
 whole database (the key is in it); moving the key out of the database is the next step if that
 matters.
 """
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -26,12 +33,29 @@ from kiosk.logs import register_secret
 from kiosk.store.engine import Database
 from kiosk.store.server_values import shared_value
 
-__all__ = ["KEY_NAME", "SecretBox", "mask_text", "secret_inputs_key"]
+__all__ = ["KEY_NAME", "OpenedBody", "SecretBox", "mask_text", "secret_inputs_key"]
 
 KEY_NAME = "action_secrets_key"
 #: Prefix of a sealed value: the format version, so the scheme can change without guessing.
 VERSION = "v1"
 NONCE_BYTES = 12
+#: Prefix of a sealed delivery body (bytes, no base64: the column is binary).
+BODY_VERSION = b"kb1:"
+
+
+def _body_context(delivery_id: str) -> bytes:
+    """Associated data of a sealed body: its delivery, and a label no run's box uses, so a sealed
+    run-secrets box and a sealed body can never stand in for each other."""
+    return b"delivery-body\x00" + delivery_id.encode()
+
+
+@dataclass(frozen=True)
+class OpenedBody:
+    """A delivery body opened in memory: the exact bytes to sign and send, and the secret values it
+    carries (to mask in anything recorded about the attempt). Never logged (no repr of either)."""
+
+    body: bytes = field(repr=False)
+    secret_values: tuple[str, ...] = field(repr=False)
 
 
 def secret_inputs_key(db: Database) -> bytes:
@@ -72,9 +96,39 @@ class SecretBox:
             register_secret(value)
         return out
 
+    def seal_body(self, delivery_id: str, body: bytes, secret_values: Collection[str]) -> bytes:
+        """``kb1:`` + nonce + AES-GCM of ``{body, secrets}``, bound to ``delivery_id``.
 
-def mask_text(text: str, values: Mapping[str, str], mask: str) -> str:
-    """``text`` with every secret value in ``values`` replaced by ``mask`` (longest first)."""
-    for value in sorted((v for v in values.values() if v), key=len, reverse=True):
+        ``secret_values`` travel inside the box so whoever opens it to send can also mask them in
+        the receiver's answer, even after the run finished and dropped its own sealed inputs.
+        """
+        envelope = orjson.dumps({"body": base64.b64encode(body).decode(), "secrets": sorted(set(secret_values))})
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return BODY_VERSION + nonce + self._aead.encrypt(nonce, envelope, _body_context(delivery_id))
+
+    def open_body(self, delivery_id: str, sealed: bytes) -> OpenedBody:
+        """The clear body of delivery ``delivery_id`` (its secret values registered with the log
+        redaction); ValueError if it is not a sealed body or does not open with this key."""
+        if not sealed.startswith(BODY_VERSION):
+            raise ValueError("not a sealed delivery body (unknown format)")
+        raw = sealed[len(BODY_VERSION) :]
+        try:
+            clear = self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _body_context(delivery_id))
+        except InvalidTag:
+            raise ValueError("the delivery's sealed body does not open with this server's key") from None
+        envelope = orjson.loads(clear)
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("body"), str):
+            raise ValueError("a sealed delivery body holds no body")
+        values = tuple(str(v) for v in envelope.get("secrets") or [])
+        for value in values:
+            register_secret(value)
+        return OpenedBody(base64.b64decode(envelope["body"]), values)
+
+
+def mask_text(text: str, values: Mapping[str, str] | Collection[str], mask: str) -> str:
+    """``text`` with every secret value in ``values`` (a mapping's values, or the values themselves)
+    replaced by ``mask``, longest first."""
+    found = values.values() if isinstance(values, Mapping) else values
+    for value in sorted((v for v in found if v), key=len, reverse=True):
         text = text.replace(value, mask)
     return text

@@ -5,9 +5,20 @@
 webhook are stored together or not at all (the transactional outbox pattern). The worker then sends
 it at least once; every attempt is a ``delivery_attempts`` row.
 
-Secrets are never stored: :class:`Signing` names where the secret is configured (``secret_ref``)
-and the worker asks for the value at send time. The delivery id (``msg_<26 hex>``) is the
-Standard Webhooks ``webhook-id``, the same on every attempt, so receivers can drop duplicates.
+Signing secrets are never stored: :class:`Signing` names where the secret is configured
+(``secret_ref``) and the worker asks for the value at send time.
+
+A body that carries a run's secret inputs is stored **sealed** (``seal`` in :func:`create_delivery`,
+the server's :class:`~kiosk.actions.secrets.SecretBox` bound to the delivery id): ``target.sealed``
+marks it, the worker opens it in memory just before sending, and nothing else ever reads it in
+clear — the API shows neither form. A row without the mark (every body without secrets, and rows
+written before sealing existed) holds its body in clear, so the hot path pays nothing.
+
+``target.synchronized`` marks a WEBHOOK action's delivery whose HTTP answer is the run's result
+(Port's ``synchronized: true``); the worker finishes the run when it is delivered.
+
+The delivery id (``msg_<26 hex>``) is the Standard Webhooks ``webhook-id``, the same on every
+attempt, so receivers can drop duplicates.
 
 Headers given to :func:`create_delivery` are stored as they are: they must not carry credentials
 (an ``Authorization`` header belongs in a signing scheme or the target's own configuration).
@@ -18,8 +29,8 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,6 +47,7 @@ from kiosk.store.tables import deliveries, delivery_attempts
 __all__ = [
     "DELIVERY_JOB",
     "AttemptRecord",
+    "BodySealer",
     "Delivery",
     "DeliveryDetail",
     "DeliverySummary",
@@ -54,6 +66,10 @@ DELIVERY_JOB = "delivery"
 DEFAULT_SIGNATURE_HEADER = "X-Port-Signature"
 STATUSES = ("pending", "delivered", "failed", "dead")
 MAX_PAGE = 1_000
+
+#: Seals a body for one delivery: ``seal(delivery_id, body) -> sealed bytes``. The outbox stays
+#: ignorant of the cryptography; runs pass the server's SecretBox here.
+BodySealer = Callable[[str, bytes], bytes]
 
 #: Headers kiosk sets on every delivery; a caller may not set them (they would be overwritten or
 #: would contradict the signature).
@@ -116,11 +132,18 @@ class DeliverySummary:
 
 @dataclass(frozen=True)
 class Delivery(DeliverySummary):
-    """Everything needed to send a delivery: the summary plus headers, signing and the exact body."""
+    """Everything needed to send a delivery: the summary plus headers, signing and the exact body.
+
+    ``sealed``: ``body`` is the sealed form (secret inputs inside) and must be opened before it is
+    signed or sent. ``body`` is left out of the repr, so a logged delivery never shows it.
+    ``synchronized``: its HTTP answer is its run's result.
+    """
 
     headers: dict[str, str]
     signing: Signing | None
-    body: bytes
+    body: bytes = field(repr=False)
+    sealed: bool = False
+    synchronized: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,8 +213,14 @@ def create_delivery(
     headers: dict[str, str],
     body: bytes,
     signing: Signing | None,
+    synchronized: bool = False,
+    seal: BodySealer | None = None,
 ) -> str:
     """Store a delivery and enqueue its job, in the caller's transaction; returns its id (``msg_...``).
+
+    ``seal`` (given when the body carries secrets) stores ``seal(delivery_id, body)`` instead of
+    the body and marks the delivery sealed. ``synchronized`` marks a delivery whose answer is its
+    run's result. Both marks are written only when set, so other rows keep their shape.
 
     Call the worker's ``notify()`` after the transaction commits to have it sent at once rather
     than at the worker's next poll.
@@ -199,12 +228,17 @@ def create_delivery(
     _check_headers(headers, signing)
     delivery_id = new_delivery_id()
     now = utcnow()
-    target = {
+    target: dict[str, Any] = {
         "method": method.upper(),
         "url": url,
         "headers": dict(headers),
         "signing": None if signing is None else signing.to_json(),
     }
+    if synchronized:
+        target["synchronized"] = True
+    if seal is not None:
+        body = seal(delivery_id, body)
+        target["sealed"] = True
     conn.execute(
         sa.insert(deliveries).values(
             id=delivery_id,
@@ -347,6 +381,8 @@ def _delivery(row: Row[*tuple[Any, ...]]) -> Delivery:
         headers=dict(target.get("headers") or {}),
         signing=Signing.from_json(target.get("signing")),
         body=bytes(row.body),
+        sealed=bool(target.get("sealed")),
+        synchronized=bool(target.get("synchronized")),
     )
 
 
@@ -431,10 +467,11 @@ def get_delivery(conn: Connection, delivery_id: str) -> DeliveryDetail | None:
 def redeliver(db: Database, delivery_id: str) -> Delivery:
     """Send a delivered, failed or dead delivery again, now, with a fresh retry schedule.
 
-    Its attempt history is kept (attempt numbers continue). Its queue job is reused — a delivery has
-    exactly one, keyed by the delivery id — and made due now. Raises NotFound for an unknown id and
-    Conflict while an attempt is in flight or the delivery has not been tried yet. The caller should
-    ``notify()`` the worker afterwards.
+    The stored body is sent as it is: a sealed one stays sealed here and is opened by the worker,
+    in memory, when it sends it. Its attempt history is kept (attempt numbers continue). Its queue
+    job is reused — a delivery has exactly one, keyed by the delivery id — and made due now.
+    Raises NotFound for an unknown id and Conflict while an attempt is in flight or the delivery
+    has not been tried yet. The caller should ``notify()`` the worker afterwards.
     """
     with db.begin() as conn:
         row = conn.execute(

@@ -13,7 +13,9 @@ other people configured:
 
 :func:`send` never raises for anything the network or the receiver does: every outcome, including
 a refused target or a missing secret, comes back as an :class:`Attempt`. Secrets and signature
-header values are never logged and never part of an attempt.
+header values are never logged and never part of an attempt. A sealed delivery
+(:attr:`~kiosk.delivery.outbox.Delivery.sealed`) is never signed or sent as it is: the worker
+opens it in memory first, and :func:`send` refuses one it did not.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def signed_headers(delivery: Delivery, secret: str | None, *, timestamp: int | N
 
     Signed afresh per attempt: the webhook schemes cover a timestamp that receivers check.
     """
+    if delivery.sealed:
+        raise ValueError("a sealed delivery body must be opened before it is signed")
     headers = dict(delivery.headers)
     headers["webhook-id"] = delivery.id
     signing = delivery.signing
@@ -209,6 +213,9 @@ def send(
         duration = (time.monotonic() - start) * 1000.0
         return Attempt(started_at, duration, None, error, None, timed_out=timed_out, permanent=permanent)
 
+    if delivery.sealed:
+        # Sending the sealed bytes would hand the receiver ciphertext under a valid signature.
+        return failed("the delivery's body is still sealed; it was not opened for sending", permanent=True)
     if delivery.signing is not None and secret is None:
         ref = delivery.signing.secret_ref
         return failed(f"no signing secret is configured for {ref!r}", permanent=True)

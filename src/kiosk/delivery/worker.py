@@ -18,6 +18,18 @@ to a slow receiver.
 
 ``notify()`` wakes the dispatcher at once after a producer commits a delivery in this process;
 without it new work (from other processes, retries, expired leases) is found by polling.
+
+Sealed bodies (a run's secret inputs inside, see :mod:`kiosk.delivery.outbox`) are opened by the
+sender thread just before the attempt, with the server's
+:class:`~kiosk.actions.secrets.SecretBox`, and live in clear only in that thread's memory: the
+secret values are masked in the answer and error recorded for the attempt, and a body that does
+not open is a permanent failure that names no content.
+
+A **synchronized** delivery (a WEBHOOK action with ``synchronized: true``) carries its run's
+result: when it is delivered (2xx) the run is finished SUCCESS in the same transaction that
+records the attempt, so the two cannot disagree after a crash. A run already finished (the
+receiver reported first) is left alone. When it dies, ``on_final``'s owner fails the run as for
+any delivery (:func:`kiosk.actions.runs.fail_run_for_delivery` words it for a webhook).
 """
 
 from __future__ import annotations
@@ -32,13 +44,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from kiosk.actions.inputs import MASK
+from kiosk.actions.runs import RunListener, succeed_run_for_delivery
+from kiosk.actions.secrets import OpenedBody, SecretBox, mask_text, secret_inputs_key
 from kiosk.delivery import schedule
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.outbox import (
@@ -81,6 +97,8 @@ class FinalOutcome:
     attempts: int
     status_code: int | None
     error: str | None
+    #: Its answer is its run's result (a synchronized WEBHOOK action).
+    synchronized: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,10 @@ class DeliveryWorker:
     ``secrets`` resolves a signing reference to the secret (called per attempt, so a rotated secret
     is used from the next attempt on). ``on_final`` is told about every delivery that ends
     delivered or dead; its exceptions are logged, not raised.
+
+    ``box`` opens sealed bodies; by default the server's (its key read from the database the first
+    time a sealed body comes along, so a worker that never meets one never reads it).
+    ``run_listener`` (the automations) hears of runs a synchronized delivery finishes.
     """
 
     def __init__(
@@ -117,8 +139,13 @@ class DeliveryWorker:
         on_final: Callable[[FinalOutcome], None] | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         lease_seconds: float | None = None,
+        box: SecretBox | None = None,
+        run_listener: RunListener | None = None,
     ) -> None:
         self.db = db
+        self._box = box
+        self._box_lock = threading.Lock()
+        self._run_listener = run_listener
         self.config = config
         self.worker_id = worker_id or default_worker_id()
         self._secrets = secrets
@@ -217,6 +244,21 @@ class DeliveryWorker:
             return None, f"no signing secret is configured for {signing.secret_ref!r}"
         return secret, None
 
+    def _server_box(self) -> SecretBox:
+        """The box sealed bodies open with: the one given, else the server's (read once)."""
+        with self._box_lock:
+            if self._box is None:
+                self._box = SecretBox(secret_inputs_key(self.db))
+            return self._box
+
+    def _opened(self, delivery: Delivery) -> tuple[Delivery, tuple[str, ...]]:
+        """``delivery`` with its body in clear, and the secret values in it (none if it was not
+        sealed); ValueError if a sealed body does not open."""
+        if not delivery.sealed:
+            return delivery, ()
+        opened: OpenedBody = self._server_box().open_body(delivery.id, delivery.body)
+        return replace(delivery, body=opened.body, sealed=False), opened.secret_values
+
     def _process(self, job: Job, delivery: Delivery | None) -> _Result:
         """Make one attempt (the HTTP call happens here, outside any transaction) and judge it.
 
@@ -244,13 +286,24 @@ class DeliveryWorker:
         if missing is not None:
             attempt = Attempt(utcnow(), 0.0, None, missing, None, permanent=True)
         else:
-            attempt = send(
-                self._transport,
-                delivery,
-                secret,
-                timeout=self.config.timeout_seconds,
-                max_response_bytes=self.config.max_response_bytes,
-            )
+            try:
+                clear, secret_values = self._opened(delivery)
+            except ValueError as exc:
+                # No retry can help (the key changed, the row was tampered with); the text names
+                # no content.
+                log.error("a sealed delivery body does not open", extra={"delivery": delivery.id})
+                attempt = Attempt(utcnow(), 0.0, None, f"cannot send: {exc}", None, permanent=True)
+            else:
+                attempt = _masked(
+                    send(
+                        self._transport,
+                        clear,
+                        secret,
+                        timeout=self.config.timeout_seconds,
+                        max_response_bytes=self.config.max_response_bytes,
+                    ),
+                    secret_values,
+                )
         now = utcnow()
         if attempt.permanent:
             decision = schedule.Decision("dead", reason=attempt.error)
@@ -346,15 +399,25 @@ class DeliveryWorker:
                         attempts=number,
                         status_code=a.status_code,
                         error=d.reason,
+                        synchronized=r.delivery.synchronized,
                     )
                 )
         record_attempts(conn, attempt_rows, updates)
+        for outcome in finals:
+            # Same transaction as the attempt's record: a synchronized run and its delivery never
+            # disagree. A run already finished (the receiver reported first) is left as it is.
+            if outcome.synchronized and outcome.status == "delivered" and outcome.run_id is not None:
+                succeed_run_for_delivery(conn, outcome.run_id, outcome.status_code, listener=self._run_listener)
         for r in results:
             if r.decision.status == "dead":
                 log.info("delivery is dead", extra={"delivery": _delivery_id(r.job), "reason": r.decision.reason})
         return finals
 
     def _report(self, finals: Sequence[FinalOutcome]) -> None:
+        """After the commit: tell ``on_final``, and look for work a run listener may have queued
+        when a synchronized delivery finished its run (an automation's delivery)."""
+        if self._run_listener is not None and any(f.synchronized and f.status == "delivered" for f in finals):
+            self.notify()
         if self._on_final is None:
             return
         for outcome in finals:
@@ -495,6 +558,20 @@ def _drain(finished: queue_module.SimpleQueue[_Result | BaseException]) -> list[
             log.error("delivery attempt crashed", exc_info=item)
         else:
             results.append(item)
+
+
+def _masked(attempt: Attempt, secret_values: Sequence[str]) -> Attempt:
+    """``attempt`` with the secret values of its body masked in what gets recorded: a receiver
+    that echoes its request (or an error that quotes it) must not put them into the attempt row.
+    Each value is masked as it is and as it appears inside a JSON string."""
+    if not secret_values:
+        return attempt
+    forms = {form for value in secret_values for form in (value, orjson.dumps(value).decode()[1:-1]) if form}
+    return replace(
+        attempt,
+        response_body=None if attempt.response_body is None else mask_text(attempt.response_body, forms, MASK),
+        error=None if attempt.error is None else mask_text(attempt.error, forms, MASK),
+    )
 
 
 def _delivery_id(job: Job) -> str:

@@ -9,9 +9,16 @@ transaction per batch.
 
 At least once, and idempotent where it matters: a reaction's outcome is recorded (in
 ``receiver_event_reactions``) right after it fires, and a retried job skips the reactions already
-recorded. The one window left is between a reaction's own commit (``Runs.start_run`` and
-``Catalog.upsert_entity`` each open their own transaction) and that record: a crash exactly there
-fires the reaction again when the job is retried.
+recorded. A reaction commits on its own before that record (``Runs.start_run`` and
+``Catalog.upsert_entity`` each open their own transaction), so a crash exactly between the two
+fires it again when the job is retried — which is harmless for both:
+
+* ``runAction`` starts its run with an idempotency key derived from (event id, watch, reaction
+  position) (:func:`kiosk.watches.reactions.reaction_key`): the run id follows from the key and is
+  inserted "on conflict do nothing", so the repeat returns the run the first attempt stored, with
+  no second run and no second delivery, even if two processes fire it at once.
+* ``upsertEntity`` merges the same mapped fields into the same entity again: the entity ends the
+  same (its ``updatedAt`` moves, and an automation on entity updates may see the second write).
 
 Failures: a reaction that fails for good (the action refuses its inputs, say) is recorded and the
 event still counts as processed; a database error retries the whole event with a growing delay

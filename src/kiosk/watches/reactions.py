@@ -15,7 +15,10 @@ Every jq program runs over the **event document** (:func:`event_document`)::
 
 * ``runAction`` starts a run through :meth:`kiosk.actions.runs.Runs.start_run`, so the action's own
   invocation method (an Azure Pipelines webhook, a plain webhook) delivers it, with approvals and
-  input validation as for a run started by hand. ``entity`` and ``properties`` are Port templates:
+  input validation as for a run started by hand. The start carries an idempotency key made of
+  (event id, watch, reaction position) (:func:`reaction_key`): the event processor may fire a
+  reaction again after a crash, and the second start then returns the first run instead of
+  starting (and delivering) another. ``entity`` and ``properties`` are Port templates:
   a string that is exactly ``{{ expr }}`` becomes the value jq returns, text around templates is
   interpolated, anything else is taken literally.
 * ``upsertEntity`` writes through :meth:`kiosk.catalog.service.Catalog.upsert_entity` (``upsert``,
@@ -47,7 +50,7 @@ from kiosk.store.queue import aware
 from kiosk.watches.config import ReactionSpec, UpsertEntitySpec, WatchSpec
 from kiosk.watches.normalise import ref_parts
 
-__all__ = ["ReactionOutcome", "Reactor", "TransientReactionError", "event_document"]
+__all__ = ["ReactionOutcome", "Reactor", "TransientReactionError", "event_document", "reaction_key"]
 
 log = logging.getLogger("kiosk.watches")
 
@@ -95,6 +98,16 @@ def event_document(event: Any, match: Mapping[str, Any], payload: Any) -> dict[s
         "commit": match.get("commit"),
         "payload": payload,
     }
+
+
+def reaction_key(data: Mapping[str, Any], watch: str, position: int) -> str | None:
+    """The idempotency key of reaction ``position`` of ``watch`` for the event ``data`` describes:
+    the same event, watch and position always give the same key (so the same run). None when the
+    document has no event id (nothing stored to be retried: no key needed)."""
+    event_id = data.get("id")
+    if event_id is None:
+        return None
+    return f"watch-reaction:{event_id}:{watch}:{position}"
 
 
 def _first(program: Any, data: Mapping[str, Any], where: str) -> Any:
@@ -175,7 +188,8 @@ class Reactor:
                 if spec.entity is not None:
                     entity = render_template(spec.entity, data, where=f"{where}.entity", secrets={})
                     raw["entity"] = entity if isinstance(entity, str) else str(entity)
-                run = self.runs.start_run(spec.action, raw, actor=actor, origin="AUTOMATION")
+                key = reaction_key(data, watch, position)
+                run = self.runs.start_run(spec.action, raw, actor=actor, origin="AUTOMATION", idempotency_key=key)
                 return ReactionOutcome("done", run_id=str(run["id"]))
             blueprint, doc = self._mappings[(watch, position)].build(data)
             entity_doc, _created = self.catalog.upsert_entity(blueprint, doc, upsert=True, merge=True, actor=actor)

@@ -3,6 +3,11 @@
 A delivery's body is what was sent to a pipeline or webhook receiver and may carry a run's inputs,
 so reading deliveries is an admin's job, like changing config. Signature headers are never
 stored, so they cannot be shown.
+
+A body carrying secret inputs is stored sealed (:mod:`kiosk.delivery.outbox`) and never shown, in
+either form: not the ciphertext (it says nothing useful and is nobody's business), and the route
+never opens it. Rows written before bodies were sealed hold such bodies in clear; they are
+recognised by their run's masked inputs and withheld the same way.
 """
 
 from __future__ import annotations
@@ -94,10 +99,9 @@ async def delivery(
     def read() -> tuple[Any, bool]:
         with _db(request).connect() as conn:
             detail = get_delivery(conn, delivery_id)
-            secret = (
-                detail is not None
-                and detail.delivery.run_id is not None
-                and _has_secret_inputs(conn, detail.delivery.run_id)
+            secret = detail is not None and (
+                detail.delivery.sealed
+                or (detail.delivery.run_id is not None and _has_secret_inputs(conn, detail.delivery.run_id))
             )
             return detail, secret
 
@@ -106,7 +110,7 @@ async def delivery(
         raise NotFound(f"delivery {delivery_id!r} does not exist", code="delivery_not_found")
     body = _summary(detail.delivery)
     body["headers"] = detail.delivery.headers
-    # The body a pipeline needs carries secret inputs in clear; the API never shows them.
+    # A body with secret inputs (sealed, or in clear in an older row) is never shown.
     body["body"] = WITHHELD if carries_secrets else detail.delivery.body.decode("utf-8", "replace")
     body["attemptLog"] = [
         {
@@ -127,7 +131,11 @@ async def delivery(
 async def redeliver_one(
     delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
 ) -> FastJSONResponse:
-    """Send it again now (same body, same ``webhook-id``); its attempt history is kept."""
+    """Send it again now (same body, same ``webhook-id``); its attempt history is kept.
+
+    A sealed body stays sealed: the worker opens it in memory when it sends it, as the first time;
+    the answer is the delivery's summary, never its body.
+    """
     again = await run_in_threadpool(redeliver, _db(request), delivery_id)
     worker = getattr(request.app.state, "delivery_worker", None)
     if worker is not None:
