@@ -1,4 +1,5 @@
-"""``/v1/receivers`` and ``/v1/watches`` (both engines) and ``kiosk receivers list|events`` (SQLite)."""
+"""``/v1/receivers`` and ``/v1/watches`` (both engines) and ``kiosk receivers list|events`` (SQLite),
+also after the retention pruner has deleted events."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typer.testing import CliRunner
 
 from kiosk.auth.clients import create_client
 from kiosk.cli_receivers import receivers_app
+from kiosk.receivers.pruner import RetentionPruner
+from kiosk.receivers.retention import Policy
 
 CONFIG = """\
 receivers:
@@ -133,3 +136,28 @@ def test_cli_lists_receivers_and_their_events(live: LiveServer, monkeypatch: pyt
     assert "refreshed 1: checkout" in older.output
     missing = runner.invoke(receivers_app, ["events", "nope"])
     assert missing.exit_code == 1 and "no receiver 'nope'" in missing.output
+
+
+def test_api_and_cli_after_pruning(live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for tag in ("1.0", "1.1", "1.2", "1.3"):
+        assert push(live, tag).status_code == 200
+    before = live.admin.get("/v1/receivers/acr/events", params={"limit": 1}).json()
+    report = RetentionPruner(live.app.state.db, Policy(events_per_receiver=2), rest=0).run()
+    assert report.events_by_cap == 2
+    events = live.admin.get("/v1/receivers/acr/events").json()
+    assert [e["summary"]["tag"] for e in events["events"]] == ["1.3", "1.2"] and events["next"] is None
+    # A cursor handed out before the pruning still pages on (into what is left).
+    rest = live.admin.get("/v1/receivers/acr/events", params={"from": before["next"]}).json()
+    assert [e["summary"]["tag"] for e in rest["events"]] == ["1.2"]
+    # The watch's last refresh outlives the events that made it.
+    [checkout] = [w for w in live.admin.get("/v1/watches").json()["watches"] if w["name"] == "checkout"]
+    assert checkout["refreshes"] == 4 and checkout["lastRefreshedAt"] is not None
+    monkeypatch.setenv("KIOSK_HOME", str(live.settings.home))
+    monkeypatch.setenv("KIOSK_URL", live.base_url)
+    monkeypatch.delenv("KIOSK_CLIENT_ID", raising=False)
+    shown = CliRunner().invoke(receivers_app, ["events", "acr"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("refreshed 1: checkout") == 2 and "more:" not in shown.output
+    # Accepting events goes on as before.
+    assert push(live, "1.4").status_code == 200
+    assert len(live.admin.get("/v1/receivers/acr/events").json()["events"]) == 3

@@ -1,4 +1,4 @@
-"""The durable job queue, on SQLite and PostgreSQL: enqueue, dedupe, claim, leases, finishing."""
+"""The durable job queue, on SQLite and PostgreSQL: enqueue, dedupe, claim, leases, finishing, pruning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,20 @@ import pytest
 import sqlalchemy as sa
 
 from kiosk.store import Database, create_database
-from kiosk.store.queue import Job, JobQueue, JobResult, enqueue, find_job, requeue, utcnow
+from kiosk.store.queue import (
+    Job,
+    JobQueue,
+    JobResult,
+    NewJob,
+    aware,
+    enqueue,
+    enqueue_many,
+    find_job,
+    prune_jobs,
+    requeue,
+    unfinished_payloads,
+    utcnow,
+)
 from kiosk.store.tables import jobs, server_state
 
 
@@ -273,3 +286,172 @@ def test_notify_wakes_a_waiting_worker(db: Database) -> None:
     assert queue.wait_for_work(5)
     assert time.monotonic() - started < 2
     assert not queue.wait_for_work(0.01)  # the signal was consumed
+
+
+# ------------------------------------------------------------------------------- enqueue_many
+
+
+def test_enqueue_many_answers_per_job_in_the_given_order(db: Database) -> None:
+    with db.begin() as conn:
+        existing = enqueue(conn, "event", {"n": 0}, dedupe_key="b")
+    later = utcnow() + timedelta(hours=1)
+    batch = [
+        NewJob("event", {"n": 1}, dedupe_key="c"),
+        NewJob("event", {"n": 2}),  # no key: never a duplicate
+        NewJob("event", {"n": 3}, dedupe_key="b"),  # taken by an earlier job
+        NewJob("event", {"n": 4}, dedupe_key="a", done=True),
+        NewJob("event", {"n": 5}, dedupe_key="c"),  # earlier in this batch
+        NewJob("other", {"n": 6}, dedupe_key="b"),  # same key, another kind
+        NewJob("event", {"n": 7}, run_after=later),
+    ]
+    with db.begin() as conn:
+        ids = enqueue_many(conn, batch)
+    assert [i is None for i in ids] == [False, False, True, False, True, False, False]
+    assert existing not in ids
+    with db.connect() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(jobs))}
+    got = {i: rows[i] for i in ids if i is not None}
+    assert [got[i].payload["n"] for i in ids if i is not None] == [1, 2, 4, 6, 7]
+    assert [got[i].status for i in ids if i is not None] == ["pending", "pending", "done", "pending", "pending"]
+    assert all(r.attempts == 0 and r.created_at is not None for r in got.values())
+    assert abs(aware(got[ids[6]].run_after) - later) < timedelta(milliseconds=1)  # type: ignore[index]
+    # Pending ones are claimable like any job (the done one is not), due ones only.
+    claimed = JobQueue(db, "w").claim(["event", "other"], limit=10)
+    assert sorted(job.payload["n"] for job in claimed) == [0, 1, 2, 6]
+    with db.begin() as conn:
+        assert enqueue_many(conn, []) == []
+
+
+def test_enqueue_many_spans_several_statements(db: Database) -> None:
+    batch = [NewJob("k", {"n": n}, dedupe_key=None if n % 3 else f"key-{n:04d}") for n in range(1203)]
+    with db.begin() as conn:
+        ids = enqueue_many(conn, batch)
+    assert None not in ids and len(set(ids)) == len(ids)
+    with db.connect() as conn:
+        by_id = {r.id: r.payload["n"] for r in conn.execute(sa.select(jobs.c.id, jobs.c.payload))}
+    assert [by_id[i] for i in ids if i is not None] == list(range(1203))
+
+
+# ------------------------------------------------------------------------------------ pruning
+
+
+def _age(db: Database, job_ids: list[int], by: timedelta) -> None:
+    """Make jobs look finished (and due) ``by`` ago."""
+    when = utcnow() - by
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.id.in_(job_ids)).values(updated_at=when, run_after=when))
+
+
+def _left(db: Database) -> set[int]:
+    with db.connect() as conn:
+        return {int(r.id) for r in conn.execute(sa.select(jobs.c.id))}
+
+
+def test_prune_jobs_deletes_finished_jobs_only_past_their_age(db: Database) -> None:
+    pending, running, done_old, done_new, dead_old, other_kind = _enqueue(db, 6)
+    queue = JobQueue(db, "w", lease_seconds=0.001)
+    claimed = {job.id for job in queue.claim(["k"], limit=6)}
+    assert claimed == {pending, running, done_old, done_new, dead_old, other_kind}
+    with db.begin() as conn:
+        queue.settle(
+            conn,
+            [
+                JobResult(pending, "pending", utcnow() - timedelta(days=5), "retry"),
+                JobResult(done_old, "done"),
+                JobResult(done_new, "done"),
+                JobResult(dead_old, "dead", None, "gave up"),
+                JobResult(other_kind, "done"),
+            ],
+        )
+        conn.execute(sa.update(jobs).where(jobs.c.id == other_kind).values(kind="other"))
+    # ``running`` keeps its lease, already expired: leased (even expired) is never pruned.
+    _age(db, [pending, running, done_old, dead_old, other_kind], timedelta(days=5))
+    [newest] = _enqueue(db, 1, kind="newest")
+    cutoff = utcnow() - timedelta(days=1)
+    with db.begin() as conn:
+        assert prune_jobs(conn, status="done", finished_before=cutoff, limit=10, skip_kinds=["other"]) == 1
+    assert _left(db) == {pending, running, done_new, dead_old, other_kind, newest}
+    with db.begin() as conn:
+        assert prune_jobs(conn, status="done", finished_before=cutoff, limit=10, kinds=["other"]) == 1
+        assert prune_jobs(conn, status="dead", finished_before=utcnow() - timedelta(days=30), limit=10) == 0
+        assert prune_jobs(conn, status="dead", finished_before=cutoff, limit=10) == 1
+        assert prune_jobs(conn, status="done", finished_before=cutoff, limit=0) == 0
+    assert _left(db) == {pending, running, done_new, newest}
+    with db.begin() as conn, pytest.raises(ValueError, match="only finished jobs"):
+        prune_jobs(conn, status="pending", finished_before=utcnow(), limit=10)  # type: ignore[arg-type]
+
+
+def test_prune_jobs_is_bounded_by_its_limit(db: Database) -> None:
+    ids = _enqueue(db, 7)
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).values(status="done"))
+    _age(db, ids, timedelta(days=2))
+    [newest] = _enqueue(db, 1)
+    counts = []
+    while True:
+        with db.begin() as conn:
+            counts.append(prune_jobs(conn, status="done", finished_before=utcnow(), limit=3))
+        if counts[-1] < 3:
+            break
+    assert counts == [3, 3, 1] and _left(db) == {newest}
+
+
+def test_the_newest_job_is_kept_so_ids_are_never_reused(db: Database) -> None:
+    """SQLite gives a new row the largest id plus one: were the newest job deleted, its id would
+    be handed out again. So it stays, however old, and the next job's id is higher still."""
+    ids = _enqueue(db, 3)
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).values(status="done"))
+    _age(db, ids, timedelta(days=2))
+    with db.begin() as conn:
+        assert prune_jobs(conn, status="done", finished_before=utcnow(), limit=10) == 2
+    assert _left(db) == {ids[-1]}
+    [later] = _enqueue(db, 1)
+    assert later > ids[-1]
+
+
+def test_a_requeued_job_is_not_pruned(db: Database) -> None:
+    """The DELETE checks status and age itself: a job requeued (a redelivery) between a pruner's
+    look and its delete stays."""
+    [job_id] = _enqueue(db, 1)
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).values(status="dead"))
+    _age(db, [job_id], timedelta(days=60))
+    with db.begin() as conn:
+        assert requeue(conn, job_id)
+        assert prune_jobs(conn, status="dead", finished_before=utcnow(), limit=10) == 0
+    assert _left(db) == {job_id}
+
+
+def test_unfinished_payloads_are_those_of_pending_and_running_jobs(db: Database) -> None:
+    with db.begin() as conn:
+        a, b, c = (enqueue(conn, "ev", {"event": n}) for n in (1, 2, 3))
+        enqueue(conn, "other", {"event": 9})
+    queue = JobQueue(db, "w")
+    claimed = [job.id for job in queue.claim(["ev"], limit=2)]
+    assert claimed == [a, b]
+    queue.complete(a)  # type: ignore[arg-type]
+    with db.connect() as conn:
+        assert sorted(p["event"] for p in unfinished_payloads(conn, "ev")) == [2, 3]
+    assert c is not None
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_find_job_holds_the_row_against_the_pruner(db: Database) -> None:
+    """A redelivery looks its job up, then requeues it: the pruner (SKIP LOCKED) leaves it alone
+    in between instead of deleting it under the redelivery's feet, and does not wait for it."""
+    [job_id, other] = _enqueue(db, 2, kind="delivery")
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).values(status="done"))
+    _age(db, [job_id, other], timedelta(days=2))
+    _enqueue(db, 1, kind="newest")
+    with db.begin() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(dedupe_key="msg_1"))
+    with db.begin() as redelivery:
+        assert find_job(redelivery, "delivery", "msg_1") == (job_id, "done")
+        started = time.monotonic()
+        with db.begin() as pruner:
+            assert prune_jobs(pruner, status="done", finished_before=utcnow(), limit=10) == 1
+        assert time.monotonic() - started < 5
+        assert requeue(redelivery, job_id)
+    assert job_id in _left(db) and other not in _left(db)

@@ -32,6 +32,11 @@ __all__ = ["Actions", "iso"]
 
 log = logging.getLogger("kiosk.actions")
 
+#: Built once (every run start reads it): constructing a select costs more than running it.
+_ACTION_VERSION = sa.select(actions_table.c.definition, actions_table.c.updated_at).where(
+    actions_table.c.identifier == sa.bindparam("identifier")
+)
+
 Status = Literal["created", "updated", "unchanged"]
 
 
@@ -108,11 +113,7 @@ class Actions:
         """The parsed action (cached per stored version), for starting and approving runs."""
         if not is_schema_identifier(identifier):
             raise _not_found(identifier)
-        row = conn.execute(
-            sa.select(actions_table.c.definition, actions_table.c.updated_at).where(
-                actions_table.c.identifier == identifier
-            )
-        ).first()
+        row = conn.execute(_ACTION_VERSION, {"identifier": identifier}).first()
         if row is None:
             raise _not_found(identifier)
         cached = self._parsed.get(identifier)

@@ -54,6 +54,23 @@ CHUNK = 5_000
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 1_000
 
+# Statements on the paths a single request takes (an action run reads its entity), built once:
+# building a select costs more than SQLite takes to run it (SQLAlchemy caches the compiled SQL,
+# not the construction), and an alias built per call re-derives its column collection each time.
+_TARGET = ent_table.alias("target")
+_RELATIONS_OF = (
+    sa.select(rel_table.c.entity_id, rel_table.c.relation, _TARGET.c.identifier)
+    .join(_TARGET, _TARGET.c.id == rel_table.c.target_id)
+    .where(rel_table.c.entity_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(rel_table.c.entity_id, rel_table.c.relation, rel_table.c.position)
+)
+_BLUEPRINT_VERSION = sa.select(bp_table.c.definition, bp_table.c.updated_at).where(
+    bp_table.c.identifier == sa.bindparam("identifier")
+)
+_ENTITY_BY_IDENTIFIER = sa.select(ent_table).where(
+    ent_table.c.blueprint == sa.bindparam("blueprint"), ent_table.c.identifier == sa.bindparam("identifier")
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -162,9 +179,7 @@ class Catalog:
         return compiled
 
     def _load_blueprint(self, conn: Connection, identifier: str) -> CompiledBlueprint:
-        row = conn.execute(
-            sa.select(bp_table.c.definition, bp_table.c.updated_at).where(bp_table.c.identifier == identifier)
-        ).first()
+        row = conn.execute(_BLUEPRINT_VERSION, {"identifier": identifier}).first()
         if row is None:
             raise NotFound(f"blueprint {identifier!r} does not exist", code="blueprint_not_found")
         return self._compiled_for(row.definition, row.updated_at)
@@ -367,23 +382,22 @@ class Catalog:
 
     def _relations_of(self, conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, list[str]]]:
         out: dict[int, dict[str, list[str]]] = {}
-        target = ent_table.alias("target")
         for chunk in _chunks(ids):
-            rows = conn.execute(
-                sa.select(rel_table.c.entity_id, rel_table.c.relation, target.c.identifier)
-                .join(target, target.c.id == rel_table.c.target_id)
-                .where(rel_table.c.entity_id.in_(chunk))
-                .order_by(rel_table.c.entity_id, rel_table.c.relation, rel_table.c.position)
-            )
+            rows = conn.execute(_RELATIONS_OF, {"ids": list(chunk)})
             for entity_id, relation, ident in rows:
                 out.setdefault(entity_id, {}).setdefault(relation, []).append(ident)
         return out
 
-    def _render_entities(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    def _render_entities(
+        self, conn: Connection, rows: Sequence[Any], docs: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows as the API shows them; ``docs``: blueprint documents the caller already loaded."""
         if not rows:
             return []
         rels = self._relations_of(conn, [r.id for r in rows])
-        docs = {bp: self._load_blueprint(conn, bp).document for bp in {r.blueprint for r in rows}}
+        docs = dict(docs or {})
+        for bp in {r.blueprint for r in rows} - docs.keys():
+            docs[bp] = self._load_blueprint(conn, bp).document
         out = []
         for r in rows:
             bp_doc = docs[r.blueprint]
@@ -406,16 +420,14 @@ class Catalog:
 
     def get_entity(self, blueprint: str, identifier: str) -> dict[str, Any]:
         with self.db.connect() as conn:
-            self._load_blueprint(conn, blueprint)
-            row = conn.execute(
-                sa.select(ent_table).where(ent_table.c.blueprint == blueprint, ent_table.c.identifier == identifier)
-            ).first()
+            compiled = self._load_blueprint(conn, blueprint)
+            row = conn.execute(_ENTITY_BY_IDENTIFIER, {"blueprint": blueprint, "identifier": identifier}).first()
             if row is None:
                 raise NotFound(
                     f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
                     code="entity_not_found",
                 )
-            return self._render_entities(conn, [row])[0]
+            return self._render_entities(conn, [row], {blueprint: compiled.document})[0]
 
     def list_entities(
         self, blueprint: str, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
@@ -758,8 +770,8 @@ class Catalog:
                 elif isinstance(value, list):
                     targets.update(t for t in value if isinstance(t, str))
         if merge:  # a merged entity keeps the relations it has, and they are checked again
-            for stored in existing.values():
-                for name, idents in stored.relations.items():
+            for current in existing.values():
+                for name, idents in current.relations.items():
                     if name in rel_defs:
                         wanted.setdefault(rel_defs[name]["target"], set()).update(idents)
         known = {bp: self._target_ids(conn, bp, idents) for bp, idents in wanted.items()}

@@ -11,6 +11,18 @@ The cross-section rules checked here are those only the file can point at the li
 AZURE-DEVOPS action names an organisation configured under ``azureDevOps.orgs``; receivers are
 unique by project and name; watches are unique by name. Receivers and watches bring their own
 models (``kiosk.receivers.config``, ``kiosk.watches.config``), as delivery does.
+
+``retention:`` bounds what the receivers and the job queue keep (pruned by every kiosk process in
+the background, see :mod:`kiosk.receivers.pruner`); every key is optional::
+
+    retention:
+      receiverEvents:
+        maxAgeDays: 7          # received events older than this are deleted, once processed
+        maxPerReceiver: 10000  # and any beyond the newest 10,000 of each receiver
+      jobs:
+        doneMaxAgeDays: 1      # finished queue jobs (an event's job lives as long as the event)
+        deadMaxAgeDays: 30     # dead letters: kept longer, operators inspect them
+      intervalMinutes: 10      # how often each kiosk process prunes
 """
 
 from __future__ import annotations
@@ -35,8 +47,11 @@ __all__ = [
     "AzureDevOpsOrg",
     "BlueprintSpec",
     "EntitySpec",
+    "EventRetention",
+    "JobRetention",
     "KioskConfig",
     "Loc",
+    "RetentionConfig",
     "RunsConfig",
     "ServiceHookAuth",
     "SourceMap",
@@ -256,6 +271,52 @@ class RunsConfig(BaseModel):
     expireAfterMinutes: float = Field(default=24 * 60, gt=0, le=30 * 24 * 60)
 
 
+class EventRetention(BaseModel):
+    """``retention.receiverEvents``: how many received events are kept, by age and per receiver.
+
+    An event whose processing has not finished (its job is pending or leased) is never deleted,
+    whatever its age: the sender was told it was stored, so it must survive until it is processed.
+    The newest event of all is kept too (SQLite would hand a deleted newest id out again).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    maxAgeDays: float = Field(default=7, gt=0, le=3650)
+    maxPerReceiver: int = Field(default=10_000, ge=1, le=10_000_000)
+
+
+class JobRetention(BaseModel):
+    """``retention.jobs``: how long finished jobs of the durable queue are kept.
+
+    Pending and leased jobs are never deleted. Dead letters are kept longer than done jobs because
+    operators inspect them. A received event's job holds the dedupe key that recognises its
+    redelivery, so those done jobs are kept at least as long as the events themselves
+    (``receiverEvents.maxAgeDays``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    doneMaxAgeDays: float = Field(default=1, gt=0, le=3650)
+    deadMaxAgeDays: float = Field(default=30, gt=0, le=3650)
+
+
+class RetentionConfig(BaseModel):
+    """``retention:`` what kiosk keeps of received events and finished queue jobs, and how often
+    each process prunes the rest (in small batches, safe with several processes on one database)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    receiverEvents: EventRetention = Field(default_factory=EventRetention)
+    jobs: JobRetention = Field(default_factory=JobRetention)
+    intervalMinutes: float = Field(default=10, ge=1, le=24 * 60)
+
+    @field_validator("receiverEvents", "jobs", mode="before")
+    @classmethod
+    def _empty_is_defaults(cls, value: Any) -> Any:
+        # ``jobs:`` with nothing under it parses as null; it means "every default", as for sections.
+        return {} if value is None else value
+
+
 #: Sections that are lists; every other section is a mapping.
 _LIST_SECTIONS = frozenset({"blueprints", "entities", "actions", "receivers", "watches"})
 
@@ -275,6 +336,7 @@ class KioskConfig(BaseModel):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     receivers: list[ReceiverSpec] = Field(default_factory=list)
     watches: list[WatchSpec] = Field(default_factory=list)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 

@@ -8,8 +8,10 @@ Modules, by what they hold:
     senders    who sent a request (User-Agent, else payload shape) and what its payload says
     registry   the receivers as their secrets stand now; constant-time path lookup; extra auth checks
     intake     what to answer and what to store for one request (pure)
-    store      stored events: batched writes with their jobs, newest-first pages
+    store      stored events: batched writes with their jobs, newest-first pages, pruning statements
     writer     group commit: one thread stores events arriving together in one transaction
+    retention  what the pruner deletes (``retention:`` in kiosk.yaml): cutoffs and choices (pure)
+    pruner     deletes old events and finished queue jobs in small batches, every few minutes
 
 The HTTP endpoint and API live in :mod:`kiosk.web.routes.receivers`.
 """

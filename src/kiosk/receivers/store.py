@@ -1,9 +1,10 @@
-"""Stored events: writing a batch of them with their jobs, and reading them back newest first.
+"""Stored events: writing a batch of them with their jobs, reading them back newest first, and
+the statements the retention pruner deletes old ones with.
 
 :func:`store_events` writes any number of records in the caller's transaction with three
 statements whatever the batch size (plus one in the rare case of a redelivery): the events, their
-jobs (multi-row ``INSERT … VALUES (…), (…) RETURNING`` through the driver), and the refreshes of the
-watches they matched (one upsert per watch for the whole batch, see
+jobs (:func:`kiosk.store.queue.enqueue_many`, a multi-row ``INSERT … RETURNING``), and the
+refreshes of the watches they matched (one upsert per watch for the whole batch, see
 :func:`kiosk.watches.store.record_refreshes`). Values are prepared here (JSON as text, timestamps in
 the column's storage format) rather than by SQLAlchemy's per-row type processing, and not as one JSON array parameter
 (the pattern of :mod:`kiosk.store.queue`'s settle), because SQLite's ``json_extract`` re-parses the
@@ -17,18 +18,22 @@ Duplicates: a record whose ``dedupe_key`` appeared earlier in the batch is marke
 before anything is written; one whose job insert hits an existing ``(kind, dedupe_key)`` (``ON
 CONFLICT DO NOTHING``, so a PostgreSQL transaction stays usable) is marked afterwards.
 
-The jobs are written here rather than through :func:`kiosk.store.queue.enqueue` (one statement per
-job, about a millisecond each on SQLite) because this is the intake hot path; the columns and
-values are the queue's own (``pending``, no attempts, due now). An event whose watches have no
-reactions gets its job already ``done``: there is nothing left to do, and the row keeps the event's
-dedupe key.
+An event whose watches have no reactions gets its job already ``done``: there is nothing left to
+do, and the row keeps the event's dedupe key.
+
+Pruning (:func:`old_events`, :func:`capped_events`, :func:`receiver_counts`, :func:`cap_floor`,
+:func:`delete_events`): each reads or deletes one bounded batch through an index — the primary key
+(ids grow with arrival, so the oldest events come first), or ``(project, receiver, id)`` — and
+none ever returns or deletes an event whose processing is still ``pending``. Which of the events
+read are deleted is decided by :mod:`kiosk.receivers.retention`; the round itself is
+:mod:`kiosk.receivers.pruner`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -37,16 +42,26 @@ from sqlalchemy.engine import Connection
 
 from kiosk.catalog.service import decode_cursor, encode_cursor
 from kiosk.receivers.intake import EventRecord
-from kiosk.store.queue import DONE, PENDING, aware, utcnow
+from kiosk.store.queue import PENDING, NewJob, aware, driver_time, enqueue_many, utcnow
 from kiosk.store.tables import receiver_event_reactions as reactions_table
 from kiosk.store.tables import receiver_events as events_table
 from kiosk.watches.events import EVENT_JOB
 from kiosk.watches.store import Refresh, record_refreshes
 
-__all__ = ["MAX_EVENTS_PAGE", "Stored", "list_events", "store_events"]
+__all__ = [
+    "MAX_EVENTS_PAGE",
+    "Stored",
+    "cap_floor",
+    "capped_events",
+    "delete_events",
+    "list_events",
+    "old_events",
+    "receiver_counts",
+    "store_events",
+]
 
 MAX_EVENTS_PAGE = 1000
-#: Rows per INSERT statement: 15 parameters each stays far below both engines' parameter limits.
+#: Rows per INSERT statement: 14 parameters each stays far below both engines' parameter limits.
 _ROWS_PER_STATEMENT = 500
 
 _EVENT_COLUMNS = (
@@ -79,25 +94,6 @@ def _insert_events_sql(dialect: str, rows: int) -> str:
     return f"INSERT INTO receiver_events ({', '.join(_EVENT_COLUMNS)}) VALUES {values} RETURNING id"  # noqa: S608
 
 
-def _insert_jobs_sql(dialect: str, rows: int) -> str:
-    mark = "%s" if dialect == "postgresql" else "?"
-    payload = f"CAST({mark} AS jsonb)" if dialect == "postgresql" else mark
-    row = f"({mark}, {payload}, {mark}, 0, {mark}, {mark}, {mark}, {mark})"
-    return (
-        "INSERT INTO jobs (kind, payload, status, attempts, run_after, dedupe_key, created_at, updated_at) "  # noqa: S608
-        f"VALUES {', '.join([row] * rows)} ON CONFLICT (kind, dedupe_key) DO NOTHING RETURNING dedupe_key"
-    )
-
-
-def _time(dialect: str, when: datetime) -> Any:
-    """A timestamp as the driver takes it: SQLite stores SQLAlchemy's text format, PostgreSQL a datetime."""
-    if dialect == "postgresql":
-        return when
-    # The format of kiosk.store.queue.db_time (what SQLAlchemy's DateTime writes on SQLite), via
-    # isoformat, which is several times faster than strftime on this hot path.
-    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -106,7 +102,7 @@ def _event_values(record: EventRecord, dialect: str) -> tuple[Any, ...]:
     return (
         record.receiver,
         record.project or "",
-        _time(dialect, record.received_at),
+        driver_time(dialect, record.received_at),
         record.sender,
         record.event_type,
         record.delivery_id,
@@ -150,20 +146,10 @@ def _insert_events(conn: Connection, records: Sequence[EventRecord]) -> list[int
 
 def _insert_jobs(conn: Connection, jobs: Sequence[tuple[int, str | None, bool]]) -> set[str]:
     """Write ``(event id, dedupe key, pending)`` jobs; the dedupe keys that were new (inserted)."""
-    dialect = conn.dialect.name
-    now = _time(dialect, utcnow())
-    taken: set[str] = set()
-    for start in range(0, len(jobs), _ROWS_PER_STATEMENT):
-        chunk = jobs[start : start + _ROWS_PER_STATEMENT]
-        params = tuple(
-            value
-            for event_id, key, pending in chunk
-            for value in (EVENT_JOB, f'{{"event": {event_id}}}', PENDING if pending else DONE, now, key, now, now)
-        )
-        taken.update(
-            row[0] for row in conn.exec_driver_sql(_insert_jobs_sql(dialect, len(chunk)), params).all() if row[0]
-        )
-    return taken
+    new = [NewJob(EVENT_JOB, {"event": event_id}, dedupe_key=key, done=not pending) for event_id, key, pending in jobs]
+    return {
+        job.dedupe_key for job, job_id in zip(new, enqueue_many(conn, new), strict=True) if job_id and job.dedupe_key
+    }
 
 
 def store_events(conn: Connection, records: Sequence[EventRecord]) -> list[Stored]:
@@ -181,12 +167,9 @@ def store_events(conn: Connection, records: Sequence[EventRecord]) -> list[Store
         prepared.append(record)
     ids = _insert_events(conn, prepared)
     pairs = list(zip(ids, prepared, strict=True))
-    # Jobs in dedupe-key order: two kiosk processes storing the same redelivered events at once then
-    # take the unique index's locks in the same order (PostgreSQL), instead of deadlocking.
-    jobs = sorted(
-        ((e, r.dedupe_key, r.react) for e, r in pairs if r.accepted), key=lambda j: (j[1] is None, j[1] or "")
-    )
-    taken = _insert_jobs(conn, jobs)
+    # enqueue_many inserts them in dedupe-key order (no deadlock between two processes storing the
+    # same redelivered events at once).
+    taken = _insert_jobs(conn, [(e, r.dedupe_key, r.react) for e, r in pairs if r.accepted])
     out: list[Stored] = []
     redelivered: list[tuple[int, EventRecord]] = []
     refreshes: dict[str, Refresh] = {}
@@ -287,3 +270,99 @@ def list_events(
     reactions = _reactions(conn, [r.id for r in page])
     events = [_render(r, reactions.get(r.id, [])) for r in page]
     return events, (encode_cursor(page[-1].id) if len(rows) > limit and page else None)
+
+
+# ------------------------------------------------------------------------------------- pruning
+
+#: An event is finished with when its processing is not pending (null: there was nothing to do).
+#: Written by the intake (pending, with its job, in one transaction) and by the event processor
+#: (done / failed, when it settles the job, in one transaction), so it is pending exactly while the
+#: event's job is pending or leased.
+_PROCESSED = sa.or_(events_table.c.processing.is_(None), events_table.c.processing != PENDING)
+
+
+def old_events(conn: Connection, *, after: int, limit: int) -> list[tuple[int, datetime]]:
+    """``(id, received at)`` of up to ``limit`` processed events with ids above ``after``, oldest first.
+
+    Through the primary key: ids grow with arrival, so a walk from the lowest id meets the oldest
+    events first and can stop at the first young one (:func:`kiosk.receivers.retention.old_batch`).
+    On PostgreSQL the rows are locked ``SKIP LOCKED`` until the caller's transaction ends: a
+    second kiosk process pruning at the same moment takes other rows instead of waiting.
+    """
+    rows = conn.execute(
+        sa.select(events_table.c.id, events_table.c.received_at)
+        .where(events_table.c.id > after, _PROCESSED)
+        .order_by(events_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [(int(r.id), aware(r.received_at)) for r in rows]
+
+
+def receiver_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """How many events each ``(project, receiver)`` holds (project "" for none): read from the
+    listing index, and including receivers no longer configured, whose events count all the same."""
+    rows = conn.execute(
+        sa.select(events_table.c.project, events_table.c.receiver, sa.func.count()).group_by(
+            events_table.c.project, events_table.c.receiver
+        )
+    )
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+
+def cap_floor(conn: Connection, project: str, receiver: str, keep: int) -> int | None:
+    """The id of the receiver's ``keep``-th newest event (the oldest one the cap keeps), or None
+    when it holds no more than ``keep``. Walks ``keep`` entries of the listing index, no rows."""
+    row = conn.execute(
+        sa.select(events_table.c.id)
+        .where(events_table.c.project == project, events_table.c.receiver == receiver)
+        .order_by(events_table.c.id.desc())
+        .limit(1)
+        .offset(keep - 1)
+    ).first()
+    return None if row is None else int(row.id)
+
+
+def capped_events(conn: Connection, project: str, receiver: str, *, below: int, after: int, limit: int) -> list[int]:
+    """Ids of up to ``limit`` processed events of one receiver with ``after < id < below``, oldest
+    first (locked ``SKIP LOCKED`` on PostgreSQL, as :func:`old_events`)."""
+    rows = conn.execute(
+        sa.select(events_table.c.id)
+        .where(
+            events_table.c.project == project,
+            events_table.c.receiver == receiver,
+            events_table.c.id < below,
+            events_table.c.id > after,
+            _PROCESSED,
+        )
+        .order_by(events_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [int(r.id) for r in rows]
+
+
+def delete_events(conn: Connection, event_ids: Sequence[int]) -> int:
+    """Delete these events with their reaction records; how many were deleted.
+
+    The reaction records go by the foreign key's ``ON DELETE CASCADE`` (on for SQLite too, see
+    :mod:`kiosk.store.engine`). The DELETE checks again that each event is processed, so an event
+    still pending is kept whatever the caller chose. ``watch_states`` is not touched: a watch's last
+    refresh outlives the event that caused it (its ``last_event_id`` may then name a pruned event).
+
+    The newest event is always kept, whatever its age: SQLite gives a new row the largest id plus
+    one, so deleting the newest rows would hand their ids out again, and an event id must name one
+    event forever (``watch_states.last_event_id``, the jobs' payloads and the reactions' idempotency
+    keys refer to events by id).
+    """
+    if not event_ids:
+        return 0
+    newest = events_table.alias("newest")
+    result = conn.execute(
+        sa.delete(events_table).where(
+            events_table.c.id.in_(list(event_ids)),
+            _PROCESSED,
+            events_table.c.id < sa.select(sa.func.max(newest.c.id)).scalar_subquery(),
+        )
+    )
+    return int(result.rowcount or 0)

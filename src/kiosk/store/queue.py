@@ -1,8 +1,9 @@
 """The durable job queue: one table (``jobs``) for every kind of work that must not be lost.
 
-Producers call :func:`enqueue` inside their own transaction, so a job exists exactly when the
-thing that caused it was stored (an action run and its delivery commit together or not at all).
-Workers use a :class:`JobQueue`:
+Producers call :func:`enqueue` (or :func:`enqueue_many` for a batch, one statement per 500 jobs)
+inside their own transaction, so a job exists exactly when the thing that caused it was stored (an
+action run and its delivery commit together or not at all). This module is the one place that
+writes jobs. Workers use a :class:`JobQueue`:
 
 * :meth:`JobQueue.claim` takes due jobs — ``pending`` ones whose ``run_after`` has come, and
   ``running`` ones whose lease (``locked_until``) has expired because their worker died — oldest
@@ -14,6 +15,9 @@ Workers use a :class:`JobQueue`:
   :meth:`JobQueue.settle` for a batch, inside the caller's transaction) end a claim. They apply
   only while this worker still holds the lease: a job whose lease ran out and was claimed by
   someone else is left to its new holder, and the call says so by returning False.
+
+Finished jobs are deleted by :func:`prune_jobs` (the retention pruner, see
+:mod:`kiosk.receivers.pruner`): ``done`` and ``dead`` ones only, never pending or leased ones.
 
 Delivery is at least once: a job is finished only by its holder's explicit call, so a worker that
 dies mid-job leaves a lease that expires and the job runs again. Work must therefore be
@@ -40,16 +44,25 @@ from kiosk.store.engine import Database
 from kiosk.store.tables import jobs
 
 __all__ = [
+    "DEAD",
+    "DONE",
+    "PENDING",
+    "RUNNING",
     "Job",
     "JobQueue",
     "JobResult",
+    "NewJob",
     "aware",
     "db_time",
+    "driver_time",
     "enqueue",
+    "enqueue_many",
     "find_job",
     "json_time",
+    "prune_jobs",
     "requeue",
     "rows_from_json",
+    "unfinished_payloads",
     "utcnow",
 ]
 
@@ -60,6 +73,9 @@ DEAD = "dead"
 
 #: The longest error text kept on a job row; the full story lives with the work (delivery attempts).
 MAX_ERROR = 2_000
+#: Rows per multi-row INSERT of :func:`enqueue_many`: 8 parameters each stays far below both
+#: engines' parameter limits (SQLite 32,766, PostgreSQL 65,535).
+_ROWS_PER_INSERT = 500
 
 
 def utcnow() -> datetime:
@@ -127,12 +143,169 @@ def enqueue(
     return None if row is None else int(row.id)
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job for :func:`enqueue_many`.
+
+    ``done`` writes it already finished: there is nothing to run, but the row keeps its dedupe key,
+    so the same work offered again is recognised (a received event with no reactions).
+    """
+
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str | None = None
+    run_after: datetime | None = None
+    done: bool = False
+
+
+def _insert_jobs_sql(dialect: str, rows: int) -> str:
+    mark = "%s" if dialect == "postgresql" else "?"
+    payload = f"CAST({mark} AS jsonb)" if dialect == "postgresql" else mark
+    row = f"({mark}, {payload}, {mark}, 0, {mark}, {mark}, {mark}, {mark})"
+    return (
+        "INSERT INTO jobs (kind, payload, status, attempts, run_after, dedupe_key, created_at, updated_at) "  # noqa: S608
+        f"VALUES {', '.join([row] * rows)} ON CONFLICT (kind, dedupe_key) DO NOTHING "
+        "RETURNING id, kind, dedupe_key"
+    )
+
+
+def enqueue_many(conn: Connection, new_jobs: Sequence[NewJob]) -> list[int | None]:
+    """Add ``new_jobs`` inside the caller's transaction; per job its id, or None when its
+    ``(kind, dedupe_key)`` existed already (or came earlier in ``new_jobs``).
+
+    :func:`enqueue` for batches: one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` per 500
+    jobs, with values prepared here rather than by SQLAlchemy's per-row type processing — the
+    receivers' intake stores its events' jobs through it, on its hot path. Rows are inserted in
+    ``(kind, dedupe_key)`` order, so two producers storing the same keys at once take the unique
+    index's locks in the same order (PostgreSQL) instead of deadlocking. Jobs without a dedupe key
+    get their ids in insertion order: the ids one ``VALUES`` list receives grow in row order (the
+    premise of SQLAlchemy's own "insertmanyvalues" when it returns ids in parameter order).
+    """
+    if not new_jobs:
+        return []
+    dialect = conn.dialect.name
+    now = utcnow()
+    stamp = driver_time(dialect, now)
+    order = sorted(
+        range(len(new_jobs)),
+        key=lambda i: (new_jobs[i].kind, new_jobs[i].dedupe_key is None, new_jobs[i].dedupe_key or ""),
+    )
+    out: list[int | None] = [None] * len(new_jobs)
+    for start in range(0, len(order), _ROWS_PER_INSERT):
+        chunk = order[start : start + _ROWS_PER_INSERT]
+        params: list[Any] = []
+        for i in chunk:
+            job = new_jobs[i]
+            params += (
+                job.kind,
+                orjson.dumps(job.payload).decode(),
+                DONE if job.done else PENDING,
+                stamp if job.run_after is None else driver_time(dialect, job.run_after),
+                job.dedupe_key,
+                stamp,
+                stamp,
+            )
+        keyed: dict[tuple[str, str], int] = {}
+        keyless: list[int] = []
+        for row in conn.exec_driver_sql(_insert_jobs_sql(dialect, len(chunk)), tuple(params)).all():
+            if row[2] is None:
+                keyless.append(int(row[0]))
+            else:
+                keyed[(str(row[1]), str(row[2]))] = int(row[0])
+        keyless.sort()
+        given = iter(keyless)
+        for i in chunk:
+            job = new_jobs[i]
+            if job.dedupe_key is None:
+                out[i] = next(given)
+            else:
+                # pop: a key repeated within the batch was inserted once, for its first occurrence.
+                out[i] = keyed.pop((job.kind, job.dedupe_key), None)
+    return out
+
+
 def find_job(conn: Connection, kind: str, dedupe_key: str) -> tuple[int, str] | None:
-    """``(id, status)`` of the job enqueued under ``(kind, dedupe_key)``, if any."""
+    """``(id, status)`` of the job enqueued under ``(kind, dedupe_key)``, if any.
+
+    The row stays locked (PostgreSQL; SQLite's write transaction excludes other writers anyway)
+    until the caller's transaction ends: callers look a job up to change it (a redelivery requeues
+    it), and the retention pruner must not delete a finished job between that look and the change.
+    """
     row = conn.execute(
-        sa.select(jobs.c.id, jobs.c.status).where(jobs.c.kind == kind, jobs.c.dedupe_key == dedupe_key)
+        sa.select(jobs.c.id, jobs.c.status)
+        .where(jobs.c.kind == kind, jobs.c.dedupe_key == dedupe_key)
+        .with_for_update()
     ).first()
     return None if row is None else (int(row.id), str(row.status))
+
+
+def unfinished_payloads(conn: Connection, kind: str) -> list[dict[str, Any]]:
+    """The payloads of the jobs of ``kind`` still to run or running (the queue's backlog of that kind).
+
+    For the retention pruner: what a pending or leased job names must not be deleted.
+    """
+    rows = conn.execute(sa.select(jobs.c.payload).where(jobs.c.status.in_([PENDING, RUNNING]), jobs.c.kind == kind))
+    return [dict(r.payload) for r in rows if isinstance(r.payload, dict)]
+
+
+def prune_jobs(
+    conn: Connection,
+    *,
+    status: Literal["done", "dead"],
+    finished_before: datetime,
+    limit: int,
+    kinds: Sequence[str] | None = None,
+    skip_kinds: Sequence[str] = (),
+) -> int:
+    """Delete up to ``limit`` jobs of ``status`` (done or dead) last changed before ``finished_before``.
+
+    One statement, in the caller's transaction: the caller bounds each transaction with ``limit`` so
+    a big backlog never holds SQLite's write lock for long. Only finished jobs: a pending or leased
+    job is never deleted, and the status and age are checked again by the DELETE itself, so a job
+    requeued meanwhile (a redelivery) is kept. On PostgreSQL the rows are picked ``FOR UPDATE SKIP
+    LOCKED``: several kiosk processes prune side by side without waiting on each other, and a job a
+    redelivery has locked (:func:`find_job`) is left alone. The newest job of the table is never
+    deleted (ids are not to be reused). ``kinds`` limits the jobs to those kinds, ``skip_kinds``
+    leaves those kinds out. Returns how many were deleted.
+    """
+    if status not in (DONE, DEAD):
+        raise ValueError(f"only finished jobs are pruned, not {status!r}")
+    if limit <= 0:
+        return 0
+    picked = jobs.alias("picked")
+    newest = jobs.alias("newest")
+    chosen = sa.select(picked.c.id).where(
+        picked.c.status == status,
+        # The newest job is always kept: SQLite gives a new row the largest id plus one, so deleting
+        # the newest rows would hand their ids out again, and a job id (a worker's claim, its fence)
+        # must name one job forever.
+        picked.c.id < sa.select(sa.func.max(newest.c.id)).scalar_subquery(),
+        # run_after <= updated_at for a finished job: the bound lets the (status, run_after) index
+        # end the scan at the cutoff, and the order walks it oldest first.
+        picked.c.run_after < finished_before,
+        picked.c.updated_at < finished_before,
+    )
+    if kinds is not None:
+        chosen = chosen.where(picked.c.kind.in_(list(kinds)))
+    if skip_kinds:
+        chosen = chosen.where(picked.c.kind.not_in(list(skip_kinds)))
+    # A CTE, not a plain ``IN (subquery)``: PostgreSQL may run a subquery again for each row it
+    # deletes, and with SKIP LOCKED each run skips the rows already taken and picks new ones, so the
+    # LIMIT would bound nothing. A CTE that locks rows is never inlined: it runs once.
+    chosen_cte = (
+        chosen.order_by(picked.c.run_after, picked.c.id).limit(limit).with_for_update(skip_locked=True).cte("chosen")
+    )
+    # Counted from RETURNING: pysqlite reports no rowcount for a statement that starts with WITH.
+    deleted = conn.execute(
+        sa.delete(jobs)
+        .where(
+            jobs.c.id.in_(sa.select(chosen_cte.c.id)),
+            jobs.c.status == status,
+            jobs.c.updated_at < finished_before,
+        )
+        .returning(jobs.c.id)
+    ).all()
+    return len(deleted)
 
 
 def requeue(conn: Connection, job_id: int) -> bool:
@@ -399,9 +572,12 @@ def rows_from_json(dialect: str, columns: Sequence[tuple[str, str]]) -> str:
 
 def db_time(conn: Connection, when: datetime) -> Any:
     """A timestamp as a driver-level parameter: SQLite stores SQLAlchemy's text format, PostgreSQL a datetime."""
-    if conn.dialect.name == "sqlite":
-        return _sqlite_time(when)
-    return when
+    return driver_time(conn.dialect.name, when)
+
+
+def driver_time(dialect: str, when: datetime) -> Any:
+    """:func:`db_time` by dialect name, for statements built before a connection is at hand."""
+    return _sqlite_time(when) if dialect == "sqlite" else when
 
 
 def json_time(dialect: str, when: datetime) -> str:
@@ -411,8 +587,9 @@ def json_time(dialect: str, when: datetime) -> str:
 
 def _sqlite_time(when: datetime) -> str:
     # SQLAlchemy's SQLite DateTime storage format (no offset; kiosk's values are UTC), so values
-    # written here compare and read back like those written through the column type.
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # written here compare and read back like those written through the column type. isoformat
+    # writes the same text several times faster than strftime (the intake's hot path uses it).
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _SETTLE_COLUMNS = (

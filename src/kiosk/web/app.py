@@ -37,7 +37,7 @@ from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
-from kiosk.web.background import run_sweeper, subscription_keeper
+from kiosk.web.background import retention_pruner, run_sweeper, subscription_keeper
 from kiosk.web.bodies import COMPONENTS
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
@@ -163,9 +163,20 @@ def create_app(settings: Settings) -> FastAPI:
                 db, outcome.run_id, f"{reason} (after {outcome.attempts} attempt(s))", listener=automations
             )
 
-    worker = DeliveryWorker(db, config.delivery, config.egress, secrets.signing_secret, on_final=delivery_ended)
+    box = SecretBox(secret_inputs_key(db))
+    # run_listener: a synchronized WEBHOOK run finished by its delivery fires run automations too.
+    worker = DeliveryWorker(
+        db,
+        config.delivery,
+        config.egress,
+        secrets.signing_secret,
+        on_final=delivery_ended,
+        box=box,
+        run_listener=automations,
+    )
     automations.notify = worker.notify
     background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes), listener=automations)]
+    background.append(retention_pruner(db, config.retention))
     keeper = subscription_keeper(config, secrets)
     if keeper is not None:
         background.append(keeper)
@@ -200,9 +211,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.token_key = token_signing_key(db)
     app.state.actions = actions
     app.state.automations = automations
-    app.state.runs = Runs(
-        db, catalog, actions, SecretBox(secret_inputs_key(db)), notify=worker.notify, listener=automations
-    )
+    app.state.runs = Runs(db, catalog, actions, box, notify=worker.notify, listener=automations)
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker

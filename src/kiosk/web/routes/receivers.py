@@ -7,8 +7,11 @@
   reference's shapes (``{"error": …}`` / ``{"msg": …}``), not the ``/v1`` API's.
 * ``GET /v1/receivers`` (admin) — each receiver with its current URL (which holds the secret).
 * ``GET /v1/receivers/{name}/events`` (admin; ``?project=`` for a receiver in a project) — recent
-  events newest first, cursor pages (``from``), with outcome, reason and what reactions did.
-* ``GET /v1/watches`` (member) — each watch with its subscriptions and ``lastRefreshedAt``.
+  events newest first, cursor pages (``from``), with outcome, reason and what reactions did. Older
+  ones are pruned as ``retention.receiverEvents`` says (:mod:`kiosk.receivers.pruner`); a cursor
+  keeps working across a pruning (it pages on into what is left).
+* ``GET /v1/watches`` (member) — each watch with its subscriptions and ``lastRefreshedAt``, which
+  pruning never removes (``lastEventId`` may then name an event no longer listed).
 
 :func:`install_receivers` is the one entry point: the app factory calls it once.
 """
