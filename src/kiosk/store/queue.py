@@ -137,10 +137,18 @@ def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    insert = postgresql.insert(jobs) if conn.dialect.name == "postgresql" else sqlite.insert(jobs)
-    statement = insert.values(values).on_conflict_do_nothing(index_elements=["kind", "dedupe_key"])
-    row = conn.execute(statement.returning(jobs.c.id)).first()
+    statement = _ENQUEUE_POSTGRES if conn.dialect.name == "postgresql" else _ENQUEUE_SQLITE
+    row = conn.execute(statement, values).first()
     return None if row is None else int(row.id)
+
+
+# Built once with values bound per call: enqueue sits on an action run's latency path, and
+# constructing the statement cost more than SQLite takes to run it (the compiled SQL is cached
+# by SQLAlchemy either way).
+_ENQUEUE_POSTGRES = (
+    postgresql.insert(jobs).on_conflict_do_nothing(index_elements=["kind", "dedupe_key"]).returning(jobs.c.id)
+)
+_ENQUEUE_SQLITE = sqlite.insert(jobs).on_conflict_do_nothing(index_elements=["kind", "dedupe_key"]).returning(jobs.c.id)
 
 
 @dataclass(frozen=True, slots=True)
