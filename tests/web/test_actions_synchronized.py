@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ ACTION = """\
 
 #: Action (and receiver path) -> synchronized, and the status the receiver answers with.
 ACTIONS = {"ok": (True, 202), "gone": (True, 410), "broken": (True, 500), "reports": (True, 200), "plain": (False, 200)}
+#: Where the run automation of the last test posts (answered 200, not an action of its own).
+NOTIFIED = "notified"
 
 
 class Kiosk:
@@ -56,13 +59,20 @@ def plan(kiosk: Kiosk) -> Any:
                 f"/v1/actions/runs/{run_id}", json={"status": "FAILURE", "statusLabel": "receiver said no"}
             )
             assert r.status_code == 200, r.text
-        return Reply(ACTIONS[name][1])
+        return Reply(200 if name == NOTIFIED else ACTIONS[name][1])
 
     return answer
 
 
+@dataclass
+class Stack:
+    server: LiveServer
+    receiver: Receiver
+    receiver_url: str
+
+
 @pytest.fixture
-def live(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
     kiosk = Kiosk()
     receiver = Receiver(plan(kiosk))
     with serving(receiver) as base:
@@ -79,7 +89,12 @@ def live(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
         )
         for server in start_server(settings):
             kiosk.client = server.admin
-            yield server
+            yield Stack(server, receiver, base)
+
+
+@pytest.fixture
+def live(stack: Stack) -> LiveServer:
+    return stack.server
 
 
 def start(live: LiveServer, action: str) -> str:
@@ -144,3 +159,32 @@ def test_a_run_the_receiver_finished_first_is_left_alone(live: LiveServer) -> No
     assert run["status"] == "FAILURE" and run["statusLabel"] == "receiver said no"
     logs = live.admin.get(f"/v1/actions/runs/{run_id}/logs").json()["runLogs"]
     assert logs == []  # kiosk wrote nothing over the receiver's report
+
+
+def test_a_synchronized_success_fires_run_automations(stack: Stack) -> None:
+    """The worker finishes the run, not an API call: automations watching the action's runs hear of
+    it all the same (the worker carries the run listener)."""
+    automation = {
+        "identifier": "on_ok_done",
+        "trigger": {
+            "type": "automation",
+            "event": {"type": "RUN_UPDATED", "actionIdentifier": "ok"},
+            "condition": {"type": "JQ", "expressions": ['.diff.after.status == "SUCCESS"']},
+        },
+        "invocationMethod": {
+            "type": "WEBHOOK",
+            "url": f"{stack.receiver_url}/{NOTIFIED}",
+            "body": {"run": "{{ .diff.after.id }}", "label": "{{ .diff.after.statusLabel }}"},
+        },
+    }
+    live, receiver = stack.server, stack.receiver
+    r = live.admin.post("/v1/actions", json=automation)
+    assert r.status_code == 201, r.text
+    run_id = start(live, "ok")
+    assert finished(live, run_id)["status"] == "SUCCESS"
+    deadline = time.monotonic() + 20
+    while not [q for q in receiver.requests if q.path == f"/{NOTIFIED}"]:
+        assert time.monotonic() < deadline, [q.path for q in receiver.requests]
+        time.sleep(0.05)
+    (notified,) = [q for q in receiver.requests if q.path == f"/{NOTIFIED}"]
+    assert orjson.loads(notified.body) == {"run": run_id, "label": "the webhook answered HTTP 202 Accepted"}
