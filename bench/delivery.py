@@ -6,8 +6,11 @@ timed); a :class:`~kiosk.delivery.worker.DeliveryWorker` with ``--workers`` send
 drains them: claim, sign (Standard Webhooks + Port headers), POST, record the attempt, update the
 delivery and its job. The figure is deliveries per second from start to the last one recorded as
 delivered. The baseline, interleaved with the measured rounds, is the same number of bare httpx
-POSTs of the same bodies from one ``httpx.Client`` with the same number of threads: the ceiling of
-the HTTP client itself on this machine. Target: ≥ 1,000 deliveries/s on SQLite.
+POSTs of the same bodies from one ``httpx.Client`` with the same number of threads: a yardstick for
+the machine's speed during the run. It is no longer the ceiling of kiosk's own HTTP client: the
+sender now uses :mod:`kiosk.delivery.http1` (keep-alive HTTP/1.1 over ``http.client``), which on its
+own sends about three times as many POSTs per second as httpx here, so a ratio above 1 is possible.
+Target: ≥ 1,000 deliveries/s on SQLite.
 
 Also printed: the latency from commit + ``notify()`` to "delivered" for single deliveries on an
 idle worker.

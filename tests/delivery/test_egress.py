@@ -17,6 +17,7 @@ from kiosk.delivery.egress import (
     EgressRefused,
     IPAddress,
     PinnedBackend,
+    Unresolvable,
     check_scheme,
     checked_addresses,
     refusal,
@@ -118,8 +119,9 @@ def test_resolution_failure_is_a_connect_error_not_a_refusal() -> None:
     def broken(host: str, port: int) -> Sequence[IPAddress]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    with pytest.raises(httpcore.ConnectError, match=r"cannot resolve nowhere\.invalid"):
+    with pytest.raises(Unresolvable, match=r"cannot resolve nowhere\.invalid") as raised:
         checked_addresses("nowhere.invalid", 80, DEFAULT, broken)
+    assert isinstance(raised.value, httpcore.ConnectError)  # httpx translates it under PinnedBackend
 
 
 def test_resolve_ip_literals_without_dns() -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,8 +17,9 @@ from tests.delivery.receiver import Receiver, Reply
 from tests.servers import free_port, serving
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
+from kiosk.delivery.http1 import ConnectionPool
 from kiosk.delivery.outbox import Delivery, Signing
-from kiosk.delivery.sender import PinnedTransport, create_client, create_transport, send, signed_headers
+from kiosk.delivery.sender import create_client, create_transport, send, signed_headers
 
 CONFIG = DeliveryConfig(timeoutSeconds=2)
 LOOPBACK = EgressConfig(allowLoopback=True)
@@ -43,7 +48,7 @@ def _delivery(url: str, *, body: bytes = b'{"x":1}', signing: Signing | None = N
 
 
 @pytest.fixture
-def transport() -> Iterator[PinnedTransport]:
+def transport() -> Iterator[ConnectionPool]:
     t = create_transport(CONFIG, LOOPBACK)
     yield t
     t.close()
@@ -56,7 +61,7 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         yield app, url
 
 
-def test_an_answer_is_captured(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+def test_an_answer_is_captured(transport: ConnectionPool, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
     app.script(Reply(503, body=b"busy", headers={"Retry-After": "7"}))
     attempt = send(transport, _delivery(url + "/in"), None, timeout=2, max_response_bytes=100)
@@ -69,7 +74,7 @@ def test_an_answer_is_captured(transport: PinnedTransport, receiver: tuple[Recei
     assert request.headers["content-length"] == "7"
 
 
-def test_a_large_answer_is_read_only_up_to_the_cap(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+def test_a_large_answer_is_read_only_up_to_the_cap(transport: ConnectionPool, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
     app.script(Reply(200, body=b"x" * 5_000_000))
     attempt = send(transport, _delivery(url), None, timeout=2, max_response_bytes=20_000)
@@ -79,7 +84,7 @@ def test_a_large_answer_is_read_only_up_to_the_cap(transport: PinnedTransport, r
     assert nothing.response_body == ""
 
 
-def test_the_declared_charset_is_used(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+def test_the_declared_charset_is_used(transport: ConnectionPool, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
     app.script(
         Reply(500, body="Zürich".encode("latin-1"), headers={"Content-Type": "text/plain; charset=iso-8859-1"}),
@@ -89,7 +94,7 @@ def test_the_declared_charset_is_used(transport: PinnedTransport, receiver: tupl
     assert send(transport, _delivery(url), None, timeout=2, max_response_bytes=100).response_body == "\ufffd ok"
 
 
-def test_redirects_are_not_followed(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+def test_redirects_are_not_followed(transport: ConnectionPool, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
     app.script(Reply(307, headers={"Location": url + "/next"}))
     attempt = send(transport, _delivery(url + "/first"), None, timeout=2, max_response_bytes=100)
@@ -97,20 +102,65 @@ def test_redirects_are_not_followed(transport: PinnedTransport, receiver: tuple[
     assert [r.path for r in app.requests] == ["/first"]
 
 
-def test_connection_refused(transport: PinnedTransport) -> None:
+def test_connection_refused(transport: ConnectionPool) -> None:
     attempt = send(transport, _delivery(f"http://127.0.0.1:{free_port()}/"), None, timeout=2, max_response_bytes=100)
     assert attempt.status_code is None
     assert attempt.error is not None and attempt.error.startswith("connection failed")
     assert not attempt.permanent and not attempt.timed_out
 
 
-def test_timeout(transport: PinnedTransport, receiver: tuple[Receiver, str]) -> None:
+def test_timeout(transport: ConnectionPool, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
     app.script(Reply(delay=1.0))
     attempt = send(transport, _delivery(url), None, timeout=0.2, max_response_bytes=100)
     assert attempt.timed_out
     assert attempt.error == "timed out after 0.2s waiting for the response"
     assert attempt.duration_ms < 900
+
+
+@pytest.mark.parametrize(
+    ("answer", "timeout", "error", "timed_out"),
+    [
+        ([b"SSH-2.0-OpenSSH_9.6\r\n\r\n"], 2.0, "the receiver broke the HTTP protocol: BadStatusLine", False),
+        (
+            [b"HTTP/1.1 200 OK\r\nContent-Len"],
+            2.0,
+            "the receiver broke the HTTP protocol: the connection closed",
+            False,
+        ),
+        (
+            [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"] + [b"x"] * 40,
+            0.3,
+            "timed out after 0.3s receiving",
+            True,
+        ),
+    ],
+)
+def test_a_broken_answer(
+    transport: ConnectionPool, answer: list[bytes], timeout: float, error: str, timed_out: bool
+) -> None:
+    """Garbage, a head cut short, a body trickling in past the attempt's deadline (a raw server)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):  # the client hangs up on the trickle
+            conn.recv(65_536)
+            for piece in answer:
+                conn.sendall(piece)
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        attempt = send(transport, _delivery(url), None, timeout=timeout, max_response_bytes=100_000)
+    finally:
+        thread.join(5)
+        listener.close()
+    assert attempt.status_code is None
+    assert attempt.error is not None and attempt.error.startswith(error)
+    assert (attempt.timed_out, attempt.permanent) == (timed_out, False)
 
 
 @pytest.mark.parametrize(
@@ -129,7 +179,7 @@ def test_permanent_failures(url: str, error: str) -> None:
 
 
 def test_a_signed_delivery_without_its_secret_is_not_sent(
-    transport: PinnedTransport, receiver: tuple[Receiver, str]
+    transport: ConnectionPool, receiver: tuple[Receiver, str]
 ) -> None:
     app, url = receiver
     attempt = send(
@@ -174,7 +224,7 @@ def test_the_client_for_other_calls_has_the_same_rules(receiver: tuple[Receiver,
 
 
 def test_a_request_that_cannot_be_sent_is_a_permanent_failure(
-    transport: PinnedTransport, receiver: tuple[Receiver, str]
+    transport: ConnectionPool, receiver: tuple[Receiver, str]
 ) -> None:
     app, url = receiver
     delivery = _delivery(url)

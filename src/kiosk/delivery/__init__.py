@@ -2,7 +2,8 @@
 
     outbox    create_delivery / list_deliveries / get_delivery / redeliver: the ``deliveries`` table
     worker    DeliveryWorker: claims delivery jobs, sends them, records each attempt
-    sender    the httpx client (timeouts, limits, no redirects) and one attempt -> Attempt
+    http1     a keep-alive HTTP/1.1 client over http.client (pinned egress, timeouts, capped answers)
+    sender    one attempt -> Attempt (signing, error texts), and the httpx client for other calls
     schedule  pure: delivered, retry when, or dead
     egress    which addresses may be reached; resolve once and connect to the checked address
     config    the ``delivery`` and ``egress`` sections of kiosk.yaml

@@ -9,10 +9,11 @@ NAT64 addresses at the IPv4 address inside — unless the configuration opens th
 (:class:`~kiosk.delivery.config.EgressConfig`).
 
 Checking a name and then letting the HTTP client resolve it again leaves a window in which DNS can
-answer differently (DNS rebinding). :class:`PinnedBackend` closes it: it resolves the host once,
-checks every address, and connects to a checked address itself. It sits below httpx's connection
-pool, so the pool, the ``Host`` header, TLS server name indication and certificate checks all keep
-using the host name from the URL.
+answer differently (DNS rebinding). :func:`checked_addresses` closes it: the host is resolved once,
+every address checked, and the caller connects to a checked address itself, while the ``Host``
+header, TLS server name indication and certificate checks keep using the host name from the URL.
+Deliveries do that in :mod:`kiosk.delivery.http1`; :class:`PinnedBackend` does it below an httpx
+connection pool for other outbound calls (:func:`kiosk.delivery.sender.create_client`).
 
 The pure part (:func:`check_scheme`, :func:`refusal`, :class:`EgressPolicy`) has no IO.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +30,16 @@ import httpcore
 
 from kiosk.delivery.config import EgressConfig
 
-__all__ = ["EgressPolicy", "EgressRefused", "PinnedBackend", "check_scheme", "refusal", "resolve"]
+__all__ = [
+    "EgressPolicy",
+    "EgressRefused",
+    "PinnedBackend",
+    "Unresolvable",
+    "check_scheme",
+    "checked_addresses",
+    "refusal",
+    "resolve",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,6 +51,11 @@ ALLOWED_SCHEMES = ("http", "https")
 
 class EgressRefused(Exception):
     """A target the egress policy does not allow; permanent (retrying cannot help). The message says why."""
+
+
+class Unresolvable(httpcore.ConnectError):
+    """The host name did not resolve. Not a refusal: DNS may be down for a moment, so it is a
+    connect error (retried). An httpcore error so that httpx translates it under :class:`PinnedBackend`."""
 
 
 def check_scheme(scheme: str) -> str | None:
@@ -175,7 +189,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 def checked_addresses(
     host: str, port: int, policy: EgressPolicy, resolver: Callable[[str, int], Sequence[IPAddress]] = resolve
 ) -> list[IPAddress]:
-    """Resolve ``host`` and check every address; raises :class:`EgressRefused` if any is refused.
+    """Resolve ``host`` and check every address; raises :class:`EgressRefused` if any is refused
+    and :class:`Unresolvable` if there is none.
 
     All must pass, not just one: otherwise a name with one public and one internal address would
     reach the internal one whenever the public one fails to connect.
@@ -183,64 +198,15 @@ def checked_addresses(
     try:
         addresses = list(resolver(host, port))
     except OSError as exc:
-        # Not a refusal: DNS may be down for a moment. Surfaces as a connect error, retried.
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+        raise Unresolvable(f"cannot resolve {host}: {exc.strerror or exc}") from None
     if not addresses:
-        raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+        raise Unresolvable(f"cannot resolve {host}: no addresses")
     for address in addresses:
         why = refusal(address, policy, host=host)
         if why is not None:
             named = "" if _is_literal(host) else f"{host} resolves to "
             raise EgressRefused(f"egress refused: {named}{why}")
     return addresses
-
-
-class _CoalescingStream(httpcore.NetworkStream):
-    """Buffers writes until the next read, so a request's head and body leave in one ``send``.
-
-    httpcore writes the head and the body separately; on loopback, where a delivery is otherwise
-    cheap, that second system call was measured at ~10-20 % of throughput (see bench/delivery.py).
-    A request is always written in full before its response is read, so flushing on read (and
-    before TLS starts, and past 64 KiB) changes when bytes leave, never which bytes or in what order.
-    """
-
-    FLUSH_AT = 65_536
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-        self._pending: list[bytes] = []
-        self._size = 0
-
-    def _flush(self, timeout: float | None) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            self._size = 0
-            self._inner.write(data, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if buffer:
-            self._pending.append(buffer)
-            self._size += len(buffer)
-            if self._size >= self.FLUSH_AT:
-                self._flush(timeout)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self._flush(timeout)
-        return self._inner.read(max_bytes, timeout)
-
-    def close(self) -> None:
-        self._pending.clear()
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        self._flush(timeout)
-        return _CoalescingStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
 
 
 class PinnedBackend(httpcore.NetworkBackend):
@@ -273,7 +239,7 @@ class PinnedBackend(httpcore.NetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
                 continue
-            return _CoalescingStream(stream)
+            return stream
         assert last is not None
         raise last
 

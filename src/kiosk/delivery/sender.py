@@ -1,9 +1,11 @@
-"""One attempt at sending a delivery over HTTP, and the one httpx transport all attempts share.
+"""One attempt at sending a delivery over HTTP, and the connection pool all attempts share.
 
-The transport (and :func:`create_client` for other outbound calls) is built for talking to URLs
-other people configured:
+Deliveries go through :mod:`kiosk.delivery.http1`, a small keep-alive HTTP/1.1 client over
+``http.client`` (httpx's per-request overhead was the throughput ceiling; the numbers are there).
+:func:`create_client` keeps an httpx client, with the same rules, for other outbound calls. Both are
+built for talking to URLs other people configured:
 
-* timeouts from the config on every phase (connect, write, pool, each read), plus an overall
+* timeouts from the config on every phase (connect, each write, each read), plus an overall
   deadline checked while the response body is read;
 * no redirects followed (a 3xx is a failed attempt), no cookies kept between deliveries, no proxy
   or certificate settings taken from the environment (kiosk's own config decides);
@@ -20,7 +22,6 @@ opens it in memory first, and :func:`send` refuses one it did not.
 
 from __future__ import annotations
 
-import codecs
 import http.cookiejar
 import logging
 import time
@@ -32,6 +33,7 @@ import httpx
 
 from kiosk import __version__
 from kiosk.core.signing import sign_azure_checksum, webhook_signature_headers
+from kiosk.delivery import http1
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.egress import EgressPolicy, EgressRefused, PinnedBackend, check_scheme
 from kiosk.delivery.outbox import DEFAULT_SIGNATURE_HEADER, Delivery
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"kiosk-webhooks/{__version__}"
 #: identity: only the raw bytes of an answer are read (capped), so a compressed one would be stored compressed.
 BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+#: How long a kept-alive connection may sit idle before it is closed (and the name resolved again).
+IDLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,6 @@ class Attempt:
     timed_out: bool = False
     retry_after: str | None = None
     permanent: bool = False
-
-
-class _Deadline(Exception):
-    pass
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -94,24 +94,26 @@ class PinnedTransport(httpx.HTTPTransport):
         )
 
 
-def create_transport(config: DeliveryConfig, egress: EgressConfig) -> PinnedTransport:
-    """The transport every delivery attempt goes through (thread safe; close it when done)."""
+def create_transport(config: DeliveryConfig, egress: EgressConfig) -> http1.ConnectionPool:
+    """The connection pool every delivery attempt goes through (thread safe; close it when done)."""
     # A connection per sender thread plus a spare each, kept alive between deliveries to the same
     # receiver.
-    size = config.workers * 2
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30.0)
-    return PinnedTransport(EgressPolicy.from_config(egress), limits)
+    return http1.ConnectionPool(
+        EgressPolicy.from_config(egress), max_idle_per_key=config.workers * 2, idle_seconds=IDLE_SECONDS
+    )
 
 
 def create_client(config: DeliveryConfig, egress: EgressConfig) -> httpx.Client:
     """An httpx client with the same rules, for other outbound calls to user-configured URLs.
 
-    Deliveries themselves use :func:`send` on the bare transport: the client's per-request cookie
-    and request-merging work measured at a quarter of a loopback delivery's cost, and none of it
-    is wanted there.
+    Deliveries themselves use :func:`send` on :mod:`~kiosk.delivery.http1`'s pool: httpx's
+    per-request work was the delivery throughput's ceiling, and none of its features are wanted
+    there.
     """
+    size = config.workers * 2
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=IDLE_SECONDS)
     return httpx.Client(
-        transport=create_transport(config, egress),
+        transport=PinnedTransport(EgressPolicy.from_config(egress), limits),
         timeout=httpx.Timeout(config.timeout_seconds),
         follow_redirects=False,
         trust_env=False,
@@ -142,59 +144,27 @@ def signed_headers(delivery: Delivery, secret: str | None, *, timestamp: int | N
     return headers
 
 
-def _timeouts(seconds: float) -> dict[str, float]:
-    """httpcore's per-phase timeouts: each of connect, write, pool and every read gets ``seconds``."""
-    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+_PHASES: dict[type[http1.Timeout], str] = {
+    http1.ConnectTimeout: "connecting",
+    http1.ReadTimeout: "waiting for the response",
+    http1.WriteTimeout: "sending the request",
+    http1.ReadDeadline: "receiving the response",
+}
 
 
-def _charset(response: httpx.Response) -> str:
-    """The response's declared charset if Python knows it, else UTF-8 (decoding replaces what does not fit)."""
-    declared = response.charset_encoding
-    if declared:
-        try:
-            codecs.lookup(declared)
-        except LookupError:
-            return "utf-8"
-        return declared
-    return "utf-8"
-
-
-def _read_capped(response: httpx.Response, cap: int, deadline: float) -> bytes:
-    """At most ``cap`` bytes of the body; stops reading there (the rest is never downloaded)."""
-    chunks: list[bytes] = []
-    size = 0
-    if cap <= 0:
-        return b""
-    for chunk in response.iter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= cap:
-            break
-        if time.monotonic() > deadline:
-            raise _Deadline
-    return b"".join(chunks)[:cap]
-
-
-def _describe(exc: Exception, timeout: float) -> tuple[str, bool]:
+def _describe(exc: http1.TransportError, timeout: float) -> tuple[str, bool]:
     """An error text for a failed request, and whether it was a timeout."""
-    if isinstance(exc, httpx.TimeoutException | _Deadline):
-        phases: dict[type[Exception], str] = {
-            httpx.ConnectTimeout: "connecting",
-            httpx.ReadTimeout: "waiting for the response",
-            httpx.WriteTimeout: "sending the request",
-            httpx.PoolTimeout: "waiting for a free connection",
-        }
-        phase = phases.get(type(exc), "receiving the response")
-        return f"timed out after {timeout:g}s {phase}", True
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, http1.Timeout):
+        return f"timed out after {timeout:g}s {_PHASES.get(type(exc), 'receiving the response')}", True
+    if isinstance(exc, http1.ConnectError):
         return f"connection failed: {exc}", False
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, http1.ProtocolError):
         return f"the receiver broke the HTTP protocol: {exc}", False
     return f"{type(exc).__name__}: {exc}", False
 
 
 def send(
-    transport: httpx.BaseTransport,
+    transport: http1.ConnectionPool,
     delivery: Delivery,
     secret: str | None,
     *,
@@ -203,8 +173,8 @@ def send(
 ) -> Attempt:
     """Make one attempt at ``delivery`` with ``secret`` (None when it is unsigned); never raises.
 
-    The request goes straight to ``transport``: there is no redirect, cookie or auth handling on
-    this path at all, so a 3xx comes back as it is and nothing carries over between deliveries.
+    The request goes straight to the pool: there is no redirect, cookie or auth handling on this
+    path at all, so a 3xx comes back as it is and nothing carries over between deliveries.
     """
     started_at = utcnow()
     start = time.monotonic()
@@ -220,47 +190,48 @@ def send(
         ref = delivery.signing.secret_ref
         return failed(f"no signing secret is configured for {ref!r}", permanent=True)
     try:
-        url = httpx.URL(delivery.url)
-    except httpx.InvalidURL as exc:
+        target = http1.split_url(delivery.url)
+    except http1.InvalidURL as exc:
         return failed(f"invalid URL: {exc}", permanent=True)
-    refused_scheme = check_scheme(url.scheme)
+    refused_scheme = check_scheme(target.scheme)
     if refused_scheme is not None:
         return failed(f"egress refused: {refused_scheme}", permanent=True)
-    if not url.host:
+    if not target.host:
         return failed("invalid URL: no host", permanent=True)
 
-    deadline = start + timeout
     try:
         headers = {**BASE_HEADERS, **signed_headers(delivery, secret)}
-        request = httpx.Request(
-            delivery.method, url, content=delivery.body, headers=headers, extensions={"timeout": _timeouts(timeout)}
+        response = transport.request(
+            delivery.method,
+            target,
+            headers,
+            delivery.body,
+            timeout=timeout,
+            deadline=start + timeout,
+            max_body=max_response_bytes,
         )
-        response = transport.handle_request(request)
-        try:
-            raw = _read_capped(response, max_response_bytes, deadline)
-        finally:
-            response.close()
     except EgressRefused as exc:
         return failed(str(exc), permanent=True)
-    except (httpx.LocalProtocolError, UnicodeError, ValueError) as exc:
+    except http1.InvalidURL as exc:
+        return failed(f"invalid URL: {exc}", permanent=True)
+    except http1.InvalidRequest as exc:
         # The request itself cannot be sent (a header value with a line break, say): no retry can help.
         return failed(f"invalid request: {exc}", permanent=True)
-    except (httpx.HTTPError, _Deadline) as exc:
+    except http1.TransportError as exc:
         error, timed_out = _describe(exc, timeout)
         return failed(error, timed_out=timed_out)
-    except OSError as exc:  # anything the socket layer raised that httpx did not translate
+    except OSError as exc:  # anything the socket layer raised that the pool did not translate
         return failed(f"network error: {exc}")
     duration = (time.monotonic() - start) * 1000.0
-    body = raw.decode(_charset(response), errors="replace") if raw else ""
     log.debug(
         "delivery attempt answered",
-        extra={"delivery": delivery.id, "status": response.status_code, "duration_ms": round(duration, 1)},
+        extra={"delivery": delivery.id, "status": response.status, "duration_ms": round(duration, 1)},
     )
     return Attempt(
         started_at,
         duration,
-        response.status_code,
+        response.status,
         None,
-        body,
-        retry_after=response.headers.get("retry-after"),
+        response.text(),
+        retry_after=response.header("retry-after"),
     )

@@ -2,7 +2,7 @@
 
 Threads: one dispatcher plus a pool of ``workers`` sender threads.
 
-* The sender threads only make HTTP calls (httpx's client is blocking), so ``workers`` is the
+* The sender threads only make HTTP calls (blocking ones, see :mod:`kiosk.delivery.http1`), so ``workers`` is the
   number of requests in flight at once.
 * The dispatcher alone touches the database: it claims jobs in batches (one short transaction for
   many jobs), hands them to the pool, and records finished attempts in batches — one transaction
