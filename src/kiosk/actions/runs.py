@@ -486,20 +486,22 @@ class Runs:
             if existing is not None:  # the common repeat, answered without validating anything again
                 return existing
         request = parse_run_request(raw)
+        # Every read on one connection: on PostgreSQL each pool checkout costs a liveness round trip.
         with self.db.connect() as conn:
             action = self.actions.load(conn, identifier)
-        if action.is_automation:
-            raise ValidationFailed(
-                f"action {identifier!r} is an automation: kiosk runs it when its trigger's event happens, not by hand",
-                code="action_is_automation",
-                details={"action": identifier},
-            )
-        inputs = action.inputs.validate(request.properties)
-        for value in inputs.secrets.values():
-            register_secret(value)
-        entity = self._run_entity(action, request.entity)
-        check_azure_org(action.invocation, self.actions.azure_orgs)
-        expanded = self._expand_entity_inputs(inputs)
+            if action.is_automation:
+                raise ValidationFailed(
+                    f"action {identifier!r} is an automation: kiosk runs it when its trigger's event happens, "
+                    "not by hand",
+                    code="action_is_automation",
+                    details={"action": identifier},
+                )
+            inputs = action.inputs.validate(request.properties)
+            for value in inputs.secrets.values():
+                register_secret(value)
+            entity = self._run_entity(conn, action, request.entity)
+            check_azure_org(action.invocation, self.actions.azure_orgs)
+            expanded = self._expand_entity_inputs(conn, inputs)
 
         run_id = new_run_id() if idempotency_key is None else run_id_for_key(idempotency_key)
         now = _now()
@@ -567,7 +569,7 @@ class Runs:
                 )
             return _render_run(row, _titles(conn, {row.action}))
 
-    def _run_entity(self, action: Action, given: str | None) -> dict[str, Any] | None:
+    def _run_entity(self, conn: Connection, action: Action, given: str | None) -> dict[str, Any] | None:
         """The entity a run acts on: none for CREATE, an existing one of the blueprint otherwise."""
         if action.operation == "CREATE":
             if given is not None:
@@ -584,25 +586,24 @@ class Runs:
                 f"entity of blueprint {action.blueprint!r}",
                 code="entity_required",
             )
-        return self._entity(action.blueprint, given, "entity")
+        return self._entity(conn, action.blueprint, given, "entity")
 
-    def _entity(self, blueprint: str, identifier: str, field: str) -> dict[str, Any]:
+    def _entity(self, conn: Connection, blueprint: str, identifier: str, field: str) -> dict[str, Any]:
         """The entity as the catalog renders it, or a 422 naming ``field`` (and where it lives)."""
         if not is_entity_identifier(identifier):
             raise _invalid(field, f"{field} must be an entity identifier", code="entity_not_found")
         try:
-            return self.catalog.get_entity(blueprint, identifier)
+            return self.catalog.get_entity(blueprint, identifier, conn=conn)
         except NotFound:
             pass
-        with self.db.connect() as conn:
-            elsewhere = list(
-                conn.execute(
-                    sa.select(ent_table.c.blueprint)
-                    .where(ent_table.c.identifier == identifier)
-                    .order_by(ent_table.c.blueprint)
-                    .limit(3)
-                ).scalars()
-            )
+        elsewhere = list(
+            conn.execute(
+                sa.select(ent_table.c.blueprint)
+                .where(ent_table.c.identifier == identifier)
+                .order_by(ent_table.c.blueprint)
+                .limit(3)
+            ).scalars()
+        )
         hint = f" (there is one of blueprint {', '.join(map(repr, elsewhere))})" if elsewhere else ""
         raise _invalid(
             field,
@@ -610,13 +611,13 @@ class Runs:
             code="entity_not_found",
         )
 
-    def _expand_entity_inputs(self, inputs: ValidatedInputs) -> dict[str, Any]:
+    def _expand_entity_inputs(self, conn: Connection, inputs: ValidatedInputs) -> dict[str, Any]:
         """The inputs as a run's body carries them: entity inputs become the entity documents."""
         docs: dict[tuple[str, str], dict[str, Any]] = {}
         for ref in inputs.entity_refs:
             key = (ref.blueprint, ref.identifier)
             if key not in docs:
-                docs[key] = self._entity(ref.blueprint, ref.identifier, f"properties.{ref.input}")
+                docs[key] = self._entity(conn, ref.blueprint, ref.identifier, f"properties.{ref.input}")
         out = dict(inputs.values)
         for name, value in inputs.values.items():
             refs = [r for r in inputs.entity_refs if r.input == name]
@@ -659,22 +660,23 @@ class Runs:
                     f"action {row.action!r} no longer exists; decline the run instead",
                     code="action_not_found",
                 ) from None
-        if action.is_automation:
-            raise Conflict(
-                f"action {row.action!r} has become an automation since the run was started; decline the run instead",
-                code="action_is_automation",
+            if action.is_automation:
+                raise Conflict(
+                    f"action {row.action!r} has become an automation since the run was started; "
+                    "decline the run instead",
+                    code="action_is_automation",
+                )
+            sealed = self._open(row)
+            inputs = action.inputs.restore(row.properties, sealed)
+            entity = self._entity(conn, action.blueprint, row.entity, "entity") if row.entity else None
+            check_azure_org(action.invocation, self.actions.azure_orgs)
+            ctx = RunContext(
+                row.id,
+                action.document,
+                entity,
+                self._expand_entity_inputs(conn, inputs),
+                trigger_of(row.created_by, row.origin, row.created_at),
             )
-        sealed = self._open(row)
-        inputs = action.inputs.restore(row.properties, sealed)
-        entity = self._entity(action.blueprint, row.entity, "entity") if row.entity else None
-        check_azure_org(action.invocation, self.actions.azure_orgs)
-        ctx = RunContext(
-            row.id,
-            action.document,
-            entity,
-            self._expand_entity_inputs(inputs),
-            trigger_of(row.created_by, row.origin, row.created_at),
-        )
         outbound = self._outbound(action, ctx, inputs.secrets)
         now = _now()
         approval = {"required": True, "decision": "APPROVED", "decidedBy": actor, "decidedAt": iso(now)}

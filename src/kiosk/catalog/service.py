@@ -418,16 +418,19 @@ class Catalog:
             )
         return out
 
-    def get_entity(self, blueprint: str, identifier: str) -> dict[str, Any]:
-        with self.db.connect() as conn:
-            compiled = self._load_blueprint(conn, blueprint)
-            row = conn.execute(_ENTITY_BY_IDENTIFIER, {"blueprint": blueprint, "identifier": identifier}).first()
-            if row is None:
-                raise NotFound(
-                    f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
-                    code="entity_not_found",
-                )
-            return self._render_entities(conn, [row], {blueprint: compiled.document})[0]
+    def get_entity(self, blueprint: str, identifier: str, *, conn: Connection | None = None) -> dict[str, Any]:
+        """One entity as the API shows it; on ``conn`` when the caller reads more on one connection."""
+        if conn is None:
+            with self.db.connect() as own:
+                return self.get_entity(blueprint, identifier, conn=own)
+        compiled = self._load_blueprint(conn, blueprint)
+        row = conn.execute(_ENTITY_BY_IDENTIFIER, {"blueprint": blueprint, "identifier": identifier}).first()
+        if row is None:
+            raise NotFound(
+                f"entity {identifier!r} of blueprint {blueprint!r} does not exist",
+                code="entity_not_found",
+            )
+        return self._render_entities(conn, [row], {blueprint: compiled.document})[0]
 
     def list_entities(
         self, blueprint: str, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
