@@ -91,3 +91,12 @@ def test_check_templates_compiles_every_expression() -> None:
     with pytest.raises(ValidationFailed) as info:
         check_templates({"a": ["ok", {"c": "x {{ .c | }}"}]}, "invocationMethod.body")
     assert info.value.details == {"field": "invocationMethod.body.a[1].c"}
+
+
+def test_a_template_cannot_read_the_servers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing secrets live in the environment ({env: NAME}); an action body must not post them."""
+    monkeypatch.setenv("KIOSK_PAYLOAD_TEST_SECRET", "do-not-send-me")
+    body = render({"a": "{{ $ENV.KIOSK_PAYLOAD_TEST_SECRET }}", "b": "{{ env | tostring }}"})
+    assert "do-not-send-me" not in repr(body)
+    with pytest.raises(ValidationFailed, match="modules"):
+        check_templates({"x": '{{ import "secrets" as $s; $s }}'}, "invocationMethod.body")

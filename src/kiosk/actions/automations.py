@@ -66,7 +66,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import jq
 from sqlalchemy.engine import Connection
 
 from kiosk.actions.invocation import OutboundRequest, render_request
@@ -85,6 +84,7 @@ from kiosk.actions.runs import (
 )
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import ChangeKind, EntityChange
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ValidationFailed
 
 __all__ = [
@@ -215,7 +215,7 @@ def _program(expression: str) -> Any:
     """A compiled jq program; cached, because a bulk write evaluates the same few expressions
     once per entity. (Saving the automation already compiled it once, so this does not fail
     for a stored one.)"""
-    return jq.compile(expression)
+    return compile_jq(expression)
 
 
 def condition_holds(identifier: str, spec: AutomationSpec, data: Mapping[str, Any]) -> bool:

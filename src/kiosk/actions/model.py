@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import jq
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
@@ -31,6 +30,7 @@ from kiosk.actions.inputs import UserInputs, compile_user_inputs
 from kiosk.actions.payload import check_templates
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER
 from kiosk.catalog.validation import is_url
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ValidationFailed
 
 __all__ = [
@@ -364,7 +364,7 @@ def _automation_spec(trigger: AutomationTrigger, doc: ActionDoc) -> AutomationSp
         combinator = trigger.condition.combinator
         for i, expression in enumerate(expressions):
             try:
-                jq.compile(expression)
+                compile_jq(expression)
             except ValueError as exc:
                 first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
                 raise _field_error(

@@ -17,10 +17,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jq
 import orjson
 
 from kiosk.actions.inputs import MASK
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ValidationFailed
 
 __all__ = [
@@ -140,7 +140,7 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 def _compile(expression: str, where: str, template: str) -> Any:
     try:
-        return jq.compile(expression)
+        return compile_jq(expression)
     except ValueError as exc:
         raise ValidationFailed(
             f"{where}: the template {template!r} is not a valid jq expression: {_first_line(str(exc))}",

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import jq
-
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.receivers.config import GenericMapping
 from kiosk.watches.events import ArtifactEvent, RefChange, Subject
 from kiosk.watches.normalise import branch_ref, chart_key, git_key, image_key
@@ -245,7 +244,7 @@ class GenericReader:
     def __init__(self, mapping: GenericMapping) -> None:
         self.kind = mapping.kind
         self._programs: dict[str, Any] = {
-            name: jq.compile(expression)
+            name: compile_jq(expression)
             for name, expression in (
                 ("repository", mapping.repository),
                 ("tag", mapping.tag),

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jq
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from kiosk.actions.payload import check_templates
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ValidationFailed
 from kiosk.watches.events import CHANGES, Change, Kind
 from kiosk.watches.filters import FilterSet, compile_filters
@@ -80,7 +80,7 @@ def check_jq(expression: str) -> str:
     if not expression.strip():
         raise _error("invalid_jq", "an empty jq expression")
     try:
-        jq.compile(expression)
+        compile_jq(expression)
     except ValueError as exc:
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "syntax error")
         raise _error("invalid_jq", f"{expression!r} is not a valid jq expression: {first}") from None

@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import jq
 from sqlalchemy.exc import DBAPIError
 
 from kiosk.actions.payload import render_template
 from kiosk.actions.runs import Runs
 from kiosk.catalog.service import Catalog
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import KioskError, ValidationFailed
 from kiosk.store.queue import aware
 from kiosk.watches.config import ReactionSpec, UpsertEntitySpec, WatchSpec
@@ -129,11 +129,11 @@ class _EntityMapping:
     @classmethod
     def compile(cls, spec: UpsertEntitySpec) -> _EntityMapping:
         return cls(
-            blueprint=jq.compile(spec.blueprint),
-            identifier=jq.compile(spec.identifier),
-            title=jq.compile(spec.title) if spec.title is not None else None,
-            properties={k: jq.compile(v) for k, v in spec.properties.items()},
-            relations={k: jq.compile(v) for k, v in spec.relations.items()},
+            blueprint=compile_jq(spec.blueprint),
+            identifier=compile_jq(spec.identifier),
+            title=compile_jq(spec.title) if spec.title is not None else None,
+            properties={k: compile_jq(v) for k, v in spec.properties.items()},
+            relations={k: compile_jq(v) for k, v in spec.relations.items()},
         )
 
     def build(self, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
