@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
 from tests.web.live import LiveServer
+
+from kiosk.settings import Settings
+from kiosk.web.app import create_app
 
 
 def test_health_ready_metrics_docs(live: LiveServer) -> None:
@@ -30,3 +37,20 @@ def test_readyz_reports_an_unreachable_database(live: LiveServer) -> None:
         assert r.status_code == 503 and r.json()["error"] == "database_unreachable"
     finally:
         object.__setattr__(db, "engine", working)
+
+
+def test_an_app_that_is_never_served_starts_no_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the app (a config check, a test) must not leave threads polling its database; the
+    receivers' writer and processor, like the delivery worker, start with the server's lifespan."""
+    (tmp_path / "kiosk.yaml").write_text(
+        "receivers:\n  - {name: acr, type: azure, secret: {env: OPS_TEST_RECEIVER_SECRET}}\n"
+    )
+    monkeypatch.setenv("OPS_TEST_RECEIVER_SECRET", "s" * 32)
+    settings = Settings.from_env({"KIOSK_HOME": str(tmp_path / "home"), "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml")})
+    before = {t.name for t in threading.enumerate()}
+    app = create_app(settings)
+    try:
+        started = {t.name for t in threading.enumerate()} - before
+        assert not {name for name in started if name.startswith("kiosk-")}
+    finally:
+        app.state.db.dispose()

@@ -183,6 +183,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        start_receivers()
         worker.start()
         for task in background:
             task.start()
@@ -215,7 +216,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker
-    stop_receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
+    start_receivers, stop_receivers = install_receivers(
+        app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog
+    )
     _install_error_handlers(app)
     _install_ops_routes(app, metrics)
     app.include_router(auth_routes.router)

@@ -255,10 +255,13 @@ def install_receivers(
     secrets: ResolvedSecrets,
     runs: Runs,
     catalog: Catalog,
-) -> Callable[[], None]:
-    """Add the receiver endpoint and API to ``app``, start the event writer and processor.
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Add the receiver endpoint and API to ``app``; returns ``(start, stop)`` for the event writer
+    and processor threads.
 
-    Returns ``stop``: call it at shutdown *before* the database is disposed (it stores the events
+    Call ``start`` when the server starts (the app's lifespan), not here: an app that is built and
+    never served (a config check, a test) must not leave threads polling a database that is about
+    to go away. Call ``stop`` at shutdown *before* the database is disposed (it stores the events
     already handed to the writer and lets the processor finish its batch). ``secrets`` supplies the
     directory relative ``{file: PATH}`` references resolve from; the receiver registry re-reads
     each reference itself so that a rotated secret retires the old URL at once.
@@ -276,11 +279,13 @@ def install_receivers(
     app.router.routes.insert(0, Route(PATH_PREFIX + "/{type}/{digest}", endpoint, name="receiver_webhook"))
     app.include_router(router)
     app.state.receivers = ReceiverRuntime(db, registry, tuple(config.watches))
-    writer.start()
-    processor.start()
+
+    def start() -> None:
+        writer.start()
+        processor.start()
 
     def stop() -> None:
         writer.stop()
         processor.stop()
 
-    return stop
+    return start, stop
