@@ -486,8 +486,11 @@ class Runs:
             if existing is not None:  # the common repeat, answered without validating anything again
                 return existing
         request = parse_run_request(raw)
-        # Every read on one connection: on PostgreSQL each pool checkout costs a liveness round trip.
-        with self.db.connect() as conn:
+        # One transaction for the reads and the writes: on PostgreSQL every pool checkout costs a
+        # liveness round trip and every transaction a BEGIN and a COMMIT/ROLLBACK (bench.action_latency,
+        # POST to the delivery's arrival: 10.9-11.3 ms -> 9.2-9.5 ms median). On SQLite the write lock
+        # is then held for the ~1 ms of validation, which delays another writer by as much.
+        with _watched_transaction(self.db, self.listener) as (conn, changes):
             action = self.actions.load(conn, identifier)
             if action.is_automation:
                 raise ValidationFailed(
@@ -503,28 +506,27 @@ class Runs:
             check_azure_org(action.invocation, self.actions.azure_orgs)
             expanded = self._expand_entity_inputs(conn, inputs)
 
-        run_id = new_run_id() if idempotency_key is None else run_id_for_key(idempotency_key)
-        now = _now()
-        trigger = trigger_of(actor, origin, now)
-        needs_approval = action.requires_approval
-        outbound: OutboundRequest | None = None
-        if not needs_approval:
-            ctx = RunContext(run_id, action.document, entity, expanded, trigger)
-            outbound = self._outbound(action, ctx, inputs.secrets)
-        row = run_row(
-            run_id,
-            action=action.identifier,
-            status=WAITING if needs_approval else IN_PROGRESS,
-            blueprint=action.blueprint,
-            entity=entity["identifier"] if entity is not None else None,
-            properties=inputs.masked(),
-            secrets=self.box.seal(run_id, inputs.secrets) if inputs.secrets else None,
-            origin=origin,
-            created_by=actor,
-            approval={"required": True} if needs_approval else None,
-            now=now,
-        )
-        with _watched_transaction(self.db, self.listener) as (conn, changes):
+            run_id = new_run_id() if idempotency_key is None else run_id_for_key(idempotency_key)
+            now = _now()
+            trigger = trigger_of(actor, origin, now)
+            needs_approval = action.requires_approval
+            outbound: OutboundRequest | None = None
+            if not needs_approval:
+                ctx = RunContext(run_id, action.document, entity, expanded, trigger)
+                outbound = self._outbound(action, ctx, inputs.secrets)
+            row = run_row(
+                run_id,
+                action=action.identifier,
+                status=WAITING if needs_approval else IN_PROGRESS,
+                blueprint=action.blueprint,
+                entity=entity["identifier"] if entity is not None else None,
+                properties=inputs.masked(),
+                secrets=self.box.seal(run_id, inputs.secrets) if inputs.secrets else None,
+                origin=origin,
+                created_by=actor,
+                approval={"required": True} if needs_approval else None,
+                now=now,
+            )
             inserted = _insert_run_once(conn, row) if idempotency_key is not None else _insert_run(conn, row)
             if inserted:
                 if outbound is not None:

@@ -394,10 +394,12 @@ class Catalog:
         """Rows as the API shows them; ``docs``: blueprint documents the caller already loaded."""
         if not rows:
             return []
-        rels = self._relations_of(conn, [r.id for r in rows])
         docs = dict(docs or {})
         for bp in {r.blueprint for r in rows} - docs.keys():
             docs[bp] = self._load_blueprint(conn, bp).document
+        # No relations defined, no edges to read: a query (a round trip on PostgreSQL) saved.
+        related = [r.id for r in rows if docs[r.blueprint].get("relations")]
+        rels = self._relations_of(conn, related) if related else {}
         out = []
         for r in rows:
             bp_doc = docs[r.blueprint]
