@@ -197,32 +197,7 @@ def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tm
     runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)))
     reactor = FlakyReactor(Reactor(config.watches, runs, catalog), fail=1)
     processor = EventProcessor(db, reactor, worker_id="t1")
-    match = {
-        "watch": "w",
-        "kind": "image",
-        "repository": "r.io/app",
-        "tag": "7",
-        "ref": None,
-        "change": None,
-        "commit": None,
-    }
-    record = EventRecord(
-        receiver="acr",
-        project=None,
-        received_at=utcnow(),
-        outcome="refreshed",
-        status_code=200,
-        sender="acr",
-        event_type="push",
-        delivery_id="d1",
-        refreshed=1,
-        matches=[match],
-        summary={"repository": "r.io/app", "tag": "7"},
-        payload='{"action": "push"}',
-        accepted=True,
-        react=True,
-        dedupe_key="acr:acr:d1",
-    )
+    record = _push_record("7", "d1")
     with db.begin() as conn:
         [stored] = store_events(conn, [record])
     with db.begin() as conn:  # the same event redelivered in a later batch: a duplicate, no job
@@ -271,10 +246,11 @@ watches:
 """
 
 
-def _store_push(db: Database, tag: str, delivery_id: str) -> int:
+def _push_record(tag: str, delivery_id: str) -> EventRecord:
+    """An accepted ACR push of ``r.io/app:<tag>`` that matched watch ``w`` and has reactions to fire."""
     match = {"watch": "w", "kind": "image", "repository": "r.io/app", "tag": tag}
     match.update(ref=None, change=None, commit=None)
-    record = EventRecord(
+    return EventRecord(
         receiver="acr",
         project=None,
         received_at=utcnow(),
@@ -291,6 +267,10 @@ def _store_push(db: Database, tag: str, delivery_id: str) -> int:
         react=True,
         dedupe_key=f"acr:acr:{delivery_id}",
     )
+
+
+def _store_push(db: Database, tag: str, delivery_id: str) -> int:
+    record = _push_record(tag, delivery_id)
     with db.begin() as conn:
         [stored] = store_events(conn, [record])
     assert stored.event_id is not None
