@@ -54,3 +54,18 @@ def test_an_app_that_is_never_served_starts_no_threads(tmp_path: Path, monkeypat
         assert not {name for name in started if name.startswith("kiosk-")}
     finally:
         app.state.db.dispose()
+
+
+def test_fastapis_opentelemetry_is_opt_in(tmp_path: Path) -> None:
+    """Off unless KIOSK_OTEL asks for it: FastAPI would otherwise ask the global OpenTelemetry
+    providers on every request whether they are configured."""
+    env = {"KIOSK_HOME": str(tmp_path / "home")}
+    assert Settings.from_env(env).otel is False
+    assert Settings.from_env({**env, "KIOSK_OTEL": "true"}).otel is True
+    for otel, expected in ((False, False), (True, True)):
+        app = create_app(Settings.from_env({**env, "KIOSK_OTEL": str(otel).lower()}))
+        try:
+            flags = app._telemetry  # FastAPI's resolved telemetry settings
+            assert (flags["tracing"], flags["metrics"], flags["logs"]) == (expected, expected, expected)
+        finally:
+            app.state.db.dispose()

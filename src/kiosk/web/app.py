@@ -203,6 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         default_response_class=FastJSONResponse,
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     metrics = Metrics()
     app.state.settings = settings
