@@ -61,6 +61,15 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 @dataclass(frozen=True)
+class InstalledReceivers:
+    """What :func:`install_receivers` hands back to the app factory."""
+
+    start: Callable[[], None]
+    stop: Callable[[], None]
+    endpoint: ReceiverEndpoint
+
+
+@dataclass(frozen=True)
 class ReceiverRuntime:
     """What the API routes read (``app.state.receivers``)."""
 
@@ -255,9 +264,9 @@ def install_receivers(
     secrets: ResolvedSecrets,
     runs: Runs,
     catalog: Catalog,
-) -> tuple[Callable[[], None], Callable[[], None]]:
-    """Add the receiver endpoint and API to ``app``; returns ``(start, stop)`` for the event writer
-    and processor threads.
+) -> InstalledReceivers:
+    """Add the receiver endpoint and API to ``app``; returns ``start``/``stop`` for the event writer
+    and processor threads, and the endpoint (for the app's :class:`~kiosk.web.lane.WebhookLane`).
 
     Call ``start`` when the server starts (the app's lifespan), not here: an app that is built and
     never served (a config check, a test) must not leave threads polling a database that is about
@@ -288,4 +297,4 @@ def install_receivers(
         writer.stop()
         processor.stop()
 
-    return start, stop
+    return InstalledReceivers(start, stop, endpoint)
