@@ -21,15 +21,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.servers import free_port, serving
+from tests.servers import serving
+from tests.web.azure_stack import kiosk_and_emulator
 from tests.web.live import LiveServer, start_server
 
-from kiosk.auth.clients import create_client
-from kiosk.emulator.bootstrap import build_emulator
-from kiosk.emulator.config import load_emulator_config
 from kiosk.settings import Settings
 from kiosk.store.tables import action_runs, deliveries, jobs
-from kiosk.web.app import create_app
 
 # --------------------------------------------------------------------------------- a receiver
 
@@ -435,37 +432,16 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {"E2E_PAT": "pat-1", "E2E_SIGNING_SECRET": "shared-signing-secret"}.items():
-        monkeypatch.setenv(name, value)
-    kiosk_port, emulator_port = free_port(), free_port()
-    kiosk_url, emulator_url = f"http://127.0.0.1:{kiosk_port}", f"http://127.0.0.1:{emulator_port}"
-    (tmp_path / "kiosk.yaml").write_text(KIOSK.format(emulator_url=emulator_url))
-    settings = Settings.from_env(
-        {
-            "KIOSK_HOME": str(tmp_path / "home"),
-            "KIOSK_DATABASE_URL": database_url,
-            "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
-        }
-    )
-    app = create_app(settings)
-    client_id, secret = create_client(app.state.db, "member", "pipeline")
-    monkeypatch.setenv("E2E_CLIENT_SECRET", secret)
-    (tmp_path / "repo").mkdir()
-    (tmp_path / "repo" / "azure-pipelines.yml").write_text(PIPELINE)
-    (tmp_path / "emulator.yaml").write_text(EMULATOR.format(kiosk_url=kiosk_url, client_id=client_id))
-    emulator = build_emulator(
-        load_emulator_config(tmp_path / "emulator.yaml"), config_dir=tmp_path, base_url=emulator_url
-    )
-    with serving(emulator.app, emulator_port), serving(app, kiosk_port):
-        admin = create_client(app.state.db, "admin", "test")
-        token = httpx.post(
-            f"{kiosk_url}/v1/auth/access_token", json={"clientId": admin[0], "clientSecret": admin[1]}
-        ).json()["accessToken"]
-        with (
-            httpx.Client(base_url=kiosk_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as k,
-            httpx.Client(base_url=emulator_url, headers={"Authorization": "Bearer pat-1"}, timeout=30) as e,
-        ):
-            yield Stack(k, e)
+    with kiosk_and_emulator(
+        tmp_path,
+        database_url,
+        monkeypatch,
+        env={"E2E_PAT": "pat-1", "E2E_SIGNING_SECRET": "shared-signing-secret"},
+        kiosk_yaml=lambda _kiosk_url, emulator_url: KIOSK.format(emulator_url=emulator_url),
+        emulator_yaml=lambda kiosk_url, client_id: EMULATOR.format(kiosk_url=kiosk_url, client_id=client_id),
+        pipeline=PIPELINE,
+    ) as (kiosk, emulator):
+        yield Stack(kiosk, emulator)
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:

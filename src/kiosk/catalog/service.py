@@ -788,6 +788,7 @@ class Catalog:
         known = {bp: self._target_ids(conn, bp, idents) for bp, idents in wanted.items()}
         by_relation = {name: known.get(rel["target"], {}) for name, rel in rel_defs.items()}
         now = _now()
+        no_self: set[str] = set()  # no self-relations on this path (see above)
         stored: list[Future[list[dict[str, Any]]]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-bulk-writer") as writer:
             for start in range(0, len(batch), PIPELINE_CHUNK):
@@ -795,11 +796,11 @@ class Catalog:
                     item
                     for index, entity in batch[start : start + PIPELINE_CHUNK]
                     if (item := _resolve_one(compiled, index, entity, existing, upsert, merge, outcome)) is not None
-                    and _targets_exist(compiled, item, by_relation, set(), set(), outcome)
+                    and _targets_exist(compiled, item, by_relation, no_self, no_self, outcome)
                 ]
                 if stored and stored[-1].done():
                     stored[-1].result()  # a failed stage stops the call at once, not at the end
-                stored.append(writer.submit(self._store, conn, compiled, stage, by_relation, set(), now, actor))
+                stored.append(writer.submit(self._store, conn, compiled, stage, by_relation, no_self, now, actor))
             return [result for future in stored for result in future.result()]
 
     def _write_at_once(

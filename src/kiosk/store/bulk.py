@@ -1,10 +1,12 @@
 """Set-based entity writes: a handful of statements per batch, whatever its size.
 
 SQLAlchemy's Core ``executemany`` spends more time building parameter dicts than the database
-spends storing the rows, so these functions go to the driver. On SQLite that is the driver's own
-``executemany`` with positional tuples: SQLite runs each row with the GIL released, and it measured
-1.6x faster than one ``INSERT ... SELECT ... FROM json_each(?)`` (which re-parses the JSON text for
-every column). New ids are assigned here, from ``max(id) + 1``: kiosk's write transactions on
+spends storing the rows, so these functions go to the driver. On SQLite, new entities and edges go
+in as one ``INSERT ... SELECT ... FROM json_each(?)`` each: the whole statement runs in C with the
+GIL released, which is what lets the catalog's pipelined bulk write validate one stage while the
+previous one is stored (the driver's ``executemany`` is about as fast alone, but takes the GIL back
+after every row and then stalls behind the validating thread). Updates, rarer, use the driver's
+``executemany``. New ids are assigned here, from ``max(id) + 1``: kiosk's write transactions on
 SQLite begin IMMEDIATE, so no other writer can take an id in between, and the ids are known
 without reading them back. On PostgreSQL, a COPY stream (psycopg runs ``executemany`` as one
 statement per row) and one SELECT for the ids. Everything runs inside the caller's transaction.

@@ -35,12 +35,10 @@ from kiosk.config.model import KioskConfig
 from kiosk.config.resolved import resolve_config_secrets
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
-from kiosk.receivers.urls import PATH_PREFIX as RECEIVERS_PREFIX
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
 from kiosk.web.background import retention_pruner, run_sweeper, subscription_keeper
 from kiosk.web.bodies import COMPONENTS
-from kiosk.web.lane import WebhookLane
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
 from kiosk.web.responses import FastJSONResponse, error_response
@@ -219,8 +217,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker
-    receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
-    start_receivers, stop_receivers = receivers.start, receivers.stop
     _install_error_handlers(app)
     _install_ops_routes(app, metrics)
     app.include_router(auth_routes.router)
@@ -231,8 +227,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(azure_hook_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # Outermost of kiosk's middlewares: receiver events skip the stack (see kiosk.web.lane).
-    app.add_middleware(WebhookLane, prefix=RECEIVERS_PREFIX, endpoint=receivers.endpoint, metrics=metrics)
+    # After the middlewares: the receivers' lane goes in front of them (see kiosk.web.lane).
+    receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
+    start_receivers, stop_receivers = receivers.start, receivers.stop
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
