@@ -1,10 +1,11 @@
 """Shared machinery for the benchmarks: databases, a real kiosk server, statistics, reporting.
 
-Each benchmark starts kiosk the way it runs in production — uvicorn, one worker, in its own
-process, on loopback — against a fresh database: a SQLite file in a temporary directory, or a
-database on a throwaway PostgreSQL server (``tests/pg.py``, the one the tests use). It drives the
-server over HTTP with httpx and prints its figures next to a baseline measured in the same run, on
-the same machine and engine, so the ratio means something even where absolute numbers do not.
+Each benchmark starts kiosk the way it runs in production — kiosk's server (uvicorn with its
+deadlines and connection cap, ``kiosk.web.server``), one process, on loopback — against a fresh
+database: a SQLite file in a temporary directory, or a database on a throwaway PostgreSQL server
+(``tests/pg.py``, the one the tests use). It drives the server over HTTP with httpx and prints its
+figures next to a baseline measured in the same run, on the same machine and engine, so the ratio
+means something even where absolute numbers do not.
 
 Run the scripts from the repository root as modules (``python -m bench.bulk_upsert``) or through
 ``make bench``.
@@ -42,7 +43,7 @@ ENGINES = ("sqlite", "postgres")
 BULK_BATCH = 20_000
 
 
-# -- the app factory uvicorn imports in the server process ---------------------------------------
+# -- the app factory the server process imports ------------------------------------------------
 
 
 def app_factory() -> FastAPI:
@@ -138,7 +139,7 @@ def _free_port() -> int:
 
 
 class KioskServer:
-    """``uvicorn --factory bench.common:app_factory`` on loopback, with an admin token ready."""
+    """``python -m kiosk.web.server --factory bench.common:app_factory`` on loopback, with an admin token ready."""
 
     def __init__(
         self,
@@ -162,24 +163,9 @@ class KioskServer:
 
     def start(self) -> KioskServer:
         env = {**os.environ, "KIOSK_HOME": str(self.home), "KIOSK_DATABASE_URL": self.database_url, **self.extra_env}
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            self.factory,
-            "--factory",
-            "--app-dir",
-            str(ROOT),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        # kiosk's server (uvicorn with kiosk's deadlines and connection cap), as `kiosk serve` runs it.
+        command = [sys.executable, "-m", "kiosk.web.server", self.factory, "--factory", "--app-dir", str(ROOT)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log

@@ -1,6 +1,6 @@
 """Sustained webhook deliveries per second, against bare httpx POSTs of the same bodies.
 
-A receiver answering 200 runs in its own process (uvicorn, one worker, a bare ASGI app) on
+A receiver answering 200 runs in its own process (kiosk.web.server, a bare ASGI app) on
 loopback. For each engine, a fresh database gets ``--total`` deliveries (enqueued beforehand, not
 timed); a :class:`~kiosk.delivery.worker.DeliveryWorker` with ``--workers`` sender threads then
 drains them: claim, sign (Standard Webhooks + Port headers), POST, record the attempt, update the
@@ -68,8 +68,8 @@ class Receiver:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
-        command = [sys.executable, "-m", "uvicorn", "bench.delivery:receiver_app", "--app-dir", str(ROOT)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning"]
+        command = [sys.executable, "-m", "kiosk.web.server", "bench.delivery:receiver_app", "--app-dir", str(ROOT)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
         deadline = time.monotonic() + 60
         while True:

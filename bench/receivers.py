@@ -102,6 +102,9 @@ class ReceiverServer(KioskServer):
             env={"KIOSK_CONFIG": str(self.config_path), "BENCH_RECEIVER_SECRET": SECRET},
         )
         lines = ["receivers:", f"  - {{name: {RECEIVER}, type: azure, secret: {{env: BENCH_RECEIVER_SECRET}}}}"]
+        # Every event of every round must still be stored when the bench counts them: kiosk's
+        # default keeps 10,000 per receiver, and the pruner would thin the rounds mid-run.
+        lines.append("retention: {receiverEvents: {maxPerReceiver: 1000000}}")
         lines.append("watches:")
         lines += [
             f"  - {{name: w{n}, subscriptions: [{{image: {HOST}/app-{n}, tags: ['1.*']}}]}}" for n in range(watches)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 SECRET = "bench-secret"  # a benchmark's throwaway key
+PAT = "bench-pat"  # the bench org's personal access token (the runs list needs it; the trigger does not)
+BARE = "/_bench/_apis/public/bare"  # under the public prefix: like the trigger, no PAT check
 BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"},"id":"%d"}}'
 
 PIPELINE = """\
@@ -58,6 +60,7 @@ CONFIG = """\
 settings: {executeRuns: false, retainRuns: 1000000, retainTriggers: 1000}
 orgs:
   - name: bench
+    personalAccessTokens: [{env: BENCH_PAT}]
     projects:
       - name: bench
         connections:
@@ -86,7 +89,7 @@ def app_factory() -> FastAPI:
         load_emulator_config(config), config_dir=config.parent, base_url=os.environ["BENCH_BASE_URL"]
     )
 
-    @server.app.post("/_bench/bare")
+    @server.app.post(BARE)
     async def bare(request: Request) -> Response:
         await request.body()
         return Response(status_code=200)
@@ -119,9 +122,18 @@ def main(argv: list[str] | None = None) -> int:
             "BENCH_EMULATOR_CONFIG": str(base / "emulator.yaml"),
             "BENCH_BASE_URL": f"http://127.0.0.1:{port}",
             "BENCH_WEBHOOK_SECRET": SECRET,
+            "BENCH_PAT": PAT,
         }
-        command = [sys.executable, "-m", "uvicorn", "bench.trigger:app_factory", "--factory", "--app-dir", str(ROOT)]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+        command = [
+            sys.executable,
+            "-m",
+            "kiosk.web.server",
+            "bench.trigger:app_factory",
+            "--factory",
+            "--errors",
+            "azure",
+        ]
+        command += ["--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
         process = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
             deadline = time.monotonic() + 60
@@ -141,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 body = BODY % i
                 headers = {"Content-Type": "application/json", "X-WH-Checksum": sign_azure_checksum(SECRET, body)}
                 triggers.append(raw_request("POST", path, body, headers))
-                bare.append(raw_request("POST", "/_bench/bare", body, headers))
+                bare.append(raw_request("POST", BARE, body, headers))
             hammer(port, triggers, total=200, concurrency=args.concurrency)  # warm-up (also fills caches)
             hammer(port, bare, total=200, concurrency=args.concurrency)
             trigger_rates, bare_rates, trigger_lat, bare_lat = [], [], [], []
@@ -154,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 rate, lat, statuses = hammer(port, bare, total=args.total, concurrency=args.concurrency)
                 bare_rates.append(rate)
                 bare_lat += lat
-            runs = httpx.get(f"http://127.0.0.1:{port}/bench/bench/_apis/pipelines/1/runs?api-version=7.1", timeout=60)
+            runs_url = f"http://127.0.0.1:{port}/bench/bench/_apis/pipelines/1/runs?api-version=7.1"
+            runs = httpx.get(runs_url, timeout=60, auth=("", PAT))
             queued = runs.json()["count"]
         finally:
             process.send_signal(signal.SIGINT)

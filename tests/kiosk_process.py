@@ -1,7 +1,8 @@
 """kiosk as a real server process, for tests (and benchmarks) that kill it, restart it or run two.
 
-:class:`KioskProcess` runs ``uvicorn --factory tests.kiosk_process:app_factory`` (one worker, so
-the process we start *is* the server: SIGKILL hits kiosk itself, not a supervisor) with
+:class:`KioskProcess` runs ``python -m kiosk.web.server --factory tests.kiosk_process:app_factory``
+(kiosk's server, one process, so the process we start *is* the server: SIGKILL hits kiosk itself,
+not a supervisor) with
 ``KIOSK_HOME``, ``KIOSK_DATABASE_URL`` and ``KIOSK_CONFIG`` (a kiosk.yaml) in its environment,
 waits for ``/healthz`` and hands out an httpx client with an admin token.
 
@@ -23,10 +24,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tests.servers import free_port
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 LEASE_ENV = "KIOSK_TEST_LEASE_SECONDS"
+#: The master key every test process gets (processes sharing a database must share their key; each
+#: has its own KIOSK_HOME, so a generated key file would differ). ``env`` may override it.
+TEST_SECRET_KEY = "kiosk-test-master-key-" + "0123456789abcdef" * 2
 
 
 def app_factory() -> FastAPI:
@@ -68,7 +73,7 @@ def prepare_database(database_url: str) -> tuple[str, str]:
 
 class KioskProcess:
     """One kiosk server process on loopback. ``start()`` may be called again after ``kill()``/``stop()``
-    (same port, same database): a restart. ``factory`` is the ``module:function`` uvicorn builds
+    (same port, same database): a restart. ``factory`` is the ``module:function`` the server builds
     the app with (one that wraps :func:`app_factory`, say, to instrument it)."""
 
     def __init__(
@@ -81,6 +86,7 @@ class KioskProcess:
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
         factory: str = "tests.kiosk_process:app_factory",
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.home = home
         self.database_url = database_url
@@ -89,6 +95,8 @@ class KioskProcess:
         self.extra_env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.factory = factory
+        #: Run in the child before it starts (e.g. ``resource.setrlimit`` for a low fd limit).
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / "server.log"
@@ -110,17 +118,24 @@ class KioskProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
+            "KIOSK_SECRET_KEY": TEST_SECRET_KEY,
             **self.extra_env,
             "KIOSK_HOME": str(self.home),
             "KIOSK_DATABASE_URL": self.database_url,
             "KIOSK_CONFIG": str(self.config_path),
         }
-        command = [sys.executable, "-m", "uvicorn", self.factory, "--factory"]
-        command += ["--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        command += ["--no-access-log", "--log-level", "warning"]
+        # kiosk's server (uvicorn with kiosk's deadlines and connection cap), as `kiosk serve` runs it.
+        command = [sys.executable, "-m", "kiosk.web.server", self.factory, "--factory", "--app-dir", str(ROOT)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=self.preexec_fn,  # sets resource limits in the child (tests of fd exhaustion)
             )
 
     def wait_ready(self) -> None:
@@ -210,3 +225,13 @@ class KioskProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def fresh_kiosk(directory: Path, config: str = "{}\n", **options: Any) -> KioskProcess:
+    """A :class:`KioskProcess` (not started) on a new SQLite database under ``directory``, with
+    ``config`` as its kiosk.yaml; ``options`` go to :class:`KioskProcess` (``env``, ``preexec_fn``...)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "kiosk.yaml"
+    config_path.write_text(config)
+    database_url = f"sqlite:///{directory / 'kiosk.db'}"
+    return KioskProcess(directory / "home", database_url, config_path, prepare_database(database_url), **options)

@@ -1,4 +1,4 @@
-"""Real HTTP servers on loopback for the tests: any ASGI app under uvicorn in a thread."""
+"""Real HTTP servers on loopback for the tests: any ASGI app under kiosk's server (uvicorn) in a thread."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import Any
 
 import uvicorn
 
+from kiosk.settings import HttpLimits
+from kiosk.web.server import server_config
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -19,10 +22,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
+def serving(app: Any, port: int | None = None, limits: HttpLimits | None = None) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = server_config(app, "127.0.0.1", port, limits, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

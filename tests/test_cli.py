@@ -151,6 +151,8 @@ def test_serve_runs_uvicorn_with_the_app_and_graceful_shutdown(
 ) -> None:
     import uvicorn
 
+    from kiosk.web.server import GuardedHttpProtocol
+
     seen: dict[str, Any] = {}
     fake_web = types.ModuleType("kiosk.web.app")
 
@@ -160,7 +162,14 @@ def test_serve_runs_uvicorn_with_the_app_and_graceful_shutdown(
 
     fake_web.create_app = create_app  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kiosk.web.app", fake_web)
-    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: seen.update(app=app_, **kw))
+
+    def run(server: uvicorn.Server, sockets: Any = None) -> None:
+        config = server.config
+        seen.update(app=config.app, host=config.host, port=config.port, log_level=config.log_level)
+        seen.update(timeout_graceful_shutdown=config.timeout_graceful_shutdown, log_config=config.log_config)
+        seen.update(http=config.http)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setenv("KIOSK_CONFIG", str(tmp_path / "from-env.yaml"))
 
     result = runner.invoke(app, ["serve", "--config", str(DEMO), "--port", "9123", "--log-level", "warning"])
@@ -171,6 +180,7 @@ def test_serve_runs_uvicorn_with_the_app_and_graceful_shutdown(
     assert (seen["host"], seen["port"], seen["log_level"]) == ("127.0.0.1", 9123, "warning")
     assert seen["timeout_graceful_shutdown"] == 10
     assert seen["log_config"] is None  # kiosk's redacting handler stays in charge
+    assert seen["http"] is GuardedHttpProtocol  # kiosk's server: deadlines for slow clients, a connection cap
 
 
 def test_serve_startup_failure_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

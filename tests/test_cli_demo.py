@@ -64,9 +64,19 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
         assert "HTTP 200" in sent.stdout and "1 run(s) queued" in sent.stdout
         log_url = re.search(r"run 1 log: (\S+)", sent.stdout)
         assert log_url is not None, sent.stdout
-        log = httpx.get(log_url.group(1), timeout=60).text
+        pat = (tmp_path / "home" / "demo-pat").read_text().strip()
+        assert f"Personal access token of org demo: {pat}" in text  # printed, and saved under KIOSK_HOME
+        assert stat.S_IMODE((tmp_path / "home" / "demo-pat").stat().st_mode) == 0o600
+        assert httpx.get(log_url.group(1), timeout=60).status_code == 401  # the emulator's API needs the PAT
+        log = httpx.get(log_url.group(1), timeout=60, auth=("", pat)).text
         assert any(line.endswith(" Hello, world!") for line in log.splitlines()), log
         assert "subtitle: I'm using WebHooks!" in log
+
+        # "Why no run?", as printed: the curl carries the PAT and reads the trigger records.
+        start = text.index("Why no run?")
+        why = text[text.index("curl", start) : text.index("\n", start)].replace(".kiosk/", str(tmp_path / "home") + "/")
+        records = subprocess.run(["bash", "-c", why], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert records.returncode == 0 and orjson.loads(records.stdout)["value"][0]["queuedRuns"] == [1], records
 
         # The Deploy service action, as printed: delivered to the emulator, the pipeline reports back.
         start = text.index("actions run deploy_service")

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.emulator.conftest import PAT, EmulatorFactory, start_emulator
 from typer.testing import CliRunner
 
 from kiosk.cli import app
+
+__all__ = ["start_emulator"]  # the emulator fixture, used by the send tests
 
 PRETTY = '{\n  "resource": {"message": {"title": "Hello, world!", "subtitle": "I\'m using WebHooks!"}}\n}\n'
 MINIFIED = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
@@ -87,6 +90,50 @@ def test_send_reports_an_unreachable_url_in_one_line(body: Path) -> None:
     result = CliRunner().invoke(app, ["send", "http://127.0.0.1:9/x", str(body), "--secret", "s"])
     assert result.exit_code == 1
     assert "could not reach" in result.output and "Traceback" not in result.output
+
+
+def test_send_reads_why_from_the_emulator_with_the_orgs_pat(body: Path, start_emulator: EmulatorFactory) -> None:
+    emulator = start_emulator(execute=False)
+    url = f"{emulator.base_url}/fabrikam/_apis/public/distributedtask/webhooks/IncomingWH?api-version=6.0-preview"
+    command = ["send", url, str(body), "--secret", "secret", "--header", "X-WH-Checksum"]
+    without = CliRunner().invoke(app, command, env={"AZURE_DEVOPS_EXT_PAT": None})
+    assert without.exit_code == 0 and "HTTP 200" in without.output
+    assert "pass --pat (or $AZURE_DEVOPS_EXT_PAT) to read what it queued" in without.output
+    wrong = CliRunner().invoke(app, [*command, "--pat", "wrong"], env={"AZURE_DEVOPS_EXT_PAT": None})
+    assert "its record could not be read (HTTP 401)" in wrong.output
+    with_pat = CliRunner().invoke(app, command, env={"AZURE_DEVOPS_EXT_PAT": PAT})
+    assert with_pat.exit_code == 0, with_pat.output
+    assert "1 run(s) queued" in with_pat.output and "/_emulator/runs/fabrikam/3/log" in with_pat.output
+    assert PAT not in with_pat.output
+
+
+# ---------------------------------------------------------------------------- kiosk emulator
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            "orgs:\n  - name: acme\n",
+            "org 'acme' has no personalAccessTokens: its REST API would be open to anything",
+        ),
+        ("settings: {accessToken: {env: X}}\n", "settings.accessToken was replaced by a PAT per org"),
+        ("orgs:\n  - name: acme\n    personalAccessTokens: [the-pat]\n", "secrets must be references"),
+        ("{}\n", "the emulator serves no org, so no personal access token could open its REST API"),
+    ],
+)
+def test_the_emulator_refuses_to_start_without_a_pat_per_org(tmp_path: Path, config: str, message: str) -> None:
+    path = tmp_path / "emulator.yaml"
+    path.write_text(config)
+    result = CliRunner().invoke(app, ["emulator", "--config", str(path), "--port", "0", "--no-execute"])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split()), result.output
+    assert "the-pat" not in result.output and "Traceback" not in result.output
+
+
+def test_the_emulator_without_a_config_refuses_to_start() -> None:
+    result = CliRunner().invoke(app, ["emulator", "--port", "0"])
+    assert result.exit_code != 0 and "personalAccessTokens" in result.output
 
 
 # ---------------------------------------------------------------------------- kiosk pipeline expand | run

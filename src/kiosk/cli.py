@@ -47,9 +47,15 @@ app = typer.Typer(
     add_completion=False,
 )
 credentials_app = typer.Typer(
-    name="credentials", help="Create and list API clients (client id + secret).", no_args_is_help=True
+    name="credentials", help="Create, list and revoke API clients (client id + secret).", no_args_is_help=True
+)
+keys_app = typer.Typer(
+    name="keys",
+    help="The master key that signs tokens and seals secrets (kept outside the database).",
+    no_args_is_help=True,
 )
 app.add_typer(credentials_app)
+app.add_typer(keys_app)
 app.add_typer(pipeline_app)
 app.add_typer(actions_app)
 app.add_typer(runs_app)
@@ -154,20 +160,24 @@ def serve(
     # or database is reported here as one line, before the port is bound.
     app_ = create_app(settings)
     from kiosk.web.runtime import tune_for_server
+    from kiosk.web.server import server_config
 
     tune_for_server()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     sys.stdout.write(serve_banner(settings, shown, port))
     sys.stdout.flush()
-    uvicorn.run(
-        app_,
-        host=host,
-        port=port,
-        log_config=None,  # keep kiosk's redacting handler (configure_logging routes uvicorn's loggers)
-        log_level=log_level.value,
-        timeout_graceful_shutdown=10,
-        server_header=False,
+    server = uvicorn.Server(
+        server_config(
+            app_,
+            host,
+            port,
+            settings.http,
+            log_config=None,  # keep kiosk's redacting handler (configure_logging routes uvicorn's loggers)
+            log_level=log_level.value,
+            timeout_graceful_shutdown=10,
+        )
     )
+    server.run()
 
 
 def serve_banner(settings: Settings, host: str, port: int) -> str:
@@ -200,7 +210,9 @@ def apply(config: ConfigOption = None) -> None:
     from kiosk.actions.automations import Automations
     from kiosk.actions.service import Actions
     from kiosk.catalog.service import Catalog
+    from kiosk.core import jq_engine
 
+    jq_engine.configure(loaded.jq.limits())  # automations' conditions run bounded, as in the server
     with _database(settings) as db:
         # The same wiring as the server: entities kiosk.yaml changes fire automations (their
         # deliveries are stored here and sent by the server's worker).
@@ -253,17 +265,70 @@ def credentials_list() -> None:
     with _database(_settings()) as db:
         clients = list_clients(db)
     table = Table()
-    for column in ("client id", "role", "name", "created"):
+    for column in ("client id", "role", "name", "created", "revoked"):
         table.add_column(column)
+
+    def when(value: object) -> str:
+        return value.isoformat(timespec="seconds") if isinstance(value, datetime) else str(value or "")
+
     for client in clients:
-        created = client.get("created_at")
         table.add_row(
             str(client["client_id"]),
             str(client["role"]),
             str(client.get("name") or ""),
-            created.isoformat(timespec="seconds") if isinstance(created, datetime) else str(created or ""),
+            when(client.get("created_at")),
+            when(client.get("revoked_at")),
         )
     Console().print(table)
+
+
+@credentials_app.command("revoke")
+@reports_errors
+def credentials_revoke(client_id: Annotated[str, typer.Argument(help="The client id (kc_...).")]) -> None:
+    """Revoke an API client: its secret gets no token, its tokens are refused within seconds."""
+    from kiosk.auth.clients import revoke_client
+
+    _quiet_logging()
+    with _database(_settings()) as db:
+        row = revoke_client(db, client_id)
+    typer.echo(f"revoked {row['client_id']} ({row['role']}) at {row['revoked_at'].isoformat(timespec='seconds')}")
+
+
+@keys_app.command("rotate")
+@reports_errors
+def keys_rotate() -> None:
+    """Re-seal stored secrets under the current master key, after a new key was put first.
+
+    Put the new key first and the old one after it (KIOSK_SECRET_KEY=new,old, or one per line in
+    the key file), restart every process with that, then run this.
+    """
+    from kiosk.actions.secrets import SecretBox
+    from kiosk.auth.keystore import bind_keyring, migrate_legacy_keys, reseal_stored
+
+    _quiet_logging()
+    settings = _settings()
+    ring = settings.keyring()
+    with _database(settings) as db:
+        bind_keyring(db, ring)
+        migrate_legacy_keys(db, ring)
+        report = reseal_stored(db, SecretBox.from_keyring(ring))
+    typer.echo(
+        f"re-sealed {report.runs} run input set(s) and {report.bodies} delivery body(ies) "
+        f"under key {ring.current.key_id} (from {ring.source})"
+    )
+    if report.unopened:
+        for item in report.unopened:
+            typer.echo(f"not re-sealed: {item}", err=True)
+        raise ConfigError(f"{len(report.unopened)} sealed item(s) did not open with any key; keep the old keys")
+    if ring.retired:
+        retired = ", ".join(k.key_id for k in ring.retired)
+        hours = settings.token_ttl_seconds / 3600
+        typer.echo(
+            f"nothing is sealed under the retired key(s) {retired} any more. Tokens they signed stay valid until "
+            f"they expire: drop them from the key source {hours:g} hour(s) after every process runs with the new key."
+        )
+    else:
+        typer.echo("the key source holds no retired key; nothing else to do.")
 
 
 def main(argv: list[str] | None = None) -> Any:

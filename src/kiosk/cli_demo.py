@@ -5,8 +5,8 @@ One process so one Ctrl-C stops both, and so a new user types one command. The d
 read with the chosen host and ports put in their place. Their secrets are references to
 ``KIOSK_DEMO_*`` variables, which this command fills from files it generates once under
 ``$KIOSK_HOME`` (mode 0600): the webhook signing secret the emulator's service connections and
-kiosk's Azure DevOps org share, the emulator's PAT, the service-hook password, and a member API
-client for the deploy pipeline to report back with.
+kiosk's Azure DevOps org share, the emulator's PAT and the service-hook password. The deploy
+pipeline reports back with the report token in its run's payload, so it needs no API client.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 
 from kiosk.cli_errors import reports_errors
@@ -64,7 +63,6 @@ def demo(
     """Run the demo: kiosk on PORT (SQLite, demo catalog) and the Azure DevOps emulator on EMULATOR_PORT."""
     import uvicorn
 
-    from kiosk.auth.clients import create_client
     from kiosk.cli import _settings, serve_banner
     from kiosk.emulator.bootstrap import build_emulator
     from kiosk.emulator.config import parse_emulator_config
@@ -73,6 +71,7 @@ def demo(
     from kiosk.receivers.urls import receiver_digest
     from kiosk.web.app import create_app
     from kiosk.web.runtime import tune_for_server
+    from kiosk.web.server import azure_error_body, kiosk_error_body, server_config
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     kiosk_url, emulator_url = f"http://{shown}:{port}", f"http://{shown}:{emulator_port}"
@@ -91,16 +90,6 @@ def demo(
     portal = create_app(settings)
     tune_for_server()
 
-    client_file = home / "demo-pipeline-client"
-    if not client_file.exists():
-        client_id, client_secret = create_client(portal.state.db, "member", "demo deploy pipeline")
-        fd = os.open(client_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps({"clientId": client_id, "clientSecret": client_secret}))
-    client = orjson.loads(client_file.read_bytes())
-    os.environ["KIOSK_DEMO_PIPELINE_CLIENT_ID"] = client["clientId"]
-    os.environ["KIOSK_DEMO_PIPELINE_CLIENT_SECRET"] = client["clientSecret"]
-
     emulator_text = _render((DEMO_DIR / "emulator.yaml").read_text(), kiosk_url, emulator_url)
     emulator = build_emulator(
         parse_emulator_config(emulator_text, DEMO_DIR / "emulator.yaml"),
@@ -110,19 +99,24 @@ def demo(
     )
 
     secret_file = _display(home / "demo-webhook-secret")
+    pat_file = _display(home / "demo-pat")
+    pat_auth = f'-u ":$(cat {pat_file})"'
     digest = receiver_digest(None, "acr", os.environ["KIOSK_DEMO_RECEIVER_SECRET"])  # the demo receiver
     url = trigger_url(emulator_url, "demo", "IncomingWH")
     env_prefix = "" if home.resolve() == (Path.cwd() / ".kiosk").resolve() else f"KIOSK_HOME={_display(home)} "
     sys.stdout.write(
         serve_banner(settings, shown, port)
-        + f"Azure DevOps emulator on {emulator_url}  (org demo, project demo: pipelines hello and deploy)\n\n"
+        + f"Azure DevOps emulator on {emulator_url}  (org demo, project demo: pipelines hello and deploy)\n"
+        + f"  Personal access token of org demo: {os.environ['KIOSK_DEMO_PAT']}  (saved in {pat_file})\n"
+        + "  Every emulator route but the webhook trigger needs it: Basic auth, empty user name (curl -u :PAT).\n\n"
         + "1. Trigger the webhook pipeline (signed with the demo secret; the body is minified first):\n"
-        + f'  KIOSK_WEBHOOK_SECRET="$(cat {secret_file})" .venv/bin/kiosk send \\\n'
-        + f"    '{url}' \\\n"
+        + f'  KIOSK_WEBHOOK_SECRET="$(cat {secret_file})" AZURE_DEVOPS_EXT_PAT="$(cat {pat_file})" \\\n'
+        + f"    .venv/bin/kiosk send '{url}' \\\n"
         + f"    {_display(DEMO_DIR / 'webhook-body.json')} --header X-WH-Checksum\n"
-        + f"   Why no run?  curl -s {emulator_url}/_emulator/triggers\n\n"
+        + f"   Why no run?  curl -s {pat_auth} {emulator_url}/_emulator/triggers\n\n"
         + "2. Run the Deploy service action: kiosk signs and delivers it to the emulator's deploy pipeline,\n"
-        + "   which reports back to kiosk with curl (and the run-state service hook would finish it too):\n"
+        + "   which reports back to kiosk with curl and the run's report token from its payload\n"
+        + "   (and the run-state service hook would finish it too):\n"
         + f"  {env_prefix}.venv/bin/kiosk actions run deploy_service --entity checkout "
         + f"--input environment=staging --follow --url {kiosk_url}\n\n"
         + "3. Imitate an Azure Container Registry push of checkout:1.2.3 (the watch deploys it to staging):\n"
@@ -138,8 +132,8 @@ def demo(
             yield  # both servers stop on the process's own handler below
 
     servers = [
-        Server(uvicorn.Config(app, host=host, port=p, log_config=None, log_level="warning", server_header=False))
-        for app, p in ((portal, port), (emulator.app, emulator_port))
+        Server(server_config(app, host, p, settings.http, error_body=errors, log_config=None, log_level="warning"))
+        for app, p, errors in ((portal, port, kiosk_error_body), (emulator.app, emulator_port, azure_error_body))
     ]
 
     def stop() -> None:

@@ -74,6 +74,15 @@ def send(
     header: Annotated[str, typer.Option(help="Header that carries the checksum.")] = "X-Port-Signature",
     raw: Annotated[bool, typer.Option(help="Send the file's bytes as they are instead of minified.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.", min=0.1)] = 30.0,
+    pat: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AZURE_DEVOPS_EXT_PAT",
+            help="The org's personal access token, to read kiosk's emulator's record of the call (why no run). "
+            "Or set $AZURE_DEVOPS_EXT_PAT. The trigger itself needs none.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Minify BODY, sign it and POST it to an Azure Pipelines incoming webhook; print the answer."""
     import httpx
@@ -91,16 +100,17 @@ def send(
     typer.echo(f"HTTP {response.status_code}")
     if response.content:
         typer.echo(response.text)
-    _explain_trigger(url, response, timeout)
+    _explain_trigger(url, response, timeout, pat)
     if response.status_code >= 300:
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _explain_trigger(url: str, response: Any, timeout: float) -> None:
+def _explain_trigger(url: str, response: Any, timeout: float, pat: str | None) -> None:
     """Against kiosk's emulator, say what the call queued or why it queued nothing.
 
     Azure answers 200 either way; the emulator adds a trigger id header, and its record holds
-    the reason. Against Azure itself there is no such header and nothing more is printed.
+    the reason (read with the org's PAT, as the emulator's REST API requires). Against Azure
+    itself there is no such header and nothing more is printed.
     """
     import httpx
 
@@ -109,12 +119,16 @@ def _explain_trigger(url: str, response: Any, timeout: float) -> None:
         return
     origin = url.split("/", 3)
     record_url = "/".join(origin[:3]) + f"/_emulator/triggers/{trigger_id}"
+    if not pat:
+        typer.echo(f"emulator trigger {trigger_id}: pass --pat (or $AZURE_DEVOPS_EXT_PAT) to read what it queued")
+        return
     try:
-        answer = httpx.get(record_url, timeout=timeout)
+        answer = httpx.get(record_url, timeout=timeout, auth=("", pat))
         record = answer.json() if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return
-    if not isinstance(record, dict):  # e.g. an emulator whose REST API needs a PAT
+    if not isinstance(record, dict):  # e.g. a PAT of another org
+        typer.echo(f"emulator trigger {trigger_id}: its record could not be read (HTTP {answer.status_code})")
         return
     typer.echo(f"emulator trigger {trigger_id}: {record.get('summary', '')}")
     for run_id in record.get("queuedRuns", []):
@@ -150,6 +164,8 @@ def emulator(
     from kiosk.emulator.bootstrap import build_emulator
     from kiosk.emulator.config import EmulatorConfig, load_emulator_config
     from kiosk.logs import configure_logging
+    from kiosk.settings import HttpLimits
+    from kiosk.web.server import azure_error_body, server_config
 
     configure_logging("INFO", json=False)
     loaded = load_emulator_config(config) if config is not None else EmulatorConfig()
@@ -157,15 +173,24 @@ def emulator(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     base_url = f"http://{shown}:{port}"
     server = build_emulator(loaded, config_dir=config_dir, base_url=base_url, work_dir=work_dir, execute_runs=execute)
-    sys.stdout.write(_emulator_banner(server.emulator, base_url, server.executor is not None))
+    sys.stdout.write(
+        _emulator_banner(server.emulator, base_url, server.executor is not None, loaded.settings.allow_anonymous)
+    )
     sys.stdout.flush()
-    uvicorn.run(server.app, host=host, port=port, log_config=None, log_level="warning", server_header=False)
+    limits = HttpLimits.from_env()
+    uvicorn.Server(
+        server_config(server.app, host, port, limits, error_body=azure_error_body, log_config=None, log_level="warning")
+    ).run()
 
 
-def _emulator_banner(emu: Emulator, base_url: str, executing: bool) -> str:
+def _emulator_banner(emu: Emulator, base_url: str, executing: bool, anonymous: bool = False) -> str:
     from kiosk.emulator.shapes import trigger_url
 
     lines = [f"kiosk Azure DevOps emulator on {base_url}  (runs {'executed' if executing else 'queued only'})"]
+    if anonymous:
+        lines.append("  WARNING: settings.allowAnonymous: the REST API answers anyone who reaches this port")
+    else:
+        lines.append("  REST API: an org's personal access token, Basic auth with an empty user (curl -u :PAT)")
     for org in emu.org_names():
         for connection in emu.connections(org):
             url = trigger_url(base_url, org, connection.webhook_name)
@@ -174,7 +199,7 @@ def _emulator_banner(emu: Emulator, base_url: str, executing: bool) -> str:
         for project in emu.projects(org):
             for pipeline in emu.pipelines(org, project.name):
                 lines.append(f"  pipeline {org}/{project.name}/{pipeline.name} (id {pipeline.id}): {pipeline.path}")
-    lines.append(f"  why no run: GET {base_url}/_emulator/triggers")
+    lines.append(f"  why no run: GET {base_url}/_emulator/triggers  (with a PAT: the records of its orgs)")
     return "\n".join(lines) + "\n"
 
 

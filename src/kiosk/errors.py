@@ -13,6 +13,7 @@ escapes is a bug.
       Conflict              409  already exists, still referenced, ...
       PayloadTooLarge       413  body or batch over the limit
       ValidationFailed      422  well-formed, but breaks a schema or a rule
+      ServiceUnavailable    503  kiosk cannot do it now (every jq worker busy); try again
       ConfigError           --   kiosk.yaml is wrong (file, line, field)
 """
 
@@ -74,6 +75,11 @@ class PayloadTooLarge(KioskError):
 class ValidationFailed(KioskError):
     status_code = 422
     code = "validation_failed"
+
+
+class ServiceUnavailable(KioskError):
+    status_code = 503
+    code = "unavailable"
 
 
 class ConfigError(KioskError):

@@ -307,7 +307,12 @@ def test_default_payload_is_port_shaped(kit: Kit) -> None:
     assert (body["action"], body["resourceType"], body["status"]) == ("created", "entity", "TRIGGERED")
     assert body["trigger"]["origin"] == AUTOMATION and body["trigger"]["by"]["userId"] == "kc_dev"
     assert body["trigger"]["at"].endswith("Z")
-    assert body["context"] == {"blueprintIdentifier": "service", "entityIdentifier": "svc-a", "runId": run["id"]}
+    assert body["context"] == {
+        "blueprintIdentifier": "service",
+        "entityIdentifier": "svc-a",
+        "runId": run["id"],
+        "reportToken": "krt_****",  # stored as its placeholder: the delivery worker fills it in
+    }
     after = body["event"]["diff"]["after"]
     assert after["identifier"] == "svc-a" and after["blueprint"] == "service" and after["createdAt"]
 
@@ -400,7 +405,12 @@ def test_run_created_and_updated_fire_on_another_actions_runs(deploy: Kit) -> No
     (created,) = kit.fired()
     body = created["body"]
     assert (body["resourceType"], body["event"]["type"]) == ("run", "RUN_CREATED")
-    assert body["context"] == {"actionIdentifier": "deploy", "runIdentifier": run["id"], "runId": created["id"]}
+    assert body["context"] == {
+        "actionIdentifier": "deploy",
+        "runIdentifier": run["id"],
+        "runId": created["id"],
+        "reportToken": "krt_****",
+    }
     assert body["event"]["diff"]["before"] is None
     assert body["event"]["diff"]["after"]["properties"] == {"token": "****"}  # secrets stay masked
     assert "hunter2-run-secret" not in orjson.dumps(body).decode()
@@ -537,8 +547,13 @@ def test_listens_and_conditions_are_pure() -> None:
     assert action.automation is not None
     data = template_input(action, event, {"origin": AUTOMATION}, "r_1")
     assert data["entity"] == {"identifier": "a"} and data["diff"] == {"before": {"identifier": "a"}, "after": None}
-    assert data["run"] == {"id": "r_1"} and data["action"] == {"identifier": "x", "title": None}
+    assert data["run"] == {"id": "r_1", "reportToken": "krt_****"}
+    assert data["action"] == {"identifier": "x", "title": None}
     assert condition_holds("x", action.automation, data)
-    assert default_body(action, event, {}, "r_1")["context"] == {"entityIdentifier": "a", "runId": "r_1"}
+    assert default_body(action, event, {}, "r_1")["context"] == {
+        "entityIdentifier": "a",
+        "runId": "r_1",
+        "reportToken": "krt_****",
+    }
     nulls = parse_action(automation("x", "ENTITY_DELETED", blueprint="service", expressions=[".nothing"])).automation
     assert nulls is not None and not condition_holds("x", nulls, data)  # null is false, quietly

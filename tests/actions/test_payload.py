@@ -34,7 +34,8 @@ def test_default_payload_has_ports_shape() -> None:
         "resourceType": "run",
         "status": "TRIGGERED",
         "trigger": TRIGGER,
-        "context": {"entity": "svc-a", "blueprint": "service", "runId": "r_abc123"},
+        # the report token as its placeholder: the delivery worker fills it in when it sends
+        "context": {"entity": "svc-a", "blueprint": "service", "runId": "r_abc123", "reportToken": "krt_****"},
         "payload": {
             "entity": ENTITY,
             # the action's own body template is not sent to the receiver
@@ -73,6 +74,11 @@ def test_templates() -> None:
     assert render("{{ range(1e18) }}") == 0  # the first result, lazily
     assert render("no template {here}") == "no template {here}"
     assert render({"{{ .inputs.env }}": 1}) == {"{{ .inputs.env }}": 1}  # keys are not templates
+    # the report token renders as its placeholder, which the delivery worker fills in at send time
+    assert render({"t": "{{ .run.reportToken }}", "h": "Bearer {{ .run.reportToken }}"}) == {
+        "t": "krt_****",
+        "h": "Bearer krt_****",
+    }
 
 
 def test_jq_errors_name_the_template_and_mask_secrets() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.auth.clients import Principal, bootstrap_admin, create_client, list_clients, token_signing_key, verify_client
+from kiosk.auth.clients import Principal, bootstrap_admin, create_client, list_clients, verify_client
 from kiosk.auth.tokens import issue_token, verify_token
 from kiosk.errors import BadRequest, Unauthorized
 from kiosk.store import Database
@@ -52,4 +52,3 @@ def test_clients_bootstrap_and_verify(db: Database, tmp_path: Path) -> None:
     assert all(pair[1] not in json.dumps(c, default=str) for c in listed)  # secrets never listed
     with pytest.raises(BadRequest):
         create_client(db, "root")
-    assert token_signing_key(db) == token_signing_key(db)

@@ -11,7 +11,7 @@ from kiosk.azure.run_events import run_state_subscription
 
 def test_subscriptions_round_trip_with_a_pat(start_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_EMULATOR_PAT", "the-pat")
-    emulator = start_emulator(config="settings: {accessToken: {env: TEST_EMULATOR_PAT}}\n" + CONFIG)
+    emulator = start_emulator(config=CONFIG)  # fabrikam's PAT is $TEST_EMULATOR_PAT
     client = AzureDevOpsClient(emulator.base_url, "fabrikam", "the-pat")
     try:
         created = client.create_subscription(run_state_subscription("http://127.0.0.1:9/hook", "kiosk", "pw"))
@@ -26,7 +26,7 @@ def test_errors_carry_azures_message_and_never_the_pat(
     start_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_EMULATOR_PAT", "the-pat")
-    emulator = start_emulator(config="settings: {accessToken: {env: TEST_EMULATOR_PAT}}\n" + CONFIG)
+    emulator = start_emulator(config=CONFIG)  # fabrikam's PAT is $TEST_EMULATOR_PAT
     wrong = AzureDevOpsClient(emulator.base_url, "fabrikam", "wrong-pat")
     with pytest.raises(AzureDevOpsError) as caught:
         wrong.subscriptions()

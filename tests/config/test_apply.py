@@ -186,3 +186,41 @@ def test_dependency_order_is_stable_and_tolerates_cycles() -> None:
     assert order[:2] == ["b", "d"]
     assert order[-2:] == ["x", "y"]
     assert dependency_order(["s"], {"s": ["s", "unknown"]}) == ["s"]
+
+
+def test_entity_property_past_the_depth_limit_names_file_and_limit(catalog: Catalog, tmp_path: Path) -> None:
+    # kiosk.yaml's entities go through the same per-entity check as the API's (64 levels).
+    deep = "[" * 70 + "]" * 70
+    with pytest.raises(ConfigError) as info:
+        apply_text(
+            catalog,
+            tmp_path,
+            f"""
+            blueprints:
+              - identifier: app
+                schema: {{properties: {{tags: {{type: array}}}}}}
+            entities:
+              - blueprint: app
+                identifier: web
+                properties:
+                  tags: {deep}
+            """,
+        )
+    message = info.value.message
+    assert message.startswith(f"{tmp_path / 'kiosk.yaml'}:"), message
+    assert "properties.tags" in message and "deeper than 64 levels" in message
+
+
+def test_relation_flags_in_kiosk_yaml_are_json_booleans(catalog: Catalog, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"blueprints\[1\]\.relations\.project\.required"):
+        apply_text(
+            catalog,
+            tmp_path,
+            """
+            blueprints:
+              - identifier: project
+              - identifier: service
+                relations:
+                  project: {target: project, required: "false"}
+            """,
+        )

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests.delivery.conftest import FAST, LOOPBACK, SECRET, Harness
 from tests.delivery.receiver import Received, Receiver, Reply
 
-from kiosk.actions.secrets import SecretBox, secret_inputs_key
+from kiosk.actions.secrets import SecretBox
 from kiosk.core.signing import verify_port_webhook, verify_standard_webhook
 from kiosk.delivery.outbox import Signing, create_delivery, load_deliveries, redeliver
 from kiosk.delivery.sender import create_transport, send
@@ -21,6 +21,9 @@ from kiosk.store.tables import deliveries
 #: A quote inside, so the value looks different inside a JSON string (masked in both forms).
 TOKEN = 'pa55-w0rd-"quoted"-7c1e'
 BODY = orjson.dumps({"payload": {"properties": {"token": TOKEN, "note": "hello"}}})
+
+#: The server's sealing key in these tests (kiosk derives it from its master key, kiosk.auth.keys).
+SERVER_KEY = bytes(range(32))
 
 
 def create_sealed(db: Database, url: str, box: SecretBox, *, body: bytes = BODY) -> str:
@@ -61,12 +64,12 @@ def test_a_sealed_body_is_stored_sealed_and_sent_in_clear_signed(
     app, url = receiver
     # The receiver echoes what it got, so the answer recorded for the attempt would carry the secret.
     app.plan = lambda n, request: Reply(500 if n == 0 else 200, body=b"you sent " + request.body)
-    harness = Harness(db)  # no box given: the worker uses the server's key from the database
+    harness = Harness(db, box=SecretBox(SERVER_KEY))  # the server's box, as create_app gives it
     try:
-        delivery_id = create_sealed(db, url, SecretBox(secret_inputs_key(db)))
+        delivery_id = create_sealed(db, url, SecretBox(SERVER_KEY))
         raw, target = raw_row(db, delivery_id)
         assert target["sealed"] is True
-        assert b"pa55-w0rd" not in raw and b"hello" not in raw and raw.startswith(b"kb1:")
+        assert b"pa55-w0rd" not in raw and b"hello" not in raw and raw.startswith(b"kb2:")
 
         assert harness.drive(delivery_id) == "delivered"
         assert [r.body for r in app.requests] == [BODY, BODY]  # clear on the wire, byte for byte
@@ -93,11 +96,11 @@ def test_a_sealed_body_is_stored_sealed_and_sent_in_clear_signed(
 
 def test_a_sealed_body_that_does_not_open_is_dead_and_never_sent(db: Database, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
-    harness = Harness(db, box=SecretBox(secret_inputs_key(db)))
+    harness = Harness(db, box=SecretBox(SERVER_KEY))
     try:
         foreign = create_sealed(db, url, SecretBox(bytes(32)))  # sealed under another key
-        moved = create_sealed(db, url, SecretBox(secret_inputs_key(db)))
-        donor = create_sealed(db, url, SecretBox(secret_inputs_key(db)))
+        moved = create_sealed(db, url, SecretBox(SERVER_KEY))
+        donor = create_sealed(db, url, SecretBox(SERVER_KEY))
         with db.begin() as conn:  # a sealed body copied onto another delivery does not open there
             body = conn.execute(sa.select(deliveries.c.body).where(deliveries.c.id == donor)).scalar_one()
             conn.execute(sa.update(deliveries).where(deliveries.c.id == moved).values(body=body))
@@ -113,7 +116,7 @@ def test_a_sealed_body_that_does_not_open_is_dead_and_never_sent(db: Database, r
 
 def test_the_sender_refuses_a_body_still_sealed(db: Database, receiver: tuple[Receiver, str]) -> None:
     app, url = receiver
-    delivery_id = create_sealed(db, url, SecretBox(secret_inputs_key(db)))
+    delivery_id = create_sealed(db, url, SecretBox(SERVER_KEY))
     with db.connect() as conn:
         delivery = load_deliveries(conn, [delivery_id])[delivery_id]
     transport = create_transport(FAST, LOOPBACK)

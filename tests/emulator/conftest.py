@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ steps:
 CONFIG = """\
 orgs:
   - name: fabrikam
+    personalAccessTokens: [{env: TEST_EMULATOR_PAT}]
     projects:
       - name: web
         connections:
@@ -44,6 +47,12 @@ orgs:
 
 SEED_BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
 SEED_CHECKSUM = "750D33212D3AD4932CC390819050734831A0A94F"
+PAT = "fabrikam-test-pat"  # TEST_EMULATOR_PAT unless a test sets another value first
+
+
+def basic(pat: str) -> dict[str, str]:
+    """The ``Authorization`` header Azure DevOps takes a PAT in: Basic, empty user name."""
+    return {"Authorization": "Basic " + base64.b64encode(f":{pat}".encode()).decode()}
 
 
 @dataclass
@@ -78,8 +87,12 @@ EmulatorFactory = Callable[..., LiveEmulator]
 
 @pytest.fixture
 def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorFactory]:
-    """Start an emulator: ``start_emulator(config=…, pipeline=…, execute=…)``."""
+    """Start an emulator: ``start_emulator(config=…, pipeline=…, execute=…)``.
+
+    Its client sends the PAT in ``TEST_EMULATOR_PAT`` (fabrikam's in ``CONFIG``) as Azure's Basic auth.
+    """
     monkeypatch.setenv("TEST_WEBHOOK_SECRET", "secret")
+    monkeypatch.setenv("TEST_EMULATOR_PAT", PAT)
     stack: list[Any] = []
 
     def start(
@@ -105,7 +118,7 @@ def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         context = serving(server.app, port)
         context.__enter__()
         stack.append(context)
-        client = httpx.Client(base_url=base, timeout=30)
+        client = httpx.Client(base_url=base, timeout=30, headers=basic(os.environ["TEST_EMULATOR_PAT"]))
         stack.append(client)
         return LiveEmulator(base, server, client, repo)
 

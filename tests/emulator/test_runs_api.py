@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
+import httpx
 import pytest
 from tests.emulator.conftest import CONFIG, SEED_BODY, SEED_CHECKSUM, EmulatorFactory, LiveEmulator
 
@@ -156,7 +157,7 @@ def test_api_errors_are_azure_shaped(emulator: LiveEmulator) -> None:
         response = emulator.client.get(path)
         assert 400 <= response.status_code < 500, (path, response.status_code)
         assert set(response.json()) >= {"message", "typeKey"}, path
-    bad = emulator.client.post(RUNS, content=b"{not json")
+    bad = emulator.client.post(RUNS, content=b"{not json", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and bad.json()["typeKey"] == "InvalidPayloadException"
     wrong = emulator.client.post(RUNS, json={"templateParameters": "no"})
     assert wrong.status_code == 400 and "templateParameters" in wrong.json()["message"]
@@ -166,13 +167,19 @@ def test_a_configured_pat_guards_the_rest_api_but_not_the_webhook(
     start_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_EMULATOR_PAT", "pat-value")
-    emulator = start_emulator(config="settings: {accessToken: {env: TEST_EMULATOR_PAT}}\n" + CONFIG)
-    assert emulator.client.get("/fabrikam/_apis/projects?api-version=7.1").status_code == 401
+    emulator = start_emulator(config=CONFIG)  # fabrikam's PAT is $TEST_EMULATOR_PAT
+    assert httpx.get(f"{emulator.base_url}/fabrikam/_apis/projects?api-version=7.1").status_code == 401
     basic = base64.b64encode(b":pat-value").decode()
     ok = emulator.client.get("/fabrikam/_apis/projects?api-version=7.1", headers={"Authorization": f"Basic {basic}"})
     assert ok.status_code == 200
     bearer = {"Authorization": "Bearer pat-value"}
     assert emulator.client.get("/_emulator/triggers", headers=bearer).status_code == 200
+    anonymous = httpx.post(
+        f"{emulator.base_url}/fabrikam/_apis/public/distributedtask/webhooks/IncomingWH?api-version=6.0-preview",
+        content=SEED_BODY,
+        headers={"Content-Type": "application/json", "X-WH-Checksum": SEED_CHECKSUM},
+    )
+    assert anonymous.status_code == 200 and anonymous.headers["X-Kiosk-Queued-Runs"]
     response = emulator.trigger("IncomingWH", SEED_BODY, {"X-WH-Checksum": SEED_CHECKSUM})
     assert response.status_code == 200
 

@@ -24,7 +24,7 @@ def emulator(tmp_path: Path) -> Emulator:
 
 
 def trigger(emu: Emulator, body: bytes = b"{}") -> list[int]:
-    record = emu.trigger("acme", "hook", {}, body)
+    record = emu.trigger("acme", "hook", {"content-type": "application/json"}, body)
     return [o.run_id for o in record.outcomes if o.run_id is not None]
 
 
@@ -96,8 +96,17 @@ def test_api_versions_6_and_7_are_served(version: str) -> None:
     check_api_version(version)
 
 
-@pytest.mark.parametrize("version", [None, "", "5.1", "8.0", "x"])
+@pytest.mark.parametrize("version", [None, "", "5.1", "8.0", "x", "6", "7.1 ", "07.1", "7.1-preview.", "7.1\n"])
 def test_other_api_versions_are_refused(version: str | None) -> None:
     with pytest.raises(AzureError) as caught:
         check_api_version(version)
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("version", "type_key"), [("x", "VssInvalidApiVersionException"), ("99.0", "VssVersionOutOfRangeException")]
+)
+def test_a_refused_api_version_says_why(version: str, type_key: str) -> None:
+    with pytest.raises(AzureError) as caught:
+        check_api_version(version)
+    assert caught.value.type_key == type_key

@@ -207,7 +207,8 @@ def test_api_version_is_required(emulator: LiveEmulator, query: str, type_key: s
 
 def test_api_version_7_is_served(emulator: LiveEmulator) -> None:
     url = "/fabrikam/_apis/public/distributedtask/webhooks/IncomingWH?api-version=7.2-preview.2"
-    response = emulator.client.post(url, content=SEED_BODY, headers={"X-WH-Checksum": SEED_CHECKSUM})
+    headers = {"Content-Type": "application/json", "X-WH-Checksum": SEED_CHECKSUM}
+    response = emulator.client.post(url, content=SEED_BODY, headers=headers)
     assert response.status_code == 200
 
 

@@ -16,7 +16,7 @@ from tests.receivers.payloads import ACR_UA, acr_push
 from tests.web.live import LiveServer
 
 from kiosk.actions.runs import Runs
-from kiosk.actions.secrets import SecretBox, secret_inputs_key
+from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
 from kiosk.config import load_config
@@ -194,7 +194,7 @@ def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tm
     catalog = Catalog(db)
     actions = Actions(db, azure_orgs={}, sign_webhooks=False)
     apply_config(catalog, config, actions=actions)
-    runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)))
+    runs = Runs(db, catalog, actions, SecretBox(bytes(range(32))))
     reactor = FlakyReactor(Reactor(config.watches, runs, catalog), fail=1)
     processor = EventProcessor(db, reactor, worker_id="t1")
     record = _push_record("7", "d1")
@@ -286,7 +286,7 @@ def test_a_run_action_fired_again_after_a_crash_starts_no_second_run(db: Databas
     catalog = Catalog(db)
     actions = Actions(db, azure_orgs={}, sign_webhooks=False)
     apply_config(catalog, config, actions=actions)
-    runs = Runs(db, catalog, actions, SecretBox(secret_inputs_key(db)))
+    runs = Runs(db, catalog, actions, SecretBox(bytes(range(32))))
     reactor = Reactor(config.watches, runs, catalog)
     event_id = _store_push(db, "1.4.0", "d-crash")
 

@@ -26,15 +26,15 @@ def kiosk_and_emulator(
     *,
     env: Mapping[str, str],
     kiosk_yaml: Callable[[str, str], str],
-    emulator_yaml: Callable[[str, str], str],
+    emulator_yaml: Callable[[str], str],
     pipeline: str,
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """An admin client of kiosk and a PAT client (``pat-1``) of the emulator.
 
-    ``kiosk_yaml(kiosk_url, emulator_url)`` and ``emulator_yaml(kiosk_url, client_id)`` give the two
-    configs (the emulator's pipeline reports back as member client ``client_id``, whose secret is in
-    ``E2E_CLIENT_SECRET``); ``pipeline`` is the repository's ``azure-pipelines.yml``; ``env`` is set
-    for both (secret references).
+    ``kiosk_yaml(kiosk_url, emulator_url)`` and ``emulator_yaml(kiosk_url)`` give the two configs
+    (the emulator's pipeline reports back with the run's report token from its payload, no API
+    client); ``pipeline`` is the repository's ``azure-pipelines.yml``; ``env`` is set for both
+    (secret references).
     """
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -49,11 +49,9 @@ def kiosk_and_emulator(
         }
     )
     app = create_app(settings)
-    client_id, secret = create_client(app.state.db, "member", "pipeline")
-    monkeypatch.setenv("E2E_CLIENT_SECRET", secret)
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "azure-pipelines.yml").write_text(pipeline)
-    (tmp_path / "emulator.yaml").write_text(emulator_yaml(kiosk_url, client_id))
+    (tmp_path / "emulator.yaml").write_text(emulator_yaml(kiosk_url))
     emulator = build_emulator(
         load_emulator_config(tmp_path / "emulator.yaml"), config_dir=tmp_path, base_url=emulator_url
     )

@@ -140,6 +140,11 @@ def member(live: LiveServer) -> httpx.Client:
     return live.client(live.token_for(client_id, secret))
 
 
+def reporter(live: LiveServer, run_id: str) -> httpx.Client:
+    """A client holding run ``run_id``'s report token, as its pipeline gets it in the payload."""
+    return live.client(live.app.state.report_tokens.token_for(run_id))
+
+
 def rows(live: LiveServer, table: sa.Table) -> list[Any]:
     with live.app.state.db.connect() as conn:
         return list(conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all())
@@ -337,7 +342,13 @@ def test_run_is_stored_with_its_delivery(live: LiveServer) -> None:
     assert body == orjson.dumps(payload)  # minified
     assert payload["action"] == "deploy_service"
     assert (payload["resourceType"], payload["status"]) == ("run", "TRIGGERED")
-    assert payload["context"] == {"entity": "svc-a", "blueprint": "service", "runId": started["id"]}
+    # the report token is filled in at send time: the stored body holds only its placeholder
+    assert payload["context"] == {
+        "entity": "svc-a",
+        "blueprint": "service",
+        "runId": started["id"],
+        "reportToken": "krt_****",
+    }
     assert payload["trigger"]["origin"] == "API" and payload["trigger"]["at"] == started["createdAt"]
     assert payload["trigger"]["by"]["userId"] == started["createdBy"]
     assert payload["payload"]["entity"]["identifier"] == "svc-a"
@@ -391,8 +402,8 @@ def test_approval_flow(live: LiveServer) -> None:
         assert rows(live, deliveries) == []
         assert error(dev.post(f"/v1/actions/runs/{first['id']}/approve"), 403, "admin")["error"] == "admin_required"
         error(dev.post(f"/v1/actions/runs/{first['id']}/decline", json={}), 403, "admin")
-        # a waiting run takes no reports
-        error(dev.patch(f"/v1/actions/runs/{first['id']}", json={"status": "SUCCESS"}), 409, "waiting for approval")
+    # a waiting run takes no reports
+    error(api.patch(f"/v1/actions/runs/{first['id']}", json={"status": "SUCCESS"}), 409, "waiting for approval")
 
     declined = api.post(f"/v1/actions/runs/{first['id']}/decline", json={"reason": "not today"}).json()["run"]
     assert declined["status"] == "DECLINED" and declined["statusLabel"] == "declined: not today"
@@ -419,7 +430,8 @@ def test_reporting_api(live: LiveServer) -> None:
     api = live.admin
     started = day2(api)
     url = f"/v1/actions/runs/{started['id']}"
-    with member(live) as pipeline:  # the pipeline reports with a member's credentials
+    # the pipeline reports with the run's report token (it reads nothing with it: reads are the admin's)
+    with reporter(live, started["id"]) as pipeline:
         r = pipeline.patch(
             url, json={"statusLabel": "building", "link": "https://ci.example.com/1", "externalRunId": "7"}
         )
@@ -437,14 +449,14 @@ def test_reporting_api(live: LiveServer) -> None:
         )
         assert r.status_code == 201 and r.json()["runLog"]["terminationStatus"] == "SUCCESS"
 
-        finished = pipeline.get(url).json()["run"]
+        finished = api.get(url).json()["run"]
         assert finished["status"] == "SUCCESS" and finished["statusLabel"] == "deployed" and finished["endedAt"]
-        logs = pipeline.get(f"{url}/logs").json()
+        logs = api.get(f"{url}/logs").json()
         assert [entry["message"] for entry in logs["runLogs"]] == ["step 1 done", "all done"]
         assert logs["runLogs"][0]["runId"] == started["id"] and logs["next"] is None
-        page = pipeline.get(f"{url}/logs", params={"limit": 1}).json()
+        page = api.get(f"{url}/logs", params={"limit": 1}).json()
         assert len(page["runLogs"]) == 1 and page["next"]
-        rest = pipeline.get(f"{url}/logs", params={"limit": 1, "from": page["next"]}).json()
+        rest = api.get(f"{url}/logs", params={"limit": 1, "from": page["next"]}).json()
         assert rest["runLogs"][0]["message"] == "all done"
 
         # finished: nothing can change it any more
@@ -454,8 +466,9 @@ def test_reporting_api(live: LiveServer) -> None:
         error(pipeline.post(f"{url}/logs", json={"message": "late"}), 409, "already finished")
         assert len(rows(live, action_run_logs)) == 2
 
-        other = day2(api)
-        other_url = f"/v1/actions/runs/{other['id']}"
+    other = day2(api)
+    other_url = f"/v1/actions/runs/{other['id']}"
+    with reporter(live, other["id"]) as pipeline:
         for body, fragment in [
             ({"status": "DONE"}, "status must be one of SUCCESS, FAILURE, IN_PROGRESS"),
             ({"status": "DECLINED"}, "status must be one of"),
@@ -468,10 +481,11 @@ def test_reporting_api(live: LiveServer) -> None:
             error(pipeline.patch(other_url, json=body), 422, fragment)
         error(pipeline.post(f"{other_url}/logs", json={"terminationStatus": "SUCCESS"}), 422, "message is required")
         error(pipeline.post(f"{other_url}/logs", json={"message": "x", "terminationStatus": "OK"}), 422, "SUCCESS")
-        error(pipeline.patch("/v1/actions/runs/r_00000000", json={"status": "SUCCESS"}), 404, "does not exist")
-        error(pipeline.post("/v1/actions/runs/r_00000000/logs", json={"message": "x"}), 404, "does not exist")
-        error(pipeline.get("/v1/actions/runs/r_00000000/logs"), 404, "does not exist")
-        error(pipeline.get("/v1/actions/runs/not-a-run"), 404, "does not exist")
+        # unknown runs: 404 to an admin (a report token is good for its own run only)
+        error(api.patch("/v1/actions/runs/r_00000000", json={"status": "SUCCESS"}), 404, "does not exist")
+        error(api.post("/v1/actions/runs/r_00000000/logs", json={"message": "x"}), 404, "does not exist")
+        error(api.get("/v1/actions/runs/r_00000000/logs"), 404, "does not exist")
+        error(api.get("/v1/actions/runs/not-a-run"), 404, "does not exist")
         r = pipeline.patch(other_url, json={"status": "FAILURE", "summary": "tests failed"})
         assert r.json()["run"]["status"] == "FAILURE" and r.json()["run"]["summary"] == "tests failed"
 
@@ -519,7 +533,7 @@ def test_secret_is_sealed_while_the_run_is_active(live: LiveServer) -> None:
     live.admin.post("/v1/actions", json=with_inputs("with_secret", {"token": {"type": "string", "format": "secret"}}))
     run(live.admin, "with_secret", properties={"token": secret})
     (row,) = rows(live, action_runs)
-    assert row.properties == {"token": "****"} and row.secrets.startswith("v1:") and secret not in row.secrets
+    assert row.properties == {"token": "****"} and row.secrets.startswith("v2:") and secret not in row.secrets
 
 
 def test_list_runs_filters_and_pages(live: LiveServer) -> None:

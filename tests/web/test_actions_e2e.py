@@ -30,9 +30,9 @@ steps:
 """
 
 EMULATOR = """\
-settings: {{accessToken: {{env: E2E_PAT}}}}
 orgs:
   - name: fabrikam
+    personalAccessTokens: [{{env: E2E_PAT}}]
     projects:
       - name: web
         connections:
@@ -44,8 +44,7 @@ orgs:
           - name: {pipeline}
             repository: repo
             path: azure-pipelines.yml
-            variables: {{kioskUrl: "{kiosk_url}", kioskClientId: "{client_id}"}}
-            secretVariables: {{kioskClientSecret: {{env: E2E_CLIENT_SECRET}}}}
+            variables: {{kioskUrl: "{kiosk_url}"}}
 """
 
 KIOSK = """\
@@ -107,9 +106,7 @@ def start(tmp_path: Path, database_url: str, pipeline: str, monkeypatch: pytest.
         monkeypatch,
         env=env,
         kiosk_yaml=lambda kiosk_url, emulator_url: KIOSK.format(kiosk_url=kiosk_url, emulator_url=emulator_url),
-        emulator_yaml=lambda kiosk_url, client_id: EMULATOR.format(
-            pipeline="deploy", kiosk_url=kiosk_url, client_id=client_id
-        ),
+        emulator_yaml=lambda kiosk_url: EMULATOR.format(pipeline="deploy", kiosk_url=kiosk_url),
         pipeline=pipeline,
     ) as (kiosk, emulator):
         yield Stack(kiosk, emulator)
@@ -144,6 +141,9 @@ def test_the_pipeline_reports_success_through_the_portal_api(reporting: Stack) -
     # Delivered once, signed (the emulator accepted the checksum), attempts recorded.
     (delivery,) = reporting.kiosk.get("/v1/deliveries", params={"runId": run_id}).json()["deliveries"]
     assert delivery["status"] == "delivered" and delivery["attempts"] == 1
+    # The pipeline reported with the run's report token; kiosk shows (and stores) only its placeholder.
+    shown = reporting.kiosk.get(f"/v1/deliveries/{delivery['id']}").json()["delivery"]
+    assert '"reportToken":"krt_****"' in shown["body"]
     trigger = reporting.emulator.get("/_emulator/triggers").json()["value"][0]
     assert trigger["status"] == 200 and trigger["queuedRuns"] == [pipeline_run["id"]]
 

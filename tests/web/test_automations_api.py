@@ -227,7 +227,13 @@ def test_entity_events_fire_signed_webhooks_with_port_payloads(setup: Setup) -> 
     assert run["source"] == "AUTOMATION" and run["entity"] == {"identifier": "svc-b"}
     assert got.body["resourceType"] == "entity" and got.body["status"] == "TRIGGERED"
     assert got.body["trigger"]["origin"] == "AUTOMATION"
-    assert got.body["context"] == {"blueprintIdentifier": "service", "entityIdentifier": "svc-b", "runId": run["id"]}
+    assert got.body["context"] == {
+        "blueprintIdentifier": "service",
+        "entityIdentifier": "svc-b",
+        "runId": run["id"],
+        # the automation run's report token, for its pipeline to report with (filled in at send time)
+        "reportToken": setup.live.app.state.report_tokens.token_for(run["id"]),
+    }
     assert got.body["event"]["type"] == "ENTITY_CREATED" and got.body["event"]["diff"]["before"] is None
     assert got.body["event"]["diff"]["after"]["properties"] == {"lang": "go"}
     assert got.headers["webhook-signature"].startswith("v1,") and got.headers["x-port-signature"].startswith("v1,")
@@ -373,22 +379,19 @@ steps:
     EVENT: ${{ parameters.port.event.type }}
 - script: |
     set -eo pipefail
-    token=$(curl -sf "$KIOSK_URL/v1/auth/access_token" -H 'Content-Type: application/json' \\
-      -d "{\\"clientId\\":\\"$CLIENT_ID\\",\\"clientSecret\\":\\"$CLIENT_SECRET\\"}" | jq -r .accessToken)
-    curl -sf -X PATCH "$KIOSK_URL/v1/actions/runs/$RUN_ID" -H "Authorization: Bearer $token" \\
+    curl -sf -X PATCH "$KIOSK_URL/v1/actions/runs/$RUN_ID" -H "Authorization: Bearer $REPORT_TOKEN" \\
       -H 'Content-Type: application/json' -d '{"status":"SUCCESS","statusLabel":"registered"}' > /dev/null
     echo "reported SUCCESS to kiosk"
   env:
     KIOSK_URL: $(kioskUrl)
-    CLIENT_ID: $(kioskClientId)
-    CLIENT_SECRET: $(kioskClientSecret)
     RUN_ID: ${{ parameters.port.context.runId }}
+    REPORT_TOKEN: ${{ parameters.port.context.reportToken }}
 """
 
 EMULATOR = """\
-settings: {{accessToken: {{env: E2E_PAT}}}}
 orgs:
   - name: fabrikam
+    personalAccessTokens: [{{env: E2E_PAT}}]
     projects:
       - name: web
         connections:
@@ -400,8 +403,7 @@ orgs:
           - name: register
             repository: repo
             path: azure-pipelines.yml
-            variables: {{kioskUrl: "{kiosk_url}", kioskClientId: "{client_id}"}}
-            secretVariables: {{kioskClientSecret: {{env: E2E_CLIENT_SECRET}}}}
+            variables: {{kioskUrl: "{kiosk_url}"}}
 """
 
 KIOSK = """\
@@ -438,7 +440,7 @@ def stack(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch,
         env={"E2E_PAT": "pat-1", "E2E_SIGNING_SECRET": "shared-signing-secret"},
         kiosk_yaml=lambda _kiosk_url, emulator_url: KIOSK.format(emulator_url=emulator_url),
-        emulator_yaml=lambda kiosk_url, client_id: EMULATOR.format(kiosk_url=kiosk_url, client_id=client_id),
+        emulator_yaml=lambda kiosk_url: EMULATOR.format(kiosk_url=kiosk_url),
         pipeline=PIPELINE,
     ) as (kiosk, emulator):
         yield Stack(kiosk, emulator)

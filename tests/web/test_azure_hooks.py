@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from tests.web.live import LiveServer, start_server
 
@@ -95,3 +96,13 @@ def test_other_events_are_acknowledged_and_bad_ones_refused(live: LiveServer) ->
     with live.client() as c:
         bad = c.post("/hooks/azure-devops/acme", content=b"{not json", headers=auth())
     assert bad.status_code == 400
+
+
+def test_a_deep_event_is_a_400_naming_the_limit(live: LiveServer) -> None:
+    body = event("kiosk-r_x")
+    body["resource"]["extra"] = "DEEP"
+    content = orjson.dumps(body).replace(b'"DEEP"', b"[" * 300 + b"]" * 300)
+    with live.client() as c:
+        r = c.post("/hooks/azure-devops/acme", content=content, headers={**auth(), "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "json_too_deep" and "64 levels" in r.json()["message"]

@@ -140,6 +140,25 @@ def test_unknown_routes_and_methods_answer_json(live: LiveServer) -> None:
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        # Routes that share a path across route objects: Starlette's 405 listed the first one's only.
+        ("PUT", "/v1/actions/runs/r_1", "GET, PATCH"),
+        ("PUT", "/v1/blueprints/service/entities/e1", "DELETE, GET, PATCH"),
+        ("POST", "/v1/blueprints/service", "DELETE, GET, PATCH, PUT"),
+        ("DELETE", "/v1/entities/search", "POST"),
+        # Overlapping templates: the literal path names the resource, not {identifier} = "runs"/"bulk".
+        ("OPTIONS", "/v1/actions/runs", "GET"),
+        ("PUT", "/v1/blueprints/service/entities/bulk", "POST"),
+    ],
+)
+def test_a_405_allows_every_method_of_the_path(live: LiveServer, method: str, path: str, allow: str) -> None:
+    r = live.admin.request(method, path)
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert r.headers["allow"] == allow
+
+
 @pytest.mark.parametrize("header", ["Bearer", "Basic abc", "Bearer a.b.c.d", "Bearer " + "x" * 5000])
 def test_bad_authorization_headers(live: LiveServer, header: str) -> None:
     with live.client() as anon:

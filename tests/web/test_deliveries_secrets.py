@@ -4,11 +4,14 @@ never shown by the API or the CLI, nor written into attempt records or logs."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import orjson
 import pytest
@@ -50,7 +53,14 @@ actions:
 @pytest.fixture
 def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LiveServer, Receiver]]:
     # The receiver echoes what it got: whatever kiosk records of its answer must still hold no secret.
-    receiver = Receiver(lambda _n, request: Reply(200, body=b"got " + request.body))
+    yield from start_stack(database_url, tmp_path, monkeypatch, lambda body: b"got " + body)
+
+
+def start_stack(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: Callable[[bytes], bytes]
+) -> Iterator[tuple[LiveServer, Receiver]]:
+    """kiosk and a receiver whose answer is ``answer(request body)``."""
+    receiver = Receiver(lambda _n, request: Reply(200, body=answer(request.body)))
     monkeypatch.setenv("KIOSK_TEST_HOOK_SECRET", SIGNING)
     with serving(receiver) as base:
         (tmp_path / "kiosk.yaml").write_text(CONFIG.format(url=base))
@@ -117,7 +127,7 @@ def test_a_secret_input_is_sealed_at_rest_sent_in_clear_and_never_shown(
     db = live.app.state.db
     with db.connect() as conn:
         raw = bytes(conn.execute(sa.select(deliveries.c.body).where(deliveries.c.id == delivery_id)).scalar_one())
-    assert TOKEN.encode() not in raw and b"n1" not in raw and raw.startswith(b"kb1:")
+    assert TOKEN.encode() not in raw and b"n1" not in raw and raw.startswith(b"kb2:")
 
     shown = wait_delivered(live, delivery_id, 1)
     answers.append(orjson.dumps(shown).decode())
@@ -156,7 +166,7 @@ def test_a_secret_input_is_sealed_at_rest_sent_in_clear_and_never_shown(
         cli_outputs.append(result.output)
     assert delivery_id in cli_outputs[1]
     for text in answers + cli_outputs:
-        assert TOKEN not in text and "kb1:" not in text
+        assert TOKEN not in text and "kb2:" not in text
     assert TOKEN not in caplog.text
 
 
@@ -168,6 +178,71 @@ def test_a_run_without_secrets_keeps_its_body_in_clear_and_shown(stack: tuple[Li
     (summary,) = live.admin.get("/v1/deliveries", params={"runId": run_id}).json()["deliveries"]
     with live.app.state.db.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.id == summary["id"])).one()
-    assert "sealed" not in row.target and bytes(row.body) == receiver.requests[0].body
+    # as sent, but for the run's report token, which only the sent body holds (filled in at send time)
+    token = live.app.state.report_tokens.token_for(run_id).encode()
+    assert b"krt_****" in bytes(row.body) and token in receiver.requests[0].body
+    assert "sealed" not in row.target and bytes(row.body).replace(b"krt_****", token) == receiver.requests[0].body
     shown = wait_delivered(live, summary["id"], 1)
     assert orjson.loads(shown["body"])["payload"]["properties"] == {"note": "plain"}
+
+
+def transformed(body: bytes) -> bytes:
+    """What a careless receiver answers: the request back under simple transforms. The secret
+    sits inside the body, so each base64 form is a larger base64 string around it, at whatever
+    byte alignment the body gives it; the prefixes add the other two alignments."""
+    text = body.decode()
+    lines = [
+        "upper " + text.upper(),
+        "lower " + text.lower(),
+        "url " + quote(text, safe=""),
+        "urlplus " + quote_plus(text),
+        "json " + orjson.dumps(text).decode(),
+        "hex " + body.hex(),
+        "HEX " + body.hex().upper(),
+        *(f"b64/{p} " + base64.b64encode(b"x" * p + body).decode() for p in range(3)),
+        *(f"b64url/{p} " + base64.urlsafe_b64encode(b"x" * p + body).decode().rstrip("=") for p in range(3)),
+        "alone " + base64.b64encode(TOKEN.encode()).decode().rstrip("="),
+    ]
+    return "\n".join(lines).encode()
+
+
+@pytest.fixture
+def echoing_stack(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LiveServer, Receiver]]:
+    yield from start_stack(database_url, tmp_path, monkeypatch, transformed)
+
+
+def test_transformed_echoes_of_a_secret_are_masked_in_attempts(echoing_stack: tuple[LiveServer, Receiver]) -> None:
+    live, receiver = echoing_stack
+    r = live.admin.post(
+        "/v1/actions/rotate/runs", json={"entity": "billing", "properties": {"token": TOKEN, "note": "n1"}}
+    )
+    assert r.status_code == 201, r.text
+    wait_for_requests(receiver, 1)
+    (summary,) = live.admin.get("/v1/deliveries", params={"runId": r.json()["run"]["id"]}).json()["deliveries"]
+    shown = wait_delivered(live, summary["id"], 1)
+    recorded = shown["attemptLog"][0]["responseBody"]
+    assert recorded.startswith("upper ") and recorded.count("****") >= 13, recorded
+    assert "n1" in recorded  # what is not secret is kept: the answer stays useful
+    assert not secret_in(recorded, TOKEN), recorded
+    with live.app.state.db.connect() as conn:
+        rows = conn.execute(sa.select(delivery_attempts.c.response_body)).scalars().all()
+    assert rows and all(not secret_in(row, TOKEN) for row in rows)
+
+
+def secret_in(text: str, secret: str) -> bool:
+    """Whether ``secret`` can be read back from ``text`` by undoing any of the transforms above."""
+    raw = secret.encode()
+    if secret.lower() in text.lower() or raw.hex() in text.lower():
+        return True
+    if secret.lower() in unquote_plus(text).lower():
+        return True
+    for run in re.findall(r"[A-Za-z0-9+/_-]{8,}", text):
+        run = run.replace("-", "+").replace("_", "/")
+        for start in range(4):
+            chunk = run[start:]
+            chunk = chunk[:-1] if len(chunk) % 4 == 1 else chunk  # one spare character decodes to nothing
+            if raw in base64.b64decode(chunk + "=" * (-len(chunk) % 4)):
+                return True
+    return False

@@ -23,10 +23,12 @@ firing forever; saving an automation that watches an automation is refused for t
 catalog, so entity events cannot chain either (a pipeline writing back through the API is a
 new request, as in Port).
 
-Never breaks the write that caused it: a condition that errors counts as false (logged); a body or
-header template that fails, or a request that cannot be built (its organisation was removed from
-kiosk.yaml), records the automation's run as FAILURE with the reason in its label and logs, and
-queues nothing.
+Never breaks the write that caused it: a condition that errors counts as false (logged); a
+condition stopped by a jq limit (:mod:`kiosk.core.jq_engine`: time, memory), a body or header
+template that fails or is stopped, or a request that cannot be built (its organisation was removed
+from kiosk.yaml), records the automation's run as FAILURE with the reason in its label and logs,
+and queues nothing (nothing retries it). Conditions run on kiosk's jq workers, one round trip per
+automation per write (all its events at once).
 
 What body templates and conditions see (jq input)::
 
@@ -36,7 +38,8 @@ What body templates and conditions see (jq input)::
       "entity":  the entity (after; before when deleted) for entity events, null for run events,
       "action":  {"identifier", "title"} of the automation,
       "trigger": {"by": {...}, "origin": "AUTOMATION", "at": ...},
-      "run":     {"id": the automation run's id}      (Port's ``.run.id``)
+      "run":     {"id": the automation run's id,      (Port's ``.run.id``)
+                  "reportToken": its report token}     (filled in at send time, see report_tokens)
     }
 
 ``before`` is null on create, ``after`` null on delete. For run events the run that changed is
@@ -47,11 +50,11 @@ The default body (no ``invocationMethod.body``) is Port-shaped::
 
     {"action", "resourceType": "entity" | "run", "status": "TRIGGERED", "trigger",
      "event": {"type", "diff": {"before", "after"}},
-     "context": {"blueprintIdentifier", "entityIdentifier", "runId"}            (entity events)
-              | {"actionIdentifier", "runIdentifier", "runId"}}                 (run events)
+     "context": {"blueprintIdentifier", "entityIdentifier", "runId", "reportToken"}    (entity events)
+              | {"actionIdentifier", "runIdentifier", "runId", "reportToken"}}         (run events)
 
-where ``context.runId`` is the automation run's id (the one a pipeline reports on) and
-``runIdentifier`` the run that changed.
+where ``context.runId`` is the automation run's id (the one a pipeline reports on, with
+``context.reportToken``) and ``runIdentifier`` the run that changed.
 
 Everything here is pure except :class:`Automations`, whose only IO is the run and delivery rows
 it writes through :mod:`kiosk.actions.runs`.
@@ -59,7 +62,6 @@ it writes through :mod:`kiosk.actions.runs`.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +72,7 @@ from sqlalchemy.engine import Connection
 
 from kiosk.actions.invocation import OutboundRequest, render_request
 from kiosk.actions.model import ENTITY_EVENTS, RUN_EVENTS, Action, AutomationSpec
+from kiosk.actions.report_tokens import PLACEHOLDER as REPORT_TOKEN
 from kiosk.actions.runs import (
     FAILURE,
     IN_PROGRESS,
@@ -84,14 +87,16 @@ from kiosk.actions.runs import (
 )
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import ChangeKind, EntityChange
-from kiosk.core.jq_sandbox import compile_jq
-from kiosk.errors import ValidationFailed
+from kiosk.core import jq_engine
+from kiosk.core.jq_engine import JqResult, JqStopped, JqUnavailable
+from kiosk.errors import ServiceUnavailable, ValidationFailed
 
 __all__ = [
     "AUTOMATION",
     "Automations",
     "Event",
     "condition_holds",
+    "conditions_hold",
     "default_body",
     "entity_event",
     "listens",
@@ -194,7 +199,7 @@ def template_input(action: Action, event: Event, trigger: Mapping[str, Any], run
         "entity": entity,
         "action": {"identifier": action.identifier, "title": action.title},
         "trigger": dict(trigger),
-        "run": {"id": run_id},
+        "run": {"id": run_id, "reportToken": REPORT_TOKEN},
     }
 
 
@@ -206,16 +211,8 @@ def default_body(action: Action, event: Event, trigger: Mapping[str, Any], run_i
         "status": "TRIGGERED",
         "trigger": dict(trigger),
         "event": {"type": event.type, "diff": {"before": event.before, "after": event.after}},
-        "context": {**event.context, "runId": run_id},
+        "context": {**event.context, "runId": run_id, "reportToken": REPORT_TOKEN},
     }
-
-
-@functools.lru_cache(maxsize=1024)
-def _program(expression: str) -> Any:
-    """A compiled jq program; cached, because a bulk write evaluates the same few expressions
-    once per entity. (Saving the automation already compiled it once, so this does not fail
-    for a stored one.)"""
-    return compile_jq(expression)
 
 
 def condition_holds(identifier: str, spec: AutomationSpec, data: Mapping[str, Any]) -> bool:
@@ -223,24 +220,43 @@ def condition_holds(identifier: str, spec: AutomationSpec, data: Mapping[str, An
 
     An expression holds when its first result is ``true``; ``false``, ``null`` or no result do
     not. One that fails, or gives anything else, counts as false and is logged: a broken
-    condition must never break the write that is being checked.
+    condition must never break the write that is being checked. One stopped by a jq limit
+    raises :class:`~kiosk.core.jq_engine.JqStopped` (see :func:`conditions_hold`).
+    """
+    return conditions_hold(identifier, spec, [data])[0]
+
+
+def conditions_hold(identifier: str, spec: AutomationSpec, inputs: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """:func:`condition_holds` for each of ``inputs``, every expression over every input in one
+    round trip to the jq workers: a bulk write fires an automation per entity, and a round trip
+    per entity would cost more than jq itself.
+
+    Raises :class:`~kiosk.core.jq_engine.JqStopped` when an expression hits a jq limit (for the
+    whole batch: the program is what is broken) and :class:`~kiosk.core.jq_engine.JqUnavailable`
+    when no jq worker is free; :class:`Automations` records either as the run's failure.
     """
     if not spec.expressions:
-        return True
-    results = (_holds(identifier, expression, data) for expression in spec.expressions)
-    return all(results) if spec.combinator == "and" else any(results)
+        return [True] * len(inputs)
+    expressions = spec.expressions
+    width = len(expressions)
+    results = jq_engine.engine().evaluate(expressions, [d if isinstance(d, dict) else dict(d) for d in inputs])
+    out: list[bool] = []
+    for row in range(len(inputs)):
+        # Lazily, so an "and" stops (and logs) at its first false expression, as it always did.
+        holds = (_holds(identifier, expr, results[row * width + i]) for i, expr in enumerate(expressions))
+        out.append(all(holds) if spec.combinator == "and" else any(holds))
+    return out
 
 
-def _holds(identifier: str, expression: str, data: Mapping[str, Any]) -> bool:
-    try:
-        result = next(iter(_program(expression).input_value(dict(data))), None)
-    except ValueError as exc:
-        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
+def _holds(identifier: str, expression: str, outcome: JqResult) -> bool:
+    if outcome.error is not None:
+        reason = next((line.strip() for line in outcome.error.splitlines() if line.strip()), "error")
         log.warning(
             "an automation's condition failed; counted as false",
             extra={"automation": identifier, "expression": expression, "reason": reason},
         )
         return False
+    result = outcome.value
     if result is None or isinstance(result, bool):
         return result is True
     log.warning(
@@ -248,6 +264,14 @@ def _holds(identifier: str, expression: str, data: Mapping[str, Any]) -> bool:
         extra={"automation": identifier, "expression": expression, "result_type": type(result).__name__},
     )
     return False
+
+
+def _condition_failure(spec: AutomationSpec, exc: JqStopped | JqUnavailable) -> str:
+    """Why an automation's condition could not be decided, naming the expression."""
+    if isinstance(exc, JqStopped) and exc.expression in spec.expressions:
+        where = f"trigger.condition.expressions[{spec.expressions.index(exc.expression)}]"
+        return f"{where}: the condition failed: {exc.message}"
+    return f"trigger.condition: the condition could not be evaluated: {exc}"
 
 
 def _now() -> datetime:
@@ -307,18 +331,18 @@ class Automations:
     def _fire_all(self, conn: Connection, events: Sequence[Event]) -> bool:
         """Fire every automation each event matches; True when a delivery was queued.
 
-        The runs go in with one statement, then a delivery per run: a bulk write that fires an
-        automation per entity costs no more statements than it must.
+        Conditions are decided per automation over all its events in one jq round trip; the
+        runs go in with one statement, then a delivery per run: a bulk write that fires an
+        automation per entity costs no more statements (or jq round trips) than it must.
         """
         if not events:
             return False
         automations = self._enabled(conn)
-        firings = [
-            firing
-            for event in events
-            for action, spec in automations
-            if listens(spec, event) and (firing := self._prepare(action, spec, event)) is not None
+        staged = [
+            self._stage(action, spec, event) for event in events for action, spec in automations if listens(spec, event)
         ]
+        verdicts = self._decide(staged)
+        firings = [self._prepare(stage, verdict) for stage, verdict in zip(staged, verdicts, strict=True) if verdict]
         insert_runs(conn, [firing.row for firing in firings])
         for firing in firings:
             if firing.outbound is not None:
@@ -346,28 +370,55 @@ class Automations:
                 )
         return any(firing.outbound is not None for firing in firings)
 
-    def _prepare(self, action: Action, spec: AutomationSpec, event: Event) -> _Firing | None:
-        """The run (and request) an automation makes of ``event``; None when its condition does
-        not hold. A request that cannot be built makes a FAILURE run that says why."""
+    def _stage(self, action: Action, spec: AutomationSpec, event: Event) -> _Staged:
+        """What an automation's run of ``event`` would be: its id, trigger and jq input."""
         run_id = new_run_id()
         now = _now()
         trigger = trigger_of(event.actor, AUTOMATION, now)
-        data = template_input(action, event, trigger, run_id)
-        if not condition_holds(action.identifier, spec, data):
-            return None
+        return _Staged(action, spec, event, run_id, now, trigger, template_input(action, event, trigger, run_id))
+
+    def _decide(self, staged: Sequence[_Staged]) -> list[bool | str]:
+        """Per staged run: True (its condition holds), False (it does not: no run), or why the
+        condition could not be decided (a jq limit, no jq worker): the run is then recorded
+        FAILURE with that reason, never retried, and the write goes on."""
+        verdicts: list[bool | str] = [True] * len(staged)
+        groups: dict[str, list[int]] = {}
+        for i, stage in enumerate(staged):
+            if stage.spec.expressions:
+                groups.setdefault(stage.action.identifier, []).append(i)
+        for identifier, members in groups.items():
+            spec = staged[members[0]].spec
+            try:
+                holds: list[bool | str] = list(conditions_hold(identifier, spec, [staged[i].data for i in members]))
+            except (JqStopped, JqUnavailable) as exc:
+                failure = _condition_failure(spec, exc)
+                log.warning(
+                    "an automation's condition was stopped", extra={"automation": identifier, "reason": failure}
+                )
+                holds = [failure] * len(members)
+            for i, verdict in zip(members, holds, strict=True):
+                verdicts[i] = verdict
+        return verdicts
+
+    def _prepare(self, stage: _Staged, verdict: bool | str) -> _Firing:
+        """The run (and request) an automation makes of an event whose condition held (or could
+        not be decided: ``verdict`` is then the reason). A request that cannot be built makes a
+        FAILURE run that says why."""
+        action, event, trigger, run_id = stage.action, stage.event, stage.trigger, stage.run_id
         outbound: OutboundRequest | None = None
-        failure: str | None = None
-        try:
-            outbound = render_request(
-                action.invocation,
-                data,
-                lambda: default_body(action, event, trigger, run_id),
-                orgs=self.actions.azure_orgs,
-                sign_webhooks=self.actions.sign_webhooks,
-                secrets={},
-            )
-        except ValidationFailed as exc:
-            failure = exc.message
+        failure: str | None = verdict if isinstance(verdict, str) else None
+        if failure is None:
+            try:
+                outbound = render_request(
+                    action.invocation,
+                    stage.data,
+                    lambda: default_body(action, event, trigger, run_id),
+                    orgs=self.actions.azure_orgs,
+                    sign_webhooks=self.actions.sign_webhooks,
+                    secrets={},
+                )
+            except (ValidationFailed, ServiceUnavailable) as exc:
+                failure = exc.message
         row = run_row(
             run_id,
             action=action.identifier,
@@ -379,10 +430,23 @@ class Automations:
             origin=AUTOMATION,
             created_by=event.actor,
             approval=None,
-            now=now,
+            now=stage.now,
             status_label=f"not sent: {failure}" if failure is not None else None,
         )
         return _Firing(row, outbound, failure, event.type)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """An automation matched an event: the run it would start, before its condition is decided."""
+
+    action: Action
+    spec: AutomationSpec
+    event: Event
+    run_id: str
+    now: datetime
+    trigger: dict[str, Any]
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

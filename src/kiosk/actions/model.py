@@ -31,7 +31,8 @@ from kiosk.actions.payload import check_templates
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER
 from kiosk.catalog.validation import is_url
 from kiosk.core.jq_sandbox import compile_jq
-from kiosk.errors import ValidationFailed
+from kiosk.errors import BadRequest, ValidationFailed
+from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 
 __all__ = [
     "AZURE_ORG_NAME",
@@ -307,6 +308,11 @@ def parse_action(raw: Any, *, identifier: str | None = None) -> Action:
     """
     if not isinstance(raw, dict):
         raise ValidationFailed("an action must be a JSON object", code="invalid_action")
+    if exceeds_depth(raw):  # the API's bodies are checked already; kiosk.yaml's are not
+        where = too_deep_at(raw)
+        raise BadRequest(
+            depth_message("the action", where), code="json_too_deep", details={"field": where, "limit": MAX_JSON_DEPTH}
+        )
     raw = _legacy_to_current(raw)
     if identifier is not None:
         if "identifier" in raw and raw["identifier"] != identifier:

@@ -1,13 +1,20 @@
 """What an action run sends: Port's default payload, or the action's own body template.
 
 A body template is any JSON value; every string in it that contains ``{{ expr }}`` is a jq
-expression evaluated over ``{inputs, entity, action, trigger, run: {id}}`` (Port's context). A
+expression evaluated over ``{inputs, entity, action, trigger, run: {id, reportToken}}`` (Port's
+context, plus the run's report token). A
 string that is exactly one ``{{ … }}`` becomes the JSON value jq returns (an object stays an
 object); a string with text around its templates gets each result interpolated as text. Objects
 and arrays are walked, so templates nest anywhere; object keys are left alone.
 
-Pure: no IO. jq runs in-process through the ``jq`` bindings; an expression is compiled when the
-action is saved (so a syntax error is refused then) and again when a run renders it.
+The report token (:mod:`kiosk.actions.report_tokens`) is never rendered here: the payload and
+``.run.reportToken`` carry its placeholder (``krt_****``), which the delivery worker replaces with the
+run's token when it sends the request, so a stored body never holds it. A template may place it
+(alone or inside a string), not transform it.
+
+No IO of its own. An expression is compiled in-process when the action is saved (so a syntax
+error is refused then); a run's templates are evaluated by kiosk's jq workers, bounded in time
+and memory (:mod:`kiosk.core.jq_engine`).
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from typing import Any
 import orjson
 
 from kiosk.actions.inputs import MASK
+from kiosk.actions.report_tokens import PLACEHOLDER as REPORT_TOKEN
+from kiosk.core import jq_engine
+from kiosk.core.jq_engine import JqError, JqResult, JqStopped, JqUnavailable
 from kiosk.core.jq_sandbox import compile_jq
-from kiosk.errors import ValidationFailed
+from kiosk.errors import ServiceUnavailable, ValidationFailed
 
 __all__ = [
     "RunContext",
@@ -71,6 +81,8 @@ def default_payload(ctx: RunContext) -> dict[str, Any]:
             "entity": ctx.entity["identifier"] if ctx.entity is not None else None,
             "blueprint": ctx.blueprint,
             "runId": ctx.run_id,
+            # The run's report token, filled in at send time (the stored body holds krt_****).
+            "reportToken": REPORT_TOKEN,
         },
         "payload": {
             "entity": dict(ctx.entity) if ctx.entity is not None else None,
@@ -97,7 +109,7 @@ def jq_input(ctx: RunContext) -> dict[str, Any]:
             "operation": ctx.operation,
         },
         "trigger": {**ctx.trigger, "operation": ctx.operation},
-        "run": {"id": ctx.run_id},
+        "run": {"id": ctx.run_id, "reportToken": REPORT_TOKEN},
     }
 
 
@@ -159,47 +171,77 @@ def check_templates(body: Any, where: str) -> None:
 def render_template(template: Any, data: Mapping[str, Any], *, where: str, secrets: Mapping[str, str]) -> Any:
     """``template`` with every ``{{ expr }}`` evaluated over ``data``.
 
+    Every expression of the template is evaluated in one round trip to kiosk's jq workers
+    (:mod:`kiosk.core.jq_engine`), bounded in time and memory; a template without any costs none.
     A jq error is a 422 naming the template; its text (jq quotes the values it failed on) has
-    every secret input's value masked.
+    every secret input's value masked. A program stopped by a limit is a 422 naming the template,
+    the program and the limit (``template_failed``, as any failing template: the run is refused
+    and nothing is sent); no jq worker free in time is a 503.
     """
+    sites: dict[str, tuple[str, str]] = {}  # expression -> (path, template) where it first appears
+    for path, text in _walk(template, where):
+        for expression in _expressions(text):
+            _compile(expression, path, text)  # cached; a stored action's compile cannot fail
+            sites.setdefault(expression, (path, text))
+    results: dict[str, JqResult] = {}
+    if sites:
+        expressions = list(sites)
+        try:
+            evaluated = jq_engine.first_each(expressions, data if isinstance(data, dict) else dict(data))
+        except JqStopped as exc:
+            path, text = sites[exc.expression]
+            raise ValidationFailed(
+                f"{path}: the template {text!r} failed: {exc.message}",
+                code="template_failed",
+                details={"field": path, "limit": exc.limit},
+            ) from None
+        except JqUnavailable as exc:
+            raise ServiceUnavailable(
+                f"{where}: the template could not be evaluated now: {exc}", code="jq_unavailable"
+            ) from None
+        except JqError as exc:  # the input itself cannot be given to jq
+            raise ValidationFailed(f"{where}: {exc}", code="template_failed", details={"field": where}) from None
+        results = dict(zip(expressions, evaluated, strict=True))
+    return _render(template, results, where, secrets)
+
+
+def _render(template: Any, results: Mapping[str, JqResult], where: str, secrets: Mapping[str, str]) -> Any:
     if isinstance(template, str):
-        return _render_string(template, data, where, secrets)
+        return _render_string(template, results, where, secrets)
     if isinstance(template, dict):
-        return {key: render_template(v, data, where=f"{where}.{key}", secrets=secrets) for key, v in template.items()}
+        return {key: _render(v, results, f"{where}.{key}", secrets) for key, v in template.items()}
     if isinstance(template, list):
-        return [render_template(v, data, where=f"{where}[{i}]", secrets=secrets) for i, v in enumerate(template)]
+        return [_render(v, results, f"{where}[{i}]", secrets) for i, v in enumerate(template)]
     return template
 
 
-def _render_string(text: str, data: Mapping[str, Any], where: str, secrets: Mapping[str, str]) -> Any:
+def _render_string(text: str, results: Mapping[str, JqResult], where: str, secrets: Mapping[str, str]) -> Any:
     if "{{" not in text:
         return text
     whole = _whole_expression(text)
     if whole is not None:
-        return _evaluate(whole, text, data, where, secrets)
+        return _value(results[whole], text, where, secrets)
 
     def substitute(match: re.Match[str]) -> str:
-        result = _evaluate(match.group(1), text, data, where, secrets)
+        result = _value(results[match.group(1)], text, where, secrets)
         return result if isinstance(result, str) else orjson.dumps(result).decode()
 
     return TEMPLATE.sub(substitute, text)
 
 
-def _evaluate(expression: str, template: str, data: Mapping[str, Any], where: str, secrets: Mapping[str, str]) -> Any:
-    program = _compile(expression, where, template)
-    try:
-        # The first result, as Port takes it; lazily, so `range(...)`-style generators stop early.
-        return next(iter(program.input_value(dict(data))), None)
-    except ValueError as exc:
-        message = _first_line(str(exc))
-        for value in secrets.values():
-            if value:
-                message = message.replace(value, MASK)
-        raise ValidationFailed(
-            f"{where}: the template {template!r} failed: {message}",
-            code="template_failed",
-            details={"field": where},
-        ) from None
+def _value(result: JqResult, template: str, where: str, secrets: Mapping[str, str]) -> Any:
+    """The template's value (the first result, as Port takes it), or a 422 with jq's error."""
+    if result.error is None:
+        return result.value
+    message = _first_line(result.error)
+    for value in secrets.values():
+        if value:
+            message = message.replace(value, MASK)
+    raise ValidationFailed(
+        f"{where}: the template {template!r} failed: {message}",
+        code="template_failed",
+        details={"field": where},
+    )
 
 
 def _first_line(text: str) -> str:

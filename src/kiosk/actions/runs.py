@@ -30,6 +30,10 @@ run's result: the delivery worker finishes the run (:func:`succeed_run_for_deliv
 delivered, :func:`fail_run_for_delivery` when it dies. Other runs stay IN_PROGRESS after their
 delivery: the pipeline reports back.
 
+Who may report (PATCH, logs) is decided before these methods run: the run's own pipeline, with
+its report token (:mod:`kiosk.actions.report_tokens`), or an admin (``kiosk.web.auth``). The
+``actor`` they are given is the admin's client id, or None for the pipeline.
+
 Functions for other parts of kiosk (the delivery worker, the Azure run-state listener, a
 periodic sweep) are at the bottom: :func:`finish_run`, :func:`finish_run_from_pipeline`,
 :func:`fail_run_for_delivery`, :func:`expire_stale_runs`.
@@ -133,7 +137,8 @@ class RunChange:
     """A run created or updated, as the API shows it (secret inputs masked).
 
     ``before`` is None when it was created. ``actor`` is the client that made the change (None
-    when kiosk itself did: a run-state event, an expiry, a failed delivery).
+    when kiosk itself did: a run-state event, an expiry, a failed delivery; and when the run's
+    pipeline reported with its report token, which is no API client).
     """
 
     action: str

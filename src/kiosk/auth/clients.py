@@ -2,6 +2,11 @@
 
 Secrets are 256-bit random strings shown once and stored as SHA-256 digests: with that much
 entropy a slow KDF adds nothing but latency to every token request. Comparisons are constant time.
+
+A client can be revoked (``revoked_at`` set, the row kept so the id keeps its name in the audit
+trail): its secret gets no token, and the tokens it holds are refused within seconds on every
+process (see :mod:`kiosk.auth.live`). The last active admin cannot be revoked, or nobody could
+manage clients any more through the API.
 """
 
 from __future__ import annotations
@@ -18,13 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kiosk.errors import BadRequest
+from kiosk.errors import BadRequest, Conflict, NotFound
 from kiosk.store.engine import Database
-from kiosk.store.server_values import shared_value
 from kiosk.store.tables import clients as clients_table
 
 ROLES = ("admin", "member")
-TOKEN_KEY_NAME = "token_signing_key"  # noqa: S105 - a row name, not a secret
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,62 @@ def create_client(db: Database, role: str, name: str | None = None) -> tuple[str
     return client_id, secret
 
 
+_LISTED = (
+    clients_table.c.client_id,
+    clients_table.c.role,
+    clients_table.c.name,
+    clients_table.c.created_at,
+    clients_table.c.revoked_at,
+)
+
+
 def list_clients(db: Database) -> list[dict[str, Any]]:
+    """Every client, revoked ones included (``revoked_at`` set), oldest first; never secrets."""
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(*_LISTED).order_by(clients_table.c.created_at)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def client_roles(db: Database) -> dict[str, str | None]:
+    """``{client_id: role}`` for every client, ``None`` as the role of a revoked one."""
     with db.connect() as conn:
         rows = conn.execute(
-            sa.select(
-                clients_table.c.client_id, clients_table.c.role, clients_table.c.name, clients_table.c.created_at
-            ).order_by(clients_table.c.created_at)
+            sa.select(clients_table.c.client_id, clients_table.c.role, clients_table.c.revoked_at)
         ).all()
-    return [dict(r._mapping) for r in rows]
+    return {r.client_id: (None if r.revoked_at is not None else r.role) for r in rows}
+
+
+def revoke_client(db: Database, client_id: str) -> dict[str, Any]:
+    """Revoke ``client_id`` and return its listing (revoking again changes nothing).
+
+    :class:`NotFound` for an unknown id; :class:`Conflict` when it is the last active admin. The
+    check and the update share one write transaction (the active admins locked on PostgreSQL), so
+    two admins revoking each other at once cannot leave none.
+    """
+    with db.begin() as conn:
+        admins = (
+            conn.execute(
+                sa.select(clients_table.c.client_id)
+                .where(clients_table.c.role == "admin", clients_table.c.revoked_at.is_(None))
+                .with_for_update()
+            )
+            .scalars()
+            .all()
+        )
+        row = conn.execute(sa.select(*_LISTED).where(clients_table.c.client_id == client_id)).first()
+        if row is None:
+            raise NotFound(f"no API client {client_id!r}", code="client_not_found")
+        if row.revoked_at is not None:
+            return dict(row._mapping)
+        if row.role == "admin" and list(admins) == [client_id]:
+            raise Conflict(
+                f"{client_id} is the last active admin client; create another admin before revoking it",
+                code="last_admin",
+            )
+        conn.execute(
+            sa.update(clients_table).where(clients_table.c.client_id == client_id).values(revoked_at=datetime.now(UTC))
+        )
+        return dict(conn.execute(sa.select(*_LISTED).where(clients_table.c.client_id == client_id)).one()._mapping)
 
 
 # A digest to compare against when the client id is unknown, so both paths cost the same.
@@ -73,21 +124,19 @@ _DUMMY_DIGEST = _digest(secrets.token_urlsafe(32))
 
 
 def verify_client(db: Database, client_id: str, secret: str) -> Principal | None:
-    """The principal for a correct id/secret pair, else None (constant time in the secret)."""
+    """The principal for a correct id/secret pair of a client not revoked, else None (constant
+    time in the secret)."""
     with db.connect() as conn:
         row = conn.execute(
-            sa.select(clients_table.c.secret_hash, clients_table.c.role).where(clients_table.c.client_id == client_id)
+            sa.select(clients_table.c.secret_hash, clients_table.c.role, clients_table.c.revoked_at).where(
+                clients_table.c.client_id == client_id
+            )
         ).first()
     expected = row.secret_hash if row else _DUMMY_DIGEST
     ok = hmac.compare_digest(_digest(secret), expected)
-    if row is None or not ok:
+    if row is None or not ok or row.revoked_at is not None:
         return None
     return Principal(client_id=client_id, role=row.role)
-
-
-def token_signing_key(db: Database) -> bytes:
-    """The server's token key: made once, kept in the database so every process shares it."""
-    return bytes.fromhex(shared_value(db, TOKEN_KEY_NAME, lambda: secrets.token_bytes(32).hex()))
 
 
 def has_clients(db: Database) -> bool:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER, is_schema_identifier
 from kiosk.catalog.validation import FORMAT_CHECKS, PropertiesValidator
-from kiosk.errors import ValidationFailed
+from kiosk.errors import BadRequest, ValidationFailed
+from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 
 PROPERTY_TYPES = {"string", "number", "integer", "boolean", "object", "array"}
 #: Port's formats plus the JSON-schema ones users already write.
@@ -35,16 +36,26 @@ PROPERTY_FORMATS = {
     "uri",
 }
 INDEX_KEY = "x-kiosk-index"
+#: JSON-schema keywords of a property definition and the JSON type their value must have. Checked
+#: as Port checks them, strictly: Python's ``True == 1`` and fastjsonschema's truthiness tests
+#: would otherwise accept ``"uniqueItems": "false"`` (as true) and ``"minLength": true`` (as 1).
+BOOLEAN_KEYWORDS = ("uniqueItems", "readOnly", "writeOnly", "deprecated", INDEX_KEY)
+COUNT_KEYWORDS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+NUMBER_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+TEXT_KEYWORDS = ("title", "description", "icon", "pattern")
 
 
 class RelationDef(BaseModel):
+    """A relation between blueprints. Its flags are JSON booleans, as Port requires: pydantic's lax
+    mode would turn ``"false"`` into False and ``0`` into False, accepting what Port refuses."""
+
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(pattern=SCHEMA_IDENTIFIER.pattern, max_length=100)
     title: str | None = None
     description: str | None = None
-    required: bool = False
-    many: bool = False
+    required: StrictBool = False
+    many: StrictBool = False
 
 
 class SchemaDef(BaseModel):
@@ -97,6 +108,13 @@ def parse_blueprint(raw: Any) -> BlueprintDoc:
     """Validate a blueprint document's shape and its property definitions."""
     if not isinstance(raw, dict):
         raise ValidationFailed("a blueprint must be a JSON object", code="invalid_blueprint")
+    if exceeds_depth(raw):  # the API's bodies are checked already; kiosk.yaml's are not
+        where = too_deep_at(raw)
+        raise BadRequest(
+            depth_message("the blueprint", where),
+            code="json_too_deep",
+            details={"field": where, "limit": MAX_JSON_DEPTH},
+        )
     try:
         doc = BlueprintDoc.model_validate(raw)
     except ValidationError as exc:
@@ -133,12 +151,7 @@ def _check_schema(doc: BlueprintDoc) -> None:
                 code="invalid_blueprint",
                 details={"field": f"{field}.format"},
             )
-        if INDEX_KEY in spec and not isinstance(spec[INDEX_KEY], bool):
-            raise ValidationFailed(
-                f"{where}: {field}.{INDEX_KEY} must be true or false",
-                code="invalid_blueprint",
-                details={"field": f"{field}.{INDEX_KEY}"},
-            )
+        _check_keyword_types(spec, field, where)
         if name in doc.relations:
             raise ValidationFailed(
                 f"{where}: {name!r} is both a property and a relation",
@@ -160,6 +173,35 @@ def _check_schema(doc: BlueprintDoc) -> None:
             code="invalid_blueprint",
             details={"field": "schema"},
         ) from None
+
+
+def _check_keyword_types(spec: dict[str, Any], field: str, where: str) -> None:
+    """The JSON type of each keyword's value (see :data:`BOOLEAN_KEYWORDS`), then ``items``'."""
+
+    def refuse(key: str, what: str) -> ValidationFailed:
+        return ValidationFailed(
+            f"{where}: {field}.{key} must be {what}", code="invalid_blueprint", details={"field": f"{field}.{key}"}
+        )
+
+    for key in BOOLEAN_KEYWORDS:
+        if key in spec and type(spec[key]) is not bool:
+            raise refuse(key, "true or false")
+    for key in COUNT_KEYWORDS:
+        value = spec.get(key)
+        if key in spec and (type(value) is not int or value < 0):
+            raise refuse(key, "a non-negative integer")
+    for key in NUMBER_KEYWORDS:
+        if key in spec and type(spec[key]) not in (int, float):
+            raise refuse(key, "a number")
+    for key in TEXT_KEYWORDS:
+        if key in spec and type(spec[key]) is not str:
+            raise refuse(key, "a string")
+    extra = spec.get("additionalProperties")
+    if "additionalProperties" in spec and type(extra) is not bool and not isinstance(extra, dict):
+        raise refuse("additionalProperties", "true, false or a schema object")
+    items = spec.get("items")
+    if isinstance(items, dict):
+        _check_keyword_types(items, f"{field}.items", where)
 
 
 def entity_json_schema(blueprint: dict[str, Any]) -> dict[str, Any]:

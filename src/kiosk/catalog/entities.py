@@ -5,6 +5,11 @@ plain dicts (no pydantic model per entity): the parse is a handful of type check
 
 Relations are carried in a canonical form, ``{relation: [target identifiers]}``, and rendered back
 to Port's form (a string for single relations, a list for ``many``) only on output.
+
+An entity document nested deeper than :data:`~kiosk.json_depth.MAX_JSON_DEPTH` is refused here,
+per entity (``json_too_deep``, status 400): it could not be stored (orjson writes at most 254
+levels, and the bulk writer wraps each entity in two more) or read back by jq, and checking
+each entity on its own lets a bulk call store the others.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from kiosk.catalog.blueprints import CompiledBlueprint
 from kiosk.catalog.identifiers import is_entity_identifier
 from kiosk.catalog.validation import EntityError
+from kiosk.json_depth import depth_message, exceeds_depth, too_deep_at
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
 Relations = dict[str, list[str]]
@@ -57,10 +63,18 @@ class ResolvedEntity:
     touched_relations: frozenset[str]
 
 
-def parse_entity(raw: Any, blueprint: str, *, identifier: str | None = None) -> EntityIn:
-    """Check an entity document's shape. ``identifier`` is given for PATCH (it comes from the path)."""
+def parse_entity(raw: Any, blueprint: str, *, identifier: str | None = None, check_depth: bool = True) -> EntityIn:
+    """Check an entity document's shape. ``identifier`` is given for PATCH (it comes from the path).
+
+    ``check_depth=False`` when the caller knows the document is within the depth limit (a bulk call
+    checks its whole list first, in one pass, and asks for the per-entity check only if it fails).
+    """
     if not isinstance(raw, dict):
         raise EntityError("an entity must be a JSON object", code="invalid_entity")
+    if check_depth and exceeds_depth(raw):
+        # The path goes into ``field``, which the error's message starts with.
+        where = too_deep_at(raw)
+        raise EntityError(depth_message("the entity"), code="json_too_deep", field=where or None, status=400)
     unknown = raw.keys() - ENTITY_KEYS
     if unknown:
         name = sorted(unknown)[0]
@@ -103,16 +117,12 @@ def parse_entity(raw: Any, blueprint: str, *, identifier: str | None = None) -> 
         entity.team = team
     if "properties" in raw:
         props = raw["properties"]
-        if props is None:
-            props = {}
-        if not isinstance(props, dict):
+        if not isinstance(props, dict):  # null too: Port refuses it, so does kiosk
             raise EntityError("properties must be an object", field="properties")
         entity.properties = props
     if "relations" in raw:
         rels = raw["relations"]
-        if rels is None:
-            rels = {}
-        if not isinstance(rels, dict):
+        if not isinstance(rels, dict):  # null too: Port refuses it, so does kiosk
             raise EntityError("relations must be an object", field="relations")
         entity.relations = rels
     return entity

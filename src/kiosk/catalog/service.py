@@ -39,6 +39,7 @@ from kiosk.catalog.entities import (
 )
 from kiosk.catalog.validation import EntityError
 from kiosk.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from kiosk.json_depth import MAX_JSON_DEPTH, exceeds_depth
 from kiosk.store import bulk
 from kiosk.store.engine import Database
 from kiosk.store.tables import blueprints as bp_table
@@ -624,10 +625,13 @@ class Catalog:
         parsed: list[EntityIn | None] = []
         pre_errors: dict[int, dict[str, Any]] = {}
         seen: set[str] = set()
+        # One pass over the whole list (one level more than an entity) is cheaper than 20,000; only
+        # when it finds something too deep is each entity checked, so the deep ones fail alone.
+        some_too_deep = exceeds_depth(raws, MAX_JSON_DEPTH + 1)
         for index, raw in enumerate(raws):
             ident = raw.get("identifier") if isinstance(raw, dict) else None
             try:
-                entity = parse_entity(raw, blueprint)
+                entity = parse_entity(raw, blueprint, check_depth=some_too_deep)
             except EntityError as exc:
                 pre_errors[index] = _error_result(index, ident, exc)
                 parsed.append(None)
@@ -1152,12 +1156,14 @@ def _error_result(index: int, identifier: Any, exc: EntityError) -> dict[str, An
     return result
 
 
-def _as_kiosk_error(exc: EntityError, identifier: Any) -> ValidationFailed | Conflict:
+def _as_kiosk_error(exc: EntityError, identifier: Any) -> ValidationFailed | Conflict | BadRequest:
     return _error_from_result(_error_result(0, identifier, exc))
 
 
-def _error_from_result(result: dict[str, Any]) -> ValidationFailed | Conflict:
+def _error_from_result(result: dict[str, Any]) -> ValidationFailed | Conflict | BadRequest:
     details = {"entity": result.get("identifier"), "field": result.get("field")}
     if result["statusCode"] == 409:
         return Conflict(result["message"], code=result["error"], details=details)
+    if result["statusCode"] == 400:  # json_too_deep: the same status as a body refused whole
+        return BadRequest(result["message"], code=result["error"], details=details)
     return ValidationFailed(result["message"], code=result["error"], details=details)

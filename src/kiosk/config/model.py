@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, Valid
 from kiosk.actions.model import AZURE_ORG_NAME, HEADER_NAME
 from kiosk.catalog.identifiers import ENTITY_IDENTIFIER, SCHEMA_IDENTIFIER
 from kiosk.config.secrets import SecretRef
+from kiosk.core.jq_engine import JqLimits
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.receivers.config import ReceiverSpec
 from kiosk.watches.config import WatchSpec
@@ -49,6 +50,7 @@ __all__ = [
     "EntitySpec",
     "EventRetention",
     "JobRetention",
+    "JqConfig",
     "KioskConfig",
     "Loc",
     "RetentionConfig",
@@ -317,6 +319,34 @@ class RetentionConfig(BaseModel):
         return {} if value is None else value
 
 
+class JqConfig(BaseModel):
+    """``jq:`` the bounds of every user jq program (action body templates, automation conditions,
+    generic receivers' mappings, watch reactions), evaluated by a pool of worker processes
+    (:mod:`kiosk.core.jq_engine`) so that no program can freeze the server::
+
+        jq:
+          timeoutSeconds: 1   # one program over one input; past it the program is stopped
+          memoryMiB: 256      # each worker's heap; a program that needs more is stopped
+          workers: 2          # programs evaluated at once
+          waitSeconds: 10     # how long a caller waits for a free worker
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeoutSeconds: float = Field(default=1.0, gt=0, le=300)
+    memoryMiB: int = Field(default=256, ge=32, le=1024 * 1024)
+    workers: int = Field(default=2, ge=1, le=64)
+    waitSeconds: float = Field(default=10.0, gt=0, le=3600)
+
+    def limits(self) -> JqLimits:
+        return JqLimits(
+            timeout_seconds=self.timeoutSeconds,
+            memory_mib=self.memoryMiB,
+            workers=self.workers,
+            wait_seconds=self.waitSeconds,
+        )
+
+
 #: Sections that are lists; every other section is a mapping.
 _LIST_SECTIONS = frozenset({"blueprints", "entities", "actions", "receivers", "watches"})
 
@@ -337,6 +367,7 @@ class KioskConfig(BaseModel):
     receivers: list[ReceiverSpec] = Field(default_factory=list)
     watches: list[WatchSpec] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    jq: JqConfig = Field(default_factory=JqConfig)
 
     _source: SourceMap | None = PrivateAttr(default=None)
 

@@ -25,6 +25,11 @@ sender thread just before the attempt, with the server's
 secret values are masked in the answer and error recorded for the attempt, and a body that does
 not open is a permanent failure that names no content.
 
+A run's **report token** is never stored: its body (and headers) hold the placeholder ``krt_****``
+where the token goes, and the sender thread puts the run's token in its place (opening a sealed
+body first), so the signature covers the bytes the pipeline receives; the token is masked in the
+attempt's record like a secret input (:mod:`kiosk.actions.report_tokens`).
+
 A **synchronized** delivery (a WEBHOOK action with ``synchronized: true``) carries its run's
 result: when it is delivered (2xx) the run is finished SUCCESS in the same transaction that
 records the attempt, so the two cannot disagree after a crash. A run already finished (the
@@ -53,8 +58,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiosk.actions.inputs import MASK
+from kiosk.actions.report_tokens import ReportTokens
 from kiosk.actions.runs import RunListener, succeed_run_for_delivery
-from kiosk.actions.secrets import OpenedBody, SecretBox, mask_text, secret_inputs_key
+from kiosk.actions.secrets import OpenedBody, SecretBox, mask_text
 from kiosk.delivery import schedule
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.outbox import (
@@ -126,6 +132,8 @@ class DeliveryWorker:
     ``box`` opens sealed bodies; by default the server's (its key read from the database the first
     time a sealed body comes along, so a worker that never meets one never reads it).
     ``run_listener`` (the automations) hears of runs a synchronized delivery finishes.
+    ``report_tokens`` fills in the report token of a delivery's run at send time (the server's;
+    None sends bodies as stored, for a worker that sends no action runs' deliveries).
     """
 
     def __init__(
@@ -141,10 +149,11 @@ class DeliveryWorker:
         lease_seconds: float | None = None,
         box: SecretBox | None = None,
         run_listener: RunListener | None = None,
+        report_tokens: ReportTokens | None = None,
     ) -> None:
         self.db = db
+        self._report_tokens = report_tokens
         self._box = box
-        self._box_lock = threading.Lock()
         self._run_listener = run_listener
         self.config = config
         self.worker_id = worker_id or default_worker_id()
@@ -245,11 +254,10 @@ class DeliveryWorker:
         return secret, None
 
     def _server_box(self) -> SecretBox:
-        """The box sealed bodies open with: the one given, else the server's (read once)."""
-        with self._box_lock:
-            if self._box is None:
-                self._box = SecretBox(secret_inputs_key(self.db))
-            return self._box
+        """The box sealed bodies open with (the server's keys, given by whoever made the worker)."""
+        if self._box is None:
+            raise ValueError("the seal does not open with this server's key: this worker was given no key")
+        return self._box
 
     def _opened(self, delivery: Delivery) -> tuple[Delivery, tuple[str, ...]]:
         """``delivery`` with its body in clear, and the secret values in it (none if it was not
@@ -258,6 +266,16 @@ class DeliveryWorker:
             return delivery, ()
         opened: OpenedBody = self._server_box().open_body(delivery.id, delivery.body)
         return replace(delivery, body=opened.body, sealed=False), opened.secret_values
+
+    def _with_report_token(self, delivery: Delivery) -> tuple[Delivery, str | None]:
+        """``delivery`` (opened) with its run's report token in place of the placeholder, and the
+        token (None when there was no placeholder, or no run)."""
+        if self._report_tokens is None or delivery.run_id is None:
+            return delivery, None
+        body, headers, token = self._report_tokens.fill(delivery.run_id, delivery.body, delivery.headers)
+        if token is None:
+            return delivery, None
+        return replace(delivery, body=body, headers=headers), token
 
     def _process(self, job: Job, delivery: Delivery | None) -> _Result:
         """Make one attempt (the HTTP call happens here, outside any transaction) and judge it.
@@ -294,6 +312,9 @@ class DeliveryWorker:
                 log.error("a sealed delivery body does not open", extra={"delivery": delivery.id})
                 attempt = Attempt(utcnow(), 0.0, None, f"cannot send: {exc}", None, permanent=True)
             else:
+                clear, report_token = self._with_report_token(clear)
+                if report_token is not None:
+                    secret_values = (*secret_values, report_token)
                 attempt = _masked(
                     send(
                         self._transport,

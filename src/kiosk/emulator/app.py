@@ -6,6 +6,11 @@ Azure's error JSON. The emulator's own routes live under ``/_emulator/``: the tr
 ("why no run"), registering connections and pipelines at run time, finishing a run by hand when
 runs are not executed, and a followable text stream of a run's log.
 
+Who may call what is decided before any route runs (:mod:`kiosk.emulator.access`: a PAT per org,
+no foreign web origins); what a body may be is decided by :mod:`kiosk.emulator.bodies` (JSON only,
+size and depth limits). The OpenAPI description (``/openapi.json``) declares every status code a
+route answers and the PAT scheme, and schemathesis checks it against the server with all checks.
+
 The trigger route is the hot path (≥ 1,000 calls/s is a target): it reads the body itself, with
 the size limit enforced while reading, and does no dependency injection.
 """
@@ -13,28 +18,30 @@ the size limit enforced while reading, and does no dependency injection.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
-import orjson
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Match
 
+from kiosk.emulator.access import AccessPolicy, RequestGuard
+from kiosk.emulator.bodies import MAX_JSON_DEPTH, check_json_content_type, parse_json, read_body
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
-from kiosk.emulator.hooks import ServiceHooks
+from kiosk.emulator.hooks import EVENT_TYPES, URL_PATTERN, ServiceHooks
 from kiosk.emulator.models import Run
-from kiosk.emulator.service import Emulator, check_api_version
+from kiosk.emulator.service import API_VERSION_PATTERN, Emulator, check_api_version
 from kiosk.emulator.shapes import (
     build_json,
     log_json,
@@ -52,43 +59,30 @@ from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["create_emulator_app"]
 
-_PUBLIC: Final = re.compile(r"^/[^/]+/_apis/public/|^/_emulator/healthz$")
 _MAX_API_BODY: Final = 16 * 1024 * 1024
+ORG_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$"
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$"
+# A repository file: segments that start with a letter, digit or underscore (so never "." or "..").
+FILE_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,99}(/[A-Za-z0-9_][A-Za-z0-9._ -]{0,99}){0,15}$"
+_FILE: Final = re.compile(FILE_PATTERN)
 
 # Module level: FastAPI resolves string annotations against the module's globals.
 Version = Annotated[str | None, Query(alias="api-version")]
 Expand = Annotated[str | None, Query(alias="$expand")]
+OrgName = Annotated[str, PathParam(pattern=ORG_PATTERN)]
+ProjectName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
 
-def _azure(exc: AzureError) -> FastJSONResponse:
-    return FastJSONResponse(exc.body(), status_code=exc.status)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` (chunked bodies too)."""
-    declared = request.headers.get("content-length")
-    too_large = AzureError(413, "RequestTooLargeException", f"The request body is larger than {limit} bytes.")
-    if declared is not None:
-        if not declared.isdigit():
-            raise AzureError(400, "ArgumentException", "Content-Length is not a number.")
-        if int(declared) > limit:
-            raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _azure(exc: AzureError, headers: dict[str, str] | None = None) -> FastJSONResponse:
+    return FastJSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def _json(request: Request, model: type[BaseModel] | None = None) -> Any:
-    raw = await _read_body(request, _MAX_API_BODY)
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise AzureError(400, "InvalidPayloadException", f"The request body is not valid JSON: {exc}") from None
+    """A JSON route's body: 415 unless it is JSON, 413 over 16 MiB, 400 when invalid or over 64 deep."""
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    check_json_content_type(request.headers.get("content-type"), has_body=has_body)
+    raw = await read_body(request, _MAX_API_BODY)
+    data = parse_json(raw or b"{}")
     if model is None:
         return data
     try:
@@ -99,8 +93,15 @@ async def _json(request: Request, model: type[BaseModel] | None = None) -> Any:
         raise AzureError(400, "ArgumentException", f"{where}: {first['msg']}") from None
 
 
+def _not_null(value: Any) -> Any:
+    """Refuse an explicit ``null`` for a field that may be left out (the description says string)."""
+    if value is None:
+        raise ValueError("must be a string when given (leave it out instead of null)")
+    return value
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True, strict=True)
 
 
 class _QueueVariable(_Body):
@@ -117,66 +118,188 @@ class _Resources(_Body):
 
 
 class RunRequest(_Body):
-    """``RunPipelineParameters`` of the Runs API."""
+    """``RunPipelineParameters`` of the Runs API (``yamlOverride`` only with ``previewRun: true``)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "dependentSchemas": {
+                "yamlOverride": {"required": ["previewRun"], "properties": {"previewRun": {"const": True}}}
+            }
+        }
+    )
     preview_run: bool = Field(default=False, alias="previewRun")
-    yaml_override: str | None = Field(default=None, alias="yamlOverride")
+    yaml_override: Annotated[str | None, BeforeValidator(_not_null), WithJsonSchema({"type": "string"})] = Field(
+        default=None, alias="yamlOverride"
+    )
     template_parameters: dict[str, Any] = Field(default_factory=dict, alias="templateParameters")
     variables: dict[str, _QueueVariable] = Field(default_factory=dict)
     resources: _Resources = Field(default_factory=_Resources)
     stages_to_skip: list[str] = Field(default_factory=list, alias="stagesToSkip")
 
 
+_HEADER_PATTERN: Final = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
+
+
 class ConnectionRequest(_Body):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
-    name: str = Field(min_length=1, max_length=64)
-    webhook_name: str = Field(alias="webhookName", min_length=1, max_length=256)
-    secret: str | None = Field(default=None, min_length=1)
-    header: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        strict=True,
+        json_schema_extra={"dependentRequired": {"secret": ["header"]}},
+    )
+    name: str = Field(pattern=NAME_PATTERN)
+    webhook_name: str = Field(alias="webhookName", pattern=r"^[-_A-Za-z0-9]{1,256}$")
+    secret: Annotated[str | None, BeforeValidator(_not_null), WithJsonSchema({"type": "string", "minLength": 1})] = (
+        Field(default=None, min_length=1)
+    )
+    header: Annotated[
+        str | None, BeforeValidator(_not_null), WithJsonSchema({"type": "string", "pattern": _HEADER_PATTERN})
+    ] = Field(default=None, pattern=_HEADER_PATTERN, description="Required with a secret: where the checksum travels.")
+
+
+def _repository_file(path: str) -> str:
+    """A file path inside the pipeline's repository, refused with the reason (escaping it, odd characters)."""
+    try:
+        resolve_path("", path)
+    except PipelineError as exc:
+        raise ValueError(exc.message) from None
+    if _FILE.fullmatch(path) is None:
+        raise ValueError(
+            f"{path[:100]!r} is not a repository file path (letters, digits, '._ -', '/' between segments, "
+            "no segment starting with '.')"
+        )
+    return path
+
+
+RepositoryFile = Annotated[
+    str, AfterValidator(_repository_file), WithJsonSchema({"type": "string", "pattern": FILE_PATTERN})
+]
 
 
 class PipelineRequest(_Body):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True, strict=True)
+    name: str = Field(pattern=NAME_PATTERN)
     yaml: str = Field(min_length=1)
-    path: str = "azure-pipelines.yml"
-    files: dict[str, str] = Field(default_factory=dict, description="Other repository files (templates, scripts).")
-    folder: str = "\\"
-    default_branch: str = Field(default="refs/heads/main", alias="defaultBranch", pattern=r"^refs/\S+$")
+    path: RepositoryFile = "azure-pipelines.yml"
+    files: dict[RepositoryFile, str] = Field(
+        default_factory=dict,
+        description="Other repository files (templates, scripts).",
+        json_schema_extra={"additionalProperties": False},
+    )
+    folder: str = Field(default="\\", pattern=r"^\\[A-Za-z0-9._ \\-]{0,200}$", description="Azure's folder path.")
+    default_branch: str = Field(default="refs/heads/main", alias="defaultBranch", pattern=r"^refs/[!-~]{1,200}$")
     variables: dict[str, _QueueVariable] = Field(default_factory=dict)
 
 
 class CompleteRequest(_Body):
-    result: str
+    result: Literal["succeeded", "partiallySucceeded", "failed", "canceled"]
 
 
 class BuildUpdate(_Body):
-    status: str | None = None
+    status: str = Field(
+        pattern=r"^[Cc][Aa][Nn][Cc][Ee][Ll][Ll]?[Ii][Nn][Gg]$",
+        description='Only cancellation is supported: "cancelling" (or "canceling").',
+    )
 
 
-def _authorized(request: Request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        given = value.strip()
-    elif scheme.lower() == "basic":
-        try:
-            given = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
-        except (ValueError, UnicodeDecodeError):
-            return False
-    else:
-        return False
-    return hmac.compare_digest(given.encode(), token.encode())
+class AzureErrorBody(BaseModel):
+    """Azure's error JSON (``WrappedException``)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    id: str = Field(alias="$id")
+    innerException: Any = None
+    message: str
+    typeName: str
+    typeKey: str
+    errorCode: int
+    eventId: int
+
+
+_SUBSCRIPTION_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["eventType", "publisherId", "consumerId", "consumerInputs"],
+    "properties": {
+        "consumerId": {"const": "webHooks"},
+        "consumerActionId": {"const": "httpRequest"},
+        "consumerInputs": {
+            "type": "object",
+            "required": ["url"],
+            "properties": {"url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$"}},
+        },
+        "publisherInputs": {"type": ["object", "null"]},
+    },
+    "oneOf": [
+        {"properties": {"eventType": {"const": event}, "publisherId": {"const": publisher}}}
+        for event, publisher in sorted(EVENT_TYPES.items())
+    ],
+}
+
+_ERROR_TEXT: Final = {
+    400: "Bad request: a missing or invalid api-version, parameter or body (invalid JSON, deeper than "
+    f"{MAX_JSON_DEPTH} levels, fields that do not validate, a pipeline that does not expand).",
+    401: "No personal access token of the organization (TF400813).",
+    403: "A request from another web origin (Origin or Sec-Fetch-Site: cross-site).",
+    404: "The organization, project, pipeline, run, log or subscription does not exist.",
+    409: "A conflict: the name is taken, or the run is already completed.",
+    413: "The body is larger than the route's limit.",
+    415: "The body is not application/json.",
+    500: "Azure's own answers of the trigger: no such webhook, or a missing or wrong checksum.",
+}
+_AUTH_HEADERS: Final = {
+    "WWW-Authenticate": {"description": "TFS-Federated, Bearer and Basic realm entries", "schema": {"type": "string"}},
+    "X-TFS-FedAuthRedirect": {"description": "Where a browser would sign in", "schema": {"type": "string"}},
+    "X-VSS-AuthenticateError": {
+        "description": "InvalidToken when a token was given but opens nothing here",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: Azure's error JSON for each code (401 with Azure's headers).
+
+    The content is spelled out (not ``model=``): FastAPI would give a text route's errors its
+    text media type, and every error here is JSON.
+    """
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {
+            "description": _ERROR_TEXT[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AzureError"}}},
+        }
+        if code == 401:
+            entry["headers"] = _AUTH_HEADERS
+        out[code] = entry
+    return out
+
+
+_READ: Final = (400, 401, 403, 404)
+_WRITE: Final = (400, 401, 403, 404, 413, 415)
+
+
+_SHARED_SCHEMAS: dict[str, Any] = {
+    "AzureError": AzureErrorBody.model_json_schema(by_alias=True),
+}
+"""Schemas the bodies refer to, added to ``components.schemas`` by :func:`_openapi`."""
+
+
+def _json_body(schema: dict[str, Any] | type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON request body (the routes read their bodies themselves)."""
+    if isinstance(schema, type):
+        schema = schema.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        _SHARED_SCHEMAS.update(schema.pop("$defs", {}))
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 def create_emulator_app(
     emulator: Emulator,
     *,
     work_dir: Path,
+    policy: AccessPolicy,
     executor: RunExecutor | None = None,
     hooks: ServiceHooks | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
-    access_token: str | None = None,
 ) -> FastAPI:
     """The emulator's ASGI app. ``executor`` None: runs are queued, never executed."""
 
@@ -193,6 +316,7 @@ def create_emulator_app(
     app = FastAPI(title="kiosk Azure DevOps emulator", lifespan=lifespan, docs_url="/_emulator/docs", redoc_url=None)
     emulator.set_queue(executor.submit if executor is not None else None)
     base = emulator.options.base_url
+    app.add_middleware(RequestGuard, base_url=base, policy=policy, known_org=emulator.has_org)
 
     @app.exception_handler(AzureError)
     async def azure_error(_: Request, exc: AzureError) -> Response:
@@ -205,30 +329,49 @@ def create_emulator_app(
         return _azure(AzureError(400, "ArgumentException", f"{where}: {first.get('msg', 'invalid')}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         key = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(exc.status_code, "HttpException")
-        return _azure(AzureError(exc.status_code, key, str(exc.detail)))
-
-    if access_token is not None:
-
-        @app.middleware("http")
-        async def require_token(request: Request, call_next: Callable[[Request], Any]) -> Response:
-            if _PUBLIC.match(request.url.path) or _authorized(request, access_token):
-                response: Response = await call_next(request)
-                return response
-            return _azure(AzureError(401, "UnauthorizedRequestException", "TF400813: The user is not authorized."))
+        headers = None
+        if exc.status_code == 405:
+            headers = {"Allow": _allowed_methods(app, request)}
+        return _azure(AzureError(exc.status_code, key, str(exc.detail)), headers)
 
     def _versioned(api_version: str | None) -> None:
         check_api_version(api_version)
 
+    def _caller_orgs(request: Request) -> frozenset[str] | None:
+        """The orgs the caller's PAT opens (None: anonymous access is allowed, everything is visible)."""
+        if policy.allow_anonymous:
+            return None
+        orgs: frozenset[str] = request.scope.get("state", {}).get("pat_orgs", frozenset())
+        return orgs
+
+    def _adopt(request: Request, org: str, existed: bool) -> None:
+        """An org created at run time accepts the PAT that created it."""
+        token = request.scope.get("state", {}).get("pat")
+        if not existed and token:
+            policy.grant(org, token)
+
     # ------------------------------------------------------------------ the trigger
 
-    @app.post("/{org}/_apis/public/distributedtask/webhooks/{webhook_name}", include_in_schema=True)
+    @app.post(
+        "/{org}/_apis/public/distributedtask/webhooks/{webhook_name}",
+        response_class=Response,
+        responses={
+            200: {"description": "Accepted (whether or not a run was queued; see /_emulator/triggers)."},
+            **_responses(400, 403, 404, 413, 415, 500),
+        },
+        openapi_extra={
+            "security": [],
+            "parameters": [{"name": "api-version", "in": "query", "required": True, "schema": {"type": "string"}}],
+            **_json_body({"type": "object"}),
+        },
+    )
     async def trigger(org: str, webhook_name: str, request: Request) -> Response:
         """Azure's incoming-webhook endpoint. 200 with an empty body whether or not a run was queued."""
         check_api_version(request.query_params.get("api-version"))
         emulator.org_name(org)
-        body = await _read_body(request, max_body_bytes)
+        body = await read_body(request, max_body_bytes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
         record = emulator.trigger(org, webhook_name, headers, body)
         queued = ",".join(str(o.run_id) for o in record.outcomes if o.run_id is not None)
@@ -236,32 +379,39 @@ def create_emulator_app(
 
     @app.api_route(
         "/{org}/_apis/public/distributedtask/webhooks/{webhook_name}",
-        methods=["GET", "PUT", "PATCH", "DELETE"],
+        methods=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         include_in_schema=False,
     )
     async def trigger_wrong_method(org: str, webhook_name: str, request: Request) -> Response:
-        raise AzureError(405, "MethodNotAllowedException", f"The requested resource does not support {request.method}.")
+        error = AzureError(
+            405, "MethodNotAllowedException", f"The requested resource does not support {request.method}."
+        )
+        return _azure(error, {"Allow": "POST"})
 
     # ------------------------------------------------------------------ Azure REST (read side + Runs API)
 
-    @app.get("/{org}/_apis/projects")
+    @app.get("/{org}/_apis/projects", responses=_responses(*_READ))
     def projects(org: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         items = [project_json(base, p) for p in emulator.projects(org)]
         return FastJSONResponse({"count": len(items), "value": items})
 
-    @app.get("/{org}/{project}/_apis/pipelines")
+    @app.get("/{org}/{project}/_apis/pipelines", responses=_responses(*_READ))
     def pipelines(org: str, project: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         items = [pipeline_json(base, p) for p in emulator.pipelines(org, project)]
         return FastJSONResponse({"count": len(items), "value": items})
 
-    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}")
+    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}", responses=_responses(*_READ))
     def pipeline(org: str, project: str, pipeline_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         return FastJSONResponse(pipeline_json(base, emulator.pipeline(org, project, pipeline_id)))
 
-    @app.post("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs")
+    @app.post(
+        "/{org}/{project}/_apis/pipelines/{pipeline_id}/runs",
+        responses=_responses(*_WRITE),
+        openapi_extra=_json_body(RunRequest, required=False),
+    )
     async def run_pipeline(
         org: str, project: str, pipeline_id: int, request: Request, api_version: Version = None
     ) -> Response:
@@ -293,7 +443,7 @@ def create_emulator_app(
         )
         return FastJSONResponse(run_json(base, run))
 
-    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs")
+    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs", responses=_responses(*_READ))
     def list_runs(org: str, project: str, pipeline_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         emulator.pipeline(org, project, pipeline_id)
@@ -306,13 +456,13 @@ def create_emulator_app(
             raise AzureError(404, "RunNotFoundException", f"Run {run_id} of pipeline {pipeline_id} was not found.")
         return found
 
-    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}")
+    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}", responses=_responses(*_READ))
     def get_run(org: str, project: str, pipeline_id: int, run_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         found = _pipeline_run(org, project, pipeline_id, run_id)
         return FastJSONResponse(run_json(base, found, final_yaml=emulator.final_yaml(found)))
 
-    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs")
+    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs", responses=_responses(*_READ))
     def list_logs(
         org: str,
         project: str,
@@ -329,7 +479,7 @@ def create_emulator_app(
         url = f"{base}/{owner.org}/{owner.id}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs"
         return FastJSONResponse({"logs": logs, "url": url})
 
-    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs/{log_id}")
+    @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs/{log_id}", responses=_responses(*_READ))
     def get_log(
         org: str,
         project: str,
@@ -345,12 +495,16 @@ def create_emulator_app(
             raise AzureError(404, "LogNotFoundException", f"Log {log_id} of run {run_id} was not found.")
         return FastJSONResponse(log_json(base, found, log_id, signed=(expand or "").lower() == "signedcontent"))
 
-    @app.get("/{org}/{project}/_apis/build/builds/{build_id}")
+    @app.get("/{org}/{project}/_apis/build/builds/{build_id}", responses=_responses(*_READ))
     def get_build(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         return FastJSONResponse(build_json(base, emulator.run(org, build_id, project)))
 
-    @app.patch("/{org}/{project}/_apis/build/builds/{build_id}")
+    @app.patch(
+        "/{org}/{project}/_apis/build/builds/{build_id}",
+        responses=_responses(*_WRITE),
+        openapi_extra=_json_body(BuildUpdate),
+    )
     async def update_build(
         org: str, project: str, build_id: int, request: Request, api_version: Version = None
     ) -> Response:
@@ -358,24 +512,28 @@ def create_emulator_app(
         _versioned(api_version)
         found = emulator.run(org, build_id, project)
         body: BuildUpdate = await _json(request, BuildUpdate)
-        if (body.status or "").lower() not in ("cancelling", "canceling"):
+        if body.status.lower() not in ("cancelling", "canceling"):
             raise AzureError(400, "ArgumentException", 'only {"status": "cancelling"} is supported')
         emulator.cancel_run(found)
         return FastJSONResponse(build_json(base, found))
 
-    @app.get("/{org}/{project}/_apis/build/builds/{build_id}/timeline")
+    @app.get("/{org}/{project}/_apis/build/builds/{build_id}/timeline", responses=_responses(*_READ))
     def get_timeline(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         return FastJSONResponse(timeline_json(base, emulator.run(org, build_id, project)))
 
-    @app.get("/{org}/{project}/_apis/build/builds/{build_id}/logs")
+    @app.get("/{org}/{project}/_apis/build/builds/{build_id}/logs", responses=_responses(*_READ))
     def build_logs(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
         found = emulator.run(org, build_id, project)
         items = [log_json(base, found, log_id) for log_id in sorted(found.logs)]
         return FastJSONResponse({"count": len(items), "value": items})
 
-    @app.get("/{org}/{project}/_apis/build/builds/{build_id}/logs/{log_id}")
+    @app.get(
+        "/{org}/{project}/_apis/build/builds/{build_id}/logs/{log_id}",
+        response_class=PlainTextResponse,
+        responses=_responses(*_READ),
+    )
     def build_log(org: str, project: str, build_id: int, log_id: int, api_version: Version = None) -> Response:
         """A log's text, one timestamped line per line (what Azure serves for ``Accept: text/plain``)."""
         _versioned(api_version)
@@ -391,7 +549,11 @@ def create_emulator_app(
             raise AzureError(404, "NotFoundException", "service hooks are not enabled on this emulator")
         return hooks
 
-    @app.post("/{org}/_apis/hooks/subscriptions")
+    @app.post(
+        "/{org}/_apis/hooks/subscriptions",
+        responses=_responses(*_WRITE),
+        openapi_extra=_json_body(_SUBSCRIPTION_SCHEMA),
+    )
     async def create_subscription(org: str, request: Request, api_version: Version = None) -> Response:
         """Create a service-hook subscription (consumer webHooks / httpRequest)."""
         _versioned(api_version)
@@ -401,24 +563,29 @@ def create_emulator_app(
             raise AzureError(400, "ArgumentException", "the subscription must be a JSON object")
         return FastJSONResponse(_hooks().create(name, body).json(base))
 
-    @app.get("/{org}/_apis/hooks/subscriptions")
+    @app.get("/{org}/_apis/hooks/subscriptions", responses=_responses(*_READ))
     def list_subscriptions(org: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         items = [s.json(base) for s in _hooks().for_org(emulator.org_name(org))]
         return FastJSONResponse({"count": len(items), "value": items})
 
-    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}")
+    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}", responses=_responses(*_READ))
     def get_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         return FastJSONResponse(_hooks().get(emulator.org_name(org), subscription_id).json(base))
 
-    @app.delete("/{org}/_apis/hooks/subscriptions/{subscription_id}")
+    @app.delete(
+        "/{org}/_apis/hooks/subscriptions/{subscription_id}",
+        status_code=204,
+        response_class=Response,
+        responses=_responses(*_READ),
+    )
     def delete_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         _hooks().delete(emulator.org_name(org), subscription_id)
         return Response(status_code=204)
 
-    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}/notifications")
+    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}/notifications", responses=_responses(*_READ))
     def notifications(org: str, subscription_id: str, api_version: Version = None) -> Response:
         _versioned(api_version)
         items = _hooks().notifications(emulator.org_name(org), subscription_id)
@@ -426,31 +593,45 @@ def create_emulator_app(
 
     # ------------------------------------------------------------------ the emulator's own routes
 
-    @app.get("/_emulator/healthz")
+    @app.get("/_emulator/healthz", responses=_responses(403), openapi_extra={"security": []})
     def healthz() -> Response:
         return FastJSONResponse({"ok": True})
 
-    @app.get("/_emulator/triggers")
+    @app.get("/_emulator/triggers", responses=_responses(400, 401, 403))
     def triggers(
+        request: Request,
         org: str | None = None,
         webhook: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        """Recent trigger calls, newest first, with what each did and why no run was queued."""
-        items = [trigger_json(r) for r in emulator.triggers(org, webhook, limit)]
+        """Recent trigger calls of the caller's orgs, newest first, with what each did and why no run was queued."""
+        visible = _caller_orgs(request)
+        records = emulator.triggers(org, webhook, limit, orgs=visible)
+        items = [trigger_json(r) for r in records]
         return FastJSONResponse({"count": len(items), "value": items})
 
-    @app.get("/_emulator/triggers/{trigger_id}")
-    def trigger_record(trigger_id: int) -> Response:
-        return FastJSONResponse(trigger_json(emulator.trigger_record(trigger_id)))
+    @app.get("/_emulator/triggers/{trigger_id}", responses=_responses(400, 401, 403, 404))
+    def trigger_record(trigger_id: int, request: Request) -> Response:
+        record = emulator.trigger_record(trigger_id)
+        visible = _caller_orgs(request)
+        if visible is not None and record.org.lower() not in visible:
+            raise AzureError(404, "TriggerRecordNotFoundException", f"trigger call {trigger_id} is not recorded")
+        return FastJSONResponse(trigger_json(record))
 
-    @app.post("/_emulator/orgs/{org}/projects/{project}/connections", status_code=201)
-    async def add_connection(org: str, project: str, request: Request) -> Response:
+    @app.post(
+        "/_emulator/orgs/{org}/projects/{project}/connections",
+        status_code=201,
+        responses=_responses(*_WRITE, 409),
+        openapi_extra=_json_body(ConnectionRequest),
+    )
+    async def add_connection(org: OrgName, project: ProjectName, request: Request) -> Response:
         """Register an Incoming WebHook connection (the secret is never returned)."""
         body: ConnectionRequest = await _json(request, ConnectionRequest)
+        existed = emulator.has_org(org)
         connection = emulator.add_connection(
             org, project, name=body.name, webhook_name=body.webhook_name, secret=body.secret, header=body.header
         )
+        _adopt(request, org, existed)
         url = trigger_url(base, connection.project.org, connection.webhook_name)
         return FastJSONResponse(
             {
@@ -464,8 +645,13 @@ def create_emulator_app(
             status_code=201,
         )
 
-    @app.post("/_emulator/orgs/{org}/projects/{project}/pipelines", status_code=201)
-    async def add_pipeline(org: str, project: str, request: Request) -> Response:
+    @app.post(
+        "/_emulator/orgs/{org}/projects/{project}/pipelines",
+        status_code=201,
+        responses=_responses(*_WRITE, 409),
+        openapi_extra=_json_body(PipelineRequest),
+    )
+    async def add_pipeline(org: OrgName, project: ProjectName, request: Request) -> Response:
         """Register a pipeline from YAML text (and its templates), written into a repository directory."""
         body: PipelineRequest = await _json(request, PipelineRequest)
         files = {body.path: body.yaml, **body.files}
@@ -481,10 +667,16 @@ def create_emulator_app(
             / project.lower()
             / f"{body.name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
         )
-        for path, text in checked.items():
-            target = root / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        try:
+            for path, text in checked.items():
+                target = root / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+        except (OSError, UnicodeEncodeError) as exc:
+            shutil.rmtree(root, ignore_errors=True)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise AzureError(400, "ArgumentException", f"files: cannot write the repository: {reason}") from None
+        existed = emulator.has_org(org)
         try:
             created = emulator.add_pipeline(
                 org,
@@ -499,15 +691,25 @@ def create_emulator_app(
         except AzureError:
             shutil.rmtree(root, ignore_errors=True)
             raise
+        _adopt(request, org, existed)
         return FastJSONResponse(pipeline_json(base, created), status_code=201)
 
-    @app.post("/_emulator/runs/{org}/{run_id}/complete")
+    @app.post(
+        "/_emulator/runs/{org}/{run_id}/complete",
+        responses=_responses(*_WRITE, 409),
+        openapi_extra=_json_body(CompleteRequest),
+    )
     async def complete(org: str, run_id: int, request: Request) -> Response:
         """Finish a run by hand (for emulators that queue runs without executing them)."""
+        found = emulator.run(org, run_id)
         body: CompleteRequest = await _json(request, CompleteRequest)
-        return FastJSONResponse(run_json(base, emulator.complete_run(emulator.run(org, run_id), body.result)))
+        return FastJSONResponse(run_json(base, emulator.complete_run(found, body.result)))
 
-    @app.get("/_emulator/runs/{org}/{run_id}/log")
+    @app.get(
+        "/_emulator/runs/{org}/{run_id}/log",
+        response_class=PlainTextResponse,
+        responses=_responses(*_READ),
+    )
     async def follow_log(org: str, run_id: int, follow: bool = False) -> Response:
         """Every log line of a run in arrival order; ``follow=true`` streams until the run completes."""
         found = emulator.run(org, run_id)
@@ -526,4 +728,53 @@ def create_emulator_app(
 
         return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    scope = {"type": "http", "path": request.url.path, "method": "\0", "root_path": ""}
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match is Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, plus what it cannot infer: the PAT scheme, api-version's rule, no 422s."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version="7.1", routes=app.routes, description=_DESCRIPTION)
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["pat"] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A personal access token of the organization as the password; any user name (empty is "
+        "normal). `Authorization: Bearer <PAT>` is accepted too.",
+    }
+    schema["security"] = [{"pat": []}]
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and parameter.get("name") == "api-version":
+                    parameter["required"] = True
+                    parameter["schema"] = {"type": "string", "pattern": API_VERSION_PATTERN}
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas.update(_SHARED_SCHEMAS)
+    app.openapi_schema = schema
+    return schema
+
+
+_DESCRIPTION: Final = (
+    "A local Azure DevOps: the incoming-webhook trigger, the Pipelines, Runs, Build and service-hook APIs, "
+    "and the emulator's own routes under /_emulator. Every route but the trigger and /_emulator/healthz "
+    "needs a personal access token of the organization (Basic auth, any user name). Requests carrying "
+    "another web origin are refused (403); JSON bodies must be application/json (415) and at most "
+    f"{MAX_JSON_DEPTH} levels deep (400)."
+)

@@ -13,11 +13,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from kiosk.config.secrets import resolve_secret
+from kiosk.emulator.access import AccessPolicy
 from kiosk.emulator.app import create_emulator_app
 from kiosk.emulator.config import EmulatorConfig
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.service import Emulator, EmulatorOptions
+from kiosk.errors import ConfigError
 from kiosk.pipelines.runner import Variable
 
 __all__ = ["EmulatorServer", "build_emulator"]
@@ -43,7 +45,9 @@ def build_emulator(
     """Everything ``config`` declares, ready to serve at ``base_url``.
 
     Secrets are resolved here (a missing variable or file stops the start with a ConfigError
-    naming the reference). ``execute_runs`` overrides the config's ``executeRuns``.
+    naming the reference), PATs included; an emulator without any org (hence without any PAT)
+    refuses to start unless ``settings.allowAnonymous`` says so. ``execute_runs`` overrides the
+    config's ``executeRuns``.
     """
     environ = os.environ if env is None else env
     settings = config.settings
@@ -56,7 +60,12 @@ def build_emulator(
             retain_triggers=settings.retain_triggers,
         )
     )
+    tokens: dict[str, list[str]] = {}
     for org in config.orgs:
+        tokens[org.name] = [
+            resolve_secret(ref, base_dir=config_dir, env=environ).reveal() for ref in org.personal_access_tokens
+        ]
+        emulator.add_org(org.name)
         for project in org.projects:
             emulator.add_project(org.name, project.name)
             for connection in project.connections:
@@ -92,11 +101,12 @@ def build_emulator(
         work_dir = config_dir / (settings.work_dir or ".kiosk-emulator")
     execute = settings.execute_runs if execute_runs is None else execute_runs
     executor = RunExecutor(emulator, work_dir, settings.run_workers) if execute else None
-    token = (
-        resolve_secret(settings.access_token, base_dir=config_dir, env=environ).reveal()
-        if settings.access_token is not None
-        else None
-    )
+    if not config.orgs and not settings.allow_anonymous:
+        raise ConfigError(
+            "the emulator serves no org, so no personal access token could open its REST API: declare orgs "
+            "with personalAccessTokens in its config (--config), or set settings.allowAnonymous: true"
+        )
+    policy = AccessPolicy(tokens, allow_anonymous=settings.allow_anonymous)
     hooks = ServiceHooks(emulator.options.base_url)
     emulator.subscribe(hooks.run_changed)
     app = create_emulator_app(
@@ -105,6 +115,6 @@ def build_emulator(
         executor=executor,
         hooks=hooks,
         max_body_bytes=settings.max_body_bytes,
-        access_token=token,
+        policy=policy,
     )
     return EmulatorServer(emulator, app, executor, work_dir)

@@ -7,6 +7,8 @@ file and checked into the repository that holds the pipelines::
     settings: {executeRuns: true}
     orgs:
       - name: demo
+        personalAccessTokens:         # the REST API needs one of these (Basic auth, any user name)
+          - {env: DEMO_PAT}
         projects:
           - name: demo
             connections:
@@ -20,14 +22,19 @@ file and checked into the repository that holds the pipelines::
                 path: hello.yml               # the YAML file inside it (default azure-pipelines.yml)
 
 Secrets follow kiosk.yaml's rule: references only (``{env: NAME}`` / ``{file: PATH}``).
+
+Every org needs at least one personal access token, as an Azure DevOps organisation does: the
+emulator runs pipelines' scripts on this machine, so an open REST API would let anything that can
+reach it (a web page included) run commands. ``settings.allowAnonymous: true`` is the explicit
+opt-out, for throwaway setups where nothing else can reach the port.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from kiosk.config.loader import load_model, parse_model
 from kiosk.config.secrets import SecretRef
@@ -69,12 +76,22 @@ class EmulatorSettings(_Strict):
     retain_runs: int = Field(default=10_000, alias="retainRuns", ge=10)
     retain_triggers: int = Field(default=10_000, alias="retainTriggers", ge=10)
     work_dir: str | None = Field(default=None, alias="workDir")
-    access_token: SecretRef | None = Field(
-        default=None,
-        alias="accessToken",
-        description="When set, the REST API (not the public webhook endpoint) requires it as a PAT "
-        "(basic auth password or bearer token), as Azure DevOps does.",
+    allow_anonymous: bool = Field(
+        default=False,
+        alias="allowAnonymous",
+        description="Serve the REST API without personal access tokens. Off by default: an emulator that "
+        "executes runs would otherwise run any script anything that reaches its port asks for.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_access_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "accessToken" in data:
+            raise ValueError(
+                "settings.accessToken was replaced by a PAT per org, as Azure DevOps has them: "
+                "orgs[].personalAccessTokens: [{env: NAME}]"
+            )
+        return data
 
 
 class ConnectionSpec(_Strict):
@@ -122,6 +139,11 @@ class ProjectSpec(_Strict):
 
 class OrgSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")]
+    personal_access_tokens: list[SecretRef] = Field(
+        default_factory=list,
+        alias="personalAccessTokens",
+        description="The PATs that open this org's REST API (several: rotate without a gap).",
+    )
     projects: list[ProjectSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -154,6 +176,21 @@ class EmulatorConfig(_Strict):
                 raise ValueError(f"two orgs named {org.name!r}")
             seen.add(org.name.lower())
         return self
+
+    @field_validator("orgs")
+    @classmethod
+    def _pat_per_org(cls, orgs: list[OrgSpec], info: ValidationInfo) -> list[OrgSpec]:
+        settings = info.data.get("settings")
+        if settings is not None and settings.allow_anonymous:
+            return orgs
+        for org in orgs:
+            if not org.personal_access_tokens:
+                raise ValueError(
+                    f"org {org.name!r} has no personalAccessTokens: its REST API would be open to anything "
+                    "that reaches the emulator (declare one, e.g. personalAccessTokens: [{env: NAME}], or set "
+                    "settings.allowAnonymous: true)"
+                )
+        return orgs
 
 
 def load_emulator_config(path: Path) -> EmulatorConfig:

@@ -9,14 +9,19 @@ status code, as they must with Azure too.
 
     status  typeKey                                  when
     400     VssApiVersionMissingException            no ``api-version`` query parameter
+    400     VssInvalidApiVersionException            an api-version that is not {Major}.{Minor}[-preview[.N]]
     400     VssVersionOutOfRangeException            an api-version that is not 6.x or 7.x
-    400     InvalidPayloadException (emulator's)     the webhook body is not a JSON object
-    401     UnauthorizedRequestException             REST call without the configured PAT
+    400     InvalidPayloadException (emulator's)     a body that is not JSON (the webhook's: not an object),
+                                                     or deeper than 64 levels
+    401     UnauthorizedRequestException             no PAT of the org (TF400813; Azure's WWW-Authenticate,
+                                                     X-TFS-FedAuthRedirect, X-VSS-AuthenticateError headers)
+    403     CrossOriginRequestException (emulator's) Origin not the emulator's own, Sec-Fetch-Site: cross-site
     404     OrganizationNotFoundException (emulator) the org is not served by this emulator
     404     ProjectDoesNotExistWithNameException     unknown project
     404     PipelineNotFoundException / BuildNotFoundException / RunNotFoundException
     405     MethodNotAllowed (emulator's)            e.g. GET on the trigger URL
     413     RequestTooLargeException (emulator's)    body over the emulator's maxBodyBytes
+    415     UnsupportedMediaTypeException (emulator) a body that is not ``application/json``
     500     WebHookNotFoundException (emulator's)    no connection with that WebHook Name
     500     RequiredHeaderSignatureNotFoundException the connection has a secret, the header is missing or empty
     500     WebHookChecksumMismatchException (emulator's)  wrong checksum (Azure: undocumented, rejects)

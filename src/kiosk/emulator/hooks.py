@@ -18,8 +18,8 @@ import collections
 import itertools
 import logging
 import queue
+import re
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from kiosk.emulator.errors import AzureError
 from kiosk.emulator.models import Run
 from kiosk.emulator.shapes import build_json, pipeline_json, run_json
 
-__all__ = ["EVENT_TYPES", "ServiceHooks", "Subscription", "run_state_event"]
+__all__ = ["EVENT_TYPES", "URL_PATTERN", "ServiceHooks", "Subscription", "run_state_event"]
 
 log = logging.getLogger("kiosk.emulator")
 
@@ -41,6 +41,8 @@ BUILD_COMPLETE: Final = "build.complete"
 EVENT_TYPES: Final = {RUN_STATE_CHANGED: "pipelines", BUILD_COMPLETE: "tfs"}
 """The events the emulator publishes, with their publisher."""
 USER_AGENT: Final = "VSServices/17.153.0 (kiosk emulator)"
+URL_PATTERN: Final = re.compile(r"https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?(/[!-~]*)?")
+"""A subscription's target: http(s), a host name or IPv4 address, an optional port and path."""
 _ATTEMPTS: Final = 3
 _BACKOFF: Final = (0.2, 1.0)
 
@@ -171,6 +173,7 @@ class ServiceHooks:
         self._lock = threading.Lock()
         self._outbox: queue.Queue[tuple[Subscription, dict[str, Any]] | None] = queue.Queue()
         self._notification_ids = itertools.count(1)
+        self._stopping = threading.Event()
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
         self._thread = threading.Thread(target=self._send_loop, name="kiosk-emulator-hooks", daemon=True)
         self._thread.start()
@@ -201,11 +204,13 @@ class ServiceHooks:
                 "only consumerId webHooks / consumerActionId httpRequest is supported",
             )
         consumer = body.get("consumerInputs")
-        publisher_inputs = body.get("publisherInputs") or {}
+        publisher_inputs = body.get("publisherInputs")
+        if publisher_inputs is None:  # left out or null: no filter (false, 0, "" are refused below)
+            publisher_inputs = {}
         if not isinstance(consumer, Mapping) or not isinstance(publisher_inputs, Mapping):
             raise AzureError(400, "ArgumentException", "consumerInputs and publisherInputs must be objects")
-        url = str(consumer.get("url") or "")
-        if not url.startswith(("http://", "https://")):
+        url = consumer.get("url")
+        if not isinstance(url, str) or URL_PATTERN.fullmatch(url) is None:
             raise AzureError(400, "ArgumentException", "consumerInputs.url must be an http(s) URL")
         subscription = Subscription(
             id=str(uuid.uuid4()),
@@ -252,9 +257,12 @@ class ServiceHooks:
             self._outbox.put((subscription, builder(self.base_url, subscription, run, next(self._notification_ids))))
 
     def close(self) -> None:
+        """Stop sending: queued events get one attempt each, no retry waits; the client is closed last."""
+        self._stopping.set()
         self._outbox.put(None)
         self._thread.join(timeout=10)
-        self._client.close()
+        if not self._thread.is_alive():
+            self._client.close()
 
     def _send_loop(self) -> None:
         while True:
@@ -282,8 +290,8 @@ class ServiceHooks:
             subscription.notifications.append(record)
             if record["status"] == "succeeded":
                 return
-            if attempt < _ATTEMPTS:
-                time.sleep(_BACKOFF[attempt - 1])
+            if attempt < _ATTEMPTS and self._stopping.wait(_BACKOFF[attempt - 1]):
+                return
         log.warning("service hook %s: event %s not delivered to %s", subscription.id, event["id"], url)
 
     def notifications(self, org: str, subscription_id: str) -> list[dict[str, Any]]:

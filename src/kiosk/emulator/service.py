@@ -7,7 +7,8 @@ The trigger follows Azure's order of checks (reference file, "The trigger endpoi
 org, the connection by WebHook Name (500 "Cannot find webhook…" when none, or when no pipeline
 listens on it), the checksum header (500 ``RequiredHeaderSignatureNotFound`` when the connection
 has a secret and the header is missing or empty; a wrong checksum is rejected the same way), the
-JSON body, then per listening pipeline: filters (AND), expansion with the body bound to
+JSON body (``application/json`` or 415, at most 64 levels deep or 400 ``InvalidPayloadException``,
+both recorded), then per listening pipeline: filters (AND), expansion with the body bound to
 ``parameters.<alias>``, the run name — and a run queued, or the reason it was not. Azure answers
 200 whether or not a run was queued; the emulator does too, and keeps the reason in the trigger
 record (``GET /_emulator/triggers``), which is the part Azure does not give.
@@ -19,6 +20,7 @@ import collections
 import hashlib
 import itertools
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
-
 from kiosk.core.signing import verify_azure_checksum
+from kiosk.emulator.bodies import check_json_content_type, parse_json
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.models import (
     Connection,
@@ -47,7 +48,7 @@ from kiosk.pipelines.runner import Variable
 from kiosk.pipelines.webhooks import ALIAS_PATTERN, WebhookResource, check_filters, webhook_resources
 from kiosk.pipelines.yaml_source import directory_loader, parse_yaml, to_plain
 
-__all__ = ["Emulator", "EmulatorOptions", "RunListener"]
+__all__ = ["API_VERSION_PATTERN", "Emulator", "EmulatorOptions", "RunListener", "check_api_version"]
 
 log = logging.getLogger("kiosk.emulator")
 
@@ -72,6 +73,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+API_VERSION_PATTERN: Final = r"^[67]\.[0-9]+(-preview(\.[0-9]+)?)?$"
+"""The api-versions served: 6.x and 7.x, ``-preview`` and ``-preview.N`` included (the OpenAPI pattern too)."""
+_SERVED_VERSION: Final = re.compile(API_VERSION_PATTERN.rstrip("$") + r"\Z")
+_ANY_VERSION: Final = re.compile(r"[0-9]+\.[0-9]+(-preview(\.[0-9]+)?)?\Z")
+
+
 def check_api_version(api_version: str | None) -> None:
     """Azure's REST rule for this endpoint: an api-version is required, 6.x and 7.x are served."""
     if api_version is None or not api_version.strip():
@@ -81,13 +88,20 @@ def check_api_version(api_version: str | None) -> None:
             "No api-version was supplied for the request. An api-version is required "
             "(for example api-version=6.0-preview).",
         )
-    if api_version.strip()[:1] not in ("6", "7"):
+    if _SERVED_VERSION.match(api_version):
+        return
+    if not _ANY_VERSION.match(api_version):
         raise AzureError(
             400,
-            "VssVersionOutOfRangeException",
-            f"The requested REST API version of {api_version} is out of range for this server "
-            "(6.0 to 7.2 are supported).",
+            "VssInvalidApiVersionException",
+            f'Invalid api version string: "{api_version[:40]}". Api version string must be in the format: '
+            "{Major}.{Minor}[-preview[.{ResourceVersion}]].",
         )
+    raise AzureError(
+        400,
+        "VssVersionOutOfRangeException",
+        f"The requested REST API version of {api_version} is out of range for this server (6.0 to 7.2 are supported).",
+    )
 
 
 def _reason_from_error(kind: str, error: PipelineError) -> dict[str, Any]:
@@ -119,13 +133,19 @@ class Emulator:
 
     # ---------------------------------------------------------------- registry
 
-    def add_project(self, org: str, name: str) -> Project:
+    def add_org(self, org: str) -> str:
+        """Serve ``org`` (idempotent; names are case-insensitive); its name as first registered."""
         with self._lock:
-            projects = self._orgs.setdefault(org.lower(), {})
-            self._org_names.setdefault(org.lower(), org)
+            self._orgs.setdefault(org.lower(), {})
             self._pipelines.setdefault(org.lower(), {})
             self._runs.setdefault(org.lower(), collections.OrderedDict())
             self._ids.setdefault(org.lower(), itertools.count(1))
+            return self._org_names.setdefault(org.lower(), org)
+
+    def add_project(self, org: str, name: str) -> Project:
+        with self._lock:
+            self.add_org(org)
+            projects = self._orgs[org.lower()]
             existing = projects.get(name.lower())
             if existing is not None:
                 return existing
@@ -213,6 +233,10 @@ class Emulator:
         with self._lock:
             return sorted(self._org_names.values())
 
+    def has_org(self, org: str) -> bool:
+        with self._lock:
+            return org.lower() in self._org_names
+
     def org_name(self, org: str) -> str:
         with self._lock:
             name = self._org_names.get(org.lower())
@@ -273,15 +297,21 @@ class Emulator:
         return run
 
     def triggers(
-        self, org: str | None = None, webhook_name: str | None = None, limit: int = 100
+        self,
+        org: str | None = None,
+        webhook_name: str | None = None,
+        limit: int = 100,
+        *,
+        orgs: frozenset[str] | None = None,
     ) -> list[TriggerRecord]:
-        """Newest first."""
+        """Newest first; ``orgs`` (lower case) keeps only those orgs' records (a PAT sees its own orgs)."""
         with self._lock:
             records = list(self._triggers)
         picked = [
             r
             for r in reversed(records)
             if (org is None or r.org.lower() == org.lower())
+            and (orgs is None or r.org.lower() in orgs)
             and (webhook_name is None or r.webhook_name.lower() == webhook_name.lower())
         ]
         return picked[:limit]
@@ -377,10 +407,8 @@ class Emulator:
                 record.outcomes.append(self._unreadable(pipeline, source))
             raise AzureError(500, "WebHookNotFoundException", _NOT_FOUND.format(name=record.webhook_name))
         self._check_checksum(connection, headers, body)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise AzureError(400, "InvalidPayloadException", f"The request body is not valid JSON: {exc}") from None
+        check_json_content_type(headers.get("content-type"), has_body=bool(body))
+        payload = parse_json(body)
         if not isinstance(payload, dict):
             raise AzureError(400, "InvalidPayloadException", "The request body must be a JSON object.")
         for pipeline, hook, source in listening:

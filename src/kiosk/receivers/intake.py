@@ -8,7 +8,10 @@ endpoint around it only does IO (read the body, store the record, send the reply
    reference answered a chunked oversize body with a 500);
 3. the optional basic-auth / header checks → 401;
 4. for ``azure`` receivers, a User-Agent that is neither ACR's nor Azure DevOps' → 400;
-5. a body that is not JSON → 400 ``invalid request body``;
+5. a body that is not JSON → 400 ``invalid request body``, and so is one nested deeper than
+   :data:`~kiosk.json_depth.MAX_JSON_DEPTH` (the error names the limit): stored, it could never
+   be processed (jq and the payload writers recurse), so it is refused while the sender can
+   still be told;
 6. with no User-Agent, the payload's shape names the sender (ACR promises no User-Agent);
 7. the payload is parsed (unsupported event types → 400); an ACR ping → 200, always;
 8. the event is **matched now**, in memory, so the reply can say how many watches it refreshed.
@@ -39,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 from kiosk.receivers.registry import Receiver
 from kiosk.receivers.senders import (
     ACR,
@@ -71,6 +75,7 @@ _NUL_ESCAPE = b"\\u0000"
 UNSUPPORTED_SENDER = "request does not appear to have originated from a supported service"
 TOO_LARGE = f"content exceeds limit of {MAX_BODY_BYTES} bytes"
 PING = "ping event received, webhook is configured correctly"
+TOO_DEEP = f"{INVALID_BODY}: JSON nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 @dataclass(frozen=True)
@@ -162,11 +167,15 @@ def _reject(receiver: Receiver, request: IncomingRequest, rejected: Rejected, **
 def _read_json(body: bytes) -> Any:
     try:
         value = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson's own limit (1024), far past kiosk's
+            raise Rejected(400, TOO_DEEP, depth_message("the body")) from None
         raise Rejected(400, INVALID_BODY, "the body is not valid JSON") from None
     # PostgreSQL cannot store NUL in jsonb; refused alike on every engine.
     if _NUL_ESCAPE in body:
         raise Rejected(400, INVALID_BODY, "strings must not contain the NUL character (\\u0000)")
+    if exceeds_depth(value):
+        raise Rejected(400, TOO_DEEP, depth_message("the body", too_deep_at(value)))
     return value
 
 

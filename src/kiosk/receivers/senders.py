@@ -21,7 +21,7 @@ cannot use raises :class:`Rejected` with the status and the error text the refer
 * ``git.pullrequest.updated``: only an abandoned pull request concerns anyone (its target branch);
   any other update is understood and refreshes nothing.
 
-Pure: no IO (jq runs in-process).
+No IO of its own; a generic receiver's jq mapping is evaluated by kiosk's jq workers.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from kiosk.core import jq_engine
+from kiosk.core.jq_engine import JqError, JqResult, JqStopped, JqUnavailable
 from kiosk.core.jq_sandbox import compile_jq
 from kiosk.receivers.config import GenericMapping
 from kiosk.watches.events import ArtifactEvent, RefChange, Subject
@@ -239,12 +241,21 @@ def parse_azure_devops(body: Any) -> Parsed:
 
 
 class GenericReader:
-    """Reads a generic sender's JSON with the receiver's jq mapping (compiled once)."""
+    """Reads a generic sender's JSON with the receiver's jq mapping (checked once, at load).
+
+    Every field of the mapping is evaluated in one round trip to kiosk's jq workers
+    (:mod:`kiosk.core.jq_engine`), bounded in time and memory, so a costly mapping can neither
+    freeze the server nor be retried forever: a field stopped by a limit rejects the event (422,
+    recorded with the program and the limit), as a field that fails does (400). A field's error
+    counts only where the field is read, as when they were evaluated one by one. Called from a
+    worker thread (the receiver endpoint hands the whole judgement to the thread pool when the
+    receiver has a mapping), never in the event loop.
+    """
 
     def __init__(self, mapping: GenericMapping) -> None:
         self.kind = mapping.kind
-        self._programs: dict[str, Any] = {
-            name: compile_jq(expression)
+        self._fields: dict[str, str] = {
+            name: expression
             for name, expression in (
                 ("repository", mapping.repository),
                 ("tag", mapping.tag),
@@ -254,32 +265,50 @@ class GenericReader:
             )
             if expression is not None
         }
+        for expression in self._fields.values():
+            compile_jq(expression)  # refuse a syntax error now, not at the first event
 
-    def _value(self, name: str, body: Any) -> Any:
-        program = self._programs.get(name)
-        if program is None:
-            return None
+    def _evaluate(self, body: Any) -> dict[str, JqResult]:
+        """Every field of the mapping over ``body``, in one round trip."""
+        if not self._fields:
+            return {}
+        names = list(self._fields)
         try:
-            return next(iter(program.input_value(body)), None)
-        except ValueError as exc:
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
-            raise Rejected(400, INVALID_BODY, f"mapping.{name} failed: {first}") from None
+            results = jq_engine.first_each([self._fields[name] for name in names], body)
+        except JqStopped as exc:
+            name = next((n for n in names if self._fields[n] == exc.expression), names[0])
+            raise Rejected(422, f"mapping.{name}: {exc.message}") from None
+        except JqUnavailable as exc:
+            raise Rejected(503, "kiosk cannot read this event now; try again", f"jq: {exc}") from None
+        except JqError as exc:
+            raise Rejected(400, INVALID_BODY, f"the mapping cannot read the body: {exc}") from None
+        return dict(zip(names, results, strict=True))
 
-    def _string(self, name: str, body: Any) -> str | None:
-        value = self._value(name, body)
+    def _value(self, name: str, results: Mapping[str, JqResult]) -> Any:
+        result = results.get(name)
+        if result is None:
+            return None
+        if result.error is not None:
+            first = next((line.strip() for line in result.error.splitlines() if line.strip()), "error")
+            raise Rejected(400, INVALID_BODY, f"mapping.{name} failed: {first}")
+        return result.value
+
+    def _string(self, name: str, results: Mapping[str, JqResult]) -> str | None:
+        value = self._value(name, results)
         if value is None or isinstance(value, str):
             return value or None
         raise Rejected(400, INVALID_BODY, f"mapping.{name} must give a string, not {type(value).__name__}")
 
     def parse(self, body: Any) -> Parsed:
-        repository = self._string("repository", body)
-        delivery_id = _delivery_id(self._value("id", body))
-        event_type = self._string("type", body) or "generic"
+        results = self._evaluate(body)
+        repository = self._string("repository", results)
+        delivery_id = _delivery_id(self._value("id", results))
+        event_type = self._string("type", results) or "generic"
         if repository is None:
             note = "the mapping gave no repository for this event"
             return Parsed(GENERIC, event_type, delivery_id, ArtifactEvent((), note=note), {"note": note})
         if self.kind == "git":
-            raw = self._value("refs", body)
+            raw = self._value("refs", results)
             names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
             refs = tuple(RefChange(branch_ref(n), "push") for n in names if isinstance(n, str) and n)
             subject = Subject("git", git_key(repository))
@@ -288,7 +317,7 @@ class GenericReader:
                 "refs": [{"ref": r.ref, "change": "push"} for r in refs],
             }
             return Parsed(GENERIC, event_type, delivery_id, ArtifactEvent((subject,), refs=refs), summary)
-        tag = self._string("tag", body)
+        tag = self._string("tag", results)
         subject = Subject(self.kind, image_key(repository) if self.kind == "image" else chart_key(repository))
         summary = {"repository": subject.key, "tag": tag}
         return Parsed(GENERIC, event_type, delivery_id, ArtifactEvent((subject,), tag=tag), summary)

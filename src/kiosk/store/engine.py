@@ -6,12 +6,19 @@ so; plain ``postgresql://`` URLs are mapped to the psycopg 3 driver.
 
 The engine is synchronous on purpose: the hot paths are bulk ``executemany`` calls, which the
 sync drivers run fastest, and FastAPI runs them in its thread pool.
+
+A SQLite database file is private to its owner (0600): it holds the catalog, runs, deliveries and
+client digests. It is created so (SQLite gives its ``-wal`` and ``-shm`` files the database file's
+mode), and a file left looser by an older version is repaired, with a warning, when it is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,10 +98,39 @@ class Database:
         self.engine.dispose()
 
 
+#: Files of one SQLite database: the file itself, its write-ahead log and its shared-memory index.
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def private_sqlite_files(url: str) -> None:
+    """Create the SQLite file of ``url`` with mode 0600 if it does not exist yet, and set the file,
+    its ``-wal`` and ``-shm`` to 0600 where they are looser (with a warning naming each one)."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):  # an empty file is a valid SQLite database
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in SQLITE_SUFFIXES:
+        file = path.with_name(path.name + suffix)
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            log.warning(
+                "the database file was readable by others; setting it to 0600",
+                extra={"path": str(file), "mode": oct(mode)},
+            )
+            os.chmod(file, 0o600)
+
+
 def create_database(url: str) -> Database:
     """Create the engine for ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
+        private_sqlite_files(url)
         engine = sa.create_engine(
             url,
             json_serializer=_json_dumps,

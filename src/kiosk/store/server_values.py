@@ -1,4 +1,7 @@
-"""Server-wide values made once and shared by every kiosk process (signing and encryption keys).
+"""Server-wide values made once and shared by every kiosk process (the master key's check value).
+
+Never key material: whoever reads the database must not be able to mint tokens or open seals with
+what they find here (the keys themselves stay outside it, see :mod:`kiosk.auth.keys`).
 
 Several processes may start at the same moment on one database; each tries to create the value
 and all of them must end up with the same one. So the value is inserted with "on conflict do

@@ -84,9 +84,12 @@ clients = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),
     sa.Column("name", sa.String(200), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Set once when the client is revoked (migration 0004): its secret gets no token and the tokens
+    # it holds are refused from then on. The row stays, so the audit trail keeps a name for the id.
+    sa.Column("revoked_at", Timestamp, nullable=True),
 )
 
-# Small server-wide values (the token signing key, ...).
+# Small server-wide values (the check value of the master key, ...; never key material).
 server_state = sa.Table(
     "server_state",
     metadata,

@@ -26,9 +26,13 @@ Every jq program runs over the **event document** (:func:`event_document`)::
   expression gives ``null`` is left out, so a field missing from one event neither fails the
   blueprint's schema nor erases what an earlier event wrote.
 
+Every jq program runs on kiosk's jq workers (:mod:`kiosk.core.jq_engine`), one round trip per
+reaction, bounded in time and memory.
+
 Failures are sorted in two: a :class:`~kiosk.errors.KioskError` (the action refuses the inputs, the
-entity breaks its blueprint, a template fails) is final and recorded as the reaction's outcome;
-a database error is :class:`TransientReactionError` and the event is retried later.
+entity breaks its blueprint, a template fails or is stopped by a jq limit) is final and recorded
+as the reaction's outcome; a database error, or no jq worker free, is
+:class:`TransientReactionError` and the event is retried later.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from sqlalchemy.exc import DBAPIError
 from kiosk.actions.payload import render_template
 from kiosk.actions.runs import Runs
 from kiosk.catalog.service import Catalog
+from kiosk.core import jq_engine
+from kiosk.core.jq_engine import JqError, JqResult, JqStopped, JqUnavailable
 from kiosk.core.jq_sandbox import compile_jq
-from kiosk.errors import KioskError, ValidationFailed
+from kiosk.errors import KioskError, ServiceUnavailable, ValidationFailed
 from kiosk.store.queue import aware
 from kiosk.watches.config import ReactionSpec, UpsertEntitySpec, WatchSpec
 from kiosk.watches.normalise import ref_parts
@@ -110,47 +116,66 @@ def reaction_key(data: Mapping[str, Any], watch: str, position: int) -> str | No
     return f"watch-reaction:{event_id}:{watch}:{position}"
 
 
-def _first(program: Any, data: Mapping[str, Any], where: str) -> Any:
-    try:
-        return next(iter(program.input_value(dict(data))), None)
-    except ValueError as exc:
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
-        raise ValidationFailed(f"{where}: jq failed: {first}", code="template_failed") from None
+def _first(result: JqResult, where: str) -> Any:
+    if result.error is not None:
+        first = next((line.strip() for line in result.error.splitlines() if line.strip()), "error")
+        raise ValidationFailed(f"{where}: jq failed: {first}", code="template_failed")
+    return result.value
 
 
 @dataclass(frozen=True)
 class _EntityMapping:
-    blueprint: Any
-    identifier: Any
-    title: Any | None
-    properties: dict[str, Any]
-    relations: dict[str, Any]
+    """An ``upsertEntity`` reaction's fields: name (``upsertEntity.…``) -> jq expression."""
+
+    fields: dict[str, str]
 
     @classmethod
     def compile(cls, spec: UpsertEntitySpec) -> _EntityMapping:
-        return cls(
-            blueprint=compile_jq(spec.blueprint),
-            identifier=compile_jq(spec.identifier),
-            title=compile_jq(spec.title) if spec.title is not None else None,
-            properties={k: compile_jq(v) for k, v in spec.properties.items()},
-            relations={k: compile_jq(v) for k, v in spec.relations.items()},
-        )
+        fields = {"upsertEntity.blueprint": spec.blueprint, "upsertEntity.identifier": spec.identifier}
+        if spec.title is not None:
+            fields["upsertEntity.title"] = spec.title
+        fields.update({f"upsertEntity.properties.{k}": v for k, v in spec.properties.items()})
+        fields.update({f"upsertEntity.relations.{k}": v for k, v in spec.relations.items()})
+        for expression in fields.values():
+            compile_jq(expression)  # checked when kiosk.yaml was loaded; a syntax error cannot get here
+        return cls(fields)
+
+    def _evaluate(self, data: Mapping[str, Any]) -> dict[str, JqResult]:
+        """Every field over the event, in one round trip to the jq workers. A field stopped by a
+        jq limit fails the reaction for good (:class:`ValidationFailed`, naming the field, the
+        program and the limit); no jq worker free is :class:`TransientReactionError`."""
+        names = list(self.fields)
+        try:
+            results = jq_engine.first_each([self.fields[n] for n in names], dict(data))
+        except JqStopped as exc:
+            name = next((n for n in names if self.fields[n] == exc.expression), names[0])
+            raise ValidationFailed(f"{name}: {exc.message}", code="template_failed") from None
+        except JqUnavailable as exc:
+            raise TransientReactionError(f"jq: {exc}") from None
+        except JqError as exc:
+            raise ValidationFailed(f"upsertEntity: {exc}", code="template_failed") from None
+        return dict(zip(names, results, strict=True))
 
     def build(self, data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """(blueprint, entity document) for one event."""
-        blueprint = _first(self.blueprint, data, "upsertEntity.blueprint")
-        identifier = _first(self.identifier, data, "upsertEntity.identifier")
+        results = self._evaluate(data)
+        blueprint = _first(results["upsertEntity.blueprint"], "upsertEntity.blueprint")
+        identifier = _first(results["upsertEntity.identifier"], "upsertEntity.identifier")
         if not isinstance(blueprint, str) or not blueprint:
             raise ValidationFailed("upsertEntity.blueprint must give a blueprint identifier", code="template_failed")
         if not isinstance(identifier, str) or not identifier:
             raise ValidationFailed("upsertEntity.identifier must give a string", code="template_failed")
         doc: dict[str, Any] = {"identifier": identifier}
-        if self.title is not None:
-            title = _first(self.title, data, "upsertEntity.title")
+        if "upsertEntity.title" in results:
+            title = _first(results["upsertEntity.title"], "upsertEntity.title")
             if title is not None:
                 doc["title"] = title if isinstance(title, str) else str(title)
-        properties = {k: _first(p, data, f"upsertEntity.properties.{k}") for k, p in self.properties.items()}
-        relations = {k: _first(p, data, f"upsertEntity.relations.{k}") for k, p in self.relations.items()}
+        properties: dict[str, Any] = {}
+        relations: dict[str, Any] = {}
+        for name, result in results.items():
+            for prefix, out in (("upsertEntity.properties.", properties), ("upsertEntity.relations.", relations)):
+                if name.startswith(prefix):
+                    out[name[len(prefix) :]] = _first(result, name)
         doc["properties"] = {k: v for k, v in properties.items() if v is not None}
         doc["relations"] = {k: v for k, v in relations.items() if v is not None}
         return blueprint, doc
@@ -182,11 +207,14 @@ class Reactor:
             if reaction.runAction is not None:
                 spec = reaction.runAction
                 where = f"watches[{watch}].reactions[{position}].runAction"
-                raw: dict[str, Any] = {
-                    "properties": render_template(spec.properties, data, where=f"{where}.properties", secrets={})
-                }
+                # One template, so one jq round trip; its fields' paths are where.properties…, where.entity.
+                template: dict[str, Any] = {"properties": spec.properties}
                 if spec.entity is not None:
-                    entity = render_template(spec.entity, data, where=f"{where}.entity", secrets={})
+                    template["entity"] = spec.entity
+                rendered = render_template(template, data, where=where, secrets={})
+                raw: dict[str, Any] = {"properties": rendered["properties"]}
+                if spec.entity is not None:
+                    entity = rendered["entity"]
                     raw["entity"] = entity if isinstance(entity, str) else str(entity)
                 key = reaction_key(data, watch, position)
                 run = self.runs.start_run(spec.action, raw, actor=actor, origin="AUTOMATION", idempotency_key=key)
@@ -194,6 +222,8 @@ class Reactor:
             blueprint, doc = self._mappings[(watch, position)].build(data)
             entity_doc, _created = self.catalog.upsert_entity(blueprint, doc, upsert=True, merge=True, actor=actor)
             return ReactionOutcome("done", entity=f"{blueprint}/{entity_doc.get('identifier', doc['identifier'])}")
+        except ServiceUnavailable as exc:  # no jq worker free now: the event is tried again later
+            raise TransientReactionError(exc.message) from exc
         except KioskError as exc:
             return ReactionOutcome("failed", error=exc.message)
         except DBAPIError as exc:

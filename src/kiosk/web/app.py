@@ -26,13 +26,18 @@ from starlette.responses import PlainTextResponse, Response
 
 from kiosk import __version__
 from kiosk.actions.automations import Automations
+from kiosk.actions.report_tokens import ReportTokens
 from kiosk.actions.runs import Runs, fail_run_for_delivery
-from kiosk.actions.secrets import SecretBox, secret_inputs_key
+from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
-from kiosk.auth.clients import bootstrap_admin, token_signing_key
+from kiosk.auth.clients import bootstrap_admin
+from kiosk.auth.keys import TOKEN_LABEL
+from kiosk.auth.keystore import bind_keyring, migrate_legacy_keys
+from kiosk.auth.live import LiveClients
 from kiosk.catalog.service import Catalog
 from kiosk.config.model import KioskConfig
 from kiosk.config.resolved import resolve_config_secrets
+from kiosk.core import jq_engine
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
 from kiosk.settings import Settings
@@ -41,7 +46,7 @@ from kiosk.web.background import retention_pruner, run_sweeper, subscription_kee
 from kiosk.web.bodies import COMPONENTS
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
-from kiosk.web.responses import FastJSONResponse, error_response
+from kiosk.web.responses import FastJSONResponse, allowed_methods, error_response, errors
 from kiosk.web.routes import actions as action_routes
 from kiosk.web.routes import auth as auth_routes
 from kiosk.web.routes import azure_hooks as azure_hook_routes
@@ -69,12 +74,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"{first['field']}: {first['message']}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
         message = "no such route" if exc.status_code == 404 else str(exc.detail)
-        return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method served at this path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=headers)
 
     @app.exception_handler(IntegrityError)
     async def integrity(_: Request, exc: IntegrityError) -> Response:
@@ -96,11 +102,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _install_ops_routes(app: FastAPI, metrics: Metrics) -> None:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    @app.get("/healthz", tags=["operations"])
+    public: dict[str, Any] = {"security": []}  # no token needed: declared so in the OpenAPI document
+
+    @app.get("/healthz", tags=["operations"], openapi_extra=public)
     async def healthz() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], openapi_extra=public, responses=errors(503))
     async def readyz(request: Request) -> Response:
         try:
             await run_in_threadpool(request.app.state.db.ping)
@@ -109,7 +117,7 @@ def _install_ops_routes(app: FastAPI, metrics: Metrics) -> None:
             return error_response(503, "database_unreachable", "the database cannot be reached")
         return FastJSONResponse({"ok": True, "database": request.app.state.db.dialect})
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse, openapi_extra=public)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -126,9 +134,12 @@ def _announce_admin(settings: Settings, pair: tuple[str, str]) -> None:
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app: open and migrate the database, bootstrap credentials, apply kiosk.yaml."""
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.prepare_home()
+    keyring = settings.keyring()  # outside the database; a bad key source stops the start here
     db = create_database(settings.database_url)
     upgrade_to_head(db)
+    bind_keyring(db, keyring)  # a process given another key than the database uses stops here
+    migrate_legacy_keys(db, keyring)  # an install from before key files: keys out of the database
     catalog = Catalog(db)
     if settings.bootstrap_admin:
         pair = bootstrap_admin(db, settings.credentials_path)
@@ -142,6 +153,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Secrets resolved now: a missing variable stops the start with one line naming it.
     config_dir = settings.config_path.resolve().parent if settings.config_path is not None else Path.cwd()
     secrets = resolve_config_secrets(config, base_dir=config_dir, env=os.environ)
+    # User jq runs in bounded worker processes (kiosk.core.jq_engine); applying kiosk.yaml may use them.
+    jq_engine.configure(config.jq.limits())
     actions = Actions(
         db,
         azure_orgs=config.azureDevOps.orgs,
@@ -163,7 +176,8 @@ def create_app(settings: Settings) -> FastAPI:
                 db, outcome.run_id, f"{reason} (after {outcome.attempts} attempt(s))", listener=automations
             )
 
-    box = SecretBox(secret_inputs_key(db))
+    box = SecretBox.from_keyring(keyring)
+    report_tokens = ReportTokens.from_keyring(keyring)
     # run_listener: a synchronized WEBHOOK run finished by its delivery fires run automations too.
     worker = DeliveryWorker(
         db,
@@ -173,8 +187,10 @@ def create_app(settings: Settings) -> FastAPI:
         on_final=delivery_ended,
         box=box,
         run_listener=automations,
+        report_tokens=report_tokens,
     )
     automations.notify = worker.notify
+    live_clients = LiveClients(db)  # who holds a valid token now: reloaded every second (kiosk.auth.live)
     background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes), listener=automations)]
     background.append(retention_pruner(db, config.retention))
     keeper = subscription_keeper(config, secrets)
@@ -184,6 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         start_receivers()
+        live_clients.start()
         worker.start()
         for task in background:
             task.start()
@@ -194,6 +211,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await run_in_threadpool(task.stop)
             await run_in_threadpool(stop_receivers)  # before the database goes away
             await run_in_threadpool(worker.stop)
+            await run_in_threadpool(live_clients.stop)
+            await run_in_threadpool(jq_engine.shutdown)  # after everything that evaluates jq stopped
             db.dispose()
 
     app = FastAPI(
@@ -210,7 +229,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.db = db
     app.state.catalog = catalog
     app.state.metrics = metrics
-    app.state.token_key = token_signing_key(db)
+    app.state.keyring = keyring
+    app.state.token_key = keyring.derive(TOKEN_LABEL)  # signs new tokens
+    app.state.token_keys = keyring.derive_all(TOKEN_LABEL)  # verify tokens: current key, then retired ones
+    app.state.live_clients = live_clients
+    app.state.report_tokens = report_tokens
     app.state.actions = actions
     app.state.automations = automations
     app.state.runs = Runs(db, catalog, actions, box, notify=worker.notify, listener=automations)
@@ -235,7 +258,11 @@ def create_app(settings: Settings) -> FastAPI:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(COMPONENTS)
-            schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},  # Azure DevOps service hooks
+            }
+            schema["security"] = [{"bearer": []}]  # routes without it say so (security: [])
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiosk.catalog.blueprints import RelationDef
+from kiosk.catalog.blueprints import BlueprintDoc, RelationDef
 
 
 class AccessTokenRequest(BaseModel):
@@ -18,6 +18,17 @@ class AccessTokenRequest(BaseModel):
 
     clientId: str = Field(max_length=200)
     clientSecret: str = Field(max_length=500)
+
+
+def _identifier_optional(schema: dict[str, Any]) -> None:
+    schema["required"] = [name for name in schema.get("required", []) if name != "identifier"]
+
+
+class BlueprintReplace(BlueprintDoc):
+    """``PUT /v1/blueprints/{identifier}``: a whole blueprint; its identifier comes from the path
+    (the body may repeat it, not change it). Only its documented schema differs from BlueprintDoc."""
+
+    model_config = ConfigDict(json_schema_extra=_identifier_optional)
 
 
 class BlueprintPatch(BaseModel):
@@ -55,14 +66,37 @@ class EntityPatch(BaseModel):
     title: str | None = None
     icon: str | None = None
     team: str | list[str] | None = None
-    properties: dict[str, Any] | None = None
-    relations: dict[str, str | list[str] | None] | None = None
+    # Optional, not nullable: Port refuses ``properties: null`` / ``relations: null``, so does kiosk.
+    properties: dict[str, Any] = Field(default_factory=dict)
+    relations: dict[str, str | list[str] | None] = Field(default_factory=dict)
 
 
 class BulkBody(BaseModel):
+    """Up to 20,000 entities (more: 413 ``too_many_entities``, the call changes nothing)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    entities: list[EntityBody] = Field(max_length=20_000)
+    entities: list[EntityBody]
+
+
+class BulkEntityResult(BaseModel):
+    """One entity's result in a bulk answer (in ``entities`` when stored, ``errors`` when not)."""
+
+    index: int
+    identifier: str | None = None
+    created: bool | None = None
+    statusCode: int | None = None
+    error: str | None = None
+    message: str | None = None
+    field: str | None = None
+
+
+class BulkResult(BaseModel):
+    """A bulk call's answer: 200 all stored, 207 some, 422 none (each failure says why)."""
+
+    ok: bool
+    entities: list[BulkEntityResult]
+    errors: list[BulkEntityResult]
 
 
 class SearchRule(BaseModel):

@@ -1,8 +1,9 @@
 """Self-service action routes (Port's paths and shapes): definitions, runs, approvals, reporting.
 
-Members read actions and runs, start runs and report on them (a pipeline reports with the
-credentials it was given, which should not have to be an admin's); admins change definitions and
-approve or decline runs.
+Members read actions and runs and start runs; admins change definitions and approve or decline
+runs. Reporting on a run (PATCH, logs) is for the run's own pipeline, which presents the report
+token kiosk sent it (``Authorization: Bearer krt_…``, good for that run alone), and for admins;
+members are refused (403), even on runs they started (:func:`kiosk.web.auth.require_run_reporter`).
 
 The ``/v1/actions/runs...`` routes are declared before ``/v1/actions/{identifier}`` so "runs" is
 never taken for an action identifier (the model reserves it, too).
@@ -20,11 +21,11 @@ from kiosk.actions.model import ActionDoc
 from kiosk.actions.runs import DEFAULT_LOGS_PAGE, DEFAULT_RUNS_PAGE, MAX_LOGS_PAGE, MAX_RUNS_PAGE, STATUSES, Runs
 from kiosk.actions.service import Actions
 from kiosk.auth.clients import Principal
-from kiosk.web.auth import require_admin, require_member
+from kiosk.web.auth import RunReporter, require_admin, require_member, require_run_reporter
 from kiosk.web.bodies import documented_body, read_json
-from kiosk.web.responses import FastJSONResponse
+from kiosk.web.responses import API_ERRORS, FastJSONResponse, errors
 
-router = APIRouter(prefix="/v1/actions", tags=["actions"])
+router = APIRouter(prefix="/v1/actions", tags=["actions"], responses=API_ERRORS)
 
 Cursor = Annotated[str | None, Query(alias="from", max_length=500, description="cursor from the previous page")]
 Identifier = Annotated[str, Query(max_length=1000)]
@@ -112,26 +113,32 @@ async def list_runs(
     return FastJSONResponse({"ok": True, "runs": runs, "next": nxt})
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=errors(404))
 async def get_run(run_id: str, request: Request, _: Principal = Depends(require_member)) -> FastJSONResponse:
     return FastJSONResponse({"ok": True, "run": await run_in_threadpool(_runs(request).get_run, run_id)})
 
 
-@router.patch("/runs/{run_id}", openapi_extra=documented_body(RunPatch))
-async def report_run(run_id: str, request: Request, who: Principal = Depends(require_member)) -> FastJSONResponse:
+@router.patch("/runs/{run_id}", openapi_extra=documented_body(RunPatch), responses=errors(403, 404, 409))
+async def report_run(
+    run_id: str, request: Request, who: RunReporter = Depends(require_run_reporter)
+) -> FastJSONResponse:
     body = await read_json(request)
     run = await run_in_threadpool(_runs(request).report, run_id, body, actor=who.client_id)
     return FastJSONResponse({"ok": True, "run": run})
 
 
-@router.post("/runs/{run_id}/logs", status_code=201, openapi_extra=documented_body(RunLogBody))
-async def add_run_log(run_id: str, request: Request, who: Principal = Depends(require_member)) -> FastJSONResponse:
+@router.post(
+    "/runs/{run_id}/logs", status_code=201, openapi_extra=documented_body(RunLogBody), responses=errors(403, 404, 409)
+)
+async def add_run_log(
+    run_id: str, request: Request, who: RunReporter = Depends(require_run_reporter)
+) -> FastJSONResponse:
     body = await read_json(request)
     entry = await run_in_threadpool(_runs(request).add_log, run_id, body, actor=who.client_id)
     return FastJSONResponse({"ok": True, "runLog": entry}, status_code=201)
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", responses=errors(404))
 async def list_run_logs(
     run_id: str,
     request: Request,
@@ -143,7 +150,7 @@ async def list_run_logs(
     return FastJSONResponse({"ok": True, "runLogs": logs, "next": nxt})
 
 
-@router.post("/runs/{run_id}/approve")
+@router.post("/runs/{run_id}/approve", responses=errors(403, 404, 409))
 async def approve_run(run_id: str, request: Request, who: Principal = Depends(require_admin)) -> FastJSONResponse:
     run = await run_in_threadpool(_runs(request).approve, run_id, actor=who.client_id)
     return FastJSONResponse({"ok": True, "run": run})
@@ -151,6 +158,7 @@ async def approve_run(run_id: str, request: Request, who: Principal = Depends(re
 
 @router.post(
     "/runs/{run_id}/decline",
+    responses=errors(403, 404, 409),
     openapi_extra={
         **documented_body(DeclineBody, description="optional: an empty body declines without a reason"),
     },
@@ -172,19 +180,19 @@ async def list_actions(
     return FastJSONResponse({"ok": True, "actions": actions})
 
 
-@router.post("", status_code=201, openapi_extra=documented_body(ActionDoc))
+@router.post("", status_code=201, openapi_extra=documented_body(ActionDoc), responses=errors(403, 404, 409))
 async def create_action(request: Request, who: Principal = Depends(require_admin)) -> FastJSONResponse:
     body = await read_json(request)
     action = await run_in_threadpool(_actions(request).create_action, body, actor=who.client_id)
     return FastJSONResponse({"ok": True, "action": action}, status_code=201)
 
 
-@router.get("/{identifier}")
+@router.get("/{identifier}", responses=errors(404))
 async def get_action(identifier: str, request: Request, _: Principal = Depends(require_member)) -> FastJSONResponse:
     return FastJSONResponse({"ok": True, "action": await run_in_threadpool(_actions(request).get_action, identifier)})
 
 
-@router.put("/{identifier}", openapi_extra=documented_body(ActionDoc))
+@router.put("/{identifier}", openapi_extra=documented_body(ActionDoc), responses=errors(403, 404, 409))
 async def replace_action(
     identifier: str, request: Request, who: Principal = Depends(require_admin)
 ) -> FastJSONResponse:
@@ -193,13 +201,15 @@ async def replace_action(
     return FastJSONResponse({"ok": True, "action": action})
 
 
-@router.delete("/{identifier}")
+@router.delete("/{identifier}", responses=errors(403, 404, 409))
 async def delete_action(identifier: str, request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
     await run_in_threadpool(_actions(request).delete_action, identifier)
     return FastJSONResponse({"ok": True})
 
 
-@router.post("/{identifier}/runs", status_code=201, openapi_extra=documented_body(RunBody))
+@router.post(
+    "/{identifier}/runs", status_code=201, openapi_extra=documented_body(RunBody), responses=errors(403, 404, 409)
+)
 async def start_run(identifier: str, request: Request, who: Principal = Depends(require_member)) -> FastJSONResponse:
     body = await read_json(request)
     run = await run_in_threadpool(_runs(request).start_run, identifier, body, actor=who.client_id)

@@ -27,9 +27,9 @@ from kiosk.azure.run_events import EVENT_TYPE, parse_run_state_event
 from kiosk.config.resolved import ResolvedSecrets
 from kiosk.errors import NotFound, Unauthorized
 from kiosk.web.bodies import read_json
-from kiosk.web.responses import FastJSONResponse
+from kiosk.web.responses import FastJSONResponse, errors
 
-router = APIRouter(tags=["integrations"])
+router = APIRouter(tags=["integrations"], responses=errors(400, 401, 404, 413, 422, 503))
 log = logging.getLogger("kiosk.azure")
 
 
@@ -53,7 +53,12 @@ def _check_auth(request: Request, org: str) -> None:
         )
 
 
-@router.post("/hooks/azure-devops/{org}", status_code=200)
+@router.post(
+    "/hooks/azure-devops/{org}",
+    status_code=200,
+    responses={202: {"description": "an event type kiosk does not handle: acknowledged, ignored"}},
+    openapi_extra={"security": [{"basic": []}]},
+)
 async def azure_devops_event(org: str, request: Request) -> FastJSONResponse:
     """A service-hook event from Azure DevOps (basic auth required)."""
     _check_auth(request, org)

@@ -27,9 +27,9 @@ from kiosk.errors import NotFound
 from kiosk.store import Database
 from kiosk.store.tables import action_runs
 from kiosk.web.auth import require_admin
-from kiosk.web.responses import FastJSONResponse
+from kiosk.web.responses import API_ERRORS, FastJSONResponse, errors
 
-router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], responses={**API_ERRORS, **errors(403)})
 
 #: Run and delivery ids are ``r_``/``msg_`` plus hex; anything else (NUL bytes, control characters)
 #: is refused before it reaches the database, which would reject some of it with an error.
@@ -92,7 +92,7 @@ async def deliveries(
     return FastJSONResponse({"ok": True, "deliveries": [_summary(d) for d in page], "next": nxt})
 
 
-@router.get("/{delivery_id}")
+@router.get("/{delivery_id}", responses=errors(404))
 async def delivery(
     delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
 ) -> FastJSONResponse:
@@ -127,7 +127,7 @@ async def delivery(
     return FastJSONResponse({"ok": True, "delivery": body})
 
 
-@router.post("/{delivery_id}/redeliver")
+@router.post("/{delivery_id}/redeliver", responses=errors(404, 409))
 async def redeliver_one(
     delivery_id: DeliveryId, request: Request, _: Principal = Depends(require_admin)
 ) -> FastJSONResponse:

@@ -12,10 +12,10 @@ from kiosk.catalog.service import DEFAULT_PAGE, MAX_PAGE, Catalog
 from kiosk.errors import BadRequest, ValidationFailed
 from kiosk.web.auth import require_admin, require_member
 from kiosk.web.bodies import documented_body, read_json, require_object
-from kiosk.web.responses import FastJSONResponse
-from kiosk.web.schemas import BulkBody, EntityBody, EntityPatch, SearchBody
+from kiosk.web.responses import API_ERRORS, ErrorBody, FastJSONResponse, errors
+from kiosk.web.schemas import BulkBody, BulkResult, EntityBody, EntityPatch, SearchBody
 
-router = APIRouter(tags=["entities"])
+router = APIRouter(tags=["entities"], responses=API_ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 Cursor = Annotated[str | None, Query(alias="from", max_length=200, description="cursor from the previous page")]
@@ -30,7 +30,7 @@ def _catalog(request: Request) -> Catalog:
     "/v1/blueprints/{blueprint}/entities",
     status_code=201,
     openapi_extra=documented_body(EntityBody),
-    responses={200: {"description": "updated an existing entity (upsert)"}},
+    responses={200: {"description": "updated an existing entity (upsert)"}, **errors(403, 404, 409)},
 )
 async def create_entity(
     blueprint: str,
@@ -53,7 +53,7 @@ async def create_entity(
     return FastJSONResponse({"ok": True, "entity": entity}, status_code=201 if created else 200)
 
 
-@router.get("/v1/blueprints/{blueprint}/entities")
+@router.get("/v1/blueprints/{blueprint}/entities", responses=errors(404))
 async def list_entities(
     blueprint: str,
     request: Request,
@@ -65,7 +65,16 @@ async def list_entities(
     return FastJSONResponse({"ok": True, "entities": entities, "next": nxt})
 
 
-@router.post("/v1/blueprints/{blueprint}/entities/bulk", openapi_extra=documented_body(BulkBody))
+@router.post(
+    "/v1/blueprints/{blueprint}/entities/bulk",
+    openapi_extra=documented_body(BulkBody),
+    responses={
+        200: {"model": BulkResult, "description": "every entity was stored"},
+        207: {"model": BulkResult, "description": "some entities were stored; each failed one is in errors"},
+        422: {"model": BulkResult | ErrorBody, "description": "no entity was stored (or the request is invalid)"},
+        **errors(403, 404, 409),
+    },
+)
 async def bulk_entities(
     blueprint: str,
     request: Request,
@@ -74,7 +83,8 @@ async def bulk_entities(
     create_missing_related_entities: bool = False,
     who: Principal = Depends(require_admin),
 ) -> FastJSONResponse:
-    body = require_object(await read_json(request), "the bulk request")
+    # Depth is checked per entity by the catalog: one deep entity fails alone, the others are stored.
+    body = require_object(await read_json(request, check_depth=False), "the bulk request")
     unknown = sorted(set(body) - {"entities"})
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r} (expected 'entities')", code="unknown_field")
@@ -103,7 +113,7 @@ async def bulk_entities(
     )
 
 
-@router.get("/v1/blueprints/{blueprint}/entities/{identifier}")
+@router.get("/v1/blueprints/{blueprint}/entities/{identifier}", responses=errors(404))
 async def get_entity(
     blueprint: str, identifier: str, request: Request, _: Principal = Depends(require_member)
 ) -> FastJSONResponse:
@@ -111,7 +121,11 @@ async def get_entity(
     return FastJSONResponse({"ok": True, "entity": entity})
 
 
-@router.patch("/v1/blueprints/{blueprint}/entities/{identifier}", openapi_extra=documented_body(EntityPatch))
+@router.patch(
+    "/v1/blueprints/{blueprint}/entities/{identifier}",
+    openapi_extra=documented_body(EntityPatch),
+    responses=errors(403, 404, 409),
+)
 async def patch_entity(
     blueprint: str,
     identifier: str,
@@ -131,7 +145,7 @@ async def patch_entity(
     return FastJSONResponse({"ok": True, "entity": entity})
 
 
-@router.delete("/v1/blueprints/{blueprint}/entities/{identifier}")
+@router.delete("/v1/blueprints/{blueprint}/entities/{identifier}", responses=errors(403, 404, 409))
 async def delete_entity(
     blueprint: str,
     identifier: str,
@@ -143,7 +157,7 @@ async def delete_entity(
     return {"ok": True}
 
 
-@router.post("/v1/entities/search", openapi_extra=documented_body(SearchBody))
+@router.post("/v1/entities/search", openapi_extra=documented_body(SearchBody), responses=errors(404))
 async def search_entities(
     request: Request,
     limit: Limit = DEFAULT_PAGE,

@@ -51,11 +51,11 @@ from kiosk.watches.reactions import Reactor
 from kiosk.watches.store import load_states
 from kiosk.web.auth import require_admin, require_member
 from kiosk.web.lane import WebhookLane
-from kiosk.web.responses import FastJSONResponse
+from kiosk.web.responses import API_ERRORS, FastJSONResponse, errors
 
 __all__ = ["ReceiverEndpoint", "install_receivers"]
 
-router = APIRouter(tags=["receivers"])
+router = APIRouter(tags=["receivers"], responses=API_ERRORS)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -134,7 +134,11 @@ class ReceiverEndpoint:
             body = await _read_body(receive, headers.get("content-length")) if method == "POST" else b""
         except _ClientGone:
             return
-        verdict = judge(receiver, IncomingRequest(method, headers, body, received_at), self.index)
+        incoming = IncomingRequest(method, headers, body, received_at)
+        if receiver.reader is None:
+            verdict = judge(receiver, incoming, self.index)
+        else:  # a generic receiver's jq mapping waits on a jq worker: not in the event loop
+            verdict = await run_in_threadpool(judge, receiver, incoming, self.index)
         status, reply = verdict.status, verdict.reply
         try:
             stored = await self.writer.store(verdict.record)
@@ -157,7 +161,7 @@ def _runtime(request: Request) -> ReceiverRuntime:
     return runtime
 
 
-@router.get("/v1/receivers")
+@router.get("/v1/receivers", responses=errors(403))
 async def receivers(request: Request, _: Principal = Depends(require_admin)) -> FastJSONResponse:
     """Every receiver with the URL to give its sender (the URL holds the secret: admins only)."""
     runtime = _runtime(request)
@@ -181,7 +185,7 @@ async def receivers(request: Request, _: Principal = Depends(require_admin)) -> 
     return FastJSONResponse({"ok": True, "receivers": out})
 
 
-@router.get("/v1/receivers/{name}/events")
+@router.get("/v1/receivers/{name}/events", responses=errors(403, 404))
 async def receiver_events(
     name: str,
     request: Request,
