@@ -1,6 +1,6 @@
 """Latency of an action run: ``POST /v1/actions/{id}/runs`` until its signed webhook arrives.
 
-kiosk runs in its own process (uvicorn, one worker, ``tests/kiosk_process.py``) with a kiosk.yaml
+kiosk runs in its own process (uvicorn, one worker, ``tests/support/kiosk_server.py``) with a kiosk.yaml
 holding a WEBHOOK action whose target is a receiver in this process (an ASGI app under uvicorn in
 a thread, on loopback). The receiver takes the time a request has fully arrived, then checks its
 Standard Webhooks signature (a request that does not verify stops the bench). Runs are posted one
@@ -20,7 +20,8 @@ and when the 201 leaves, and prints the median of each step. ``--cprofile`` adds
 functions of ``start_run`` (cProfile slows what it watches, so those step figures run high). The
 instrumentation costs a little itself, so the totals run slightly above the plain figures.
 
-    python -m bench.action_latency [--engine sqlite|postgres|both] [--samples 200] [--quick] [--profile|--cprofile]
+    python -m bench.action_latency [--engine sqlite|postgres|both] [--samples 200] [--quick] [--template]
+                                  [--profile|--cprofile]
 """
 
 from __future__ import annotations
@@ -45,10 +46,9 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Databases, base_parser, median, percentile, ratio, selected_engines
-from tests.kiosk_process import KioskProcess, prepare_database
-from tests.servers import serving
-
-from kiosk.core.signing import verify_standard_webhook
+from tests.support.kiosk_server import KioskServer, prepare_database
+from tests.support.receiver import answer_lifespan, read_body, request_headers, signed_by
+from tests.support.servers import serving
 
 SECRET = "bench-action-latency-secret"  # a benchmark's throwaway key
 SECRET_ENV = "KIOSK_BENCH_SIGNING_SECRET"
@@ -78,8 +78,16 @@ actions:
           environment: {{type: string, enum: [dev, prod]}}
           version: {{type: string}}
         required: [environment]
-    invocationMethod: {{type: WEBHOOK, url: "{url}/hook"}}
+    invocationMethod: {{type: WEBHOOK, url: "{url}/hook"{body}}}
 """
+
+#: ``--template``: a body of four jq templates, so each run also pays for user jq, which kiosk
+#: evaluates in its bounded worker processes (``kiosk.core.jq_engine``), one round trip per body.
+#: It keeps ``context.runId``, which the receiver keys arrivals by.
+TEMPLATE_BODY = (
+    ', body: {{context: {{runId: "{{{{ .run.id }}}}"}}, deploy: {{environment: "{{{{ .inputs.environment }}}}", '
+    'version: "{{{{ .inputs.version }}}}", service: "{{{{ .entity.identifier }}}}"}}}}'
+)
 
 RUN_BODY = orjson.dumps({"entity": "billing", "properties": {"environment": "prod", "version": "2.3.1"}})
 
@@ -112,7 +120,7 @@ def _timed(name: str, fn: Callable[..., Any], *, profile: bool = False) -> Calla
 def profiled_app_factory() -> Any:
     """kiosk's app with timestamps at each step of a run (see the module's docstring); with
     ``KIOSK_BENCH_CPROFILE`` set, ``Runs.start_run`` also runs under cProfile."""
-    from tests.kiosk_process import app_factory
+    from tests.support.kiosk_server import app_factory
 
     import kiosk.delivery.worker as worker_module
     from kiosk.web.responses import FastJSONResponse
@@ -199,30 +207,13 @@ class Arrivals:
 
 def receiver_app(arrivals: Arrivals) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        if await answer_lifespan(scope, receive, send):
+            return
+        body = await read_body(receive)
         at = time.perf_counter()  # the whole request is here
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         if scope["path"] == "/hook":
-            verified = verify_standard_webhook(
-                SECRET,
-                body,
-                msg_id=headers.get("webhook-id", ""),
-                timestamp=headers.get("webhook-timestamp", ""),
-                signature=headers.get("webhook-signature", ""),
-            )
+            verified = signed_by(SECRET, body, headers)
             if not verified:
                 arrivals.bad_signatures += 1
             arrivals.last_body = body
@@ -250,14 +241,17 @@ class Figures:
 
 
 @contextmanager
-def kiosk_for(databases: Databases, receiver_url: str, *, profiled: bool, cprofiled: bool) -> Iterator[KioskProcess]:
+def kiosk_for(
+    databases: Databases, receiver_url: str, *, profiled: bool, cprofiled: bool, template: bool = False
+) -> Iterator[KioskServer]:
     home = databases.home()
     config = home / "kiosk.yaml"
-    config.write_text(CONFIG.format(secret_env=SECRET_ENV, url=receiver_url))
+    body = TEMPLATE_BODY.format() if template else ""
+    config.write_text(CONFIG.format(secret_env=SECRET_ENV, url=receiver_url, body=body))
     url = databases.fresh()
-    factory = "bench.action_latency:profiled_app_factory" if profiled else "tests.kiosk_process:app_factory"
+    factory = "bench.action_latency:profiled_app_factory" if profiled else "tests.support.kiosk_server:app_factory"
     env = {SECRET_ENV: SECRET, **({"KIOSK_BENCH_CPROFILE": "1"} if cprofiled else {})}
-    server = KioskProcess(home / "server", url, config, prepare_database(url), env=env, factory=factory)
+    server = KioskServer(home / "server", url, config, prepare_database(url), env=env, factory=factory)
     server.start()
     try:
         yield server
@@ -265,7 +259,7 @@ def kiosk_for(databases: Databases, receiver_url: str, *, profiled: bool, cprofi
         server.stop()
 
 
-def kiosk_sample(server: KioskProcess, arrivals: Arrivals) -> tuple[float, float, float]:
+def kiosk_sample(server: KioskServer, arrivals: Arrivals) -> tuple[float, float, float]:
     """(POST started, 201 received, webhook arrived), ``time.perf_counter`` values."""
     headers = {"Content-Type": "application/json"}
     started = time.perf_counter()
@@ -295,13 +289,15 @@ def steps_of(marks: list[tuple[str, float]], started: float, arrived: float) -> 
     return {label: first[b] - first[a] for label, a, b in STEPS if a in first and b in first}
 
 
-def measure(engine: str, samples: int, gap: float, *, profiled: bool = False, cprofiled: bool = False) -> Figures:
+def measure(
+    engine: str, samples: int, gap: float, *, profiled: bool = False, cprofiled: bool = False, template: bool = False
+) -> Figures:
     arrivals = Arrivals()
     figures = Figures(engine, [], [], [], {label: [] for label, _, _ in STEPS})
     with (
         serving(receiver_app(arrivals)) as receiver_url,
         Databases(engine) as databases,
-        kiosk_for(databases, receiver_url, profiled=profiled, cprofiled=cprofiled) as server,
+        kiosk_for(databases, receiver_url, profiled=profiled, cprofiled=cprofiled, template=template) as server,
         httpx.Client(trust_env=False) as bare,
     ):
         for _ in range(WARMUP):
@@ -362,12 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap", type=float, default=0.02, help="seconds of idle between requests")
     parser.add_argument("--profile", action="store_true", help="instrument the server: where the time goes")
     parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile Runs.start_run")
+    parser.add_argument("--template", action="store_true", help="the action's body is four jq templates")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples = 30
     for engine in selected_engines(args.engine):
         figures = measure(
-            engine, args.samples, args.gap, profiled=args.profile or args.cprofile, cprofiled=args.cprofile
+            engine,
+            args.samples,
+            args.gap,
+            profiled=args.profile or args.cprofile,
+            cprofiled=args.cprofile,
+            template=args.template,
         )
         print(summarise(figures), flush=True)
     return 0

@@ -35,7 +35,6 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 from bench.common import (
     BULK_BATCH,
     Databases,
-    KioskServer,
     base_parser,
     chunks,
     median,
@@ -141,7 +140,7 @@ def service_entities(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def kiosk_run(databases: Databases, entities: Sequence[dict[str, Any]]) -> float:
     """One run on a fresh database and server: entities/s over the bulk calls alone."""
-    with KioskServer(databases.fresh(), databases.home()) as server:
+    with databases.server() as server:
         for document in [*TARGET_BLUEPRINTS, SERVICE_BLUEPRINT]:
             server.expect(server.post_json("/v1/blueprints", document), 201)
         for blueprint, targets in target_entities().items():

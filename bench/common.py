@@ -1,7 +1,8 @@
-"""Shared machinery for the benchmarks: databases, a real kiosk server, statistics, reporting.
+"""Shared machinery for the benchmarks: databases, statistics, reporting, a light load generator.
 
 Each benchmark starts kiosk the way it runs in production — kiosk's server (uvicorn with its
-deadlines and connection cap, ``kiosk.web.server``), one process, on loopback — against a fresh
+deadlines and connection cap, ``kiosk.web.server``), one process, on loopback, through
+:class:`tests.support.kiosk_server.KioskServer`, the one the tests use — against a fresh
 database: a SQLite file in a temporary directory, or a database on a throwaway PostgreSQL server
 (``tests/pg.py``, the one the tests use). It drives the server over HTTP with httpx and prints its
 figures next to a baseline measured in the same run, on the same machine and engine, so the ratio
@@ -15,47 +16,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-import orjson
 from tests.pg import PostgresServer
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from tests.support.kiosk_server import KioskServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("sqlite", "postgres")
 #: Port's limit on entities per bulk call, and kiosk's.
 BULK_BATCH = 20_000
-
-
-# -- the app factory the server process imports ------------------------------------------------
-
-
-def app_factory() -> FastAPI:
-    """Build kiosk's app from ``KIOSK_HOME`` and ``KIOSK_DATABASE_URL`` (and nothing else)."""
-    from kiosk.settings import Settings
-    from kiosk.web.app import create_app
-    from kiosk.web.runtime import tune_for_server
-
-    env = {name: os.environ[name] for name in ("KIOSK_HOME", "KIOSK_DATABASE_URL")}
-    app = create_app(Settings.from_env(env))
-    tune_for_server()  # as `kiosk serve` does
-    return app
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -96,6 +73,12 @@ class Databases:
         """A new empty ``KIOSK_HOME``."""
         return Path(tempfile.mkdtemp(prefix="home-", dir=self.tmp))
 
+    def server(self, **options: Any) -> KioskServer:
+        """A kiosk server (not started) on a new empty database and home, its admin client the one
+        kiosk creates on first start; ``options`` go to :class:`~tests.support.kiosk_server.KioskServer`."""
+        options = {"startup_timeout": 120.0, "client_timeout": 600.0, **options}
+        return KioskServer(self.home(), self.fresh(), **options)
+
     def close(self) -> None:
         if self.pg is not None:
             self.pg.stop()
@@ -127,133 +110,6 @@ def migrate(url: str) -> None:
         upgrade_to_head(db)
     finally:
         db.dispose()
-
-
-# -- a real kiosk server --------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class KioskServer:
-    """``python -m kiosk.web.server --factory bench.common:app_factory`` on loopback, with an admin token ready."""
-
-    def __init__(
-        self,
-        database_url: str,
-        home: Path,
-        *,
-        startup_timeout: float = 120.0,
-        factory: str = "bench.common:app_factory",
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.database_url = database_url
-        self.home = home
-        self.factory = factory
-        self.extra_env = dict(env or {})
-        self.startup_timeout = startup_timeout
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = home / "server.log"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._client: httpx.Client | None = None
-
-    def start(self) -> KioskServer:
-        env = {**os.environ, "KIOSK_HOME": str(self.home), "KIOSK_DATABASE_URL": self.database_url, **self.extra_env}
-        # kiosk's server (uvicorn with kiosk's deadlines and connection cap), as `kiosk serve` runs it.
-        command = [sys.executable, "-m", "kiosk.web.server", self.factory, "--factory", "--app-dir", str(ROOT)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
-        with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        try:
-            self._wait_healthy()
-            self._client = httpx.Client(
-                base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self._token()}"},
-                timeout=httpx.Timeout(600.0, connect=10.0),
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_healthy(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"kiosk exited during start-up; its output:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"kiosk was not healthy within {self.startup_timeout:.0f}s:\n{self.output()}")
-
-    def _token(self) -> str:
-        credentials = orjson.loads((self.home / "credentials").read_bytes())
-        response = httpx.post(
-            f"{self.base_url}/v1/auth/access_token",
-            json={"clientId": credentials["clientId"], "clientSecret": credentials["clientSecret"]},
-            timeout=30.0,
-        )
-        response.raise_for_status()
-        return str(response.json()["accessToken"])
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            raise RuntimeError("the server is not started")
-        return self._client
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def post_json(self, path: str, payload: Any, **params: Any) -> httpx.Response:
-        return self.post_raw(path, orjson.dumps(payload), **params)
-
-    def post_raw(self, path: str, body: bytes, **params: Any) -> httpx.Response:
-        """POST an already-serialised JSON body (so timing leaves out the client's encoding)."""
-        return self.client.post(path, content=body, params=params, headers={"Content-Type": "application/json"})
-
-    def expect(self, response: httpx.Response, *statuses: int) -> Any:
-        """The decoded body, or an error that shows what the server said."""
-        if response.status_code not in (statuses or (200,)):
-            raise RuntimeError(
-                f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
-                f"{response.text[:2000]}"
-            )
-        return orjson.loads(response.content)
-
-    def stop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-    def __enter__(self) -> KioskServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 # -- statistics and reporting ---------------------------------------------------------------------

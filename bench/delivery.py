@@ -37,9 +37,10 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, Databases, base_parser, median, percentile, report, selected_engines
+from tests.support.deliveries import new_delivery
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
-from kiosk.delivery.outbox import Signing, create_delivery
+from kiosk.delivery.outbox import Signing
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.store import create_database, upgrade_to_head
 
@@ -64,7 +65,7 @@ async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 class Receiver:
     def __init__(self) -> None:
-        from tests.servers import free_port
+        from tests.support.servers import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
@@ -110,19 +111,15 @@ def bodies(count: int) -> list[bytes]:
     ]
 
 
+def enqueue(conn: Any, url: str, body: bytes) -> None:
+    """One signed JSON webhook to ``url``, in the caller's transaction."""
+    new_delivery(conn, url, body=body, signing=Signing("webhook", "webhook"), run_id=None)
+
+
 def enqueue_all(db: Any, url: str, payloads: list[bytes]) -> None:
     with db.begin() as conn:
         for body in payloads:
-            create_delivery(
-                conn,
-                source="action",
-                run_id=None,
-                method="POST",
-                url=url,
-                headers={"Content-Type": "application/json"},
-                body=body,
-                signing=Signing("webhook", "webhook"),
-            )
+            enqueue(conn, url, body)
 
 
 def kiosk_round(database_url: str, url: str, payloads: list[bytes], workers: int) -> float:
@@ -179,16 +176,7 @@ def latency_round(database_url: str, url: str, payloads: list[bytes], workers: i
             time.sleep(0.01)  # let the worker go idle
             started = time.perf_counter()
             with db.begin() as conn:
-                create_delivery(
-                    conn,
-                    source="action",
-                    run_id=None,
-                    method="POST",
-                    url=url,
-                    headers={"Content-Type": "application/json"},
-                    body=body,
-                    signing=Signing("webhook", "webhook"),
-                )
+                enqueue(conn, url, body)
             worker.notify()
             if not arrived.wait(30):
                 raise RuntimeError("a delivery did not arrive")

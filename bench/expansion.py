@@ -45,7 +45,8 @@ PAYLOADS: dict[str, Any] = {
     }
 }
 
-WEBHOOK_PIPELINE = """\
+#: The webhook resource both pipelines declare (the trigger's filter on the message title).
+WEBHOOK_RESOURCE = """\
 resources:
   webhooks:
   - webhook: WebHook
@@ -53,21 +54,23 @@ resources:
     filters:
     - path: resource.message.title
       value: Hello
+"""
+WEBHOOK_PIPELINE = (
+    WEBHOOK_RESOURCE
+    + """\
 steps:
 - script: echo ${{ parameters.WebHook.resource.message.title }}
 """
+)
 WEBHOOK_PAYLOADS = {"WebHook": {"resource": {"message": {"title": "hi"}}}}
 
-HEADER = """\
+HEADER = (
+    """\
 name: bench-$(Date:yyyyMMdd)$(Rev:.r)
 trigger: none
-resources:
-  webhooks:
-  - webhook: WebHook
-    connection: IncomingWH
-    filters:
-    - path: resource.message.title
-      value: Hello
+"""
+    + WEBHOOK_RESOURCE
+    + """\
 parameters:
 - name: image
   type: string
@@ -91,6 +94,7 @@ variables:
   requestedBy: ${{ parameters.WebHook.resource.createdBy.displayName }}
 stages:
 """
+)
 
 # Steps as (lines, number of ${{ }} in them); {i} is a running number.
 RICH_STEPS = [

@@ -38,7 +38,6 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from bench.common import (
     Databases,
-    KioskServer,
     _connection,
     base_parser,
     median,
@@ -48,6 +47,7 @@ from bench.common import (
     report,
     selected_engines,
 )
+from tests.support.kiosk_server import KioskServer
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -74,42 +74,39 @@ class BareEndpoint:
 
 
 def app_factory() -> FastAPI:
-    """kiosk's app from ``KIOSK_HOME``/``KIOSK_DATABASE_URL``/``KIOSK_CONFIG``, plus the bare route."""
-    from kiosk.settings import Settings
-    from kiosk.web.app import create_app
-    from kiosk.web.lane import WebhookLane
-    from kiosk.web.runtime import tune_for_server
+    """kiosk's app as the tests' server builds it (:func:`tests.support.kiosk_server.app_factory`),
+    plus the bare route."""
+    from tests.support.kiosk_server import app_factory as kiosk_app_factory
 
-    env = {name: os.environ[name] for name in ("KIOSK_HOME", "KIOSK_DATABASE_URL", "KIOSK_CONFIG")}
-    app = create_app(Settings.from_env(env))
+    from kiosk.web.lane import WebhookLane
+
+    app = kiosk_app_factory()
     # In a lane of its own, as the receivers' endpoint is in kiosk's (kiosk.web.lane): both skip the
     # middleware stack the same way, so the comparison is of the work behind them.
     app.add_middleware(WebhookLane, prefix="/bare", endpoint=BareEndpoint(), metrics=app.state.metrics)
-    tune_for_server()  # as `kiosk serve` does
     return app
 
 
-class ReceiverServer(KioskServer):
-    """A :class:`~bench.common.KioskServer` started with this module's factory and a kiosk.yaml."""
-
-    def __init__(self, database_url: str, home: Path, watches: int) -> None:
-        self.config_path = home / "kiosk.yaml"
-        super().__init__(
-            database_url,
-            home,
-            startup_timeout=300.0,
-            factory="bench.receivers:app_factory",
-            env={"KIOSK_CONFIG": str(self.config_path), "BENCH_RECEIVER_SECRET": SECRET},
-        )
-        lines = ["receivers:", f"  - {{name: {RECEIVER}, type: azure, secret: {{env: BENCH_RECEIVER_SECRET}}}}"]
-        # Every event of every round must still be stored when the bench counts them: kiosk's
-        # default keeps 10,000 per receiver, and the pruner would thin the rounds mid-run.
-        lines.append("retention: {receiverEvents: {maxPerReceiver: 1000000}}")
-        lines.append("watches:")
-        lines += [
-            f"  - {{name: w{n}, subscriptions: [{{image: {HOST}/app-{n}, tags: ['1.*']}}]}}" for n in range(watches)
-        ]
-        self.config_path.write_text("\n".join(lines) + "\n")
+def receiver_server(database_url: str, home: Path, watches: int) -> KioskServer:
+    """A :class:`~tests.support.kiosk_server.KioskServer` (not started) with this module's factory and
+    a kiosk.yaml of one receiver and ``watches`` watches."""
+    config_path = home / "kiosk.yaml"
+    lines = ["receivers:", f"  - {{name: {RECEIVER}, type: azure, secret: {{env: BENCH_RECEIVER_SECRET}}}}"]
+    # Every event of every round must still be stored when the bench counts them: kiosk's
+    # default keeps 10,000 per receiver, and the pruner would thin the rounds mid-run.
+    lines.append("retention: {receiverEvents: {maxPerReceiver: 1000000}}")
+    lines.append("watches:")
+    lines += [f"  - {{name: w{n}, subscriptions: [{{image: {HOST}/app-{n}, tags: ['1.*']}}]}}" for n in range(watches)]
+    config_path.write_text("\n".join(lines) + "\n")
+    return KioskServer(
+        home,
+        database_url,
+        config_path,
+        startup_timeout=300.0,
+        factory="bench.receivers:app_factory",
+        env={"BENCH_RECEIVER_SECRET": SECRET},
+        client_timeout=600.0,
+    )
 
 
 # -- load -----------------------------------------------------------------------------------------
@@ -199,7 +196,7 @@ def stored_events(database_url: str) -> int:
 
 
 def measure(
-    server: ReceiverServer, url: str, *, total: int, concurrency: int, rounds: int, watches: int, label: str
+    server: KioskServer, url: str, *, total: int, concurrency: int, rounds: int, watches: int, label: str
 ) -> dict[str, Any]:
     """Interleaved rounds of the bare endpoint and the receiver; medians of each."""
     drive(server.port, push_requests("/bare/azure/{digest}", min(total, 2000), watches, "warm-bare"), concurrency)
@@ -265,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
             figures = {}
             for watches in (args.watches, args.big_watches):
                 url = dbs.fresh()
-                with ReceiverServer(url, dbs.home(), watches) as server:
+                with receiver_server(url, dbs.home(), watches) as server:
                     figures[watches] = measure(
                         server,
                         url,

@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 from bench.common import (
     BULK_BATCH,
     Databases,
-    KioskServer,
     base_parser,
     chunks,
     median,
@@ -39,6 +38,7 @@ from bench.common import (
     ratio,
     selected_engines,
 )
+from tests.support.kiosk_server import KioskServer
 
 BLUEPRINT = "bench_search"
 CARDINALITY = 100
@@ -125,7 +125,7 @@ def timed_healthz(server: KioskServer) -> float:
 def run_engine(engine: str, items: Sequence[dict[str, Any]], searches: int, limit: int | None) -> None:
     params: dict[str, Any] = {} if limit is None else {"limit": limit}
     rng = random.Random(5)
-    with Databases(engine) as databases, KioskServer(databases.fresh(), databases.home()) as server:
+    with Databases(engine) as databases, databases.server() as server:
         rate = load(server, items)
         print(f"  {engine}: loaded {len(items):,} entities at {rate:,.0f} entities/s", flush=True)
         for value in VALUES[:10]:  # warm-up: connections, caches, first-query planning

@@ -82,7 +82,7 @@ def app_factory() -> FastAPI:
 
     from kiosk.emulator.bootstrap import build_emulator
     from kiosk.emulator.config import load_emulator_config
-    from kiosk.web.runtime import tune_for_server
+    from kiosk.runtime.tuning import tune_for_server
 
     config = Path(os.environ["BENCH_EMULATOR_CONFIG"])
     server = build_emulator(
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.total, args.rounds = 500, 1
 
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-trigger-") as tmp:
         base = Path(tmp)

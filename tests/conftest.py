@@ -6,6 +6,8 @@
   on both engines, each time on a fresh, empty database (a file under ``tmp_path``, or a new
   database on the session server). The ``postgres`` cases carry the ``postgres`` marker:
   ``pytest -m "not postgres"`` runs the SQLite half alone.
+- ``pg_url``: that new database on the session server alone, for the tests that need PostgreSQL
+  itself (two kiosk processes on one database).
 - ``db``: a ``kiosk.store.Database`` on that URL, migrated to head, disposed afterwards.
 
 Missing PostgreSQL binaries FAIL the postgres cases (they are never skipped): a silently skipped
@@ -49,11 +51,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'kiosk.db'}"
         return
     # Looked up lazily, so a run of SQLite cases alone never starts PostgreSQL.
-    server: PostgresServer = request.getfixturevalue("pg_server")
+    yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex}"
-    url = server.create_database(name)
-    yield url
-    server.drop_database(name)
+    yield pg_server.create_database(name)
+    pg_server.drop_database(name)
 
 
 @pytest.fixture

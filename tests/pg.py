@@ -36,7 +36,7 @@ from types import FrameType, TracebackType
 
 import psycopg
 from psycopg import sql
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 INSTALL_HINT = "run `make test` (or `make pg-server`), which installs Debian's postgresql package"

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from tests.support.logs import logging_restored
 
 from kiosk.config import Secret
 from kiosk.logs import configure_logging, redact_text, register_secret
@@ -14,17 +15,8 @@ from kiosk.logs import configure_logging, redact_text, register_secret
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"]
-    saved = {
-        n: (list(logging.getLogger(n).handlers), logging.getLogger(n).level, logging.getLogger(n).propagate)
-        for n in names
-    }
-    yield
-    for name, (handlers, level, propagate) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+    with logging_restored():
+        yield
 
 
 def lines(err: str) -> list[dict[str, object]]:

@@ -23,10 +23,22 @@ from typing import Any
 
 
 class KioskError(Exception):
-    """Base of every error kiosk raises on purpose."""
+    """Base of every error kiosk raises on purpose.
+
+    A subclass names its HTTP status and default machine code in its class line
+    (``class NotFound(KioskError, status=404, code="not_found")``); a raise may pass another
+    ``code`` for one occurrence.
+    """
 
     status_code: int = 400
     code: str = "bad_request"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
         super().__init__(message)
@@ -42,48 +54,37 @@ class KioskError(Exception):
         return body
 
 
-class BadRequest(KioskError):
-    status_code = 400
-    code = "bad_request"
+class BadRequest(KioskError, status=400, code="bad_request"):
+    """Malformed input that is not even the right shape."""
 
 
-class Unauthorized(KioskError):
-    status_code = 401
-    code = "unauthorized"
+class Unauthorized(KioskError, status=401, code="unauthorized"):
+    """Missing or wrong credentials or token."""
 
 
-class Forbidden(KioskError):
-    status_code = 403
-    code = "forbidden"
+class Forbidden(KioskError, status=403, code="forbidden"):
+    """Authenticated, but the role may not do this."""
 
 
-class NotFound(KioskError):
-    status_code = 404
-    code = "not_found"
+class NotFound(KioskError, status=404, code="not_found"):
+    """Unknown blueprint, entity, client ..."""
 
 
-class Conflict(KioskError):
-    status_code = 409
-    code = "conflict"
+class Conflict(KioskError, status=409, code="conflict"):
+    """Already exists, still referenced, ..."""
 
 
-class PayloadTooLarge(KioskError):
-    status_code = 413
-    code = "payload_too_large"
+class PayloadTooLarge(KioskError, status=413, code="payload_too_large"):
+    """Body or batch over the limit."""
 
 
-class ValidationFailed(KioskError):
-    status_code = 422
-    code = "validation_failed"
+class ValidationFailed(KioskError, status=422, code="validation_failed"):
+    """Well-formed, but breaks a schema or a rule."""
 
 
-class ServiceUnavailable(KioskError):
-    status_code = 503
-    code = "unavailable"
+class ServiceUnavailable(KioskError, status=503, code="unavailable"):
+    """kiosk cannot do it now (every jq worker busy); try again."""
 
 
-class ConfigError(KioskError):
+class ConfigError(KioskError, status=400, code="config_error"):
     """kiosk.yaml (or another config input) is invalid; the message names file, line and field."""
-
-    status_code = 400
-    code = "config_error"

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
+from tests.actions.deploy_action import AZURE_ORGS, DEPLOY, row_counts
 
 from kiosk.actions.automations import (
     AUTOMATION,
@@ -25,11 +26,9 @@ from kiosk.actions.runs import Runs, expire_stale_runs, fail_run_for_delivery, f
 from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
-from kiosk.config.model import AzureDevOpsOrg
-from kiosk.config.secrets import SecretRef
 from kiosk.errors import NotFound, ValidationFailed
 from kiosk.store import Database
-from kiosk.store.tables import action_run_logs, action_runs, deliveries, jobs
+from kiosk.store.tables import action_run_logs, action_runs, deliveries
 from kiosk.store.tables import actions as actions_table
 
 HOOK = {"type": "WEBHOOK", "url": "https://hooks.example.com/automation"}
@@ -42,17 +41,6 @@ SERVICE = {
         }
     },
     "relations": {"owner": {"target": "team", "many": False}},
-}
-DEPLOY = {
-    "identifier": "deploy",
-    "title": "Deploy",
-    "trigger": {
-        "type": "self-service",
-        "operation": "DAY-2",
-        "blueprintIdentifier": "service",
-        "userInputs": {"properties": {"token": {"type": "string", "format": "secret"}}},
-    },
-    "invocationMethod": {"type": "AZURE-DEVOPS", "org": "contoso", "webhook": "deploy"},
 }
 
 
@@ -79,6 +67,12 @@ def automation(
     return {"identifier": identifier, "trigger": trigger, "invocationMethod": invocation or HOOK, **extra}
 
 
+def azure_automation(identifier: str, *, org: str) -> dict[str, Any]:
+    """An automation on created ``service`` entities that triggers webhook ``w`` of Azure DevOps ``org``."""
+    invocation = {"type": "AZURE-DEVOPS", "org": org, "webhook": "w"}
+    return automation(identifier, "ENTITY_CREATED", blueprint="service", invocation=invocation)
+
+
 @dataclass
 class Kit:
     db: Database
@@ -103,17 +97,10 @@ class Kit:
             }
         return [{**self.runs.get_run(r.id), "body": bodies.get(r.id), "blueprintColumn": r.blueprint} for r in rows]
 
-    def counts(self) -> tuple[int, int, int]:
-        with self.db.connect() as conn:
-            return tuple(  # type: ignore[return-value]
-                conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                for t in (action_runs, deliveries, jobs)
-            )
-
 
 @pytest.fixture
 def kit(db: Database) -> Kit:
-    actions = Actions(db, azure_orgs={"contoso": AzureDevOpsOrg(signingSecret=SecretRef(env="X"))})
+    actions = Actions(db, azure_orgs=AZURE_ORGS)
     automations = Automations(actions)
     catalog = Catalog(db, listener=automations)
     catalog.create_blueprint({"identifier": "team"})
@@ -157,7 +144,7 @@ def test_created_updated_deleted_each_fire_once_with_before_and_after(kit: Kit) 
     (deleted,) = kit.fired("on_entity_deleted")
     diff = deleted["body"]["event"]["diff"]
     assert diff["after"] is None and diff["before"]["properties"] == {"lang": "rust"}
-    assert len(kit.fired()) == 3 and kit.counts() == (3, 3, 3) and kit.notified == [True] * 3
+    assert len(kit.fired()) == 3 and row_counts(kit.db) == (3, 3, 3) and kit.notified == [True] * 3
 
 
 def test_any_entity_change_and_an_update_that_changes_nothing(kit: Kit) -> None:
@@ -173,7 +160,7 @@ def test_other_blueprints_and_disabled_automations_do_not_fire(kit: Kit) -> None
     kit.actions.create_action(automation("teams", "ENTITY_CREATED", blueprint="team"))
     kit.actions.create_action(automation("off", "ENTITY_CREATED", blueprint="service", publish=False))
     upsert(kit, "svc-a")
-    assert kit.fired() == [] and kit.counts() == (0, 0, 0) and kit.notified == []
+    assert kit.fired() == [] and row_counts(kit.db) == (0, 0, 0) and kit.notified == []
     kit.catalog.upsert_entity("team", {"identifier": "platform"})
     assert [r["action"]["identifier"] for r in kit.fired()] == ["teams"]
 
@@ -217,7 +204,7 @@ def test_a_condition_that_errors_fires_nothing_and_does_not_break_the_write(
     )
     upsert(kit, "svc-a", lang="go")
     assert kit.catalog.get_entity("service", "svc-a")["properties"] == {"lang": "go"}
-    assert kit.fired() == [] and kit.counts() == (0, 0, 0)
+    assert kit.fired() == [] and row_counts(kit.db) == (0, 0, 0)
     messages = [r.getMessage() for r in caplog.records]
     assert "an automation's condition failed; counted as false" in messages
     assert "an automation's condition gave neither true nor false; counted as false" in messages
@@ -246,14 +233,14 @@ def test_bulk_upsert_fires_per_changed_entity(kit: Kit) -> None:
 def test_a_write_refused_by_validation_fires_nothing(kit: Kit) -> None:
     kit.actions.create_action(automation("any", "ANY_ENTITY_CHANGE", blueprint="service"))
     upsert(kit, "svc-a", lang="go")
-    before = kit.counts()
+    before = row_counts(kit.db)
     with pytest.raises(ValidationFailed):
         upsert(kit, "svc-b", lifecycle="retired")
     with pytest.raises(ValidationFailed):
         kit.catalog.patch_entity("service", "svc-a", {"properties": {"lifecycle": "retired"}})
     with pytest.raises(NotFound):
         kit.catalog.delete_entity("service", "nobody")
-    assert kit.counts() == before == (1, 1, 1)
+    assert row_counts(kit.db) == before == (1, 1, 1)
 
 
 def test_the_automation_commits_or_rolls_back_with_the_write(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,7 +256,7 @@ def test_the_automation_commits_or_rolls_back_with_the_write(kit: Kit, monkeypat
     monkeypatch.setattr(kit.automations, "entities_changed", fire_then_fail)
     with pytest.raises(RuntimeError):
         upsert(kit, "svc-a")
-    assert kit.counts() == (0, 0, 0) and kit.notified == []  # ... so none of them is kept
+    assert row_counts(kit.db) == (0, 0, 0) and kit.notified == []  # ... so none of them is kept
     with pytest.raises(NotFound):
         kit.catalog.get_entity("service", "svc-a")
 
@@ -361,18 +348,11 @@ def test_a_template_that_fails_records_a_failed_run_and_keeps_the_write(kit: Kit
     with kit.db.connect() as conn:
         (entry,) = conn.execute(sa.select(action_run_logs)).all()
     assert entry.termination_status == "FAILURE" and "could not build" in entry.message
-    assert kit.counts() == (1, 0, 0) and kit.notified == []
+    assert row_counts(kit.db) == (1, 0, 0) and kit.notified == []
 
 
 def test_azure_devops_automation_targets_the_org_webhook(kit: Kit, db: Database) -> None:
-    kit.actions.create_action(
-        automation(
-            "azure",
-            "ENTITY_CREATED",
-            blueprint="service",
-            invocation={"type": "AZURE-DEVOPS", "org": "contoso", "webhook": "w"},
-        )
-    )
+    kit.actions.create_action(azure_automation("azure", org="contoso"))
     upsert(kit, "svc-a")
     with db.connect() as conn:
         delivery = conn.execute(sa.select(deliveries)).one()
@@ -497,14 +477,7 @@ def test_the_actions_filter_and_checks_know_automations(kit: Kit) -> None:
     with pytest.raises(ValidationFailed, match="action 'nope' does not exist"):
         kit.actions.create_action(automation("x", "RUN_CREATED", action="nope"))
     with pytest.raises(ValidationFailed, match="not configured"):
-        kit.actions.create_action(
-            automation(
-                "x",
-                "ENTITY_CREATED",
-                blueprint="service",
-                invocation={"type": "AZURE-DEVOPS", "org": "n", "webhook": "w"},
-            )
-        )
+        kit.actions.create_action(azure_automation("x", org="n"))
 
 
 def test_parsed_actions_are_cached_per_version_and_unparsable_ones_skipped(

@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.receivers.live import start_receiver_server
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer, start_configured_server
 
 from kiosk.core import jq_engine
 from kiosk.store.tables import action_runs, deliveries
@@ -61,7 +60,7 @@ actions:
 
 def server(tmp_path: Path, database_url: str, program: str, jq: str) -> Iterator[LiveServer]:
     config = f"jq: {jq}\n" + ACTIONS.replace("PROGRAM", program)
-    yield from start_receiver_server(tmp_path, database_url, config)
+    yield from start_configured_server(tmp_path, database_url, config)
 
 
 @pytest.fixture

@@ -27,8 +27,9 @@ DEPLOY: dict[str, Any] = {
 }
 
 
-def with_changes(**changes: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(DEPLOY)
+def changed(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``changes``: ``a__b=v`` sets ``doc["a"]["b"]``, ``a__b=...`` deletes it."""
+    doc = copy.deepcopy(base)
     for path, value in changes.items():
         node = doc
         *parents, last = path.split("__")
@@ -39,6 +40,10 @@ def with_changes(**changes: Any) -> dict[str, Any]:
         else:
             node[last] = value
     return doc
+
+
+def with_changes(**changes: Any) -> dict[str, Any]:
+    return changed(DEPLOY, changes)
 
 
 def refused(raw: Any, **kwargs: Any) -> ValidationFailed:
@@ -176,17 +181,7 @@ AUTOMATION: dict[str, Any] = {
 
 
 def automation_with(**changes: Any) -> dict[str, Any]:
-    doc = copy.deepcopy(AUTOMATION)
-    for path, value in changes.items():
-        node = doc
-        *parents, last = path.split("__")
-        for part in parents:
-            node = node[part]
-        if value is ...:
-            del node[last]
-        else:
-            node[last] = value
-    return doc
+    return changed(AUTOMATION, changes)
 
 
 def test_port_automation_parses_whole() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
+from tests.actions.deploy_action import AZURE_ORGS, DEPLOY, row_counts
 
-from kiosk.actions import runs as runs_module
 from kiosk.actions.runs import (
     Runs,
     describe_duration,
@@ -22,26 +22,14 @@ from kiosk.actions.runs import (
     run_id_for_key,
     succeed_run_for_delivery,
 )
+from kiosk.actions.runs import store as run_store
+from kiosk.actions.runs.states import is_run_id
 from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
-from kiosk.config.model import AzureDevOpsOrg
-from kiosk.config.secrets import SecretRef
 from kiosk.errors import Conflict
 from kiosk.store import Database
-from kiosk.store.tables import action_run_logs, action_runs, deliveries, jobs
-
-ACTION: dict[str, Any] = {
-    "identifier": "deploy",
-    "title": "Deploy",
-    "trigger": {
-        "type": "self-service",
-        "operation": "DAY-2",
-        "blueprintIdentifier": "service",
-        "userInputs": {"properties": {"token": {"type": "string", "format": "secret"}}},
-    },
-    "invocationMethod": {"type": "AZURE-DEVOPS", "org": "contoso", "webhook": "deploy"},
-}
+from kiosk.store.tables import action_run_logs, action_runs, deliveries
 
 
 @pytest.fixture
@@ -49,17 +37,9 @@ def runs(db: Database) -> Runs:
     catalog = Catalog(db)
     catalog.create_blueprint({"identifier": "service"})
     catalog.upsert_entity("service", {"identifier": "svc-a"})
-    actions = Actions(db, azure_orgs={"contoso": AzureDevOpsOrg(signingSecret=SecretRef(env="X"))})
-    actions.create_action(ACTION)
+    actions = Actions(db, azure_orgs=AZURE_ORGS)
+    actions.create_action(DEPLOY)
     return Runs(db, catalog, actions, SecretBox(bytes(range(32))))
-
-
-def counts(db: Database) -> tuple[int, int, int]:
-    with db.connect() as conn:
-        return tuple(  # type: ignore[return-value]
-            conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-            for t in (action_runs, deliveries, jobs)
-        )
 
 
 def start(runs: Runs, **properties: Any) -> dict[str, Any]:
@@ -73,23 +53,23 @@ def test_run_and_delivery_commit_together_or_not_at_all(
     runs.notify = lambda: notified.append(True)
     run = start(runs)
     assert run["status"] == "IN_PROGRESS" and notified == [True]
-    assert counts(db) == (1, 1, 1)
+    assert row_counts(db) == (1, 1, 1)
     with db.connect() as conn:
         delivery = conn.execute(sa.select(deliveries)).one()
         row = conn.execute(sa.select(action_runs)).one()
     assert delivery.run_id == run["id"] and delivery.source == "action"
     assert row.pipeline_run_name == pipeline_run_name(run["id"]) == f"kiosk-{run['id']}"
 
-    real = runs_module.create_delivery
+    real = run_store.create_delivery
 
     def create_then_fail(conn: Any, **kwargs: Any) -> str:
         real(conn, **kwargs)
         raise RuntimeError("the queue is gone")
 
-    monkeypatch.setattr(runs_module, "create_delivery", create_then_fail)
+    monkeypatch.setattr(run_store, "create_delivery", create_then_fail)
     with pytest.raises(RuntimeError):
         start(runs)
-    assert counts(db) == (1, 1, 1)  # neither the second run nor its delivery was kept
+    assert row_counts(db) == (1, 1, 1)  # neither the second run nor its delivery was kept
 
 
 def test_finish_run_from_pipeline(runs: Runs, db: Database) -> None:
@@ -192,15 +172,15 @@ def test_a_start_repeated_with_its_idempotency_key_returns_the_first_run(runs: R
     body = {"entity": "svc-a", "properties": {"token": "idem-secret"}}
     first = runs.start_run("deploy", body, actor="kc_a", idempotency_key="event:7:w:0")
     again = runs.start_run("deploy", body, actor="kc_a", idempotency_key="event:7:w:0")
-    assert first["id"] == again["id"] == run_id_for_key("event:7:w:0") and runs_module._is_run_id(first["id"])
+    assert first["id"] == again["id"] == run_id_for_key("event:7:w:0") and is_run_id(first["id"])
     assert again["status"] == "IN_PROGRESS" and again["properties"] == {"token": "****"}
-    assert counts(db) == (1, 1, 1) and notified == [True]  # one run, one delivery, one job
+    assert row_counts(db) == (1, 1, 1) and notified == [True]  # one run, one delivery, one job
     # the run moved on meanwhile: the repeat answers the run as it is now, and changes nothing
     runs.report(first["id"], {"status": "SUCCESS"})
     assert runs.start_run("deploy", body, idempotency_key="event:7:w:0")["status"] == "SUCCESS"
-    assert counts(db) == (1, 1, 1)
+    assert row_counts(db) == (1, 1, 1)
     other = runs.start_run("deploy", body, idempotency_key="event:7:w:1")
-    assert other["id"] != first["id"] and counts(db) == (2, 2, 2)
+    assert other["id"] != first["id"] and row_counts(db) == (2, 2, 2)
     runs.actions.create_action(SYNC_HOOK)
     with pytest.raises(Conflict, match="already started a run of action 'deploy'"):
         runs.start_run("sync_hook", {}, idempotency_key="event:7:w:0")
@@ -234,7 +214,7 @@ def test_concurrent_starts_with_one_key_store_one_run(runs: Runs, db: Database) 
     for thread in threads:
         thread.join(30)
     assert errors == [] and answers == [run_id_for_key("k")] * 4
-    assert counts(db) == (1, 1, 1)
+    assert row_counts(db) == (1, 1, 1)
 
 
 def test_synchronized_runs_finish_with_the_webhooks_answer(runs: Runs, db: Database) -> None:

@@ -7,6 +7,7 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -48,7 +49,6 @@ def prepare_legacy_database(db: Database, *, schema: str = "0003") -> LegacyInst
     """Migrate ``db`` to ``schema`` (the last one before key files) and fill it as the old code did."""
     command.upgrade(alembic_config(db), schema)
     install = LegacyInstall(token_key=secrets.token_bytes(32), sealing_key=AESGCM.generate_key(bit_length=256))
-    now = datetime.now(UTC)
     with db.begin() as conn:
         conn.execute(
             sa.insert(server_state),
@@ -57,31 +57,14 @@ def prepare_legacy_database(db: Database, *, schema: str = "0003") -> LegacyInst
                 {"key": "action_secrets_key", "value": install.sealing_key.hex()},
             ],
         )
-        conn.execute(
-            sa.insert(action_runs).values(
-                id=RUN_ID,
-                action="deploy",
-                status="WAITING_FOR_APPROVAL",
-                properties={"token": "****"},
-                secrets=legacy_seal(install.sealing_key, RUN_ID, RUN_SECRETS),
-                links=[],
-                origin="API",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        conn.execute(
-            sa.insert(deliveries).values(
-                id=DELIVERY_ID,
-                run_id=RUN_ID,
-                source="action",
-                target={"method": "POST", "url": "http://127.0.0.1:9/", "headers": {}, "sealed": True},
-                body=legacy_seal_body(install.sealing_key, DELIVERY_ID, BODY, BODY_SECRETS),
-                status="delivered",
-                attempts=1,
-                created_at=now,
-                updated_at=now,
-            )
+        _insert_run_and_delivery(
+            conn,
+            run_status="WAITING_FOR_APPROVAL",
+            properties={"token": "****"},
+            run_secrets=legacy_seal(install.sealing_key, RUN_ID, RUN_SECRETS),
+            body=legacy_seal_body(install.sealing_key, DELIVERY_ID, BODY, BODY_SECRETS),
+            delivery_status="delivered",
+            attempts=1,
         )
     return install
 
@@ -97,31 +80,53 @@ def stored(db: Database) -> tuple[str, bytes, dict[str, str]]:
 
 def insert_run_and_body(db: Database, run_secrets: str, body: bytes) -> None:
     """A run with sealed secret inputs and a pending delivery with a sealed body, as given."""
-    now = datetime.now(UTC)
     with db.begin() as conn:
-        conn.execute(
-            sa.insert(action_runs).values(
-                id=RUN_ID,
-                action="deploy",
-                status="IN_PROGRESS",
-                properties={},
-                secrets=run_secrets,
-                links=[],
-                origin="API",
-                created_at=now,
-                updated_at=now,
-            )
+        _insert_run_and_delivery(
+            conn,
+            run_status="IN_PROGRESS",
+            properties={},
+            run_secrets=run_secrets,
+            body=body,
+            delivery_status="pending",
+            attempts=0,
         )
-        conn.execute(
-            sa.insert(deliveries).values(
-                id=DELIVERY_ID,
-                run_id=RUN_ID,
-                source="action",
-                target={"method": "POST", "url": "http://127.0.0.1:9/", "headers": {}, "sealed": True},
-                body=body,
-                status="pending",
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+
+
+def _insert_run_and_delivery(
+    conn: sa.Connection,
+    *,
+    run_status: str,
+    properties: dict[str, Any],
+    run_secrets: str,
+    body: bytes,
+    delivery_status: str,
+    attempts: int,
+) -> None:
+    """Run ``RUN_ID`` of action ``deploy`` and its delivery ``DELIVERY_ID``, sealed as given."""
+    now = datetime.now(UTC)
+    conn.execute(
+        sa.insert(action_runs).values(
+            id=RUN_ID,
+            action="deploy",
+            status=run_status,
+            properties=properties,
+            secrets=run_secrets,
+            links=[],
+            origin="API",
+            created_at=now,
+            updated_at=now,
         )
+    )
+    conn.execute(
+        sa.insert(deliveries).values(
+            id=DELIVERY_ID,
+            run_id=RUN_ID,
+            source="action",
+            target={"method": "POST", "url": "http://127.0.0.1:9/", "headers": {}, "sealed": True},
+            body=body,
+            status=delivery_status,
+            attempts=attempts,
+            created_at=now,
+            updated_at=now,
+        )
+    )

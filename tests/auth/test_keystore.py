@@ -22,7 +22,7 @@ from tests.auth.legacy import (
     prepare_legacy_database,
     stored,
 )
-from tests.servers import serving
+from tests.support.servers import serving
 
 from kiosk.actions.secrets import SecretBox
 from kiosk.auth.clients import Principal, create_client

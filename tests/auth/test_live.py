@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.kiosk_process import KioskProcess, prepare_database
+from tests.support.kiosk_server import KioskServer, prepare_database
 
 from kiosk.auth.clients import Principal, create_client, revoke_client
 from kiosk.auth.live import LiveClients
@@ -78,12 +78,12 @@ def _poll(deadline_seconds: float, check: Callable[[], bool]) -> bool:
 
 
 @pytest.fixture
-def two_processes(database_url: str, tmp_path: Path) -> Iterator[tuple[KioskProcess, KioskProcess, str]]:
+def two_processes(database_url: str, tmp_path: Path) -> Iterator[tuple[KioskServer, KioskServer, str]]:
     config = tmp_path / "kiosk.yaml"
     config.write_text("blueprints: []\n")
     admin = prepare_database(database_url)
-    first = KioskProcess(tmp_path / "one", database_url, config, admin)
-    second = KioskProcess(tmp_path / "two", database_url, config, admin)
+    first = KioskServer(tmp_path / "one", database_url, config, admin)
+    second = KioskServer(tmp_path / "two", database_url, config, admin)
     try:
         first.launch()
         second.launch()
@@ -96,7 +96,7 @@ def two_processes(database_url: str, tmp_path: Path) -> Iterator[tuple[KioskProc
 
 
 def test_a_revocation_on_one_process_is_honoured_by_the_other(
-    two_processes: tuple[KioskProcess, KioskProcess, str],
+    two_processes: tuple[KioskServer, KioskServer, str],
 ) -> None:
     first, second, database_url = two_processes
     db = create_database(database_url)

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from kiosk.catalog import service as catalog_service
-from kiosk.catalog.service import BulkOutcome, Catalog
+from kiosk.catalog import writes as catalog_writes
+from kiosk.catalog.results import BulkOutcome
+from kiosk.catalog.service import Catalog
 from kiosk.store import Database, bulk, create_database, upgrade_to_head
 
 TEAM = {"identifier": "team", "schema": {"properties": {"size": {"type": "number"}}}}
@@ -77,9 +78,9 @@ def _batch() -> list[Any]:
 
 
 def _both(catalog: Catalog, monkeypatch: pytest.MonkeyPatch, batch: list[Any], **options: Any) -> list[BulkOutcome]:
-    monkeypatch.setattr(catalog_service, "PIPELINE_CHUNK", 4)
+    monkeypatch.setattr(catalog_writes, "PIPELINE_CHUNK", 4)
     piped = catalog.bulk_upsert("piped", batch, **options)
-    monkeypatch.setattr(catalog_service, "PIPELINE_CHUNK", 10**9)
+    monkeypatch.setattr(catalog_writes, "PIPELINE_CHUNK", 10**9)
     at_once = catalog.bulk_upsert("at_once", batch, **options)
     return [piped, at_once]
 
@@ -114,7 +115,7 @@ def test_pipelined_and_at_once_agree_on_create_and_upsert(catalog: Catalog, monk
 
 
 def test_a_failing_stage_rolls_back_the_whole_call(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog_service, "PIPELINE_CHUNK", 4)
+    monkeypatch.setattr(catalog_writes, "PIPELINE_CHUNK", 4)
     calls = {"n": 0}
     real = bulk.insert_edges
 
@@ -138,15 +139,15 @@ def test_postgresql_writes_in_one_pass(db: Database, monkeypatch: pytest.MonkeyP
     c = Catalog(db)
     c.create_blueprint(TEAM)
     c.create_blueprint(_service("svc"))
-    monkeypatch.setattr(catalog_service, "PIPELINE_CHUNK", 4)
+    monkeypatch.setattr(catalog_writes, "PIPELINE_CHUNK", 4)
     used: list[bool] = []
-    real = Catalog._write_pipelined
+    real = catalog_writes._write_pipelined
 
-    def spy(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         used.append(True)
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(Catalog, "_write_pipelined", spy)
+    monkeypatch.setattr(catalog_writes, "_write_pipelined", spy)
     out = c.bulk_upsert("svc", [{"identifier": f"s{i}", "properties": {"lang": "go"}} for i in range(10)])
     assert len(out.entities) == 10 and not out.errors
     assert used == ([True] if db.dialect == "sqlite" else [])

@@ -11,7 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kiosk.catalog.service import Catalog, ChangeKind, EntityChange
+from kiosk.catalog import rendering
+from kiosk.catalog.blueprint_store import CompiledBlueprints
+from kiosk.catalog.changes import ChangeKind, EntityChange
+from kiosk.catalog.service import Catalog
 from kiosk.errors import ValidationFailed
 from kiosk.store import Database
 from kiosk.store.tables import entities
@@ -76,13 +79,15 @@ def test_unwatched_writes_read_no_before_and_tell_nothing(
     catalog: Catalog, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[Sequence[str]] = []
-    real = catalog._entity_docs
+    real = rendering.entity_docs
 
-    def counting(conn: Connection, blueprint: str, identifiers: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def counting(
+        conn: Connection, blueprints: CompiledBlueprints, blueprint: str, identifiers: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
         reads.append(identifiers)
-        return real(conn, blueprint, identifiers)
+        return real(conn, blueprints, blueprint, identifiers)
 
-    monkeypatch.setattr(catalog, "_entity_docs", counting)
+    monkeypatch.setattr(rendering, "entity_docs", counting)
     catalog.bulk_upsert("service", [{"identifier": f"s{i}"} for i in range(50)], upsert=True)
     catalog.bulk_upsert(
         "service", [{"identifier": f"s{i}", "properties": {"lang": "go"}} for i in range(50)], upsert=True

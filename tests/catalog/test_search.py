@@ -52,6 +52,20 @@ def open_database(engine: str, name: str, request: pytest.FixtureRequest) -> Dat
     return db
 
 
+def loaded_database(
+    request: pytest.FixtureRequest,
+    name: str,
+    definitions: dict[str, dict[str, Any]],
+    docs: list[dict[str, Any]],
+    edges: list[Edge],
+) -> Iterator[Database]:
+    """A database on the engine of ``request.param`` holding the dataset, disposed of afterwards."""
+    db = open_database(request.param, name, request)
+    load(db, definitions, docs, edges)
+    yield db
+    db.dispose()
+
+
 def load(db: Database, definitions: dict[str, dict[str, Any]], docs: list[dict[str, Any]], edges: list[Edge]) -> None:
     """Insert blueprints, entities and relation edges with plain Core inserts."""
     with db.begin() as conn:
@@ -220,10 +234,7 @@ ALL_SERVICES = {f"s{i}" for i in range(1, 8)}
 
 @pytest.fixture(scope="module", params=ENGINES)
 def catalog_db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    db = open_database(request.param, "search_examples", request)
-    load(db, EXAMPLE_DEFINITIONS, EXAMPLE_DOCS, EXAMPLE_EDGES)
-    yield db
-    db.dispose()
+    yield from loaded_database(request, "search_examples", EXAMPLE_DEFINITIONS, EXAMPLE_DOCS, EXAMPLE_EDGES)
 
 
 def rule(prop: str, operator: str, *value: Any) -> dict[str, Any]:
@@ -654,10 +665,7 @@ RANDOM_RELATIONS = EdgeListRelations(RANDOM_EDGES)
 
 @pytest.fixture(scope="module", params=ENGINES)
 def random_db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    db = open_database(request.param, "search_random", request)
-    load(db, RANDOM_DEFINITIONS, RANDOM_DOCS, RANDOM_EDGES)
-    yield db
-    db.dispose()
+    yield from loaded_database(request, "search_random", RANDOM_DEFINITIONS, RANDOM_DOCS, RANDOM_EDGES)
 
 
 texts = st.text(alphabet="adevprotsü'%_1 ", max_size=4)

@@ -3,19 +3,17 @@ file/line errors, actions applied idempotently after the blueprints they name.""
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.config_files import apply_text, config_error, write_config
 
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
-from kiosk.config import ApplyReport, load_config
+from kiosk.config import load_config
 from kiosk.config.apply import apply_config
 from kiosk.config.model import AzureDevOpsOrg
 from kiosk.errors import ConfigError
-from kiosk.store import create_database, upgrade_to_head
 
 BASE = """
 azureDevOps:
@@ -49,34 +47,8 @@ actions:
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return path
-
-
-def load_error(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
-    return info.value
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    db = create_database(f"sqlite:///{tmp_path / 'kiosk.db'}")
-    upgrade_to_head(db)
-    try:
-        yield Catalog(db)
-    finally:
-        db.dispose()
-
-
-def apply_text(catalog: Catalog, tmp_path: Path, text: str) -> ApplyReport:
-    return apply_config(catalog, load_config(write(tmp_path, text)))
-
-
 def test_sections_load_with_defaults(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, BASE))
+    config = load_config(write_config(tmp_path, BASE))
     orgs = config.azureDevOps.orgs
     assert orgs["contoso"] == AzureDevOpsOrg(
         baseUrl="https://dev.azure.com", signatureHeader="X-Port-Signature", signingSecret={"env": "CONTOSO_SECRET"}
@@ -86,12 +58,12 @@ def test_sections_load_with_defaults(tmp_path: Path) -> None:
     assert config.actions[0].azure_org() == "contoso" and config.actions[1].azure_org() is None
     # egress and delivery take their defaults when absent, or when present but empty
     assert config.egress.allow_loopback is False and config.delivery.signing_secret is None
-    empty = load_config(write(tmp_path, "actions:\nazureDevOps:\negress:\ndelivery:\n"))
+    empty = load_config(write_config(tmp_path, "actions:\nazureDevOps:\negress:\ndelivery:\n"))
     assert empty.actions == [] and empty.azureDevOps.orgs == {}
-    bare = load_config(write(tmp_path, "azureDevOps:\n  orgs:\n    contoso:\n"))
+    bare = load_config(write_config(tmp_path, "azureDevOps:\n  orgs:\n    contoso:\n"))
     assert bare.azureDevOps.orgs["contoso"].baseUrl == "https://dev.azure.com"
     full = load_config(
-        write(
+        write_config(
             tmp_path,
             """
             egress: {allowLoopback: true, allow: [10.0.0.0/8]}
@@ -103,7 +75,7 @@ def test_sections_load_with_defaults(tmp_path: Path) -> None:
 
 
 def test_unconfigured_org_is_named_with_its_line(tmp_path: Path) -> None:
-    error = load_error(tmp_path, BASE.replace("org: contoso", "org: initech"))
+    error = config_error(tmp_path, BASE.replace("org: contoso", "org: initech"))
     assert "kiosk.yaml:22: actions[0].invocationMethod.org" in error.message
     assert "'initech' is not configured under azureDevOps.orgs (contoso, fabrikam)" in error.message
 
@@ -133,7 +105,7 @@ def test_unconfigured_org_is_named_with_its_line(tmp_path: Path) -> None:
     ],
 )
 def test_section_errors_name_file_line_and_field(tmp_path: Path, text: str, fragment: str) -> None:
-    error = load_error(tmp_path, text)
+    error = config_error(tmp_path, text)
     assert fragment in error.message, error.message
     assert "hunter2-literal" not in error.message
 
@@ -186,5 +158,5 @@ def test_an_explicit_action_writer_is_used(catalog: Catalog, tmp_path: Path) -> 
             seen.append(raw["identifier"])
             return "created"
 
-    report = apply_config(catalog, load_config(write(tmp_path, BASE)), actions=Recorder())  # type: ignore[arg-type]
+    report = apply_config(catalog, load_config(write_config(tmp_path, BASE)), actions=Recorder())  # type: ignore[arg-type]
     assert seen == ["deploy", "notify"] and report.counts()["created"] == 3

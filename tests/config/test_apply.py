@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.config_files import apply_text
 
 from kiosk.catalog.service import Catalog
 from kiosk.config import ApplyReport, load_config
 from kiosk.config.apply import apply_config, dependency_order
 from kiosk.errors import ConfigError
-from kiosk.store import create_database, upgrade_to_head
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "kiosk" / "demo" / "kiosk.yaml"
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    db = create_database(f"sqlite:///{tmp_path / 'kiosk.db'}")
-    upgrade_to_head(db)
-    try:
-        yield Catalog(db)
-    finally:
-        db.dispose()
-
-
-def apply_text(catalog: Catalog, tmp_path: Path, text: str, name: str = "kiosk.yaml") -> ApplyReport:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return apply_config(catalog, load_config(path))
 
 
 def statuses(report: ApplyReport) -> dict[str, str]:

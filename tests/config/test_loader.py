@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from tests.support.config_files import config_error, write_config
 
 from kiosk.config import KioskConfig, load_config, parse_config
 from kiosk.errors import ConfigError
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "kiosk" / "demo" / "kiosk.yaml"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return path
-
-
-def error_of(tmp_path: Path, text: str) -> ConfigError:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return info.value
 
 
 def test_demo_config_loads() -> None:
@@ -38,7 +25,7 @@ def test_demo_config_loads() -> None:
 
 
 def test_valid_config_keeps_documents_whole(tmp_path: Path) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         """
         blueprints:
@@ -72,7 +59,7 @@ def test_valid_config_keeps_documents_whole(tmp_path: Path) -> None:
 
 
 def test_bad_field_names_file_line_and_field(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -87,7 +74,7 @@ def test_bad_field_names_file_line_and_field(tmp_path: Path) -> None:
 
 
 def test_missing_field_points_at_the_item(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -103,7 +90,7 @@ def test_missing_field_points_at_the_item(tmp_path: Path) -> None:
 
 
 def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -115,7 +102,7 @@ def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
 
 
 def test_several_errors_report_the_first_line_and_count_the_rest(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         entities:
@@ -129,7 +116,7 @@ def test_several_errors_report_the_first_line_and_count_the_rest(tmp_path: Path)
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -145,12 +132,12 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_bad_indentation_is_a_syntax_error_with_line(tmp_path: Path) -> None:
-    exc = error_of(tmp_path, "blueprints:\n  - identifier: a\n title: b\n")
+    exc = config_error(tmp_path, "blueprints:\n  - identifier: a\n title: b\n")
     assert exc.message.startswith(f"{tmp_path / 'kiosk.yaml'}:3: YAML syntax error")
 
 
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -165,7 +152,7 @@ def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key_lists_the_known_ones(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints: []
@@ -180,7 +167,7 @@ def test_unknown_top_level_key_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_duplicate_identifiers_are_errors(tmp_path: Path) -> None:
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         blueprints:
@@ -192,7 +179,7 @@ def test_duplicate_identifiers_are_errors(tmp_path: Path) -> None:
     assert exc.message.endswith(
         ":4: blueprints[2].identifier: duplicate blueprint identifier 'service' (also blueprints[0])"
     )
-    exc = error_of(
+    exc = config_error(
         tmp_path,
         """
         entities:
@@ -228,7 +215,7 @@ def test_config_built_in_code_describes_fields_without_a_file() -> None:
 
 
 def test_flow_style_positions_are_found(tmp_path: Path) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         """
         blueprints: [{identifier: a}, {identifier: b,

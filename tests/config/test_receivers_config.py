@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from tests.support.config_files import config_error, write_config
 
 from kiosk.config import load_config
 from kiosk.config.resolved import resolve_config_secrets
@@ -50,20 +50,8 @@ watches:
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return path
-
-
-def load_error(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
-    return info.value
-
-
 def test_sections_load(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, BASE))
+    config = load_config(write_config(tmp_path, BASE))
     assert [(r.key, r.type) for r in config.receivers] == [
         ("acr", "azure"),
         ("payments/acr", "azure"),
@@ -74,7 +62,7 @@ def test_sections_load(tmp_path: Path) -> None:
     assert watch.subscriptions[1].key() == "dev.azure.com/contoso/payments/_git/checkout"
     assert watch.subscriptions[1].changes() == ("push", "delete")
     assert [r.kind for r in watch.reactions] == ["runAction", "upsertEntity"]
-    empty = load_config(write(tmp_path, "receivers:\nwatches:\n"))
+    empty = load_config(write_config(tmp_path, "receivers:\nwatches:\n"))
     assert empty.receivers == [] and empty.watches == []
 
 
@@ -154,7 +142,7 @@ def test_sections_load(tmp_path: Path) -> None:
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, fragment: str) -> None:
-    error = load_error(tmp_path, text)
+    error = config_error(tmp_path, text)
     assert fragment in error.message, error.message
     assert "hunter2-literal" not in error.message
 
@@ -164,11 +152,11 @@ def test_same_receiver_name_in_two_projects_is_fine(tmp_path: Path) -> None:
         "receivers:\n  - {name: a, type: azure, secret: {env: X}, project: p1}\n"
         "  - {name: a, type: azure, secret: {env: X}, project: p2}\n"
     )
-    assert [r.key for r in load_config(write(tmp_path, text)).receivers] == ["p1/a", "p2/a"]
+    assert [r.key for r in load_config(write_config(tmp_path, text)).receivers] == ["p1/a", "p2/a"]
 
 
 def test_receiver_secrets_are_resolved_at_start(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, BASE))
+    config = load_config(write_config(tmp_path, BASE))
     (tmp_path / "acr.secret").write_text("from-file\n")
     env = {"ACR_SECRET": "from-env", "HOOK_PASSWORD": "pw", "HOOK_TOKEN": "tok"}
     resolved = resolve_config_secrets(config, base_dir=tmp_path, env=env)

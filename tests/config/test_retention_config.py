@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from tests.support.config_files import write_config
 
 from kiosk.config import load_config
 from kiosk.config.model import RetentionConfig
 from kiosk.errors import ConfigError
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "kiosk.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return path
-
-
 def test_defaults_without_the_section(tmp_path: Path) -> None:
-    retention = load_config(write(tmp_path, "receivers: []\n")).retention
+    retention = load_config(write_config(tmp_path, "receivers: []\n")).retention
     assert retention == RetentionConfig()
     assert retention.receiverEvents.maxAgeDays == 7 and retention.receiverEvents.maxPerReceiver == 10_000
     assert retention.jobs.doneMaxAgeDays == 1 and retention.jobs.deadMaxAgeDays == 30
@@ -28,7 +22,7 @@ def test_defaults_without_the_section(tmp_path: Path) -> None:
 
 def test_given_keys_override_the_defaults(tmp_path: Path) -> None:
     config = load_config(
-        write(
+        write_config(
             tmp_path,
             """
             retention:
@@ -43,9 +37,9 @@ def test_given_keys_override_the_defaults(tmp_path: Path) -> None:
     assert (retention.receiverEvents.maxAgeDays, retention.receiverEvents.maxPerReceiver) == (2.5, 500)
     assert (retention.jobs.doneMaxAgeDays, retention.jobs.deadMaxAgeDays) == (1, 90)
     assert retention.intervalMinutes == 1
-    empty = load_config(write(tmp_path, "retention:\n  receiverEvents:\n  jobs:\n")).retention
+    empty = load_config(write_config(tmp_path, "retention:\n  receiverEvents:\n  jobs:\n")).retention
     assert empty == RetentionConfig()
-    assert load_config(write(tmp_path, "retention:\n")).retention == RetentionConfig()
+    assert load_config(write_config(tmp_path, "retention:\n")).retention == RetentionConfig()
 
 
 @pytest.mark.parametrize(
@@ -70,5 +64,5 @@ def test_given_keys_override_the_defaults(tmp_path: Path) -> None:
 )
 def test_errors_name_file_line_and_field(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
+        load_config(write_config(tmp_path, text))
     assert fragment in info.value.message, info.value.message

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.polling import wait_for
 
 from kiosk.core import jq_engine
 from kiosk.core.jq_engine import JqError, JqLimits, JqPool, JqResult, JqStopped, JqUnavailable, shorten
@@ -32,14 +33,6 @@ def gone(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
-
-
-def wait_until(check: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -156,7 +149,7 @@ def test_callers_wait_for_a_free_worker_and_then_get_a_clear_error() -> None:
     thread = threading.Thread(target=hog)
     try:
         thread.start()
-        wait_until(lambda: pool.idle() == 0)
+        wait_for(lambda: pool.idle() == 0, timeout=30)
         with pytest.raises(JqUnavailable, match=r"every jq worker stayed busy for 0.2 s \(jq.workers: 1"):
             pool.first("1", None)
         pool.close()  # stops the hog's worker too
@@ -182,7 +175,7 @@ def test_two_workers_run_two_programs_at_once(pool: JqPool) -> None:
 
     thread = threading.Thread(target=slow)
     thread.start()
-    wait_until(lambda: pool.idle() == 1)
+    wait_for(lambda: pool.idle() == 1, timeout=30)
     answered = [pool.first(".", n) for n in range(20)]
     finished_first = not done.is_set()
     thread.join()
@@ -263,7 +256,7 @@ def test_workers_end_with_the_interpreter_that_started_them(tmp_path: Path) -> N
     for how in ("exit", "die", "die-busy"):
         out = subprocess.run([sys.executable, str(script), how], capture_output=True, text=True, check=True)
         pid = int(out.stdout.strip())
-        wait_until(lambda pid=pid: gone(pid), timeout=60)  # type: ignore[misc]
+        wait_for(lambda pid=pid: gone(pid), timeout=60)  # type: ignore[misc]
 
 
 def test_the_process_engine_follows_configure_and_shutdown() -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.delivery.receiver import Receiver
-from tests.servers import serving
+from tests.support.deliveries import new_delivery
+from tests.support.receiver import Receiver
+from tests.support.servers import serving
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
-from kiosk.delivery.outbox import Signing, create_delivery, get_delivery
+from kiosk.delivery.outbox import Signing, get_delivery
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.store import Database
 from kiosk.store.tables import deliveries
@@ -52,16 +53,7 @@ class Harness:
         run_id: str | None = "r_1",
     ) -> str:
         with self.db.begin() as conn:
-            return create_delivery(
-                conn,
-                source="action",
-                run_id=run_id,
-                method="POST",
-                url=url,
-                headers=headers if headers is not None else {"Content-Type": "application/json"},
-                body=body,
-                signing=signing,
-            )
+            return new_delivery(conn, url, body=body, signing=signing, headers=headers, run_id=run_id)
 
     def status(self, delivery_id: str) -> str:
         with self.db.connect() as conn:

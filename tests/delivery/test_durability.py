@@ -9,9 +9,9 @@ restarted, or two of them on one PostgreSQL database, each with its own delivery
   and — nothing failing — each exactly once. A variant kills one of the two mid-way: the survivor
   takes over its leased jobs and delivers everything.
 
-The receiver is an ASGI app in this process (``tests.servers.serving``) that verifies each
+The receiver is an ASGI app in this process (``tests.support.servers.serving``) that verifies each
 request's Standard Webhooks signature. The worker's lease is shortened through the test knob
-``KIOSK_TEST_LEASE_SECONDS`` (see ``tests/kiosk_process.py``) where a test needs leases of a
+``KIOSK_TEST_LEASE_SECONDS`` (see ``tests/support/kiosk_server.py``) where a test needs leases of a
 killed process to expire quickly: kiosk.yaml cannot set the lease (kiosk uses
 ``max(60 s, 6 * delivery.timeoutSeconds)``).
 
@@ -26,7 +26,6 @@ import itertools
 import random
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,11 +36,10 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.kiosk_process import LEASE_ENV, KioskProcess, prepare_database
-from tests.pg import PostgresServer
-from tests.servers import serving
+from tests.support.kiosk_server import LEASE_ENV, KioskServer, prepare_database
+from tests.support.receiver import answer_lifespan, read_body, request_headers, signed_by
+from tests.support.servers import serving
 
-from kiosk.core.signing import verify_standard_webhook
 from kiosk.store import Database, create_database
 from kiosk.store.tables import action_runs, deliveries, delivery_attempts, jobs
 
@@ -99,30 +97,13 @@ class Recorder:
         self._lock = threading.Lock()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+        if await answer_lifespan(scope, receive, send):
+            return
         started = time.monotonic()
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await read_body(receive)
+        headers = request_headers(scope)
         webhook_id = headers.get("webhook-id", "")
-        signed = verify_standard_webhook(
-            SECRET,
-            body,
-            msg_id=webhook_id,
-            timestamp=headers.get("webhook-timestamp", ""),
-            signature=headers.get("webhook-signature", ""),
-        )
+        signed = signed_by(SECRET, body, headers)
         try:
             run_id = orjson.loads(body)["context"]["runId"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -161,10 +142,10 @@ class Stack:
     config_path: Path
     admin: tuple[str, str]
     tmp_path: Path
-    processes: list[KioskProcess] = field(default_factory=list)
+    processes: list[KioskServer] = field(default_factory=list)
 
-    def kiosk(self, name: str, **env: str) -> KioskProcess:
-        process = KioskProcess(
+    def kiosk(self, name: str, **env: str) -> KioskServer:
+        process = KioskServer(
             self.tmp_path / name,
             self.database_url,
             self.config_path,
@@ -173,6 +154,30 @@ class Stack:
         )
         self.processes.append(process)
         return process
+
+    def two_kiosks(self, **env: str) -> tuple[KioskServer, KioskServer]:
+        """Processes ``a`` and ``b`` on the one database, launched side by side, both ready."""
+        a, b = self.kiosk("a", **env), self.kiosk("b", **env)
+        a.launch()
+        b.launch()
+        a.wait_ready()
+        b.wait_ready()
+        return a, b
+
+    def settled(self, accepted: list[str]) -> tuple[State, list[Arrival]]:
+        """The database's state and the receiver's arrivals once every accepted run is delivered,
+        checked consistent with each other and for a delivery sent twice at once."""
+        db = create_database(self.database_url)
+        try:
+            wait_all_delivered(db, len(accepted), timeout=20)
+            time.sleep(0.3)  # a duplicate still on its way would show now
+            state = read_state(db)
+        finally:
+            db.dispose()
+        arrivals = self.recorder.snapshot()
+        check_consistent(state, arrivals, accepted)
+        assert not overlaps(arrivals), f"sent twice at once: {overlaps(arrivals)[:5]}"
+        return state, arrivals
 
 
 @pytest.fixture
@@ -202,8 +207,8 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[[str, Recorder], Stack]]:
             cm.__exit__(None, None, None)
 
 
-def post_run(to: KioskProcess | httpx.Client) -> str:
-    client = to.client if isinstance(to, KioskProcess) else to
+def post_run(to: KioskServer | httpx.Client) -> str:
+    client = to.client if isinstance(to, KioskServer) else to
     response = client.post("/v1/actions/notify/runs", json={"properties": {}})
     assert response.status_code == 201, response.text
     return str(response.json()["run"]["id"])
@@ -388,29 +393,20 @@ def test_sigkill_with_deliveries_pending_then_restart_delivers_every_accepted_ru
 # ------------------------------------------------------------------ two processes, one database
 
 
-@pytest.fixture
-def pg_url(pg_server: PostgresServer) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex}"
-    yield pg_server.create_database(name)
-    pg_server.drop_database(name)
-
-
 def slow_ok(_n: int) -> tuple[int, float]:
     return 200, random.uniform(0.1, 0.2)
 
 
+@pytest.fixture
+def slow_stack(pg_url: str, stack_factory: Callable[[str, Recorder], Stack]) -> Stack:
+    """A stack on a PostgreSQL database whose receiver takes 0.1-0.2 s to answer each request."""
+    return stack_factory(pg_url, Recorder(slow_ok))
+
+
 @pytest.mark.postgres
-def test_two_processes_on_one_postgres_never_send_a_delivery_twice_at_once(
-    pg_url: str, stack_factory: Callable[[str, Recorder], Stack]
-) -> None:
-    recorder = Recorder(slow_ok)
-    stack = stack_factory(pg_url, recorder)
-    a, b = stack.kiosk("a"), stack.kiosk("b")  # each with kiosk's own lease (60 s)
-    a.launch()
-    b.launch()
-    a.wait_ready()
-    b.wait_ready()
+def test_two_processes_on_one_postgres_never_send_a_delivery_twice_at_once(slow_stack: Stack) -> None:
+    stack = slow_stack
+    a, b = stack.two_kiosks()  # each with kiosk's own lease (60 s)
     # Three of four runs to a, so its backlog fills and b (told about its own runs, and polling)
     # claims a's too: both then take jobs from the same pending rows at the same moments.
     posted_to: dict[str, int] = {}
@@ -418,16 +414,7 @@ def test_two_processes_on_one_postgres_never_send_a_delivery_twice_at_once(
         process = b if i % 4 == 3 else a
         posted_to[post_run(process)] = process.pid
     accepted = list(posted_to)
-    db = create_database(stack.database_url)
-    try:
-        wait_all_delivered(db, len(accepted), timeout=20)
-        time.sleep(0.3)  # a duplicate still on its way would show now
-        state = read_state(db)
-    finally:
-        db.dispose()
-    arrivals = recorder.snapshot()
-    check_consistent(state, arrivals, accepted)
-    assert not overlaps(arrivals), f"sent twice at once: {overlaps(arrivals)[:5]}"
+    state, arrivals = stack.settled(accepted)
     # Nothing failed, so nothing was sent twice at all.
     assert Counter(x.webhook_id for x in arrivals).most_common(1)[0][1] == 1
     assert all(len(rows) == 1 for rows in state.attempts.values())
@@ -447,18 +434,11 @@ def test_two_processes_on_one_postgres_never_send_a_delivery_twice_at_once(
 
 
 @pytest.mark.postgres
-def test_two_processes_one_killed_the_survivor_delivers_its_leased_jobs(
-    pg_url: str, stack_factory: Callable[[str, Recorder], Stack]
-) -> None:
-    recorder = Recorder(slow_ok)
-    stack = stack_factory(pg_url, recorder)
+def test_two_processes_one_killed_the_survivor_delivers_its_leased_jobs(slow_stack: Stack) -> None:
+    stack, recorder = slow_stack, slow_stack.recorder
     # A lease of 3 s: well over a request (≤ 0.2 s) plus its wait behind a full backlog (16 / 4
     # threads x 0.2 s), so a live worker never loses a job, and a dead one's expire soon.
-    a, b = stack.kiosk("a", **{LEASE_ENV: "3"}), stack.kiosk("b", **{LEASE_ENV: "3"})
-    a.launch()
-    b.launch()
-    a.wait_ready()
-    b.wait_ready()
+    a, b = stack.two_kiosks(**{LEASE_ENV: "3"})
     accepted = []
     for _ in range(30):
         accepted.append(post_run(a))
@@ -468,16 +448,7 @@ def test_two_processes_one_killed_the_survivor_delivers_its_leased_jobs(
         assert time.monotonic() < deadline
         time.sleep(0.005)
     b.kill()
-    db = create_database(stack.database_url)
-    try:
-        wait_all_delivered(db, len(accepted), timeout=20)
-        time.sleep(0.3)  # a duplicate still on its way would show now
-        state = read_state(db)
-    finally:
-        db.dispose()
-    arrivals = recorder.snapshot()
-    check_consistent(state, arrivals, accepted)
-    assert not overlaps(arrivals), f"sent twice at once: {overlaps(arrivals)[:5]}"
+    state, arrivals = stack.settled(accepted)
     workers = Counter(x.worker for rows in state.attempts.values() for x in rows)
     repeats = sum(1 for n in Counter(x.webhook_id for x in arrivals).values() if n > 1)
     print(

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import httpcore
 import pytest
-from tests.delivery.receiver import Receiver
-from tests.servers import serving
+from tests.support.receiver import Receiver
+from tests.support.servers import serving
 
 from kiosk.delivery.config import EgressConfig
 from kiosk.delivery.egress import (

@@ -23,8 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.delivery.receiver import Receiver
-from tests.servers import serving
+from tests.support.polling import wait_for
+from tests.support.receiver import Receiver
+from tests.support.servers import serving
 
 from kiosk.delivery import http1
 from kiosk.delivery.config import EgressConfig
@@ -246,13 +247,6 @@ def post(
     )
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
 @pytest.fixture
 def pool() -> Iterator[ConnectionPool]:
     with ConnectionPool(LOOPBACK) as p:
@@ -443,7 +437,7 @@ def test_idle_connections_are_bounded_per_key() -> None:
         with ThreadPoolExecutor(4) as threads:
             assert set(threads.map(slow_together, range(4))) == {200}
         assert pool.idle_count() <= 2
-        wait_for(lambda: len(server.closed) >= server.accepted - 2)
+        wait_for(lambda: len(server.closed) >= server.accepted - 2, timeout=5)
 
 
 def test_idle_connections_expire() -> None:
@@ -452,7 +446,7 @@ def test_idle_connections_expire() -> None:
         time.sleep(0.1)
         assert post(short, url(server)).status == 200
         assert server.accepted == 2
-        wait_for(lambda: server.closed == [0])
+        wait_for(lambda: server.closed == [0], timeout=5)
 
 
 def test_close_closes_the_idle_connections() -> None:
@@ -461,7 +455,7 @@ def test_close_closes_the_idle_connections() -> None:
         assert post(pool, url(server)).status == 200
         pool.close()
         assert pool.idle_count() == 0
-        wait_for(lambda: server.closed == [0])
+        wait_for(lambda: server.closed == [0], timeout=5)
         assert post(pool, url(server)).status == 200  # still usable, but keeps nothing
         assert pool.idle_count() == 0
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.support.deliveries import new_delivery
 
 from kiosk.delivery.outbox import (
     DELIVERY_JOB,
     Signing,
-    create_delivery,
     get_delivery,
     list_deliveries,
     redeliver,
@@ -21,19 +22,10 @@ from kiosk.store.queue import JobQueue
 from kiosk.store.tables import deliveries, jobs, server_state
 
 
-def _create(db: Database, **kw: object) -> str:
-    options: dict[str, object] = {
-        "source": "action",
-        "run_id": "r_1",
-        "method": "post",
-        "url": "https://example.com/hook",
-        "headers": {"Content-Type": "application/json"},
-        "body": b'{"a": 1}',
-        "signing": None,
-    }
-    options.update(kw)
+def _create(db: Database, **kw: Any) -> str:
+    options: dict[str, Any] = {"method": "post", "body": b'{"a": 1}', **kw}
     with db.begin() as conn:
-        return create_delivery(conn, **options)  # type: ignore[arg-type]
+        return new_delivery(conn, "https://example.com/hook", **options)
 
 
 def test_create_stores_the_delivery_and_enqueues_its_job(db: Database) -> None:
@@ -74,16 +66,7 @@ def test_create_stores_the_delivery_and_enqueues_its_job(db: Database) -> None:
 
 def test_create_is_part_of_the_callers_transaction(db: Database) -> None:
     with pytest.raises(RuntimeError), db.begin() as conn:
-        create_delivery(
-            conn,
-            source="action",
-            run_id=None,
-            method="POST",
-            url="https://x.example",
-            headers={},
-            body=b"",
-            signing=None,
-        )
+        new_delivery(conn, "https://x.example", run_id=None, headers={}, body=b"")
         conn.execute(sa.insert(server_state).values(key="k", value="v"))
         raise RuntimeError("the run could not be stored")
     with db.connect() as conn:

@@ -9,11 +9,12 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from tests.delivery.conftest import FAST, LOOPBACK, SECRET, Harness
-from tests.delivery.receiver import Received, Receiver, Reply
+from tests.support.deliveries import new_delivery
+from tests.support.receiver import Received, Receiver, Reply
 
 from kiosk.actions.secrets import SecretBox
 from kiosk.core.signing import verify_port_webhook, verify_standard_webhook
-from kiosk.delivery.outbox import Signing, create_delivery, load_deliveries, redeliver
+from kiosk.delivery.outbox import Signing, load_deliveries, redeliver
 from kiosk.delivery.sender import create_transport, send
 from kiosk.store import Database
 from kiosk.store.tables import deliveries
@@ -28,13 +29,9 @@ SERVER_KEY = bytes(range(32))
 
 def create_sealed(db: Database, url: str, box: SecretBox, *, body: bytes = BODY) -> str:
     with db.begin() as conn:
-        return create_delivery(
+        return new_delivery(
             conn,
-            source="action",
-            run_id="r_1",
-            method="POST",
-            url=url,
-            headers={"Content-Type": "application/json"},
+            url,
             body=body,
             signing=Signing("webhook", "webhook"),
             seal=lambda delivery_id, clear: box.seal_body(delivery_id, clear, [TOKEN]),

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from tests.delivery.receiver import Receiver, Reply
-from tests.servers import free_port, serving
+from tests.support.receiver import Receiver, Reply
+from tests.support.servers import free_port, serving
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.http1 import ConnectionPool

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from tests.delivery.conftest import AZURE_SECRET, FAST, LOOPBACK, SECRET, Harness
-from tests.delivery.receiver import Receiver, Reply
-from tests.servers import free_port, serving
+from tests.support.receiver import Receiver, Reply
+from tests.support.servers import free_port, serving
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.outbox import Signing, redeliver

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.servers import free_port, serving
+from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
 from kiosk.emulator.config import load_emulator_config

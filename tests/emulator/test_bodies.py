@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.emulator.conftest import CONFIG, HELLO, PAT, EmulatorFactory, LiveEmulator, basic
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 from kiosk.core.signing import sign_azure_checksum
 from kiosk.emulator.bodies import MAX_JSON_DEPTH, too_deep

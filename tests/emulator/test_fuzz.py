@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.emulator.conftest import CONFIG, HELLO, PAT, basic
-from tests.servers import free_port, serving
+from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import build_emulator
 from kiosk.emulator.config import load_emulator_config

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from tests.emulator.conftest import SEED_BODY, SEED_CHECKSUM, LiveEmulator
-from tests.servers import serving
+from tests.support.servers import serving
 
 SUBSCRIPTIONS = "/fabrikam/_apis/hooks/subscriptions?api-version=7.1"
 

@@ -14,19 +14,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from kiosk.pipelines.errors import PipelineError
-from kiosk.pipelines.runner import (
-    IMPLICIT_JOB,
-    IMPLICIT_STAGE,
-    CollectingListener,
-    NullListener,
-    RunOptions,
-    RunOutcome,
-    TimelineRecord,
-    Variable,
-    normalize,
-    run_pipeline,
-    worst_result,
-)
+from kiosk.pipelines.plan import IMPLICIT_JOB, IMPLICIT_STAGE, normalize
+from kiosk.pipelines.runner import RunOptions, run_pipeline
+from kiosk.pipelines.timeline import CollectingListener, NullListener, RunOutcome, TimelineRecord, worst_result
+from kiosk.pipelines.variables import Variable
 
 JOB = f"job:{IMPLICIT_STAGE}.{IMPLICIT_JOB}"
 

@@ -10,14 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.receivers.live import hook_path, start_receiver_server, wait_for
-from tests.receivers.payloads import ACR_UA, acr_push
-from tests.web.live import LiveServer
+from tests.support.events import ACR_UA, acr_push
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
+from tests.support.polling import wait_for
 from typer.testing import CliRunner
 
-from kiosk.auth.clients import create_client
-from kiosk.cli_receivers import receivers_app
-from kiosk.receivers.pruner import RetentionPruner
+from kiosk.cli.receivers import receivers_app
+from kiosk.receivers.pruner import EventPruner
 from kiosk.receivers.retention import Policy
 
 CONFIG = """\
@@ -41,7 +40,7 @@ PATH = hook_path("acr", "s3cret")
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("API_ACR_SECRET", "s3cret")
     monkeypatch.setenv("API_TOKEN", "tok")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def push(live: LiveServer, tag: str, token: str = "tok") -> httpx.Response:  # noqa: S107 - the test's header
@@ -58,8 +57,7 @@ def test_receivers_are_listed_for_admins_with_their_urls(live: LiveServer) -> No
     assert listed[0]["path"] == PATH and listed[0]["url"] == live.base_url + PATH
     assert listed[0]["auth"] == {"basic": False, "header": "X-Token"}
     assert listed[1]["path"] == hook_path("acr", "s3cret", project="payments")
-    member_id, member_secret = create_client(live.app.state.db, "member", "dev")
-    with live.client(live.token_for(member_id, member_secret)) as member:
+    with live.member() as member:
         assert member.get("/v1/receivers").status_code == 403
         assert member.get("/v1/receivers/acr/events").status_code == 403
         assert member.get("/v1/watches").status_code == 200
@@ -142,7 +140,7 @@ def test_api_and_cli_after_pruning(live: LiveServer, monkeypatch: pytest.MonkeyP
     for tag in ("1.0", "1.1", "1.2", "1.3"):
         assert push(live, tag).status_code == 200
     before = live.admin.get("/v1/receivers/acr/events", params={"limit": 1}).json()
-    report = RetentionPruner(live.app.state.db, Policy(events_per_receiver=2), rest=0).run()
+    report = EventPruner(live.app.state.db, Policy(events_per_receiver=2), rest=0).run()
     assert report.events_by_cap == 2
     events = live.admin.get("/v1/receivers/acr/events").json()
     assert [e["summary"]["tag"] for e in events["events"]] == ["1.3", "1.2"] and events["next"] is None

@@ -14,12 +14,11 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.receivers.live import hook_path, start_receiver_server
-from tests.receivers.payloads import ACR_UA, acr_push
 from tests.receivers.test_endpoint import events, post
-from tests.web.live import LiveServer
+from tests.support.events import ACR_UA, acr_push
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
 
-from kiosk.json_depth import MAX_JSON_DEPTH
+from kiosk.core.json_depth import MAX_JSON_DEPTH
 
 CONFIG = """\
 receivers:
@@ -42,7 +41,7 @@ TOO_DEEP = f"invalid request body: JSON nested deeper than {MAX_JSON_DEPTH} leve
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("RCV_ACR_SECRET", "acr-secret")
     monkeypatch.setenv("RCV_GEN_SECRET", "gen-secret")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def with_nested(payload: dict[str, Any], field: str, depth: int) -> bytes:

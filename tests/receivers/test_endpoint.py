@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.receivers.live import hook_path, start_receiver_server, wait_for
-from tests.receivers.payloads import (
+from tests.support.events import (
     ACR_UA,
     ADO_UA,
     HELM_CONFIG,
@@ -25,7 +24,8 @@ from tests.receivers.payloads import (
     git_push,
     pull_request,
 )
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
+from tests.support.polling import wait_for
 
 CONFIG = """\
 receivers:
@@ -58,7 +58,7 @@ def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RCV_AZURE_SECRET", "azure-secret")
     (tmp_path / "payments.secret").write_text("pay-secret\n")
     (tmp_path / "platform.secret").write_text("plat-secret\n")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def post(live: LiveServer, path: str, body: Any, user_agent: str | None) -> httpx.Response:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.receivers.payloads import (
+from tests.support.events import (
     ACR_UA,
     ADO_UA,
     DOCKER_MANIFEST,

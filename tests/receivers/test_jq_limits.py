@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.receivers.live import hook_path, start_receiver_server
 from tests.receivers.test_endpoint import events, post
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
 
 from kiosk.core import jq_engine
 
@@ -43,7 +42,7 @@ GENERIC = hook_path("gen", "gen-secret", kind="generic")
 @pytest.fixture
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("RCV_GEN_SECRET", "gen-secret")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def test_a_mapping_over_the_time_limit_rejects_the_event_while_the_server_answers(live: LiveServer) -> None:

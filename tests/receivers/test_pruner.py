@@ -1,87 +1,25 @@
-"""The retention pruner on both engines: what goes, what stays, in batches, with several pruners."""
+"""The event pruner on both engines: what goes, what stays, in batches."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
+from tests.receivers.pruning import event, events_left, process, store
 
-from kiosk.receivers.intake import EventRecord
-from kiosk.receivers.pruner import PruneReport, RetentionPruner
+from kiosk.receivers.pruner import EventPruner
 from kiosk.receivers.retention import Policy
-from kiosk.receivers.store import list_events, store_events
+from kiosk.receivers.store import list_events
 from kiosk.store import Database
-from kiosk.store.queue import JobQueue, JobResult, enqueue, requeue, utcnow
-from kiosk.store.tables import jobs, receiver_event_reactions, receiver_events, watch_states
+from kiosk.store.queue import JobQueue, JobResult, requeue, utcnow
+from kiosk.store.tables import receiver_event_reactions, watch_states
 from kiosk.watches.events import EVENT_JOB
 from kiosk.watches.store import load_states, mark_events, record_reaction
 
 
-def ago(days: float) -> datetime:
-    return utcnow() - timedelta(days=days)
-
-
-def event(
-    days_ago: float,
-    *,
-    receiver: str = "acr",
-    project: str | None = None,
-    react: bool = False,
-    key: str | None = None,
-    outcome: str = "refreshed",
-) -> EventRecord:
-    """An accepted event (``react``: its watch has reactions, so it waits for the processor)."""
-    accepted = outcome in ("refreshed", "no_match")
-    return EventRecord(
-        receiver=receiver,
-        project=project,
-        received_at=ago(days_ago),
-        outcome=outcome,
-        status_code=200 if outcome != "rejected" else 401,
-        sender="acr",
-        event_type="push",
-        delivery_id=key,
-        refreshed=1 if outcome == "refreshed" else 0,
-        matches=[{"watch": "checkout", "tag": "1.0"}] if outcome == "refreshed" else [],
-        payload='{"n": 1}' if outcome != "rejected" else None,
-        accepted=accepted,
-        react=react and accepted,
-        dedupe_key=None if key is None else f"{receiver}:acr:{key}",
-    )
-
-
-def store(db: Database, records: Sequence[EventRecord]) -> list[int]:
-    with db.begin() as conn:
-        return [s.event_id for s in store_events(conn, records)]
-
-
-def events_left(db: Database) -> set[int]:
-    with db.connect() as conn:
-        return {int(r.id) for r in conn.execute(sa.select(receiver_events.c.id))}
-
-
-def jobs_left(db: Database) -> set[int]:
-    with db.connect() as conn:
-        return {int(r.id) for r in conn.execute(sa.select(jobs.c.id))}
-
-
-def pruner(db: Database, *, batch: int = 500, **policy: object) -> RetentionPruner:
-    return RetentionPruner(db, Policy(**policy), batch=batch, rest=0)  # type: ignore[arg-type]
-
-
-def process(db: Database, event_ids: Sequence[int], *, claimed: JobQueue | None = None) -> None:
-    """What the event processor does for these events' jobs: claim, settle done, mark processed."""
-    queue = claimed or JobQueue(db, "processor")
-    if claimed is None:
-        queue.claim([EVENT_JOB], limit=100)
-    with db.connect() as conn:
-        job_of = {int(r.payload["event"]): int(r.id) for r in conn.execute(sa.select(jobs.c.id, jobs.c.payload))}
-    with db.begin() as conn:
-        held = queue.settle(conn, [JobResult(job_of[e], "done") for e in event_ids])
-        assert held == {job_of[e] for e in event_ids}
-        mark_events(conn, list(event_ids), "done", utcnow())
+def pruner(db: Database, *, batch: int = 500, **policy: object) -> EventPruner:
+    return EventPruner(db, Policy(**policy), batch=batch, rest=0)  # type: ignore[arg-type]
 
 
 def test_old_processed_events_go_and_recent_ones_stay(db: Database) -> None:
@@ -162,83 +100,6 @@ def test_reaction_records_go_with_their_event_and_watch_states_stay(db: Database
         assert load_states(conn) == before
 
 
-def _age_jobs(db: Database, job_ids: Sequence[int], days: float) -> None:
-    with db.begin() as conn:
-        when = ago(days)
-        conn.execute(sa.update(jobs).where(jobs.c.id.in_(list(job_ids))).values(updated_at=when, run_after=when))
-
-
-def _finish(db: Database, kind: str, status: str, days: float) -> int:
-    with db.begin() as conn:
-        job_id = enqueue(conn, kind, {"delivery": "msg"})
-        assert job_id is not None
-        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(status=status))
-    _age_jobs(db, [job_id], days)
-    return job_id
-
-
-def _sentinel_job(db: Database) -> int:
-    """A newer job than any other (the newest job of the table is never pruned)."""
-    with db.begin() as conn:
-        job_id = enqueue(conn, "sentinel", {})
-    assert job_id is not None
-    return job_id
-
-
-def test_finished_jobs_go_after_their_periods_and_pending_or_leased_ones_never(db: Database) -> None:
-    done_old = _finish(db, "delivery", "done", 2)
-    done_new = _finish(db, "delivery", "done", 0.5)
-    dead_recent = _finish(db, "delivery", "dead", 2)
-    dead_old = _finish(db, "delivery", "dead", 31)
-    pending_old = _finish(db, "delivery", "pending", 90)
-    with db.begin() as conn:
-        leased_old = enqueue(conn, "delivery", {}, run_after=ago(90))
-    assert leased_old is not None
-    [claimed] = JobQueue(db, "dead-worker", lease_seconds=0.001).claim(["delivery"], limit=1)
-    assert claimed.id == pending_old  # the oldest due one; make the other one the leased one
-    with db.begin() as conn:
-        conn.execute(sa.update(jobs).where(jobs.c.id == pending_old).values(status="pending", locked_by=None))
-        conn.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == leased_old)
-            .values(status="running", locked_by="dead-worker", locked_until=ago(80), updated_at=ago(80))
-        )
-    report = pruner(db).run()
-    assert jobs_left(db) == {done_new, dead_recent, pending_old, leased_old}
-    assert done_old not in jobs_left(db) and dead_old not in jobs_left(db)
-    assert report.jobs == {"done": 1, "dead": 1}
-
-
-def test_event_jobs_keep_their_dedupe_key_as_long_as_events_are_kept(db: Database) -> None:
-    [first] = store(db, [event(2, key="x")])
-    with db.connect() as conn:
-        [event_job] = [int(r.id) for r in conn.execute(sa.select(jobs.c.id))]
-    _age_jobs(db, [event_job], 2)  # done two days ago: older than done jobs are kept (1 day)
-    pruner(db).run()
-    assert jobs_left(db) == {event_job} and events_left(db) == {first}
-    with db.begin() as conn:
-        [again] = store_events(conn, [event(0, key="x")])
-    assert again.duplicate  # the redelivery is still recognised
-    _age_jobs(db, [event_job], 8)
-    _sentinel_job(db)
-    pruner(db).run()
-    assert event_job not in jobs_left(db)
-
-
-def test_a_backlog_bigger_than_a_batch_is_pruned_whole(db: Database) -> None:
-    old = store(db, [event(9 + n / 100) for n in range(23)])
-    many = store(db, [event(1, receiver="busy") for _ in range(17)])
-    waiting = store(db, [event(20, react=True) for _ in range(5)])
-    kept = store(db, [event(1) for _ in range(2)])
-    finished = [_finish(db, "delivery", "done", 3) for _ in range(11)]
-    _sentinel_job(db)
-    report = pruner(db, batch=4, events_per_receiver=3).run()
-    assert events_left(db) == set(waiting) | set(many[-3:]) | set(kept)
-    assert report.events_by_age == len(old) and report.events_by_cap == 14
-    assert not set(finished) & jobs_left(db) and report.jobs["done"] == 11
-    assert report.batches > 10
-
-
 def test_listing_works_after_pruning(db: Database) -> None:
     old = store(db, [event(9) for _ in range(4)])
     recent = store(db, [event(1) for _ in range(3)])
@@ -261,34 +122,6 @@ def test_a_stop_request_ends_the_round_between_batches(db: Database) -> None:
     stop.set()
     report = pruner(db, batch=2).run(stop=stop)
     assert report.stopped and report.deleted == 0 and len(events_left(db)) == 6
-
-
-def test_several_pruners_at_once_share_the_work(db: Database) -> None:
-    old = store(db, [event(9, receiver=f"r{n % 3}") for n in range(120)])
-    recent = store(db, [event(1, receiver=f"r{n % 3}") for n in range(30)])
-    finished = {_finish(db, "delivery", "done", 2 + n / 100) for n in range(40)}
-    _sentinel_job(db)
-    reports: list[PruneReport] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
-
-    def run() -> None:
-        try:
-            start.wait()
-            reports.append(pruner(db, batch=7, events_per_receiver=5).run())
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert errors == []
-    left = events_left(db)
-    assert not left & set(old) and len(left) == 15 and left <= set(recent)
-    assert sum(r.events_by_age + r.events_by_cap for r in reports) == 120 + 15
-    assert not jobs_left(db) & finished and sum(r.jobs["done"] for r in reports) == 40
 
 
 def test_the_newest_event_is_kept_so_ids_are_never_reused(db: Database) -> None:

@@ -1,4 +1,4 @@
-"""The retention rules without a database: cutoffs, job passes, and the choice within a batch."""
+"""The event retention rules without a database: cutoffs, kept jobs, and the choice within a batch."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import pytest
 
 from kiosk.config.model import RetentionConfig
 from kiosk.receivers.retention import (
-    JobRule,
     OldBatch,
     Policy,
     cutoffs,
     deletable,
-    job_rules,
+    kept_jobs,
     old_batch,
     over_cap,
     unprocessed_events,
@@ -26,35 +25,23 @@ def test_defaults_and_config() -> None:
     assert Policy.from_config(RetentionConfig()) == Policy(
         event_max_age=timedelta(days=7),
         events_per_receiver=10_000,
-        done_max_age=timedelta(days=1),
-        dead_max_age=timedelta(days=30),
     )
     custom = RetentionConfig.model_validate(
         {"receiverEvents": {"maxAgeDays": 0.5, "maxPerReceiver": 20}, "jobs": {"doneMaxAgeDays": 2}}
     )
-    assert Policy.from_config(custom) == Policy(timedelta(hours=12), 20, timedelta(days=2), timedelta(days=30))
+    assert Policy.from_config(custom) == Policy(timedelta(hours=12), 20)
     with pytest.raises(ValueError, match="at least 1"):
         Policy(events_per_receiver=0)
     with pytest.raises(ValueError, match="positive"):
-        Policy(dead_max_age=timedelta(0))
+        Policy(event_max_age=timedelta(0))
 
 
-def test_cutoffs_keep_event_jobs_as_long_as_events() -> None:
+def test_cutoffs_and_event_jobs_kept_as_long_as_events() -> None:
     cut = cutoffs(Policy(), NOW)
-    assert cut.events_before == NOW - timedelta(days=7)
-    assert cut.done_jobs_before == NOW - timedelta(days=1)
-    assert cut.dead_jobs_before == NOW - timedelta(days=30)
-    # The event's job holds the dedupe key: it lives as long as the event history goes back...
-    assert cut.event_jobs_before == NOW - timedelta(days=7)
-    # ...or as long as done jobs, when those are kept longer.
-    longer = cutoffs(Policy(done_max_age=timedelta(days=9)), NOW)
-    assert longer.event_jobs_before == NOW - timedelta(days=9)
-    assert job_rules(cut) == [
-        JobRule("done", NOW - timedelta(days=7), kinds=("receiver_event",)),
-        JobRule("done", NOW - timedelta(days=1), skip_kinds=("receiver_event",)),
-        JobRule("dead", NOW - timedelta(days=30)),
-    ]
-    assert {rule.status for rule in job_rules(cut)} == {"done", "dead"}  # never pending or running
+    assert cut.events_before == NOW - timedelta(days=7) and cut.events_per_receiver == 10_000
+    # The event's job holds the dedupe key: it lives as long as the event history goes back (or as
+    # long as done jobs, when those are kept longer: tests/store/test_queue_retention.py).
+    assert kept_jobs(Policy()) == {"receiver_event": timedelta(days=7)}
 
 
 def test_unprocessed_events_come_from_job_payloads() -> None:

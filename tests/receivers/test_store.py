@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
 import sqlalchemy as sa
+from tests.support.events import acr_record
 
 from kiosk.receivers.intake import EventRecord
 from kiosk.receivers.store import list_events, store_events
 from kiosk.store import Database
-from kiosk.store.queue import utcnow
 from kiosk.store.tables import jobs, receiver_events
 
 
-def record(n: int, key: str | None, **fields: object) -> EventRecord:
-    base = EventRecord(
-        receiver="acr",
-        project=None,
-        received_at=utcnow(),
-        outcome="refreshed",
-        status_code=200,
-        sender="acr",
-        event_type="push",
-        delivery_id=key,
-        refreshed=1,
-        matches=[{"watch": "w", "tag": str(n)}],
-        summary={"tag": str(n)},
-        payload=f'{{"n": {n}, "text": "caf\\u00e9 \'quoted\'"}}',
-        accepted=True,
-        react=n % 2 == 1,
-        dedupe_key=None if key is None else f"acr:acr:{key}",
-    )
-    return replace(base, **fields)  # type: ignore[arg-type]
+def record(n: int, key: str | None, **fields: Any) -> EventRecord:
+    """Push ``n`` (delivery ``key``), with a payload that needs quoting; odd ones have reactions."""
+    values: dict[str, Any] = {
+        "matches": [{"watch": "w", "tag": str(n)}],
+        "summary": {"tag": str(n)},
+        "payload": f'{{"n": {n}, "text": "caf\\u00e9 \'quoted\'"}}',
+        "react": n % 2 == 1,
+        **fields,
+    }
+    return acr_record(key, **values)
 
 
 def test_a_batch_keeps_order_and_finds_duplicates_within_and_across_batches(db: Database) -> None:

@@ -8,31 +8,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.support.events import acr_record
 
 from kiosk.receivers.intake import EventRecord
 from kiosk.receivers.store import Stored
 from kiosk.receivers.writer import EventWriter, WriterStopped
 from kiosk.store import Database
-from kiosk.store.queue import utcnow
 from kiosk.store.tables import receiver_events
 
 
 def record(n: int, **fields: Any) -> EventRecord:
-    values: dict[str, Any] = {
-        "receiver": "acr",
-        "project": None,
-        "received_at": utcnow(),
-        "outcome": "no_match",
-        "status_code": 200,
-        "sender": "acr",
-        "event_type": "push",
-        "delivery_id": f"d{n}",
-        "payload": "{}",
-        "accepted": True,
-        "dedupe_key": f"acr:acr:d{n}",
-        **fields,
-    }
-    return EventRecord(**values)
+    """An accepted push (delivery ``d<n>``) that matched no watch."""
+    return acr_record(f"d{n}", outcome="no_match", refreshed=0, **fields)
 
 
 def test_events_stored_together_each_get_their_outcome(db: Database) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.kiosk_process import KioskProcess
+from tests.support.kiosk_server import KioskServer
 
 from kiosk.store.engine import create_database, private_sqlite_files
 
@@ -19,10 +19,10 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _start(home: Path, config: Path) -> KioskProcess:
+def _start(home: Path, config: Path) -> KioskServer:
     """A real server on a SQLite database in ``home``, with the key file kiosk generates there."""
     url = f"sqlite:///{home / 'kiosk.db'}"
-    process = KioskProcess(home, url, config, ("", ""), env={"KIOSK_SECRET_KEY": ""})
+    process = KioskServer(home, url, config, ("", ""), env={"KIOSK_SECRET_KEY": ""})
     process.start()
     credentials = json.loads((home / "credentials").read_text())
     process.admin = (credentials["clientId"], credentials["clientSecret"])

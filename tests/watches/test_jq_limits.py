@@ -15,9 +15,9 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.receivers.live import hook_path, start_receiver_server, wait_for
-from tests.receivers.payloads import ACR_UA, acr_push
-from tests.web.live import LiveServer
+from tests.support.events import ACR_UA, acr_push
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
+from tests.support.polling import wait_for
 
 from kiosk.store.tables import action_runs, jobs, receiver_event_reactions
 
@@ -64,7 +64,7 @@ PATH = hook_path("acr", "react-secret")
 @pytest.fixture
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("REACT_SECRET", "react-secret")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def reactions(live: LiveServer) -> list[Any]:

@@ -11,20 +11,19 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.receivers.live import hook_path, start_receiver_server, wait_for
-from tests.receivers.payloads import ACR_UA, acr_push
-from tests.web.live import LiveServer
+from tests.support.events import ACR_UA, acr_push, acr_record
+from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
+from tests.support.polling import wait_for
 
 from kiosk.actions.runs import Runs
 from kiosk.actions.secrets import SecretBox
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
-from kiosk.config import load_config
+from kiosk.config import KioskConfig, load_config
 from kiosk.config.apply import apply_config
 from kiosk.receivers.intake import EventRecord
 from kiosk.receivers.store import store_events
 from kiosk.store import Database
-from kiosk.store.queue import utcnow
 from kiosk.store.tables import action_runs, deliveries, receiver_event_reactions, receiver_events
 from kiosk.watches import store as watch_store
 from kiosk.watches.processor import EventProcessor
@@ -93,7 +92,7 @@ PATH = hook_path("acr", "react-secret")
 @pytest.fixture
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("REACT_SECRET", "react-secret")
-    yield from start_receiver_server(tmp_path, database_url, CONFIG)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def push(live: LiveServer, tag: str) -> dict[str, Any]:
@@ -188,13 +187,18 @@ watches:
 """
 
 
-def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tmp_path: Path) -> None:
-    (tmp_path / "kiosk.yaml").write_text(TWO_REACTIONS)
+def applied(db: Database, tmp_path: Path, text: str) -> tuple[KioskConfig, Catalog, Runs]:
+    """``text`` as kiosk.yaml applied to ``db``, with the catalog and the runs a reactor works on."""
+    (tmp_path / "kiosk.yaml").write_text(text)
     config = load_config(tmp_path / "kiosk.yaml")
     catalog = Catalog(db)
     actions = Actions(db, azure_orgs={}, sign_webhooks=False)
     apply_config(catalog, config, actions=actions)
-    runs = Runs(db, catalog, actions, SecretBox(bytes(range(32))))
+    return config, catalog, Runs(db, catalog, actions, SecretBox(bytes(range(32))))
+
+
+def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tmp_path: Path) -> None:
+    config, catalog, runs = applied(db, tmp_path, TWO_REACTIONS)
     reactor = FlakyReactor(Reactor(config.watches, runs, catalog), fail=1)
     processor = EventProcessor(db, reactor, worker_id="t1")
     record = _push_record("7", "d1")
@@ -250,22 +254,12 @@ def _push_record(tag: str, delivery_id: str) -> EventRecord:
     """An accepted ACR push of ``r.io/app:<tag>`` that matched watch ``w`` and has reactions to fire."""
     match = {"watch": "w", "kind": "image", "repository": "r.io/app", "tag": tag}
     match.update(ref=None, change=None, commit=None)
-    return EventRecord(
-        receiver="acr",
-        project=None,
-        received_at=utcnow(),
-        outcome="refreshed",
-        status_code=200,
-        sender="acr",
-        event_type="push",
-        delivery_id=delivery_id,
-        refreshed=1,
+    return acr_record(
+        delivery_id,
         matches=[match],
         summary={"repository": "r.io/app", "tag": tag},
         payload='{"action": "push"}',
-        accepted=True,
         react=True,
-        dedupe_key=f"acr:acr:{delivery_id}",
     )
 
 
@@ -281,12 +275,7 @@ def test_a_run_action_fired_again_after_a_crash_starts_no_second_run(db: Databas
     """The window the processor cannot close itself: the run committed, then the process died
     before the reaction was recorded. The retried job fires the reaction again; the run's
     idempotency key makes that return the first run, with no second run and no second delivery."""
-    (tmp_path / "kiosk.yaml").write_text(RUN_ACTION)
-    config = load_config(tmp_path / "kiosk.yaml")
-    catalog = Catalog(db)
-    actions = Actions(db, azure_orgs={}, sign_webhooks=False)
-    apply_config(catalog, config, actions=actions)
-    runs = Runs(db, catalog, actions, SecretBox(bytes(range(32))))
+    config, catalog, runs = applied(db, tmp_path, RUN_ACTION)
     reactor = Reactor(config.watches, runs, catalog)
     event_id = _store_push(db, "1.4.0", "d-crash")
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.web.live import LiveServer, start_server
+from tests.support.live_kiosk import LiveServer, start_server
 
 from kiosk.settings import Settings
 

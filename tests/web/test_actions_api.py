@@ -13,11 +13,10 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.web.live import LiveServer, start_server
+from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.live_kiosk import api_error as error
 
-from kiosk.auth.clients import create_client
 from kiosk.logs import redact_text
-from kiosk.settings import Settings
 from kiosk.store.tables import action_run_logs, action_runs, actions, deliveries, jobs
 from kiosk.web.app import create_app
 
@@ -127,17 +126,7 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     """A kiosk server whose kiosk.yaml configures an Azure DevOps org, a catalog and an action."""
     monkeypatch.setenv("KIOSK_TEST_CONTOSO_SECRET", "contoso-signing-secret")
-    config = tmp_path / "kiosk.yaml"
-    config.write_text(textwrap.dedent(CONFIG).lstrip("\n"))
-    settings = Settings.from_env(
-        {"KIOSK_HOME": str(tmp_path / "home"), "KIOSK_DATABASE_URL": database_url, "KIOSK_CONFIG": str(config)}
-    )
-    yield from start_server(settings)
-
-
-def member(live: LiveServer) -> httpx.Client:
-    client_id, secret = create_client(live.app.state.db, "member", "dev")
-    return live.client(live.token_for(client_id, secret))
+    yield from start_configured_server(tmp_path, database_url, textwrap.dedent(CONFIG).lstrip("\n"))
 
 
 def reporter(live: LiveServer, run_id: str) -> httpx.Client:
@@ -148,13 +137,6 @@ def reporter(live: LiveServer, run_id: str) -> httpx.Client:
 def rows(live: LiveServer, table: sa.Table) -> list[Any]:
     with live.app.state.db.connect() as conn:
         return list(conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all())
-
-
-def error(r: httpx.Response, status: int, fragment: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["ok"] is False and fragment in body["message"], body
-    return dict(body)
 
 
 def run(api: httpx.Client, action: str, **body: Any) -> httpx.Response:
@@ -209,7 +191,7 @@ def test_action_crud_and_roles(live: LiveServer) -> None:
     error(api.put("/v1/actions/create_service", json={**CREATE_SERVICE, "identifier": "x"}), 422, "cannot be changed")
     error(api.put("/v1/actions/nope", json=CREATE_SERVICE | {"identifier": "nope"}), 404, "does not exist")
 
-    with member(live) as dev:
+    with live.member() as dev:
         assert dev.get("/v1/actions").status_code == 200
         assert dev.get("/v1/actions/create_service").status_code == 200
         assert error(dev.post("/v1/actions", json=CREATE_SERVICE), 403, "admin")["error"] == "admin_required"
@@ -312,7 +294,7 @@ def test_create_and_day2_entity_rules(live: LiveServer) -> None:
 
 
 def test_run_is_stored_with_its_delivery(live: LiveServer) -> None:
-    with member(live) as dev:  # members may run actions
+    with live.member() as dev:  # members may run actions
         r = run(dev, "deploy_service", entity="svc-a", properties={"environment": "prod"})
     assert r.status_code == 201, r.text
     started = r.json()["run"]
@@ -395,7 +377,7 @@ def test_approval_flow(live: LiveServer) -> None:
     }
     gated["invocationMethod"] = {"type": "WEBHOOK", "url": "https://hooks.example.com/g"}
     assert api.post("/v1/actions", json=gated).status_code == 201
-    with member(live) as dev:
+    with live.member() as dev:
         first = run(dev, "gated", properties={"name": "one"}).json()["run"]
         second = run(dev, "gated", properties={"name": "two", "token": "approval-secret-1"}).json()["run"]
         assert first["status"] == "WAITING_FOR_APPROVAL" and first["requiredApproval"] is True
@@ -577,7 +559,7 @@ def test_list_runs_filters_and_pages(live: LiveServer) -> None:
     error(api.get("/v1/actions/runs", params={"entity": "a b"}), 422, "entity must be an entity identifier")
     error(api.get("/v1/actions/runs", params={"limit": 0}), 422, "limit")
     error(api.get("/v1/actions/runs", params={"active": "maybe"}), 422, "active")
-    with member(live) as dev:
+    with live.member() as dev:
         assert len(dev.get("/v1/actions/runs").json()["runs"]) == 4
 
 

@@ -12,40 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.web.azure_stack import kiosk_and_emulator
+from tests.support.azure_stack import PIPELINE_HEAD, kiosk_and_emulator
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "kiosk" / "demo" / "pipelines"
 
-QUIET = """\
-name: kiosk-${{ parameters.port.context.runId }}
-resources:
-  webhooks:
-    - webhook: port
-      connection: kiosk-actions
-steps:
-- checkout: none
+QUIET = (
+    PIPELINE_HEAD
+    + """\
 - script: |
     echo "deploying ${{ parameters.port.context.entity }}"
     exit ${{ parameters.port.payload.properties.exitCode }}
 """
-
-EMULATOR = """\
-orgs:
-  - name: fabrikam
-    personalAccessTokens: [{{env: E2E_PAT}}]
-    projects:
-      - name: web
-        connections:
-          - name: kiosk-actions
-            webhookName: kiosk
-            secret: {{env: E2E_SIGNING_SECRET}}
-            header: X-Port-Signature
-        pipelines:
-          - name: {pipeline}
-            repository: repo
-            path: azure-pipelines.yml
-            variables: {{kioskUrl: "{kiosk_url}"}}
-"""
+)
 
 KIOSK = """\
 azureDevOps:
@@ -99,15 +77,14 @@ class Stack:
 
 
 def start(tmp_path: Path, database_url: str, pipeline: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    env = {"E2E_PAT": "pat-1", "E2E_SIGNING_SECRET": "shared-signing-secret", "E2E_HOOK_PASSWORD": "hook-password"}
     with kiosk_and_emulator(
         tmp_path,
         database_url,
         monkeypatch,
-        env=env,
         kiosk_yaml=lambda kiosk_url, emulator_url: KIOSK.format(kiosk_url=kiosk_url, emulator_url=emulator_url),
-        emulator_yaml=lambda kiosk_url: EMULATOR.format(pipeline="deploy", kiosk_url=kiosk_url),
+        pipeline_name="deploy",
         pipeline=pipeline,
+        env={"E2E_HOOK_PASSWORD": "hook-password"},
     ) as (kiosk, emulator):
         yield Stack(kiosk, emulator)
 

@@ -14,11 +14,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.delivery.receiver import Received, Receiver, Reply
-from tests.servers import serving
-from tests.web.live import LiveServer, start_server
-
-from kiosk.settings import Settings
+from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.receiver import Received, Receiver, Reply
+from tests.support.servers import serving
 
 CONFIG = """\
 egress: {{allowLoopback: true}}
@@ -79,15 +77,7 @@ def stack(database_url: str, tmp_path: Path) -> Iterator[Stack]:
         actions = "".join(
             ACTION.format(name=name, url=base, synchronized=str(sync).lower()) for name, (sync, _) in ACTIONS.items()
         )
-        (tmp_path / "kiosk.yaml").write_text(CONFIG.format(actions=actions))
-        settings = Settings.from_env(
-            {
-                "KIOSK_HOME": str(tmp_path / "home"),
-                "KIOSK_DATABASE_URL": database_url,
-                "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
-            }
-        )
-        for server in start_server(settings):
+        for server in start_configured_server(tmp_path, database_url, CONFIG.format(actions=actions)):
             kiosk.client = server.admin
             yield Stack(server, receiver, base)
 

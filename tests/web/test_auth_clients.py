@@ -11,13 +11,14 @@ from collections.abc import Iterator
 
 import httpx
 import sqlalchemy as sa
-from tests.web.live import LiveServer
+from tests.support.deliveries import new_delivery
+from tests.support.live_kiosk import LiveServer
 
 from kiosk.actions.secrets import SecretBox
 from kiosk.auth.clients import Principal, create_client
 from kiosk.auth.keys import TOKEN_LABEL, KeyRing
 from kiosk.auth.tokens import issue_token
-from kiosk.delivery.outbox import Signing, create_delivery
+from kiosk.delivery.outbox import Signing
 from kiosk.store import create_database
 from kiosk.store.tables import clients, metadata
 
@@ -123,12 +124,10 @@ def test_reading_the_database_is_not_enough_to_mint_a_token_or_open_a_seal(live:
     db = live.app.state.db
     box = SecretBox.from_keyring(live.app.state.keyring)  # the server's own box
     with db.begin() as conn:
-        delivery_id = create_delivery(
+        delivery_id = new_delivery(
             conn,
-            source="action",
+            "http://127.0.0.1:9/",
             run_id=None,
-            method="POST",
-            url="http://127.0.0.1:9/",
             headers={},
             body=b'{"token":"db-reader-cannot-see"}',
             signing=Signing("webhook", "webhook"),

@@ -6,10 +6,9 @@ Azure DevOps emulator (an entity created in the catalog runs a pipeline that rep
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,55 +16,14 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from tests.servers import serving
-from tests.web.azure_stack import kiosk_and_emulator
-from tests.web.live import LiveServer, start_server
+from tests.support.azure_stack import PIPELINE_HEAD, kiosk_and_emulator
+from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.live_kiosk import api_error as error
+from tests.support.polling import wait_for
+from tests.support.receiver import Received, Receiver
+from tests.support.servers import serving
 
-from kiosk.settings import Settings
 from kiosk.store.tables import action_runs, deliveries, jobs
-
-# --------------------------------------------------------------------------------- a receiver
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-@dataclass
-class Receiver:
-    """An HTTP endpoint on loopback that records every webhook it gets."""
-
-    url: str = ""
-    got: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def app(self) -> Starlette:
-        async def record(request: Request) -> Response:
-            body = orjson.loads(await request.body())
-            with self.lock:
-                self.got.append(Received(request.url.path, dict(request.headers), body))
-            return Response(status_code=204)
-
-        return Starlette(routes=[Route("/{path:path}", record, methods=["POST"])])
-
-    def at(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.got if r.path == path]
-
-    def wait_for(self, path: str, count: int = 1, timeout: float = 20) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.at(path)) < count:
-            assert time.monotonic() < deadline, f"{path}: {len(self.at(path))} of {count} webhooks arrived"
-            time.sleep(0.05)
-        return self.at(path)
-
 
 CONFIG = """
 egress: {{allowLoopback: true}}
@@ -114,13 +72,18 @@ def automation(identifier: str, event: dict[str, Any], path: str, **extra: Any) 
 class Setup:
     live: LiveServer
     hooks: Receiver
+    hooks_url: str
 
     @property
     def api(self) -> httpx.Client:
         return self.live.admin
 
     def url(self, path: str) -> str:
-        return self.hooks.url + path
+        return self.hooks_url + path
+
+    def webhooks(self, path: str, count: int = 1) -> list[Received]:
+        """The webhooks that reached ``path``, once ``count`` of them have."""
+        return self.hooks.wait(count, lambda r: r.path == path)
 
     def add(self, doc: dict[str, Any]) -> None:
         doc["invocationMethod"]["url"] = self.url(doc["invocationMethod"]["url"])
@@ -140,22 +103,10 @@ class Setup:
 def setup(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     monkeypatch.setenv("KIOSK_TEST_WEBHOOK_SECRET", "automation-signing-secret")
     hooks = Receiver()
-    with serving(hooks.app()) as hooks_url:
-        hooks.url = hooks_url
-        config = tmp_path / "kiosk.yaml"
-        config.write_text(textwrap.dedent(CONFIG.format(hooks=hooks_url)).lstrip("\n"))
-        settings = Settings.from_env(
-            {"KIOSK_HOME": str(tmp_path / "home"), "KIOSK_DATABASE_URL": database_url, "KIOSK_CONFIG": str(config)}
-        )
-        for live in start_server(settings):
-            yield Setup(live, hooks)
-
-
-def error(r: httpx.Response, status: int, fragment: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["ok"] is False and fragment in body["message"], body
-    return dict(body)
+    with serving(hooks) as hooks_url:
+        config = textwrap.dedent(CONFIG.format(hooks=hooks_url)).lstrip("\n")
+        for live in start_configured_server(tmp_path, database_url, config):
+            yield Setup(live, hooks, hooks_url)
 
 
 def patch_service(setup: Setup, identifier: str, **properties: Any) -> None:
@@ -222,25 +173,27 @@ def test_entity_events_fire_signed_webhooks_with_port_payloads(setup: Setup) -> 
     r = setup.api.post("/v1/blueprints/service/entities", json={"identifier": "svc-b", "properties": {"lang": "go"}})
     assert r.status_code == 201, r.text
 
-    (got,) = setup.hooks.wait_for("/created")
+    (got,) = setup.webhooks("/created")
+    body = got.json()
     (run,) = setup.automation_runs("created")
     assert run["source"] == "AUTOMATION" and run["entity"] == {"identifier": "svc-b"}
-    assert got.body["resourceType"] == "entity" and got.body["status"] == "TRIGGERED"
-    assert got.body["trigger"]["origin"] == "AUTOMATION"
-    assert got.body["context"] == {
+    assert body["resourceType"] == "entity" and body["status"] == "TRIGGERED"
+    assert body["trigger"]["origin"] == "AUTOMATION"
+    assert body["context"] == {
         "blueprintIdentifier": "service",
         "entityIdentifier": "svc-b",
         "runId": run["id"],
         # the automation run's report token, for its pipeline to report with (filled in at send time)
         "reportToken": setup.live.app.state.report_tokens.token_for(run["id"]),
     }
-    assert got.body["event"]["type"] == "ENTITY_CREATED" and got.body["event"]["diff"]["before"] is None
-    assert got.body["event"]["diff"]["after"]["properties"] == {"lang": "go"}
+    assert body["event"]["type"] == "ENTITY_CREATED" and body["event"]["diff"]["before"] is None
+    assert body["event"]["diff"]["after"]["properties"] == {"lang": "go"}
     assert got.headers["webhook-signature"].startswith("v1,") and got.headers["x-port-signature"].startswith("v1,")
 
     assert setup.api.delete("/v1/blueprints/service/entities/svc-b").status_code == 200
-    (gone,) = setup.hooks.wait_for("/deleted")
-    assert gone.body["event"]["diff"]["after"] is None and gone.body["event"]["diff"]["before"]["identifier"] == "svc-b"
+    (gone,) = setup.webhooks("/deleted")
+    diff = gone.json()["event"]["diff"]
+    assert diff["after"] is None and diff["before"]["identifier"] == "svc-b"
     deadline = time.monotonic() + 10
     while any(d.status != "delivered" for d in setup.rows(deliveries)):
         assert time.monotonic() < deadline, setup.rows(deliveries)
@@ -252,9 +205,10 @@ def test_a_condition_on_before_and_after(setup: Setup) -> None:
     patch_service(setup, "svc-a", lang="go")  # still development: the kiosk.yaml automation stays quiet
     patch_service(setup, "svc-a", lifecycle="production")
     patch_service(setup, "svc-a", lang="rust")  # production already before: the condition is on after only
-    got = setup.hooks.wait_for("/production", count=2)
+    got = setup.webhooks("/production", count=2)
     diffs = [
-        (g.body["event"]["diff"]["before"]["properties"], g.body["event"]["diff"]["after"]["properties"]) for g in got
+        (g.json()["event"]["diff"]["before"]["properties"], g.json()["event"]["diff"]["after"]["properties"])
+        for g in got
     ]
     assert diffs == [
         ({"lifecycle": "development", "lang": "go"}, {"lifecycle": "production", "lang": "go"}),
@@ -297,10 +251,10 @@ def test_or_combinator_and_a_jq_body_template(setup: Setup) -> None:
         },
     )
     assert r.status_code in (200, 207), r.text
-    got = setup.hooks.wait_for("/langs", count=2)
+    got = setup.webhooks("/langs", count=2)
     runs = {run["entity"]["identifier"]: run for run in setup.automation_runs("langs")}
     assert sorted(runs) == ["a", "c"]
-    bodies = sorted((g.body for g in got), key=lambda b: b["service"])
+    bodies = sorted((g.json() for g in got), key=lambda b: b["service"])
     assert bodies[0] == {
         "service": "a",
         "what": "ENTITY_CREATED",
@@ -343,35 +297,30 @@ def test_run_events_fire_and_automation_runs_do_not(setup: Setup) -> None:
     r = setup.api.post("/v1/actions/deploy/runs", json={"entity": "svc-a", "properties": {"token": "hunter2-api"}})
     assert r.status_code == 201, r.text
     deploy_run = r.json()["run"]["id"]
-    (created,) = setup.hooks.wait_for("/run-created")
-    assert created.body["resourceType"] == "run" and created.body["event"]["type"] == "RUN_CREATED"
-    assert created.body["event"]["diff"]["after"]["id"] == deploy_run
-    assert created.body["event"]["diff"]["after"]["properties"] == {"token": "****"}
-    assert "hunter2-api" not in orjson.dumps(created.body).decode()
+    (created,) = setup.webhooks("/run-created")
+    assert created.json()["resourceType"] == "run" and created.json()["event"]["type"] == "RUN_CREATED"
+    assert created.json()["event"]["diff"]["after"]["id"] == deploy_run
+    assert created.json()["event"]["diff"]["after"]["properties"] == {"token": "****"}
+    assert "hunter2-api" not in orjson.dumps(created.json()).decode()
 
     assert setup.api.patch(f"/v1/actions/runs/{deploy_run}", json={"statusLabel": "building"}).status_code == 200
     assert setup.api.patch(f"/v1/actions/runs/{deploy_run}", json={"status": "SUCCESS"}).status_code == 200
-    (done,) = setup.hooks.wait_for("/run-done")
-    assert done.body == {"deployRun": deploy_run, "status": "SUCCESS"}
+    (done,) = setup.webhooks("/run-done")
+    assert done.json() == {"deployRun": deploy_run, "status": "SUCCESS"}
 
     # The automation runs report back like any run; their changes fire nothing (depth 1).
     for run in [*setup.automation_runs("run_created"), *setup.automation_runs("run_done")]:
         assert setup.api.patch(f"/v1/actions/runs/{run['id']}", json={"status": "SUCCESS"}).status_code == 200
     time.sleep(0.3)
-    assert len(setup.hooks.got) == 3  # deploy's own webhook, run_created, run_done
+    assert len(setup.hooks.requests) == 3  # deploy's own webhook, run_created, run_done
     assert len(setup.automation_runs("run_created")) == len(setup.automation_runs("run_done")) == 1
 
 
 # --------------------------------------------------------------------------------- end to end
 
-PIPELINE = """\
-name: kiosk-${{ parameters.port.context.runId }}
-resources:
-  webhooks:
-    - webhook: port
-      connection: kiosk-actions
-steps:
-- checkout: none
+PIPELINE = (
+    PIPELINE_HEAD
+    + """\
 - script: |
     echo "registering $SERVICE ($EVENT)"
   env:
@@ -387,24 +336,7 @@ steps:
     RUN_ID: ${{ parameters.port.context.runId }}
     REPORT_TOKEN: ${{ parameters.port.context.reportToken }}
 """
-
-EMULATOR = """\
-orgs:
-  - name: fabrikam
-    personalAccessTokens: [{{env: E2E_PAT}}]
-    projects:
-      - name: web
-        connections:
-          - name: kiosk-actions
-            webhookName: kiosk
-            secret: {{env: E2E_SIGNING_SECRET}}
-            header: X-Port-Signature
-        pipelines:
-          - name: register
-            repository: repo
-            path: azure-pipelines.yml
-            variables: {{kioskUrl: "{kiosk_url}"}}
-"""
+)
 
 KIOSK = """\
 azureDevOps:
@@ -438,20 +370,11 @@ def stack(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) ->
         tmp_path,
         database_url,
         monkeypatch,
-        env={"E2E_PAT": "pat-1", "E2E_SIGNING_SECRET": "shared-signing-secret"},
         kiosk_yaml=lambda _kiosk_url, emulator_url: KIOSK.format(emulator_url=emulator_url),
-        emulator_yaml=lambda kiosk_url: EMULATOR.format(kiosk_url=kiosk_url),
+        pipeline_name="register",
         pipeline=PIPELINE,
     ) as (kiosk, emulator):
         yield Stack(kiosk, emulator)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return result
 
 
 def test_an_entity_created_in_the_catalog_runs_a_pipeline(stack: Stack) -> None:
@@ -462,7 +385,7 @@ def test_an_entity_created_in_the_catalog_runs_a_pipeline(stack: Stack) -> None:
         runs = stack.kiosk.get("/v1/actions/runs", params={"action": "register_service"}).json()["runs"]
         return runs[0] if runs and runs[0]["status"] in ("SUCCESS", "FAILURE") else None
 
-    run = eventually(finished)
+    run = wait_for(finished, timeout=30)
     assert run["status"] == "SUCCESS" and run["statusLabel"] == "registered", run
     assert run["source"] == "AUTOMATION" and run["entity"] == {"identifier": "billing-api"}
     # The emulator verified the signature, ran the pipeline under the kiosk run's name, and its

@@ -10,9 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.web.live import LiveServer, start_server
-
-from kiosk.settings import Settings
+from tests.support.live_kiosk import LiveServer, start_configured_server
 
 CONFIG = """\
 azureDevOps:
@@ -33,15 +31,7 @@ actions:
 @pytest.fixture
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("HOOK_TEST_PASSWORD", "s3cret-hook")
-    (tmp_path / "kiosk.yaml").write_text(CONFIG)
-    settings = Settings.from_env(
-        {
-            "KIOSK_HOME": str(tmp_path / "h"),
-            "KIOSK_DATABASE_URL": database_url,
-            "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
-        }
-    )
-    yield from start_server(settings)
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 HOOK_PASSWORD = "s3cret-hook"

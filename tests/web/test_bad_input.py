@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer
 from tests.web.test_catalog_api import service, setup_catalog
 
 from kiosk.store.tables import blueprints, entities, entity_relations

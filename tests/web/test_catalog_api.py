@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from tests.web.live import LiveServer
-
-from kiosk.auth.clients import create_client
+import pytest
+from tests.support.live_kiosk import LiveServer
 
 SERVICE = {
     "identifier": "service",
@@ -51,6 +50,13 @@ def service(ident: str, **extra: Any) -> dict[str, Any]:
     return doc
 
 
+@pytest.fixture
+def api(live: LiveServer) -> httpx.Client:
+    """The admin client, with the catalog of :func:`setup_catalog` in place."""
+    setup_catalog(live.admin)
+    return live.admin
+
+
 def test_token_route_and_bearer_requirement(live: LiveServer) -> None:
     with live.client() as anon:
         r = anon.get("/v1/blueprints")
@@ -66,8 +72,7 @@ def test_token_route_and_bearer_requirement(live: LiveServer) -> None:
 
 def test_member_reads_but_cannot_write(live: LiveServer) -> None:
     setup_catalog(live.admin)
-    client_id, secret = create_client(live.app.state.db, "member", "dev")
-    with live.client(live.token_for(client_id, secret)) as member:
+    with live.member() as member:
         assert member.get("/v1/blueprints/service").status_code == 200
         assert member.get("/v1/blueprints/project/entities/payments").status_code == 200
         r = member.post("/v1/blueprints/service/entities", json=service("svc-a"))
@@ -75,9 +80,7 @@ def test_member_reads_but_cannot_write(live: LiveServer) -> None:
         assert member.delete("/v1/blueprints/service").status_code == 403
 
 
-def test_blueprint_crud(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_blueprint_crud(api: httpx.Client) -> None:
     got = api.get("/v1/blueprints/service").json()["blueprint"]
     assert got["schema"]["properties"]["language"]["enum"] == ["python", "go", "rust"]
     assert got["relations"]["project"]["required"] is True
@@ -99,9 +102,7 @@ def test_blueprint_crud(live: LiveServer) -> None:
     assert api.delete("/v1/blueprints/project?delete_entities=true").status_code == 200
 
 
-def test_entity_lifecycle_upsert_merge_patch_delete(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_entity_lifecycle_upsert_merge_patch_delete(api: httpx.Client) -> None:
     r = api.post("/v1/blueprints/service/entities", json=service("svc-a", team=["core"]))
     assert r.status_code == 201, r.text
     entity = r.json()["entity"]
@@ -144,9 +145,7 @@ def test_entity_lifecycle_upsert_merge_patch_delete(live: LiveServer) -> None:
     assert api.delete("/v1/blueprints/service/entities/svc-a").status_code == 404
 
 
-def test_relations_missing_targets_and_create_missing(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_relations_missing_targets_and_create_missing(api: httpx.Client) -> None:
     r = api.post("/v1/blueprints/service/entities", json=service("svc-a", relations={"project": "billing"}))
     assert r.status_code == 422
     assert r.json()["error"] == "related_entity_not_found"
@@ -170,9 +169,7 @@ def test_relations_missing_targets_and_create_missing(live: LiveServer) -> None:
     assert missing_required.json()["details"]["field"] == "relations.project"
 
 
-def test_required_relation_blocks_delete_unless_dependents_go_too(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_required_relation_blocks_delete_unless_dependents_go_too(api: httpx.Client) -> None:
     api.post("/v1/blueprints/service/entities", json=service("svc-a"))
     r = api.delete("/v1/blueprints/project/entities/payments")
     assert r.status_code == 409 and r.json()["error"] == "entity_has_dependents"
@@ -180,9 +177,7 @@ def test_required_relation_blocks_delete_unless_dependents_go_too(live: LiveServ
     assert api.get("/v1/blueprints/service/entities/svc-a").status_code == 404
 
 
-def test_optional_relation_is_cleared_when_target_is_deleted(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_optional_relation_is_cleared_when_target_is_deleted(api: httpx.Client) -> None:
     api.post("/v1/blueprints/service/entities", json=service("svc-b"))
     api.post(
         "/v1/blueprints/service/entities",
@@ -192,9 +187,7 @@ def test_optional_relation_is_cleared_when_target_is_deleted(live: LiveServer) -
     assert api.get("/v1/blueprints/service/entities/svc-a").json()["entity"]["relations"]["dependsOn"] == []
 
 
-def test_relation_cycle_is_refused(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_relation_cycle_is_refused(api: httpx.Client) -> None:
     api.post("/v1/blueprints/service/entities", json=service("a"))
     api.post(
         "/v1/blueprints/service/entities", json=service("b", relations={"project": "payments", "dependsOn": ["a"]})
@@ -207,9 +200,7 @@ def test_relation_cycle_is_refused(live: LiveServer) -> None:
     assert api.get("/v1/blueprints/service/entities/a").json()["entity"]["relations"]["dependsOn"] == []
 
 
-def test_list_pages_with_cursor(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_list_pages_with_cursor(api: httpx.Client) -> None:
     bulk = api.post("/v1/blueprints/service/entities/bulk", json={"entities": [service(f"s{i:03}") for i in range(25)]})
     assert bulk.status_code == 200
     seen: list[str] = []
@@ -231,9 +222,7 @@ def test_list_pages_with_cursor(live: LiveServer) -> None:
     assert api.get("/v1/blueprints/service/entities", params={"limit": 0}).status_code == 422
 
 
-def test_bulk_reports_one_result_per_entity(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_bulk_reports_one_result_per_entity(api: httpx.Client) -> None:
     entities = [
         service("ok-1"),
         service("bad-lang", properties={"language": "cobol"}),
@@ -259,9 +248,7 @@ def test_bulk_reports_one_result_per_entity(live: LiveServer) -> None:
     assert refused.status_code == 422 and refused.json()["errors"][0]["statusCode"] == 409
 
 
-def test_search_through_the_api(live: LiveServer) -> None:
-    api = live.admin
-    setup_catalog(api)
+def test_search_through_the_api(api: httpx.Client) -> None:
     docs = [
         service("a", properties={"language": "python", "lifecycle": "production", "replicas": 3}),
         service("b", properties={"language": "go", "lifecycle": "staging", "replicas": 1}),

@@ -16,14 +16,13 @@ from urllib.parse import quote, quote_plus, unquote_plus
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.delivery.receiver import Received, Receiver, Reply
-from tests.servers import serving
-from tests.web.live import LiveServer, start_server
+from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.receiver import Received, Receiver, Reply
+from tests.support.servers import serving
 from typer.testing import CliRunner
 
-from kiosk.cli import app as cli
+from kiosk.cli.app import app as cli
 from kiosk.core.signing import verify_port_webhook, verify_standard_webhook
-from kiosk.settings import Settings
 from kiosk.store.tables import deliveries, delivery_attempts
 
 SIGNING = "web-signing-secret-31c"
@@ -63,26 +62,11 @@ def start_stack(
     receiver = Receiver(lambda _n, request: Reply(200, body=answer(request.body)))
     monkeypatch.setenv("KIOSK_TEST_HOOK_SECRET", SIGNING)
     with serving(receiver) as base:
-        (tmp_path / "kiosk.yaml").write_text(CONFIG.format(url=base))
-        settings = Settings.from_env(
-            {
-                "KIOSK_HOME": str(tmp_path / "home"),
-                "KIOSK_DATABASE_URL": database_url,
-                "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
-            }
-        )
-        for live in start_server(settings):
+        for live in start_configured_server(tmp_path, database_url, CONFIG.format(url=base)):
             monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
             monkeypatch.setenv("KIOSK_URL", live.base_url)
             monkeypatch.delenv("KIOSK_CLIENT_ID", raising=False)
             yield live, receiver
-
-
-def wait_for_requests(receiver: Receiver, count: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while len(receiver.requests) < count:
-        assert time.monotonic() < deadline, f"{len(receiver.requests)} of {count} requests arrived"
-        time.sleep(0.02)
 
 
 def wait_delivered(live: LiveServer, delivery_id: str, attempts: int, timeout: float = 20) -> dict[str, Any]:
@@ -116,7 +100,7 @@ def test_a_secret_input_is_sealed_at_rest_sent_in_clear_and_never_shown(
     )
     assert r.status_code == 201, r.text
     run_id = r.json()["run"]["id"]
-    wait_for_requests(receiver, 1)
+    receiver.wait(1)
     listed = live.admin.get("/v1/deliveries", params={"runId": run_id})
     answers.append(listed.text)
     (summary,) = listed.json()["deliveries"]
@@ -140,13 +124,13 @@ def test_a_secret_input_is_sealed_at_rest_sent_in_clear_and_never_shown(
     again = live.admin.post(f"/v1/deliveries/{delivery_id}/redeliver")
     assert again.status_code == 200, again.text
     answers.append(again.text)
-    wait_for_requests(receiver, 2)
+    receiver.wait(2)
     wait_delivered(live, delivery_id, 2)
     cli_outputs = []
     redelivered = CliRunner().invoke(cli, ["deliveries", "redeliver", delivery_id])
     assert redelivered.exit_code == 0, redelivered.output
     cli_outputs.append(redelivered.output)
-    wait_for_requests(receiver, 3)
+    receiver.wait(3)
     final = wait_delivered(live, delivery_id, 3)
     answers.append(orjson.dumps(final).decode())
     for request in receiver.requests:
@@ -174,7 +158,7 @@ def test_a_run_without_secrets_keeps_its_body_in_clear_and_shown(stack: tuple[Li
     live, receiver = stack
     r = live.admin.post("/v1/actions/rotate/runs", json={"entity": "billing", "properties": {"note": "plain"}})
     run_id = r.json()["run"]["id"]
-    wait_for_requests(receiver, 1)
+    receiver.wait(1)
     (summary,) = live.admin.get("/v1/deliveries", params={"runId": run_id}).json()["deliveries"]
     with live.app.state.db.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.id == summary["id"])).one()
@@ -219,7 +203,7 @@ def test_transformed_echoes_of_a_secret_are_masked_in_attempts(echoing_stack: tu
         "/v1/actions/rotate/runs", json={"entity": "billing", "properties": {"token": TOKEN, "note": "n1"}}
     )
     assert r.status_code == 201, r.text
-    wait_for_requests(receiver, 1)
+    receiver.wait(1)
     (summary,) = live.admin.get("/v1/deliveries", params={"runId": r.json()["run"]["id"]}).json()["deliveries"]
     shown = wait_delivered(live, summary["id"], 1)
     recorded = shown["attemptLog"][0]["responseBody"]

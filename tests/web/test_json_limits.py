@@ -12,11 +12,11 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer
 from tests.web.test_bad_input import assert_rejected
 from tests.web.test_catalog_api import setup_catalog
 
-from kiosk.json_depth import MAX_JSON_DEPTH
+from kiosk.core.json_depth import MAX_JSON_DEPTH
 
 CONFIG_BLUEPRINT = {
     "identifier": "app",

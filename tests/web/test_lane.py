@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 from prometheus_client import generate_latest
-from tests.servers import serving
+from tests.support.servers import serving
 
 from kiosk.web.lane import WebhookLane
 from kiosk.web.metrics import Metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from tests.kiosk_process import fresh_kiosk
+from tests.support.kiosk_server import fresh_kiosk
 
 from kiosk.receivers.urls import receiver_digest
 

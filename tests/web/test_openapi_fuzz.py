@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer
 
 SCHEMATHESIS_CONFIG = """\
 [checks.positive_data_acceptance]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.web.live import LiveServer
+from tests.support.live_kiosk import LiveServer
 
 from kiosk.settings import Settings
 from kiosk.web.app import create_app

@@ -14,13 +14,12 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
-from tests.delivery.receiver import Received, Receiver, Reply
-from tests.servers import serving
-from tests.web.live import LiveServer, start_server
+from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.live_kiosk import api_error as error
+from tests.support.receiver import Received, Receiver, Reply
+from tests.support.servers import serving
 
-from kiosk.auth.clients import create_client
 from kiosk.core.signing import verify_port_webhook, verify_standard_webhook
-from kiosk.settings import Settings
 from kiosk.store.tables import action_run_logs, action_runs, deliveries, delivery_attempts, jobs
 
 SIGNING = "report-signing-secret-7d1"
@@ -61,28 +60,8 @@ def stack(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     receiver = Receiver(lambda _n, request: Reply(200, body=b"got " + request.body))
     monkeypatch.setenv("KIOSK_TEST_REPORT_SECRET", SIGNING)
     with serving(receiver) as base:
-        (tmp_path / "kiosk.yaml").write_text(CONFIG.format(url=base))
-        settings = Settings.from_env(
-            {
-                "KIOSK_HOME": str(tmp_path / "home"),
-                "KIOSK_DATABASE_URL": database_url,
-                "KIOSK_CONFIG": str(tmp_path / "kiosk.yaml"),
-            }
-        )
-        for live in start_server(settings):
+        for live in start_configured_server(tmp_path, database_url, CONFIG.format(url=base)):
             yield live, receiver
-
-
-def error(r: httpx.Response, status: int, fragment: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["ok"] is False and fragment in body["message"], body
-    return dict(body)
-
-
-def member(live: LiveServer) -> httpx.Client:
-    client_id, secret = create_client(live.app.state.db, "member", "dev")
-    return live.client(live.token_for(client_id, secret))
 
 
 def start(api: httpx.Client, action: str = "deploy", **properties: Any) -> str:
@@ -91,15 +70,9 @@ def start(api: httpx.Client, action: str = "deploy", **properties: Any) -> str:
     return str(r.json()["run"]["id"])
 
 
-def received(receiver: Receiver, run_id: str, count: int = 1, timeout: float = 20) -> list[Received]:
+def received(receiver: Receiver, run_id: str, count: int = 1) -> list[Received]:
     """The requests delivered for run ``run_id`` (waiting for ``count`` of them)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [r for r in list(receiver.requests) if run_id.encode() in r.body]
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, f"{len(found)} of {count} requests for {run_id} arrived"
-        time.sleep(0.02)
+    return receiver.wait(count, lambda r: run_id.encode() in r.body)
 
 
 def delivered(live: LiveServer, run_id: str, attempts: int = 1, timeout: float = 20) -> dict[str, Any]:
@@ -138,7 +111,7 @@ def test_a_member_cannot_finish_an_admins_run(stack: tuple[LiveServer, Receiver]
     received(receiver, run_id)
     before = run_of(live, run_id)
     url = f"/v1/actions/runs/{run_id}"
-    with member(live) as dev:
+    with live.member() as dev:
         refused = error(
             dev.patch(url, json={"status": "SUCCESS", "link": ["https://evil.example"]}), 403, "members cannot report"
         )

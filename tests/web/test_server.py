@@ -1,7 +1,7 @@
 """kiosk's HTTP server (``kiosk.web.server``) against slow and malformed clients, over raw sockets.
 
 Each test talks to a real server process on loopback (``python -m kiosk.web.server``, as
-:class:`~tests.kiosk_process.KioskProcess` runs it, or the ``kiosk emulator`` command) with
+:class:`~tests.support.kiosk_server.KioskServer` runs it, or the ``kiosk emulator`` command) with
 deadlines of a second, and waits generously for what must happen: nothing here measures time.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.kiosk_process import ROOT, KioskProcess, fresh_kiosk
-from tests.servers import free_port, serving
+from tests.support.kiosk_server import ROOT, KioskServer, fresh_kiosk
+from tests.support.servers import free_port, serving
 
 from kiosk.errors import ConfigError
 from kiosk.settings import HttpLimits
@@ -36,7 +36,7 @@ WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
-def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskProcess]:
+def kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskServer]:
     with fresh_kiosk(tmp_path_factory.mktemp("server"), env=QUICK) as process:
         yield process
 
@@ -82,7 +82,7 @@ def json_error(raw: bytes, status: int) -> dict[str, object]:
 # -- deadlines ------------------------------------------------------------------------------------
 
 
-def test_half_sent_headers_are_answered_408_and_closed(kiosk: KioskProcess) -> None:
+def test_half_sent_headers_are_answered_408_and_closed(kiosk: KioskServer) -> None:
     with connect(kiosk.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: kiosk\r\nX-Slow: ")
         error = json_error(read_until_closed(sock), 408)
@@ -93,7 +93,7 @@ def test_half_sent_headers_are_answered_408_and_closed(kiosk: KioskProcess) -> N
     }
 
 
-def test_half_sent_body_is_answered_408_and_closed(kiosk: KioskProcess) -> None:
+def test_half_sent_body_is_answered_408_and_closed(kiosk: KioskServer) -> None:
     with connect(kiosk.port) as sock:
         head = b"POST /v1/auth/access_token HTTP/1.1\r\nHost: kiosk\r\nContent-Type: application/json\r\n"
         sock.sendall(head + b"Content-Length: 100\r\n\r\n" + b'{"clientId": ')
@@ -101,12 +101,12 @@ def test_half_sent_body_is_answered_408_and_closed(kiosk: KioskProcess) -> None:
     assert error == {"ok": False, "error": "request_timeout", "message": "the request body did not arrive within 1 s"}
 
 
-def test_a_connection_that_sends_nothing_is_closed(kiosk: KioskProcess) -> None:
+def test_a_connection_that_sends_nothing_is_closed(kiosk: KioskServer) -> None:
     with connect(kiosk.port) as sock:
         assert read_until_closed(sock) == b""
 
 
-def test_an_idle_keep_alive_connection_is_closed(kiosk: KioskProcess) -> None:
+def test_an_idle_keep_alive_connection_is_closed(kiosk: KioskServer) -> None:
     with connect(kiosk.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: kiosk\r\n\r\n")
         raw = read_until_closed(sock)  # the answer, then the close once the connection idled
@@ -116,7 +116,7 @@ def test_an_idle_keep_alive_connection_is_closed(kiosk: KioskProcess) -> None:
     assert orjson.loads(body)["ok"] is True
 
 
-def test_quick_requests_on_one_connection_are_unaffected(kiosk: KioskProcess) -> None:
+def test_quick_requests_on_one_connection_are_unaffected(kiosk: KioskServer) -> None:
     with httpx.Client(base_url=kiosk.base_url, timeout=WAIT) as client:
         for _ in range(20):
             assert client.get("/healthz").status_code == 200
@@ -129,7 +129,7 @@ def test_quick_requests_on_one_connection_are_unaffected(kiosk: KioskProcess) ->
 
 
 @pytest.mark.parametrize("length", [b"abc", b"-1", b"1, 2", b"99999999999999999999999"])
-def test_a_malformed_content_length_gets_kiosks_json_400(kiosk: KioskProcess, length: bytes) -> None:
+def test_a_malformed_content_length_gets_kiosks_json_400(kiosk: KioskServer, length: bytes) -> None:
     with connect(kiosk.port) as sock:
         sock.sendall(b"POST /v1/auth/access_token HTTP/1.1\r\nHost: kiosk\r\nContent-Length: " + length + b"\r\n\r\n{}")
         error = json_error(read_until_closed(sock), 400)
@@ -139,7 +139,7 @@ def test_a_malformed_content_length_gets_kiosks_json_400(kiosk: KioskProcess, le
     assert "Content-Length" in str(error["message"])
 
 
-def test_a_malformed_request_line_gets_kiosks_json_400(kiosk: KioskProcess) -> None:
+def test_a_malformed_request_line_gets_kiosks_json_400(kiosk: KioskServer) -> None:
     with connect(kiosk.port) as sock:
         sock.sendall(b"GET /healthz HTTP/9\x00\r\n\r\n")
         error = json_error(read_until_closed(sock), 400)
@@ -183,12 +183,19 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def test_the_emulator_answers_a_malformed_content_length_in_azures_shape(emulator: str) -> None:
+def post_to_emulator(emulator: str, content_length: bytes, body: bytes, status: int) -> dict[str, object]:
+    """POST to the emulator's webhook with the given ``Content-Length`` header and body; the JSON
+    error of the answer, which must have ``status``, read until the emulator closes."""
     port = int(emulator.rsplit(":", 1)[1])
     with connect(port) as sock:
         path = b"/demo/_apis/public/distributedtask/webhooks/WH?api-version=6.0-preview"
-        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: emulator\r\nContent-Length: 12x\r\n\r\n{}")
-        error = json_error(read_until_closed(sock), 400)
+        head = b"POST " + path + b" HTTP/1.1\r\nHost: emulator\r\nContent-Length: " + content_length + b"\r\n\r\n"
+        sock.sendall(head + body)
+        return json_error(read_until_closed(sock), status)
+
+
+def test_the_emulator_answers_a_malformed_content_length_in_azures_shape(emulator: str) -> None:
+    error = post_to_emulator(emulator, b"12x", b"{}", 400)
     assert list(error) == ["$id", "innerException", "message", "typeName", "typeKey", "errorCode", "eventId"]
     assert error["typeKey"] == "BadHttpRequestException"
     assert "Content-Length" in str(error["message"])
@@ -196,11 +203,7 @@ def test_the_emulator_answers_a_malformed_content_length_in_azures_shape(emulato
 
 
 def test_the_emulator_answers_a_half_sent_body_408_in_azures_shape(emulator: str) -> None:
-    port = int(emulator.rsplit(":", 1)[1])
-    with connect(port) as sock:
-        path = b"/demo/_apis/public/distributedtask/webhooks/WH?api-version=6.0-preview"
-        sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: emulator\r\nContent-Length: 50\r\n\r\n{")
-        error = json_error(read_until_closed(sock), 408)
+    error = post_to_emulator(emulator, b"50", b"{", 408)
     assert error["typeKey"] == "RequestTimeoutException"
     assert error["message"] == "the request body did not arrive within 1 s"
 

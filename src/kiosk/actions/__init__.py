@@ -7,8 +7,9 @@ reporting API, and automations fired by catalog and run events.
     invocation  the request an AZURE-DEVOPS or WEBHOOK action sends (pure)
     secrets     secret inputs sealed at rest (AES-GCM, key in server_state)
     service     Actions: action definitions in the database
-    runs        Runs: starting, approving, reporting; finish_run_from_pipeline,
-                fail_run_for_delivery, expire_stale_runs for the rest of kiosk
+    runs/       Runs: starting, approving, reporting; finish_run_from_pipeline,
+                fail_run_for_delivery, expire_stale_runs for the rest of kiosk (a package:
+                states, requests, views, listeners, store, bodies, service, reporting, finishing)
     automations Automations: the catalog's and the runs' change listener that fires automations
                 in the writer's transaction (matching, conditions, payloads are pure)
 

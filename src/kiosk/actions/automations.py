@@ -5,10 +5,10 @@ An automation is an action document whose ``trigger.type`` is ``automation`` (se
 
     entity  ENTITY_CREATED | ENTITY_UPDATED | ENTITY_DELETED | ANY_ENTITY_CHANGE on a blueprint,
             heard from every catalog write (:class:`Automations` is the catalog's
-            :class:`~kiosk.catalog.service.EntityListener`). An "update" that changes nothing but
+            :class:`~kiosk.catalog.changes.EntityListener`). An "update" that changes nothing but
             ``updatedAt`` / ``updatedBy`` (a re-applied kiosk.yaml) is no event.
     run     RUN_CREATED | RUN_UPDATED | ANY_RUN_CHANGE of an action's runs, heard from every run
-            write (it is also the runs' :class:`~kiosk.actions.runs.RunListener`).
+            write (it is also the runs' :class:`~kiosk.actions.runs.listeners.RunListener`).
 
 Firing. For every matching, enabled (``publish`` not false) automation whose condition holds,
 kiosk stores an action run (origin ``AUTOMATION``, ``IN_PROGRESS``, no entity needed) and its
@@ -57,7 +57,7 @@ where ``context.runId`` is the automation run's id (the one a pipeline reports o
 ``context.reportToken``) and ``runIdentifier`` the run that changed.
 
 Everything here is pure except :class:`Automations`, whose only IO is the run and delivery rows
-it writes through :mod:`kiosk.actions.runs`.
+it writes through :mod:`kiosk.actions.runs.store`.
 """
 
 from __future__ import annotations
@@ -73,20 +73,11 @@ from sqlalchemy.engine import Connection
 from kiosk.actions.invocation import OutboundRequest, render_request
 from kiosk.actions.model import ENTITY_EVENTS, RUN_EVENTS, Action, AutomationSpec
 from kiosk.actions.report_tokens import PLACEHOLDER as REPORT_TOKEN
-from kiosk.actions.runs import (
-    FAILURE,
-    IN_PROGRESS,
-    RunChange,
-    RunChangeKind,
-    add_run_log,
-    insert_runs,
-    new_run_id,
-    queue_delivery,
-    run_row,
-    trigger_of,
-)
+from kiosk.actions.runs.listeners import RunChange, RunChangeKind
+from kiosk.actions.runs.states import FAILURE, IN_PROGRESS, new_run_id, run_row, trigger_of
+from kiosk.actions.runs.store import add_run_log, insert_runs, queue_delivery
 from kiosk.actions.service import Actions
-from kiosk.catalog.service import ChangeKind, EntityChange
+from kiosk.catalog.changes import ChangeKind, EntityChange
 from kiosk.core import jq_engine
 from kiosk.core.jq_engine import JqResult, JqStopped, JqUnavailable
 from kiosk.errors import ServiceUnavailable, ValidationFailed

@@ -31,8 +31,8 @@ from kiosk.actions.payload import check_templates
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER
 from kiosk.catalog.validation import is_url
 from kiosk.core.jq_sandbox import compile_jq
+from kiosk.core.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 from kiosk.errors import BadRequest, ValidationFailed
-from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 
 __all__ = [
     "AZURE_ORG_NAME",

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from kiosk.actions.invocation import check_azure_org, check_headers
 from kiosk.actions.model import Action, AutomationSpec, parse_action
-from kiosk.catalog.dates import format_canonical
+from kiosk.catalog.blueprint_store import render_definition
 from kiosk.catalog.identifiers import is_schema_identifier
 from kiosk.config.model import AzureDevOpsOrg
 from kiosk.errors import Conflict, NotFound, ValidationFailed
@@ -28,7 +28,7 @@ from kiosk.store.engine import Database
 from kiosk.store.tables import actions as actions_table
 from kiosk.store.tables import blueprints as bp_table
 
-__all__ = ["Actions", "iso"]
+__all__ = ["Actions"]
 
 log = logging.getLogger("kiosk.actions")
 
@@ -42,15 +42,6 @@ Status = Literal["created", "updated", "unchanged"]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    """A stored timestamp as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (SQLite hands back naive UTC values)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return format_canonical(value)
 
 
 def _not_found(identifier: str) -> NotFound:
@@ -81,21 +72,11 @@ class Actions:
 
     # ----------------------------------------------------------------------------- reads
 
-    def _render(self, row: Any) -> dict[str, Any]:
-        doc = dict(row.definition)
-        doc.update(
-            createdAt=iso(row.created_at),
-            updatedAt=iso(row.updated_at),
-            createdBy=row.created_by,
-            updatedBy=row.updated_by,
-        )
-        return doc
-
     def list_actions(self, *, blueprint: str | None = None) -> list[dict[str, Any]]:
         """Every action, by identifier; only those acting on ``blueprint`` when given."""
         with self.db.connect() as conn:
             rows = conn.execute(sa.select(actions_table).order_by(actions_table.c.identifier)).all()
-        docs = [self._render(r) for r in rows]
+        docs = [render_definition(r) for r in rows]
         if blueprint is not None:
             docs = [d for d in docs if _blueprint_of(d) == blueprint]
         return docs
@@ -107,7 +88,7 @@ class Actions:
             row = conn.execute(sa.select(actions_table).where(actions_table.c.identifier == identifier)).first()
         if row is None:
             raise _not_found(identifier)
-        return self._render(row)
+        return render_definition(row)
 
     def load(self, conn: Connection, identifier: str) -> Action:
         """The parsed action (cached per stored version), for starting and approving runs."""

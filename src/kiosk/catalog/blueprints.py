@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from kiosk.catalog.identifiers import SCHEMA_IDENTIFIER, is_schema_identifier
 from kiosk.catalog.validation import FORMAT_CHECKS, PropertiesValidator
+from kiosk.core.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 from kiosk.errors import BadRequest, ValidationFailed
-from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 
 PROPERTY_TYPES = {"string", "number", "integer", "boolean", "object", "array"}
 #: Port's formats plus the JSON-schema ones users already write.

@@ -82,3 +82,15 @@ def format_canonical_utc(v: datetime) -> str:
         f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
         f".{v.microsecond // 1000:03d}Z"
     )
+
+
+def iso_timestamp(value: datetime | None) -> str | None:
+    """A stored timestamp as the API shows it, ``YYYY-MM-DDTHH:MM:SS.mmmZ``; None stays None.
+
+    SQLite hands back naive values; kiosk stores UTC, so naive means UTC.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return format_canonical(value)

@@ -6,7 +6,7 @@ plain dicts (no pydantic model per entity): the parse is a handful of type check
 Relations are carried in a canonical form, ``{relation: [target identifiers]}``, and rendered back
 to Port's form (a string for single relations, a list for ``many``) only on output.
 
-An entity document nested deeper than :data:`~kiosk.json_depth.MAX_JSON_DEPTH` is refused here,
+An entity document nested deeper than :data:`~kiosk.core.json_depth.MAX_JSON_DEPTH` is refused here,
 per entity (``json_too_deep``, status 400): it could not be stored (orjson writes at most 254
 levels, and the bulk writer wraps each entity in two more) or read back by jq, and checking
 each entity on its own lets a bulk call store the others.
@@ -20,7 +20,7 @@ from typing import Any
 from kiosk.catalog.blueprints import CompiledBlueprint
 from kiosk.catalog.identifiers import is_entity_identifier
 from kiosk.catalog.validation import EntityError
-from kiosk.json_depth import depth_message, exceeds_depth, too_deep_at
+from kiosk.core.json_depth import depth_message, exceeds_depth, too_deep_at
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
 Relations = dict[str, list[str]]

@@ -13,7 +13,7 @@ unique by project and name; watches are unique by name. Receivers and watches br
 models (``kiosk.receivers.config``, ``kiosk.watches.config``), as delivery does.
 
 ``retention:`` bounds what the receivers and the job queue keep (pruned by every kiosk process in
-the background, see :mod:`kiosk.receivers.pruner`); every key is optional::
+the background, see :mod:`kiosk.runtime.retention`); every key is optional::
 
     retention:
       receiverEvents:

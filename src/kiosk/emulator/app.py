@@ -53,7 +53,7 @@ from kiosk.emulator.shapes import (
     trigger_url,
 )
 from kiosk.pipelines.errors import PipelineError
-from kiosk.pipelines.runner import Variable
+from kiosk.pipelines.variables import Variable
 from kiosk.pipelines.yaml_source import resolve_path
 from kiosk.web.responses import FastJSONResponse
 

@@ -8,7 +8,7 @@ Three rules, each an answer in Azure's error shape rather than a 500 or a silent
   CORS preflight; refusing every other type makes such a "simple" request useless against the
   emulator. A request without a body needs no type.
 - **Depth**: a JSON document nested deeper than :data:`MAX_JSON_DEPTH` (64) containers is refused
-  (400 naming the limit), by the same rule and check as kiosk's own (:mod:`kiosk.json_depth`).
+  (400 naming the limit), by the same rule and check as kiosk's own (:mod:`kiosk.core.json_depth`).
   Deep documents are how recursive code (template expansion, filters, YAML dumping) is made to
   fail; nothing Azure sends comes close to 64.
 
@@ -24,8 +24,8 @@ from typing import Any, Final
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
+from kiosk.core.json_depth import MAX_JSON_DEPTH, exceeds_depth
 from kiosk.emulator.errors import AzureError
-from kiosk.json_depth import MAX_JSON_DEPTH, exceeds_depth
 
 __all__ = [
     "JSON_MEDIA_TYPE",

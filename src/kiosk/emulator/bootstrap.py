@@ -20,7 +20,7 @@ from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.service import Emulator, EmulatorOptions
 from kiosk.errors import ConfigError
-from kiosk.pipelines.runner import Variable
+from kiosk.pipelines.variables import Variable
 
 __all__ = ["EmulatorServer", "build_emulator"]
 

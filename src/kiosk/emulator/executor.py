@@ -18,7 +18,8 @@ from typing import Final
 from kiosk.emulator.models import Run
 from kiosk.emulator.service import Emulator
 from kiosk.pipelines.errors import PipelineError
-from kiosk.pipelines.runner import RunOptions, TimelineRecord, run_pipeline
+from kiosk.pipelines.runner import RunOptions, run_pipeline
+from kiosk.pipelines.timeline import TimelineRecord
 
 __all__ = ["RunExecutor"]
 

@@ -105,40 +105,47 @@ class Subscription:
 
 def run_state_event(base: str, subscription: Subscription, run: Run, notification_id: int) -> dict[str, Any]:
     """The envelope Azure sends for ``ms.vss-pipelines.run-state-changed-event`` (resource version 5.1-preview.1)."""
-    project = run.pipeline.project
     outcome = run.result or run.state
     text = f"Run {run.name} {outcome}." if run.state == "completed" else f"Run {run.name} is {run.state}."
-    return {
-        "subscriptionId": subscription.id,
-        "notificationId": notification_id,
-        "id": str(uuid.uuid4()),
-        "eventType": RUN_STATE_CHANGED,
-        "publisherId": "pipelines",
-        "scope": "all",
-        "message": {"text": text, "html": text, "markdown": text},
-        "detailedMessage": {"text": text, "html": text, "markdown": text},
-        "resource": {"run": run_json(base, run), "pipeline": pipeline_json(base, run.pipeline)},
-        "resourceVersion": subscription.resource_version or "5.1-preview.1",
-        "resourceContainers": _containers(base, project.org, project.id),
-        "createdDate": _date(datetime.now(UTC)),
-    }
+    resource = {"run": run_json(base, run), "pipeline": pipeline_json(base, run.pipeline)}
+    return _envelope(
+        base, subscription, run, notification_id, RUN_STATE_CHANGED, "pipelines", text, resource, "5.1-preview.1"
+    )
 
 
 def build_complete_event(base: str, subscription: Subscription, run: Run, notification_id: int) -> dict[str, Any]:
     """The envelope of ``build.complete`` (publisher ``tfs``) for a finished run."""
-    project = run.pipeline.project
     text = f"Build {run.name} {run.result}"
+    return _envelope(
+        base, subscription, run, notification_id, BUILD_COMPLETE, "tfs", text, build_json(base, run), "2.0"
+    )
+
+
+def _envelope(
+    base: str,
+    subscription: Subscription,
+    run: Run,
+    notification_id: int,
+    event_type: str,
+    publisher_id: str,
+    text: str,
+    resource: dict[str, Any],
+    default_version: str,
+) -> dict[str, Any]:
+    """What Azure wraps every service-hook event in; the subscription's resource version wins
+    over the event's default."""
+    project = run.pipeline.project
     return {
         "subscriptionId": subscription.id,
         "notificationId": notification_id,
         "id": str(uuid.uuid4()),
-        "eventType": BUILD_COMPLETE,
-        "publisherId": "tfs",
+        "eventType": event_type,
+        "publisherId": publisher_id,
         "scope": "all",
         "message": {"text": text, "html": text, "markdown": text},
         "detailedMessage": {"text": text, "html": text, "markdown": text},
-        "resource": build_json(base, run),
-        "resourceVersion": subscription.resource_version or "2.0",
+        "resource": resource,
+        "resourceVersion": subscription.resource_version or default_version,
         "resourceContainers": _containers(base, project.org, project.id),
         "createdDate": _date(datetime.now(UTC)),
     }

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.pipelines.errors import PipelineError
-from kiosk.pipelines.runner import TimelineRecord, Variable
+from kiosk.pipelines.timeline import TimelineRecord
+from kiosk.pipelines.variables import Variable
 from kiosk.pipelines.webhooks import WebhookResource
 
 __all__ = ["Connection", "Pipeline", "PipelineOutcome", "PipelineSource", "Project", "Run", "TriggerRecord"]

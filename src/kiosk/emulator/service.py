@@ -44,7 +44,7 @@ from kiosk.emulator.models import (
 from kiosk.pipelines.build_number import format_build_number
 from kiosk.pipelines.errors import PipelineError
 from kiosk.pipelines.expand import dump_yaml, expand_pipeline
-from kiosk.pipelines.runner import Variable
+from kiosk.pipelines.variables import Variable
 from kiosk.pipelines.webhooks import ALIAS_PATTERN, WebhookResource, check_filters, webhook_resources
 from kiosk.pipelines.yaml_source import directory_loader, parse_yaml, to_plain
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from kiosk.emulator.models import Pipeline, PipelineOutcome, Project, Run, TriggerRecord, stable_id
-from kiosk.pipelines.runner import TimelineRecord
+from kiosk.pipelines.timeline import TimelineRecord
 
 __all__ = [
     "build_json",

@@ -84,13 +84,7 @@ def step_functions(job_status: str, canceled: bool) -> ConditionFunctions:
         no_arguments("succeededOrFailed", names)
         return not canceled
 
-    return {
-        "succeeded": succeeded,
-        "failed": failed,
-        "succeededOrFailed": succeeded_or_failed,
-        "always": lambda: True,
-        "canceled": lambda: canceled,
-    }
+    return _status_functions(succeeded, failed, succeeded_or_failed, canceled)
 
 
 def dependency_functions(
@@ -128,6 +122,17 @@ def dependency_functions(
         # (or canceled) dependency makes this false.
         return not canceled and all(result in _FINISHED for result in selected("succeededOrFailed", names))
 
+    return _status_functions(succeeded, failed, succeeded_or_failed, canceled)
+
+
+def _status_functions(
+    succeeded: Callable[..., bool],
+    failed: Callable[..., bool],
+    succeeded_or_failed: Callable[..., bool],
+    canceled: bool,
+) -> ConditionFunctions:
+    """Azure's five status functions by name: ``always()`` and ``canceled()`` read the same in
+    step, job and stage conditions; the other three differ by what they look at."""
     return {
         "succeeded": succeeded,
         "failed": failed,

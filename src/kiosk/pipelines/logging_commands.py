@@ -1,9 +1,10 @@
 """Parsing of Azure Pipelines logging commands: ``##vso[area.action key=value;...]message``.
 
 Scripts talk to the agent by printing these lines (``##vso[task.setvariable variable=x]1``).
-This module only parses; what a command does is the runner's business. The escaping rules are
-the agent's: in property values ``%3B`` is ``;``, ``%5D`` is ``]``, ``%0D``/``%0A`` are CR/LF and
-``%25`` is ``%``; in the message the same except ``;`` and ``]`` need no escaping.
+This module only parses; what a command does is in :mod:`~kiosk.pipelines.command_effects`.
+The escaping rules are the agent's: in property values ``%3B`` is ``;``, ``%5D`` is ``]``,
+``%0D``/``%0A`` are CR/LF and ``%25`` is ``%``; in the message the same except ``;`` and ``]``
+need no escaping.
 """
 
 from __future__ import annotations

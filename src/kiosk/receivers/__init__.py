@@ -10,8 +10,8 @@ Modules, by what they hold:
     intake     what to answer and what to store for one request (pure)
     store      stored events: batched writes with their jobs, newest-first pages, pruning statements
     writer     group commit: one thread stores events arriving together in one transaction
-    retention  what the pruner deletes (``retention:`` in kiosk.yaml): cutoffs and choices (pure)
-    pruner     deletes old events and finished queue jobs in small batches, every few minutes
+    retention  which events the pruner deletes (``retention.receiverEvents``): cutoffs and choices (pure)
+    pruner     deletes old events in small batches (run every few minutes by :mod:`kiosk.runtime`)
 
 The HTTP endpoint and API live in :mod:`kiosk.web.routes.receivers`.
 """

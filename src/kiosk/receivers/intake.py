@@ -9,7 +9,7 @@ endpoint around it only does IO (read the body, store the record, send the reply
 3. the optional basic-auth / header checks → 401;
 4. for ``azure`` receivers, a User-Agent that is neither ACR's nor Azure DevOps' → 400;
 5. a body that is not JSON → 400 ``invalid request body``, and so is one nested deeper than
-   :data:`~kiosk.json_depth.MAX_JSON_DEPTH` (the error names the limit): stored, it could never
+   :data:`~kiosk.core.json_depth.MAX_JSON_DEPTH` (the error names the limit): stored, it could never
    be processed (jq and the payload writers recurse), so it is refused while the sender can
    still be told;
 6. with no User-Agent, the payload's shape names the sender (ACR promises no User-Agent);
@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
+from kiosk.core.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 from kiosk.receivers.registry import Receiver
 from kiosk.receivers.senders import (
     ACR,

@@ -1,25 +1,23 @@
-"""What the retention pruner deletes: the policy as cutoffs, and the choice within each batch. Pure.
+"""What the event pruner deletes: the policy as cutoffs, and the choice within each batch. Pure.
 
-The rules (``retention:`` in kiosk.yaml, :class:`kiosk.config.model.RetentionConfig`):
+The rules (``retention.receiverEvents`` in kiosk.yaml, :class:`kiosk.config.model.RetentionConfig`):
 
 * A received event is deleted once it is older than ``receiverEvents.maxAgeDays``, or once it is
   not among the newest ``receiverEvents.maxPerReceiver`` of its receiver — but **never while it is
   unprocessed**: its processing is pending, or a pending or leased job names it. The sender was told
   it was stored; it must survive until it is processed. (So a receiver may hold more than its cap
   while a backlog waits.) Its reaction records go with it.
-* A finished job of the durable queue is deleted once ``done`` for ``jobs.doneMaxAgeDays`` or
-  ``dead`` for ``jobs.deadMaxAgeDays`` (longer: operators inspect dead letters). Pending and leased
-  jobs never are. A received event's job carries the dedupe key that recognises the event's
-  redelivery, so done ``receiver_event`` jobs are kept as long as events are (the longer of the two
-  ages): a redelivery is recognised for as long as the event history goes back.
+* A received event's job carries the dedupe key that recognises the event's redelivery, so done
+  ``receiver_event`` jobs are kept as long as events are (:func:`kept_jobs`, handed to the queue's
+  own retention, :mod:`kiosk.store.queue_retention`): a redelivery is recognised for as long as
+  the event history goes back.
 * ``watch_states`` (a watch's last refresh) is never pruned.
-* The newest event and the newest job are always kept, however old: SQLite hands the largest id
-  plus one to a new row, so deleting the newest rows would give their ids out again, and an id
-  must name one event (one job) forever.
+* The newest event is always kept, however old: SQLite hands the largest id plus one to a new row,
+  so deleting the newest rows would give their ids out again, and an id must name one event forever.
 
-The SQL is elsewhere (:mod:`kiosk.receivers.store`, :func:`kiosk.store.queue.prune_jobs`) and the
-round that runs it is :mod:`kiosk.receivers.pruner`'s; this module decides, from plain values, so
-the rules are tested without a database.
+The SQL is elsewhere (:mod:`kiosk.receivers.store`) and the round that runs it is
+:mod:`kiosk.receivers.pruner`'s; this module decides, from plain values, so the rules are tested
+without a database.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from kiosk.watches.events import EVENT_JOB
 
@@ -36,12 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cutoffs",
-    "JobRule",
     "OldBatch",
     "Policy",
     "cutoffs",
     "deletable",
-    "job_rules",
+    "kept_jobs",
     "old_batch",
     "over_cap",
     "unprocessed_events",
@@ -50,71 +47,42 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Policy:
-    """The retention settings as durations (see the module docstring for what each one keeps)."""
+    """The event retention settings as durations (see the module docstring for what each one keeps)."""
 
     event_max_age: timedelta = timedelta(days=7)
     events_per_receiver: int = 10_000
-    done_max_age: timedelta = timedelta(days=1)
-    dead_max_age: timedelta = timedelta(days=30)
 
     def __post_init__(self) -> None:
         if self.events_per_receiver < 1:
             raise ValueError("events_per_receiver must be at least 1")
-        for age in (self.event_max_age, self.done_max_age, self.dead_max_age):
-            if age <= timedelta(0):
-                raise ValueError("retention ages must be positive")
+        if self.event_max_age <= timedelta(0):
+            raise ValueError("retention ages must be positive")
 
     @classmethod
     def from_config(cls, retention: RetentionConfig) -> Policy:
         return cls(
             event_max_age=timedelta(days=retention.receiverEvents.maxAgeDays),
             events_per_receiver=retention.receiverEvents.maxPerReceiver,
-            done_max_age=timedelta(days=retention.jobs.doneMaxAgeDays),
-            dead_max_age=timedelta(days=retention.jobs.deadMaxAgeDays),
         )
 
 
 @dataclass(frozen=True)
 class Cutoffs:
-    """One round's policy at ``now``: what was received or finished before these times goes."""
+    """One round's policy at ``now``: what was received before ``events_before`` goes."""
 
     events_before: datetime
     events_per_receiver: int
-    done_jobs_before: datetime
-    event_jobs_before: datetime
-    dead_jobs_before: datetime
 
 
 def cutoffs(policy: Policy, now: datetime) -> Cutoffs:
     """The cutoffs of a round at ``now`` (one ``now`` for the whole round, so its parts agree)."""
-    return Cutoffs(
-        events_before=now - policy.event_max_age,
-        events_per_receiver=policy.events_per_receiver,
-        done_jobs_before=now - policy.done_max_age,
-        # An event's job holds its dedupe key: kept while the event is, at least.
-        event_jobs_before=now - max(policy.done_max_age, policy.event_max_age),
-        dead_jobs_before=now - policy.dead_max_age,
-    )
+    return Cutoffs(events_before=now - policy.event_max_age, events_per_receiver=policy.events_per_receiver)
 
 
-@dataclass(frozen=True)
-class JobRule:
-    """One pass over the jobs table: delete jobs of ``status`` finished before ``before``,
-    of ``kinds`` only (None: every kind) and none of ``skip_kinds``."""
-
-    status: Literal["done", "dead"]
-    before: datetime
-    kinds: tuple[str, ...] | None = None
-    skip_kinds: tuple[str, ...] = ()
-
-
-def job_rules(cut: Cutoffs) -> list[JobRule]:
-    """The passes of a round: done event jobs (kept as long as events), other done jobs, dead ones."""
-    return [
-        JobRule("done", cut.event_jobs_before, kinds=(EVENT_JOB,)),
-        JobRule("done", cut.done_jobs_before, skip_kinds=(EVENT_JOB,)),
-        JobRule("dead", cut.dead_jobs_before),
-    ]
+def kept_jobs(policy: Policy) -> dict[str, timedelta]:
+    """The done jobs the queue's retention must keep longer: an event's job holds its dedupe key,
+    so it is kept while the event is, at least (:attr:`kiosk.store.queue_retention.JobPolicy.done_kept_at_least`)."""
+    return {EVENT_JOB: policy.event_max_age}
 
 
 def unprocessed_events(payloads: Iterable[Mapping[str, Any]]) -> frozenset[int]:

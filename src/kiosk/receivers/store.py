@@ -40,7 +40,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kiosk.catalog.service import decode_cursor, encode_cursor
+from kiosk.catalog.paging import decode_cursor, encode_cursor
 from kiosk.receivers.intake import EventRecord
 from kiosk.store.queue import PENDING, NewJob, aware, driver_time, enqueue_many, utcnow
 from kiosk.store.tables import receiver_event_reactions as reactions_table

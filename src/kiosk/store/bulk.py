@@ -28,7 +28,7 @@ EntityRow = tuple[str, str | None, str | None, list[str], dict[str, Any]]
 
 
 def _dumps(value: Any) -> str:
-    # orjson writes at most 254 levels; what reaches here is within kiosk.json_depth's 64 (each
+    # orjson writes at most 254 levels; what reaches here is within kiosk.core.json_depth's 64 (each
     # entity is checked when parsed, kiosk.catalog.entities), plus the two levels of a row list.
     return orjson.dumps(value).decode()
 

@@ -129,12 +129,12 @@ def private_sqlite_files(url: str) -> None:
 def create_database(url: str) -> Database:
     """Create the engine for ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
     url = normalise_database_url(url)
+    json_codec: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}  # both engines
     if url.startswith("sqlite"):
         private_sqlite_files(url)
         engine = sa.create_engine(
             url,
-            json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            **json_codec,
             pool_size=8,
             max_overflow=8,
             connect_args={"check_same_thread": False, "timeout": 10},
@@ -147,8 +147,7 @@ def create_database(url: str) -> Database:
     elif url.startswith("postgresql"):
         engine = sa.create_engine(
             url,
-            json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            **json_codec,
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,

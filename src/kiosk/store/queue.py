@@ -16,8 +16,8 @@ writes jobs. Workers use a :class:`JobQueue`:
   only while this worker still holds the lease: a job whose lease ran out and was claimed by
   someone else is left to its new holder, and the call says so by returning False.
 
-Finished jobs are deleted by :func:`prune_jobs` (the retention pruner, see
-:mod:`kiosk.receivers.pruner`): ``done`` and ``dead`` ones only, never pending or leased ones.
+Finished jobs are deleted by :func:`prune_jobs` (the queue's retention, see
+:mod:`kiosk.store.queue_retention`): ``done`` and ``dead`` ones only, never pending or leased ones.
 
 Delivery is at least once: a job is finished only by its holder's explicit call, so a worker that
 dies mid-job leaves a lease that expires and the job runs again. Work must therefore be

@@ -8,7 +8,8 @@ test ``tests/store/test_migrations.py`` checks they do on both engines.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+
+from kiosk.store.columns import JSONDoc, Timestamp, authored_columns
 
 metadata = sa.MetaData(
     naming_convention={
@@ -19,21 +20,13 @@ metadata = sa.MetaData(
     }
 )
 
-#: JSON everywhere, stored as JSONB on PostgreSQL so property rules can use expression indexes.
-JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-Timestamp = sa.DateTime(timezone=True)
-
 blueprints = sa.Table(
     "blueprints",
     metadata,
     sa.Column("identifier", sa.String(100), primary_key=True),
     # The whole Port blueprint document, normalised; identifier/title duplicated for listing.
     sa.Column("definition", JSONDoc, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("created_by", sa.String(200), nullable=True),
-    sa.Column("updated_by", sa.String(200), nullable=True),
+    *authored_columns(),
 )
 
 entities = sa.Table(
@@ -51,10 +44,7 @@ entities = sa.Table(
     sa.Column("icon", sa.String(200), nullable=True),
     sa.Column("team", JSONDoc, nullable=False),
     sa.Column("properties", JSONDoc, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("created_by", sa.String(200), nullable=True),
-    sa.Column("updated_by", sa.String(200), nullable=True),
+    *authored_columns(),
     # The only index besides the primary key: every extra index costs bulk writes, and titles of
     # up to 1000 characters would not fit a PostgreSQL B-tree entry anyway. Properties that need
     # an index ask for one (x-kiosk-index, see kiosk.catalog.indexes).
@@ -106,10 +96,7 @@ actions = sa.Table(
     sa.Column("identifier", sa.String(100), primary_key=True),
     # The whole Port action document (trigger, invocationMethod, requiredApproval, ...).
     sa.Column("definition", JSONDoc, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("updated_at", Timestamp, nullable=False),
-    sa.Column("created_by", sa.String(200), nullable=True),
-    sa.Column("updated_by", sa.String(200), nullable=True),
+    *authored_columns(),
 )
 
 # No foreign key to actions: a run is history and outlives the action that started it.

@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,10 @@ from kiosk.config.resolved import resolve_config_secrets
 from kiosk.core import jq_engine
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
+from kiosk.runtime.background import Background
+from kiosk.runtime.tasks import TaskContext, build_tasks
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
-from kiosk.web.background import retention_pruner, run_sweeper, subscription_keeper
 from kiosk.web.bodies import COMPONENTS
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
@@ -191,29 +191,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     automations.notify = worker.notify
     live_clients = LiveClients(db)  # who holds a valid token now: reloaded every second (kiosk.auth.live)
-    background = [run_sweeper(db, timedelta(minutes=config.runs.expireAfterMinutes), listener=automations)]
-    background.append(retention_pruner(db, config.retention))
-    keeper = subscription_keeper(config, secrets)
-    if keeper is not None:
-        background.append(keeper)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        start_receivers()
-        live_clients.start()
-        worker.start()
-        for task in background:
-            task.start()
+        # Everything long-running starts and stops here, and only here: ``background`` is built
+        # below, once the receivers are installed (kiosk.runtime.background).
+        background.start()
         try:
             yield
         finally:
-            for task in background:
-                await run_in_threadpool(task.stop)
-            await run_in_threadpool(stop_receivers)  # before the database goes away
-            await run_in_threadpool(worker.stop)
-            await run_in_threadpool(live_clients.stop)
-            await run_in_threadpool(jq_engine.shutdown)  # after everything that evaluates jq stopped
-            db.dispose()
+            await run_in_threadpool(background.stop)
 
     app = FastAPI(
         title="kiosk",
@@ -252,7 +239,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # After the middlewares: the receivers' lane goes in front of them (see kiosk.web.lane).
     receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
-    start_receivers, stop_receivers = receivers.start, receivers.stop
+    tasks = build_tasks(TaskContext(db, config, secrets, run_listener=automations))
+    background = Background(db, receivers=receivers, delivery=worker, live_clients=live_clients, tasks=tasks)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -5,7 +5,7 @@ which costs more than everything else in a 20,000-entity bulk call. Routes there
 body through :func:`read_json` and describe it with :func:`documented_body`, which puts the
 pydantic model's JSON schema into the OpenAPI document.
 
-Every body is held to :data:`kiosk.json_depth.MAX_JSON_DEPTH` levels of nesting (a 400
+Every body is held to :data:`kiosk.core.json_depth.MAX_JSON_DEPTH` levels of nesting (a 400
 ``json_too_deep`` naming the limit), except where a route checks the parts of its body one by
 one: a bulk call checks each entity, so one deep entity fails alone (its result names the limit)
 and the others are stored. Past 1,024 levels orjson itself stops parsing, so a body that deep is
@@ -21,8 +21,8 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel
 
+from kiosk.core.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 from kiosk.errors import BadRequest
-from kiosk.json_depth import MAX_JSON_DEPTH, depth_message, exceeds_depth, too_deep_at
 
 #: A JSON ``\u0000`` escape whose backslash is not itself escaped (``"\\u0000"`` is fine).
 _NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")

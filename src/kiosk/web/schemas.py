@@ -46,21 +46,9 @@ class BlueprintPatch(BaseModel):
     aggregationProperties: dict[str, Any] | None = None
 
 
-class EntityBody(BaseModel):
-    """A Port entity. ``relations`` values are an identifier, a list of them, or null."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    identifier: str = Field(pattern=r"^[A-Za-z0-9@_.+:\\/=-]+$", max_length=1000)
-    title: str | None = None
-    icon: str | None = None
-    blueprint: str | None = None
-    team: str | list[str] | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
-    relations: dict[str, str | list[str] | None] = Field(default_factory=dict)
-
-
 class EntityPatch(BaseModel):
+    """What a PATCH of an entity may change. ``relations`` values are an identifier, a list of them, or null."""
+
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = None
@@ -69,6 +57,13 @@ class EntityPatch(BaseModel):
     # Optional, not nullable: Port refuses ``properties: null`` / ``relations: null``, so does kiosk.
     properties: dict[str, Any] = Field(default_factory=dict)
     relations: dict[str, str | list[str] | None] = Field(default_factory=dict)
+
+
+class EntityBody(EntityPatch):
+    """A Port entity: what a PATCH may change, plus its identifier (and, optionally, its blueprint)."""
+
+    identifier: str = Field(pattern=r"^[A-Za-z0-9@_.+:\\/=-]+$", max_length=1000)
+    blueprint: str | None = None
 
 
 class BulkBody(BaseModel):

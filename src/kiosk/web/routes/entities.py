@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from kiosk.auth.clients import Principal
-from kiosk.catalog.service import DEFAULT_PAGE, MAX_PAGE, Catalog
+from kiosk.catalog.paging import DEFAULT_PAGE, MAX_PAGE
+from kiosk.catalog.service import Catalog
 from kiosk.errors import BadRequest, ValidationFailed
 from kiosk.web.auth import require_admin, require_member
 from kiosk.web.bodies import documented_body, read_json, require_object

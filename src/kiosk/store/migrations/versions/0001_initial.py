@@ -6,27 +6,16 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from kiosk.store.columns import JSONDoc, authored_columns
+from kiosk.store.migrations.common import cascade_to, create_definition_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
-    op.create_table(
-        "blueprints",
-        sa.Column("identifier", sa.String(length=100), nullable=False),
-        sa.Column("definition", JSONDoc, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("updated_by", sa.String(length=200), nullable=True),
-        sa.PrimaryKeyConstraint("identifier", name=op.f("pk_blueprints")),
-    )
+    create_definition_table("blueprints")
     op.create_table(
         "clients",
         sa.Column("client_id", sa.String(length=64), nullable=False),
@@ -51,16 +40,8 @@ def upgrade() -> None:
         sa.Column("icon", sa.String(length=200), nullable=True),
         sa.Column("team", JSONDoc, nullable=False),
         sa.Column("properties", JSONDoc, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("updated_by", sa.String(length=200), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["blueprint"],
-            ["blueprints.identifier"],
-            name=op.f("fk_entities_blueprint_blueprints"),
-            ondelete="CASCADE",
-        ),
+        *authored_columns(),
+        cascade_to("entities", "blueprint", "blueprints.identifier"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entities")),
         sa.UniqueConstraint("blueprint", "identifier", name=op.f("uq_entities_blueprint_identifier")),
     )
@@ -70,18 +51,8 @@ def upgrade() -> None:
         sa.Column("relation", sa.String(length=100), nullable=False),
         sa.Column("target_id", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["entity_id"],
-            ["entities.id"],
-            name=op.f("fk_entity_relations_entity_id_entities"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["target_id"],
-            ["entities.id"],
-            name=op.f("fk_entity_relations_target_id_entities"),
-            ondelete="CASCADE",
-        ),
+        cascade_to("entity_relations", "entity_id", "entities.id"),
+        cascade_to("entity_relations", "target_id", "entities.id"),
         sa.PrimaryKeyConstraint("entity_id", "relation", "target_id", name=op.f("pk_entity_relations")),
     )
     op.create_index("ix_entity_relations_target_id", "entity_relations", ["target_id"], unique=False)

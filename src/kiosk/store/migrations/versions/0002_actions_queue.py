@@ -6,28 +6,16 @@ Revises: 0001
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from kiosk.store.columns import JSONDoc, Timestamp
+from kiosk.store.migrations.common import cascade_to, create_definition_table
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-Timestamp = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.create_table(
-        "actions",
-        sa.Column("identifier", sa.String(length=100), nullable=False),
-        sa.Column("definition", JSONDoc, nullable=False),
-        sa.Column("created_at", Timestamp, nullable=False),
-        sa.Column("updated_at", Timestamp, nullable=False),
-        sa.Column("created_by", sa.String(length=200), nullable=True),
-        sa.Column("updated_by", sa.String(length=200), nullable=True),
-        sa.PrimaryKeyConstraint("identifier", name=op.f("pk_actions")),
-    )
+    create_definition_table("actions")
     op.create_table(
         "action_runs",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -61,12 +49,7 @@ def upgrade() -> None:
         sa.Column("termination_status", sa.String(length=30), nullable=True),
         sa.Column("status_label", sa.String(length=1000), nullable=True),
         sa.Column("created_at", Timestamp, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            ["action_runs.id"],
-            name=op.f("fk_action_run_logs_run_id_action_runs"),
-            ondelete="CASCADE",
-        ),
+        cascade_to("action_run_logs", "run_id", "action_runs.id"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_action_run_logs")),
     )
     op.create_index("ix_action_run_logs_run_id_id", "action_run_logs", ["run_id", "id"])
@@ -118,12 +101,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column("worker", sa.String(length=100), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["delivery_id"],
-            ["deliveries.id"],
-            name=op.f("fk_delivery_attempts_delivery_id_deliveries"),
-            ondelete="CASCADE",
-        ),
+        cascade_to("delivery_attempts", "delivery_id", "deliveries.id"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_attempts")),
     )
     op.create_index("ix_delivery_attempts_delivery_id_id", "delivery_attempts", ["delivery_id", "id"])

@@ -6,15 +6,12 @@ Revises: 0002
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from kiosk.store.columns import JSONDoc, Timestamp
+from kiosk.store.migrations.common import cascade_to
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
-
-JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-Timestamp = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -50,12 +47,7 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(length=1200), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", Timestamp, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["event_id"],
-            ["receiver_events.id"],
-            name=op.f("fk_receiver_event_reactions_event_id_receiver_events"),
-            ondelete="CASCADE",
-        ),
+        cascade_to("receiver_event_reactions", "event_id", "receiver_events.id"),
         sa.PrimaryKeyConstraint("event_id", "watch", "position", name=op.f("pk_receiver_event_reactions")),
     )
     op.create_table(
