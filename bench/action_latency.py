@@ -36,17 +36,13 @@ import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import Databases, base_parser, median, percentile, ratio, selected_engines
 from tests.support.kiosk_server import KioskServer, prepare_database
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 from tests.support.receiver import answer_lifespan, read_body, request_headers, signed_by
 from tests.support.servers import serving
 
@@ -55,39 +51,42 @@ SECRET_ENV = "KIOSK_BENCH_SIGNING_SECRET"
 TARGET_MS = 10.0
 WARMUP = 20
 
-CONFIG = """\
-egress: {{allowLoopback: true}}
-delivery:
-  signingSecret: {{env: {secret_env}}}
-blueprints:
-  - identifier: service
-    schema:
-      properties:
-        tier: {{type: string}}
-entities:
-  - {{blueprint: service, identifier: billing, properties: {{tier: gold}}}}
-actions:
-  - identifier: deploy
-    title: Deploy service
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          environment: {{type: string, enum: [dev, prod]}}
-          version: {{type: string}}
-        required: [environment]
-    invocationMethod: {{type: WEBHOOK, url: "{url}/hook"{body}}}
-"""
+#: ``--template``: a body of four jq templates, so each run also pays for user jq: three plain
+#: paths (evaluated in place, ``kiosk.core.jq_paths``) and one filter, which takes a round trip to
+#: kiosk's bounded jq worker processes (``kiosk.core.jq_engine``). It keeps ``context.runId``,
+#: which the receiver keys arrivals by.
+TEMPLATE_BODY = {
+    "context": {"runId": "{{ .run.id }}"},
+    "deploy": {
+        "environment": "{{ .inputs.environment | ascii_upcase }}",
+        "version": "{{ .inputs.version }}",
+        "service": "{{ .entity.identifier }}",
+    },
+}
 
-#: ``--template``: a body of four jq templates, so each run also pays for user jq, which kiosk
-#: evaluates in its bounded worker processes (``kiosk.core.jq_engine``), one round trip per body.
-#: It keeps ``context.runId``, which the receiver keys arrivals by.
-TEMPLATE_BODY = (
-    ', body: {{context: {{runId: "{{{{ .run.id }}}}"}}, deploy: {{environment: "{{{{ .inputs.environment }}}}", '
-    'version: "{{{{ .inputs.version }}}}", service: "{{{{ .entity.identifier }}}}"}}}}'
-)
+
+def kiosk_config(url: str, *, template: bool) -> str:
+    """kiosk.yaml: the ``deploy`` action delivering to ``url``/hook, signed with the key in ``SECRET_ENV``;
+    with ``template``, its body is ``TEMPLATE_BODY``."""
+    invocation: dict[str, Any] = {"type": "WEBHOOK", "url": f"{url}/hook"}
+    if template:
+        invocation["body"] = TEMPLATE_BODY
+    return kiosk_yaml(
+        egress={"allowLoopback": True},
+        delivery={"signingSecret": {"env": SECRET_ENV}},
+        blueprints=[{"identifier": "service", "schema": {"properties": {"tier": {"type": "string"}}}}],
+        entities=[{"blueprint": "service", "identifier": "billing", "properties": {"tier": "gold"}}],
+        actions=[
+            self_service_action(
+                "deploy",
+                title="Deploy service",
+                inputs={"environment": {"type": "string", "enum": ["dev", "prod"]}, "version": {"type": "string"}},
+                required=["environment"],
+                invocation=invocation,
+            )
+        ],
+    )
+
 
 RUN_BODY = orjson.dumps({"entity": "billing", "properties": {"environment": "prod", "version": "2.3.1"}})
 
@@ -246,8 +245,7 @@ def kiosk_for(
 ) -> Iterator[KioskServer]:
     home = databases.home()
     config = home / "kiosk.yaml"
-    body = TEMPLATE_BODY.format() if template else ""
-    config.write_text(CONFIG.format(secret_env=SECRET_ENV, url=receiver_url, body=body))
+    config.write_text(kiosk_config(receiver_url, template=template))
     url = databases.fresh()
     factory = "bench.action_latency:profiled_app_factory" if profiled else "tests.support.kiosk_server:app_factory"
     env = {SECRET_ENV: SECRET, **({"KIOSK_BENCH_CPROFILE": "1"} if cprofiled else {})}

@@ -19,19 +19,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import sys
 import time
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import (
     BULK_BATCH,
     Databases,

@@ -27,15 +27,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import ROOT, Databases, base_parser, median, percentile, report, selected_engines
 from tests.support.deliveries import new_delivery
 

@@ -18,19 +18,13 @@ trigger endpoint is timed too, cached, as expansions per second.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import median, percentile, ratio
+from tests.support.pipelines import webhook_resources
 
 from kiosk.pipelines.expand import expand_pipeline
 from kiosk.pipelines.yaml_source import WITH_LIBYAML, clear_parse_cache, dict_loader, parse_yaml
@@ -46,15 +40,7 @@ PAYLOADS: dict[str, Any] = {
 }
 
 #: The webhook resource both pipelines declare (the trigger's filter on the message title).
-WEBHOOK_RESOURCE = """\
-resources:
-  webhooks:
-  - webhook: WebHook
-    connection: IncomingWH
-    filters:
-    - path: resource.message.title
-      value: Hello
-"""
+WEBHOOK_RESOURCE = webhook_resources(("resource.message.title", "Hello"))
 WEBHOOK_PIPELINE = (
     WEBHOOK_RESOURCE
     + """\

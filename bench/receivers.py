@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -32,10 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import (
     Databases,
     _connection,

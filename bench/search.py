@@ -16,18 +16,11 @@ round trip (the floor: HTTP, routing and the event loop, no database).
 from __future__ import annotations
 
 import random
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import (
     BULK_BATCH,
     Databases,

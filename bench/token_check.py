@@ -15,14 +15,10 @@ Measured in process, no HTTP: the same token checked N times (default 200,000) b
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kiosk.auth.clients import Principal, create_client
 from kiosk.auth.keys import TOKEN_LABEL, KeyRing

@@ -21,11 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.common import ROOT, hammer, median, percentile, ratio, raw_request
+from tests.support.pipelines import SEED_WEBHOOK_RESOURCES
 
 from kiosk.core.signing import sign_azure_checksum
 
@@ -37,15 +34,10 @@ PAT = "bench-pat"  # the bench org's personal access token (the runs list needs 
 BARE = "/_bench/_apis/public/bare"  # under the public prefix: like the trigger, no PAT check
 BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"},"id":"%d"}}'
 
-PIPELINE = """\
-name: bench-$(Rev:r)
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-      filters:
-        - path: resource.message.title
-          value: Hello, world!
+PIPELINE = (
+    "name: bench-$(Rev:r)\n"
+    + SEED_WEBHOOK_RESOURCES
+    + """\
 variables:
   region: westeurope
 steps:
@@ -55,6 +47,7 @@ steps:
 - ${{ if eq(parameters.WebHook.resource.message.title, 'Hello, world!') }}:
   - script: echo greeting
 """
+)
 
 CONFIG = """\
 settings: {executeRuns: false, retainRuns: 1000000, retainTriggers: 1000}

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from tests.actions.deploy_action import AZURE_ORGS, DEPLOY, row_counts
+from tests.support.threads import run_together
 
 from kiosk.actions.runs import (
     Runs,
@@ -199,20 +200,11 @@ def test_concurrent_starts_with_one_key_store_one_run(runs: Runs, db: Database) 
         return found
 
     runs._existing_run = check_together  # type: ignore[method-assign]
-    answers: list[str] = []
-    errors: list[BaseException] = []
 
-    def go() -> None:
-        try:
-            answers.append(runs.start_run("deploy", {"entity": "svc-a", "properties": {}}, idempotency_key="k")["id"])
-        except BaseException as exc:
-            errors.append(exc)
+    def go() -> Any:
+        return runs.start_run("deploy", {"entity": "svc-a", "properties": {}}, idempotency_key="k")["id"]
 
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    answers, errors = run_together(go, 4, timeout=30)
     assert errors == [] and answers == [run_id_for_key("k")] * 4
     assert row_counts(db) == (1, 1, 1)
 

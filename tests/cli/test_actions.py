@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.polling import wait_for
 from tests.support.receiver import Receiver, Reply
@@ -17,26 +18,23 @@ from typer.testing import CliRunner
 
 from kiosk.cli.app import app
 
-CONFIG = """\
-egress: {{allowLoopback: true}}
-delivery: {{retrySchedule: [0.05, 0.05]}}
-blueprints:
-  - identifier: service
-entities:
-  - {{blueprint: service, identifier: billing}}
-actions:
-  - identifier: ping
-    title: Ping
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          count: {{type: number}}
-          note: {{type: string}}
-    invocationMethod: {{type: WEBHOOK, url: "{url}"}}
-"""
+
+def config(url: str) -> str:
+    """The ``ping`` action delivering to ``url``."""
+    return kiosk_yaml(
+        egress={"allowLoopback": True},
+        delivery={"retrySchedule": [0.05, 0.05]},
+        blueprints=[{"identifier": "service"}],
+        entities=[{"blueprint": "service", "identifier": "billing"}],
+        actions=[
+            self_service_action(
+                "ping",
+                title="Ping",
+                inputs={"count": {"type": "number"}, "note": {"type": "string"}},
+                invocation={"type": "WEBHOOK", "url": url},
+            )
+        ],
+    )
 
 
 @pytest.fixture
@@ -45,7 +43,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Liv
     receiver = Receiver()
     with serving(receiver) as base:
         database_url = f"sqlite:///{tmp_path / 'k.db'}"
-        for live in start_configured_server(tmp_path, database_url, CONFIG.format(url=base + "/in")):
+        for live in start_configured_server(tmp_path, database_url, config(base + "/in")):
             monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
             monkeypatch.setenv("KIOSK_URL", live.base_url)
             monkeypatch.delenv("KIOSK_CLIENT_ID", raising=False)

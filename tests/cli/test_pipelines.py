@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.pipelines import SEED_WEBHOOK_RESOURCES
 from typer.testing import CliRunner
 
 from kiosk.cli.app import app
@@ -36,19 +37,15 @@ def test_the_emulator_without_a_config_refuses_to_start() -> None:
     assert result.exit_code != 0 and "personalAccessTokens" in result.output
 
 
-WEBHOOK_PIPELINE = """\
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-      filters:
-        - path: resource.message.title
-          value: Hello, world!
+WEBHOOK_PIPELINE = (
+    SEED_WEBHOOK_RESOURCES
+    + """\
 steps:
 - template: steps/say.yml
   parameters:
     text: ${{ parameters.WebHook.resource.message.title }}
 """
+)
 SAY = """\
 parameters:
 - name: text

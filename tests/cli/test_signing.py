@@ -10,14 +10,12 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import PAT, EmulatorFactory, start_emulator
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 from typer.testing import CliRunner
 
 from kiosk.cli.app import app
 
 __all__ = ["start_emulator"]  # the emulator fixture, used by the send tests
-
-MINIFIED = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
-CHECKSUM = "750D33212D3AD4932CC390819050734831A0A94F"
 
 
 @pytest.fixture
@@ -48,9 +46,9 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def test_sign_minifies_then_signs(body: Path) -> None:
     result = CliRunner().invoke(app, ["sign", "--secret", "secret", str(body)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == CHECKSUM
+    assert result.output.strip() == SEED_CHECKSUM
     raw = CliRunner().invoke(app, ["sign", "--raw", str(body)], env={"KIOSK_WEBHOOK_SECRET": "secret"})
-    assert raw.exit_code == 0 and raw.output.strip() != CHECKSUM
+    assert raw.exit_code == 0 and raw.output.strip() != SEED_CHECKSUM
 
 
 def test_sign_refuses_a_file_that_is_not_json(tmp_path: Path) -> None:
@@ -67,8 +65,8 @@ def test_send_posts_the_signed_minified_bytes(body: Path, receiver: tuple[str, l
     result = CliRunner().invoke(app, ["send", url, str(body), "--secret", "secret", "--header", "X-WH-Checksum"])
     assert result.exit_code == 0, result.output
     assert "HTTP 200" in result.output
-    assert seen[0]["body"] == MINIFIED
-    assert seen[0]["headers"]["X-WH-Checksum"] == CHECKSUM
+    assert seen[0]["body"] == SEED_BODY
+    assert seen[0]["headers"]["X-WH-Checksum"] == SEED_CHECKSUM
     assert "secret" not in result.output
 
 

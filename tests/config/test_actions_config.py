@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.config_files import apply_text, config_error, write_config
+from tests.support.config_files import apply_error, apply_text, config_error, write_config
 
 from kiosk.actions.service import Actions
 from kiosk.catalog.service import Catalog
 from kiosk.config import load_config
 from kiosk.config.apply import apply_config
 from kiosk.config.model import AzureDevOpsOrg
-from kiosk.errors import ConfigError
 
 BASE = """
 azureDevOps:
@@ -131,22 +130,19 @@ def test_actions_apply_idempotently(catalog: Catalog, tmp_path: Path) -> None:
 
 def test_action_errors_point_into_the_file(catalog: Catalog, tmp_path: Path) -> None:
     bad_type = BASE.replace("env: {type: string, enum: [dev, prod], default: dev}", "env: {type: text}")
-    with pytest.raises(ConfigError) as info:
-        apply_text(catalog, tmp_path, bad_type)
-    assert "kiosk.yaml:20: actions[0].trigger.userInputs.properties.env.type: must be one of" in info.value.message
+    error = apply_error(catalog, tmp_path, bad_type)
+    assert "kiosk.yaml:20: actions[0].trigger.userInputs.properties.env.type: must be one of" in error.message
     # checked before anything is written
     assert catalog.list_blueprints() == []
 
     unknown_bp = BASE.replace("blueprintIdentifier: service\n      user", "blueprintIdentifier: svc\n      user")
-    with pytest.raises(ConfigError) as info:
-        apply_text(catalog, tmp_path, unknown_bp)
-    assert "kiosk.yaml:17: actions[0].trigger.blueprintIdentifier: blueprint 'svc' does not exist" in info.value.message
+    error = apply_error(catalog, tmp_path, unknown_bp)
+    assert "kiosk.yaml:17: actions[0].trigger.blueprintIdentifier: blueprint 'svc' does not exist" in error.message
 
     bad_jq = BASE.replace('"created {{ .inputs.name }}"', '"{{ .inputs.name | }}"')
-    with pytest.raises(ConfigError) as info:
-        apply_text(catalog, tmp_path, bad_jq)
-    assert "kiosk.yaml:" in info.value.message and "not a valid jq expression" in info.value.message
-    assert "invocationMethod.body.text" in info.value.message
+    error = apply_error(catalog, tmp_path, bad_jq)
+    assert "kiosk.yaml:" in error.message and "not a valid jq expression" in error.message
+    assert "invocationMethod.body.text" in error.message
 
 
 def test_an_explicit_action_writer_is_used(catalog: Catalog, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.config_files import apply_text
+from tests.support.config_files import apply_error, apply_text
 
 from kiosk.catalog.service import Catalog
 from kiosk.config import ApplyReport, load_config
@@ -106,44 +106,42 @@ def test_blueprint_cycle_is_applied_in_two_passes(catalog: Catalog, tmp_path: Pa
 
 
 def test_catalog_refusal_names_file_line_and_field(catalog: Catalog, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
-        apply_text(
-            catalog,
-            tmp_path,
-            """
-            blueprints:
-              - identifier: service
-                relations:
-                  project: {target: project, required: true}
-              - identifier: project
-            entities:
-              - {blueprint: project, identifier: shop}
-              - blueprint: service
-                identifier: web
-                relations:
-                  project: nowhere
-            """,
-        )
-    message = info.value.message
+    error = apply_error(
+        catalog,
+        tmp_path,
+        """
+        blueprints:
+          - identifier: service
+            relations:
+              project: {target: project, required: true}
+          - identifier: project
+        entities:
+          - {blueprint: project, identifier: shop}
+          - blueprint: service
+            identifier: web
+            relations:
+              project: nowhere
+        """,
+    )
+    message = error.message
     assert message.startswith(f"{tmp_path / 'kiosk.yaml'}:11: entities[1].relations.project: ")
     assert "nowhere" in message
 
 
 def test_invalid_blueprint_is_caught_before_anything_is_written(catalog: Catalog, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
-        apply_text(
-            catalog,
-            tmp_path,
-            """
-            blueprints:
-              - identifier: fine
-              - identifier: broken
-                relations:
-                  owner:
-                    title: Owner
-            """,
-        )
-    assert info.value.message.startswith(f"{tmp_path / 'kiosk.yaml'}:5: blueprints[1].relations.owner.target: ")
+    error = apply_error(
+        catalog,
+        tmp_path,
+        """
+        blueprints:
+          - identifier: fine
+          - identifier: broken
+            relations:
+              owner:
+                title: Owner
+        """,
+    )
+    assert error.message.startswith(f"{tmp_path / 'kiosk.yaml'}:5: blueprints[1].relations.owner.target: ")
     with pytest.raises(Exception, match="does not exist"):
         catalog.get_blueprint("fine")
 
@@ -173,22 +171,21 @@ def test_dependency_order_is_stable_and_tolerates_cycles() -> None:
 def test_entity_property_past_the_depth_limit_names_file_and_limit(catalog: Catalog, tmp_path: Path) -> None:
     # kiosk.yaml's entities go through the same per-entity check as the API's (64 levels).
     deep = "[" * 70 + "]" * 70
-    with pytest.raises(ConfigError) as info:
-        apply_text(
-            catalog,
-            tmp_path,
-            f"""
-            blueprints:
-              - identifier: app
-                schema: {{properties: {{tags: {{type: array}}}}}}
-            entities:
-              - blueprint: app
-                identifier: web
-                properties:
-                  tags: {deep}
-            """,
-        )
-    message = info.value.message
+    error = apply_error(
+        catalog,
+        tmp_path,
+        f"""
+        blueprints:
+          - identifier: app
+            schema: {{properties: {{tags: {{type: array}}}}}}
+        entities:
+          - blueprint: app
+            identifier: web
+            properties:
+              tags: {deep}
+        """,
+    )
+    message = error.message
     assert message.startswith(f"{tmp_path / 'kiosk.yaml'}:"), message
     assert "properties.tags" in message and "deeper than 64 levels" in message
 

@@ -9,6 +9,7 @@ import hmac
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 
 from kiosk.core.signing import (
     minify_json,
@@ -20,9 +21,6 @@ from kiosk.core.signing import (
     verify_standard_webhook,
     webhook_signature_headers,
 )
-
-SEED_BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
-SEED_CHECKSUM = "750D33212D3AD4932CC390819050734831A0A94F"
 
 
 def test_seed_test_vector() -> None:

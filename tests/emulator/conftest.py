@@ -12,19 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.pipelines import webhook_resources
 from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
 from kiosk.emulator.config import load_emulator_config
 
-HELLO = """\
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-steps:
-- script: echo ${{ parameters.WebHook.resource.message.title }}
-"""
+#: The pipeline the emulator runs unless a test gives another: it echoes the webhook's message title.
+HELLO = webhook_resources() + "steps:\n- script: echo ${{ parameters.WebHook.resource.message.title }}\n"
 
 CONFIG = """\
 orgs:
@@ -45,8 +40,6 @@ orgs:
             path: azure-pipelines.yml
 """
 
-SEED_BODY = b'{"resource":{"message":{"title":"Hello, world!","subtitle":"I\'m using WebHooks!"}}}'
-SEED_CHECKSUM = "750D33212D3AD4932CC390819050734831A0A94F"
 PAT = "fabrikam-test-pat"  # TEST_EMULATOR_PAT unless a test sets another value first
 
 

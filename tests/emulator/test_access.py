@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, SEED_BODY, SEED_CHECKSUM, EmulatorFactory, LiveEmulator, basic
+from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, basic
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 
 CONTOSO_PAT = "contoso-test-pat"
 TWO_ORGS = CONFIG + (

@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.emulator.conftest import SEED_BODY, SEED_CHECKSUM, LiveEmulator
+from tests.emulator.conftest import LiveEmulator
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 from tests.support.servers import serving
 
 SUBSCRIPTIONS = "/fabrikam/_apis/hooks/subscriptions?api-version=7.1"

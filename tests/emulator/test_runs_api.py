@@ -7,7 +7,8 @@ import time
 
 import httpx
 import pytest
-from tests.emulator.conftest import CONFIG, SEED_BODY, SEED_CHECKSUM, EmulatorFactory, LiveEmulator
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 
 PARAMETERIZED = """\
 parameters:

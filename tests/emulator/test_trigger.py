@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.emulator.conftest import SEED_BODY, SEED_CHECKSUM, EmulatorFactory, LiveEmulator
+from tests.emulator.conftest import EmulatorFactory, LiveEmulator
+from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM, webhook_resources
 
 from kiosk.core.signing import sign_azure_checksum
 
@@ -79,19 +80,10 @@ steps:
 
 
 def test_filters_that_do_not_match_queue_nothing_and_say_why(start_emulator: EmulatorFactory) -> None:
-    pipeline = """\
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-      filters:
-        - path: resource.message.title
-          value: Hello, world!
-        - path: resource.message.subtitle
-          value: something else
-steps:
-- script: echo hi
-"""
+    pipeline = (
+        webhook_resources(("resource.message.title", "Hello, world!"), ("resource.message.subtitle", "something else"))
+        + "steps:\n- script: echo hi\n"
+    )
     emulator = start_emulator(pipeline=pipeline)
     response = emulator.trigger("IncomingWH", SEED_BODY, {"X-WH-Checksum": SEED_CHECKSUM})
     assert response.status_code == 200
@@ -102,19 +94,15 @@ steps:
 
 
 def test_matching_filters_queue_a_run_with_the_webhook_variables(start_emulator: EmulatorFactory) -> None:
-    pipeline = """\
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-      filters:
-        - path: $.resource.message.title
-          value: Hello, world!
+    pipeline = (
+        webhook_resources(("$.resource.message.title", "Hello, world!"))
+        + """\
 steps:
 - script: |
     echo "reason=$BUILD_REASON alias=$RESOURCES_TRIGGERINGALIAS id=$BUILD_BUILDID project=$SYSTEM_TEAMPROJECT"
     echo "repo=$(Build.Repository.Name)"
 """
+    )
     emulator = start_emulator(pipeline=pipeline)
     response = emulator.trigger("IncomingWH", SEED_BODY, {"X-WH-Checksum": SEED_CHECKSUM})
     run_id = int(response.headers["X-Kiosk-Queued-Runs"])
@@ -125,7 +113,7 @@ steps:
 
 
 def test_no_secret_means_no_checksum(start_emulator: EmulatorFactory) -> None:
-    pipeline = "resources:\n  webhooks:\n    - webhook: Hook\n      connection: Open\nsteps:\n- script: echo open\n"
+    pipeline = webhook_resources(webhook="Hook", connection="Open") + "steps:\n- script: echo open\n"
     emulator = start_emulator(pipeline=pipeline)
     response = emulator.trigger("open-hook", b'{"a":1}')
     assert response.status_code == 200 and response.headers["X-Kiosk-Queued-Runs"]

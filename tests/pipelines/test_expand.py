@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.pipelines import SEED_PAYLOAD, webhook_resources
 
 from kiosk.pipelines.errors import ExpressionError, PipelineError
 from kiosk.pipelines.expand import (
@@ -36,15 +37,8 @@ from kiosk.pipelines.yaml_source import (
     to_plain,
 )
 
-WEBHOOK = """\
-resources:
-  webhooks:
-    - webhook: WebHook
-      connection: IncomingWH
-steps:
-- script: echo ${{ parameters.WebHook.resource.message.title }}
-"""
-PAYLOAD = {"resource": {"message": {"title": "Hello, world!", "subtitle": "I'm using WebHooks!"}}}
+WEBHOOK = webhook_resources() + "steps:\n- script: echo ${{ parameters.WebHook.resource.message.title }}\n"
+PAYLOAD = SEED_PAYLOAD
 
 
 def expand(text: str, files: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.support.pipelines import SEED_PAYLOAD
 
 from kiosk.pipelines.errors import ExpressionError
 from kiosk.pipelines.expressions import Version, evaluate, substitute
 
-WEBHOOK_BODY = {"resource": {"message": {"title": "Hello, world!", "subtitle": "I'm using WebHooks!"}}}
+WEBHOOK_BODY = SEED_PAYLOAD
 
 DEFAULT_CONTEXT: dict[str, Any] = {
     "parameters": {

@@ -8,11 +8,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 from tests.receivers.pruning import event, events_left, store
 from tests.store.jobs import age_jobs, finished_job, jobs_left, sentinel_job
+from tests.support.threads import run_together
 
 from kiosk.config.model import RetentionConfig
 from kiosk.receivers.retention import Policy
 from kiosk.receivers.store import store_events
-from kiosk.runtime.retention import PruneReport, RetentionPruner, policies
+from kiosk.runtime.retention import RetentionPruner, policies
 from kiosk.store import Database
 from kiosk.store.queue_retention import JobPolicy
 from kiosk.store.tables import jobs
@@ -86,22 +87,7 @@ def test_several_pruners_at_once_share_the_work(db: Database) -> None:
     recent = store(db, [event(1, receiver=f"r{n % 3}") for n in range(30)])
     finished = {finished_job(db, "delivery", "done", 2 + n / 100) for n in range(40)}
     sentinel_job(db)
-    reports: list[PruneReport] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(3)
-
-    def run() -> None:
-        try:
-            start.wait()
-            reports.append(pruner(db, batch=7, events_per_receiver=5).run())
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    reports, errors = run_together(lambda: pruner(db, batch=7, events_per_receiver=5).run(), 3, timeout=120)
     assert errors == []
     left = events_left(db)
     assert not left & set(old) and len(left) == 15 and left <= set(recent)

@@ -10,6 +10,10 @@
 - :mod:`tests.support.events`: webhook payloads as ACR and Azure DevOps post them, and the records
   kiosk stores for them.
 - :mod:`tests.support.config_files`: kiosk.yaml files written, loaded, applied or refused.
+- :mod:`tests.support.kiosk_yaml`: kiosk.yaml documents declared as data, self-service actions built
+  by :func:`~tests.support.kiosk_yaml.self_service_action`.
+- :mod:`tests.support.pipelines`: the seed's incoming-webhook body, checksum and pipeline resource.
+- :mod:`tests.support.threads`: work run in several threads started together.
 - :mod:`tests.support.azure_stack`: kiosk and the Azure DevOps emulator wired to each other.
 - :mod:`tests.support.logs`: the process-wide logging state, put back after a test that configures it.
 """

@@ -31,3 +31,10 @@ def config_error(tmp_path: Path, text: str) -> ConfigError:
 def apply_text(catalog: Catalog, tmp_path: Path, text: str, name: str = "kiosk.yaml") -> ApplyReport:
     """Load ``text`` as a config file and apply it to ``catalog``."""
     return apply_config(catalog, load_config(write_config(tmp_path, text, name)))
+
+
+def apply_error(catalog: Catalog, tmp_path: Path, text: str) -> ConfigError:
+    """The error applying ``text`` as kiosk.yaml to ``catalog`` raises (the test fails if it applies)."""
+    with pytest.raises(ConfigError) as info:
+        apply_text(catalog, tmp_path, text)
+    return info.value

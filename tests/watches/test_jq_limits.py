@@ -16,6 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from tests.support.events import ACR_UA, acr_push
+from tests.support.kiosk_yaml import kiosk_yaml, run_action, self_service_action, watch
 from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
 from tests.support.polling import wait_for
 
@@ -23,41 +24,42 @@ from kiosk.store.tables import action_runs, jobs, receiver_event_reactions
 
 SLOW = "[range(1e8)] | length"
 
-CONFIG = f"""\
-jq: {{timeoutSeconds: 1, memoryMiB: 4096}}
-blueprints:
-  - identifier: service
-    schema: {{properties: {{}}}}
-  - identifier: image
-    schema: {{properties: {{tag: {{type: string}}}}}}
-entities:
-  - {{blueprint: service, identifier: checkout}}
-actions:
-  - identifier: deploy_service
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs: {{properties: {{version: {{type: string}}}}}}
-    invocationMethod: {{type: WEBHOOK, url: "http://127.0.0.1:9/deploy"}}
-receivers:
-  - {{name: acr, type: azure, secret: {{env: REACT_SECRET}}}}
-watches:
-  - name: slow-run
-    subscriptions: [{{image: contoso.azurecr.io/checkout, tags: ["*"]}}]
-    reactions:
-      - runAction:
-          action: deploy_service
-          entity: checkout
-          properties: {{version: "{{{{ {SLOW} | tostring }}}}"}}
-  - name: slow-upsert
-    subscriptions: [{{image: contoso.azurecr.io/checkout, tags: ["*"]}}]
-    reactions:
-      - upsertEntity:
-          blueprint: '"image"'
-          identifier: '{SLOW} | tostring'
-          properties: {{tag: .tag}}
-"""
+CONFIG = kiosk_yaml(
+    jq={"timeoutSeconds": 1, "memoryMiB": 4096},
+    blueprints=[
+        {"identifier": "service", "schema": {"properties": {}}},
+        {"identifier": "image", "schema": {"properties": {"tag": {"type": "string"}}}},
+    ],
+    entities=[{"blueprint": "service", "identifier": "checkout"}],
+    actions=[
+        self_service_action(
+            "deploy_service",
+            inputs={"version": {"type": "string"}},
+            invocation={"type": "WEBHOOK", "url": "http://127.0.0.1:9/deploy"},
+        )
+    ],
+    receivers=[{"name": "acr", "type": "azure", "secret": {"env": "REACT_SECRET"}}],
+    watches=[
+        watch(
+            "slow-run",
+            "contoso.azurecr.io/checkout",
+            ["*"],
+            run_action("deploy_service", "checkout", {"version": "{{ " + SLOW + " | tostring }}"}),
+        ),
+        watch(
+            "slow-upsert",
+            "contoso.azurecr.io/checkout",
+            ["*"],
+            {
+                "upsertEntity": {
+                    "blueprint": '"image"',
+                    "identifier": SLOW + " | tostring",
+                    "properties": {"tag": ".tag"},
+                }
+            },
+        ),
+    ],
+)
 PATH = hook_path("acr", "react-secret")
 
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from tests.support.events import ACR_UA, acr_push, acr_record
+from tests.support.kiosk_yaml import kiosk_yaml, run_action, self_service_action, watch
 from tests.support.live_kiosk import LiveServer, hook_path, start_configured_server
 from tests.support.polling import wait_for
 
@@ -29,63 +30,66 @@ from kiosk.watches import store as watch_store
 from kiosk.watches.processor import EventProcessor
 from kiosk.watches.reactions import ReactionOutcome, Reactor, TransientReactionError, event_document, reaction_key
 
-CONFIG = """\
-egress: {allowLoopback: true}   # the action's target refuses connections: the run stays in progress
-blueprints:
-  - identifier: service
-    schema: {properties: {lifecycle: {type: string}}}
-  - identifier: image
-    schema:
-      properties:
-        repository: {type: string}
-        tag: {type: string}
-        digest: {type: string}
-        pushedBy: {type: string}
-    relations:
-      service: {target: service, many: false}
-entities:
-  - {blueprint: service, identifier: checkout, properties: {lifecycle: production}}
-actions:
-  - identifier: deploy_service
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          environment: {type: string, enum: [development, staging, production]}
-          version: {type: string, default: latest}
-        required: [environment]
-    invocationMethod: {type: WEBHOOK, url: "http://127.0.0.1:9/deploy"}
-receivers:
-  - {name: acr, type: azure, secret: {env: REACT_SECRET}}
-watches:
-  - name: checkout-staging
-    subscriptions: [{image: contoso.azurecr.io/checkout, tags: ["1.*"]}]
-    reactions:
-      - runAction:
-          action: deploy_service
-          entity: checkout
-          properties: {environment: staging, version: "{{ .tag }}"}
-  - name: image-catalog
-    subscriptions: [{image: contoso.azurecr.io/checkout, tags: ["*"]}]
-    reactions:
-      - upsertEntity:
-          blueprint: '"image"'
-          identifier: '(.repository | split("/") | last) + "-" + .tag'
-          title: '.repository + ":" + .tag'
-          properties:
-            repository: .repository
-            tag: .tag
-            digest: .digest
-            pushedBy: .payload.request.useragent
-          relations:
-            service: '"checkout"'
-  - name: broken
-    subscriptions: [{image: contoso.azurecr.io/checkout, tags: ["9.*"]}]
-    reactions:
-      - runAction: {action: deploy_service, entity: checkout, properties: {environment: moon}}
-"""
+CHECKOUT = "contoso.azurecr.io/checkout"
+CONFIG = kiosk_yaml(
+    egress={"allowLoopback": True},  # the action's target refuses connections: the run stays in progress
+    blueprints=[
+        {"identifier": "service", "schema": {"properties": {"lifecycle": {"type": "string"}}}},
+        {
+            "identifier": "image",
+            "schema": {
+                "properties": {
+                    "repository": {"type": "string"},
+                    "tag": {"type": "string"},
+                    "digest": {"type": "string"},
+                    "pushedBy": {"type": "string"},
+                }
+            },
+            "relations": {"service": {"target": "service", "many": False}},
+        },
+    ],
+    entities=[{"blueprint": "service", "identifier": "checkout", "properties": {"lifecycle": "production"}}],
+    actions=[
+        self_service_action(
+            "deploy_service",
+            inputs={
+                "environment": {"type": "string", "enum": ["development", "staging", "production"]},
+                "version": {"type": "string", "default": "latest"},
+            },
+            required=["environment"],
+            invocation={"type": "WEBHOOK", "url": "http://127.0.0.1:9/deploy"},
+        )
+    ],
+    receivers=[{"name": "acr", "type": "azure", "secret": {"env": "REACT_SECRET"}}],
+    watches=[
+        watch(
+            "checkout-staging",
+            CHECKOUT,
+            ["1.*"],
+            run_action("deploy_service", "checkout", {"environment": "staging", "version": "{{ .tag }}"}),
+        ),
+        watch(
+            "image-catalog",
+            CHECKOUT,
+            ["*"],
+            {
+                "upsertEntity": {
+                    "blueprint": '"image"',
+                    "identifier": '(.repository | split("/") | last) + "-" + .tag',
+                    "title": '.repository + ":" + .tag',
+                    "properties": {
+                        "repository": ".repository",
+                        "tag": ".tag",
+                        "digest": ".digest",
+                        "pushedBy": ".payload.request.useragent",
+                    },
+                    "relations": {"service": '"checkout"'},
+                }
+            },
+        ),
+        watch("broken", CHECKOUT, ["9.*"], run_action("deploy_service", "checkout", {"environment": "moon"})),
+    ],
+)
 PATH = hook_path("acr", "react-secret")
 
 
@@ -228,26 +232,19 @@ def test_a_retried_event_does_not_fire_recorded_reactions_again(db: Database, tm
     assert catalog.get_entity("image", "second-7")["properties"] == {"tag": "7"}
 
 
-RUN_ACTION = """\
-egress: {allowLoopback: true}
-blueprints:
-  - identifier: service
-entities:
-  - {blueprint: service, identifier: checkout}
-actions:
-  - identifier: deploy
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs: {properties: {version: {type: string}}}
-    invocationMethod: {type: WEBHOOK, url: "http://127.0.0.1:9/deploy"}
-watches:
-  - name: w
-    subscriptions: [{image: r.io/app, tags: ["*"]}]
-    reactions:
-      - runAction: {action: deploy, entity: checkout, properties: {version: "{{ .tag }}"}}
-"""
+RUN_ACTION = kiosk_yaml(
+    egress={"allowLoopback": True},
+    blueprints=[{"identifier": "service"}],
+    entities=[{"blueprint": "service", "identifier": "checkout"}],
+    actions=[
+        self_service_action(
+            "deploy",
+            inputs={"version": {"type": "string"}},
+            invocation={"type": "WEBHOOK", "url": "http://127.0.0.1:9/deploy"},
+        )
+    ],
+    watches=[watch("w", "r.io/app", ["*"], run_action("deploy", "checkout", {"version": "{{ .tag }}"}))],
+)
 
 
 def _push_record(tag: str, delivery_id: str) -> EventRecord:

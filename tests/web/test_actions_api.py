@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.live_kiosk import api_error as error
 
@@ -20,34 +20,31 @@ from kiosk.logs import redact_text
 from kiosk.store.tables import action_run_logs, action_runs, actions, deliveries, jobs
 from kiosk.web.app import create_app
 
-CONFIG = """
-azureDevOps:
-  orgs:
-    contoso:
-      signingSecret: {env: KIOSK_TEST_CONTOSO_SECRET}
-blueprints:
-  - identifier: environment
-  - identifier: service
-    schema: {properties: {lang: {type: string}}}
-entities:
-  - {blueprint: environment, identifier: dev}
-  - {blueprint: environment, identifier: prod}
-  - {blueprint: service, identifier: svc-a, properties: {lang: go}}
-  - {blueprint: service, identifier: svc-b}
-actions:
-  - identifier: deploy_service
-    title: Deploy service
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          environment: {type: string, enum: [dev, prod]}
-          version: {type: string, default: latest}
-        required: [environment]
-    invocationMethod: {type: AZURE-DEVOPS, org: contoso, webhook: port_trigger}
-"""
+CONFIG = kiosk_yaml(
+    azureDevOps={"orgs": {"contoso": {"signingSecret": {"env": "KIOSK_TEST_CONTOSO_SECRET"}}}},
+    blueprints=[
+        {"identifier": "environment"},
+        {"identifier": "service", "schema": {"properties": {"lang": {"type": "string"}}}},
+    ],
+    entities=[
+        {"blueprint": "environment", "identifier": "dev"},
+        {"blueprint": "environment", "identifier": "prod"},
+        {"blueprint": "service", "identifier": "svc-a", "properties": {"lang": "go"}},
+        {"blueprint": "service", "identifier": "svc-b"},
+    ],
+    actions=[
+        self_service_action(
+            "deploy_service",
+            title="Deploy service",
+            inputs={
+                "environment": {"type": "string", "enum": ["dev", "prod"]},
+                "version": {"type": "string", "default": "latest"},
+            },
+            required=["environment"],
+            invocation={"type": "AZURE-DEVOPS", "org": "contoso", "webhook": "port_trigger"},
+        )
+    ],
+)
 
 CREATE_SERVICE: dict[str, Any] = {
     "identifier": "create_service",
@@ -126,7 +123,7 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
 def live(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     """A kiosk server whose kiosk.yaml configures an Azure DevOps org, a catalog and an action."""
     monkeypatch.setenv("KIOSK_TEST_CONTOSO_SECRET", "contoso-signing-secret")
-    yield from start_configured_server(tmp_path, database_url, textwrap.dedent(CONFIG).lstrip("\n"))
+    yield from start_configured_server(tmp_path, database_url, CONFIG)
 
 
 def reporter(live: LiveServer, run_id: str) -> httpx.Client:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.azure_stack import PIPELINE_HEAD, kiosk_and_emulator
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 
 DEMO = Path(__file__).resolve().parents[2] / "src" / "kiosk" / "demo" / "pipelines"
 
@@ -25,36 +26,39 @@ QUIET = (
 """
 )
 
-KIOSK = """\
-azureDevOps:
-  publicUrl: {kiosk_url}
-  orgs:
-    fabrikam:
-      baseUrl: {emulator_url}
-      signingSecret: {{env: E2E_SIGNING_SECRET}}
-      pat: {{env: E2E_PAT}}
-      serviceHooks: {{username: kiosk, password: {{env: E2E_HOOK_PASSWORD}}}}
-egress: {{allowLoopback: true}}
-delivery: {{retrySchedule: [0.05, 0.1, 0.2], timeoutSeconds: 5}}
-blueprints:
-  - identifier: service
-entities:
-  - {{blueprint: service, identifier: billing}}
-actions:
-  - identifier: deploy
-    title: Deploy service
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          environment: {{type: string, enum: [dev, prod]}}
-          version: {{type: string, default: "1.0"}}
-          exitCode: {{type: number, default: 0}}
-        required: [environment]
-    invocationMethod: {{type: AZURE-DEVOPS, org: fabrikam, webhook: kiosk}}
-"""
+
+def kiosk_config(kiosk_url: str, emulator_url: str) -> str:
+    """kiosk linked to the emulator's ``fabrikam`` organisation, ``deploy`` triggering its ``kiosk`` webhook."""
+    return kiosk_yaml(
+        azureDevOps={
+            "publicUrl": kiosk_url,
+            "orgs": {
+                "fabrikam": {
+                    "baseUrl": emulator_url,
+                    "signingSecret": {"env": "E2E_SIGNING_SECRET"},
+                    "pat": {"env": "E2E_PAT"},
+                    "serviceHooks": {"username": "kiosk", "password": {"env": "E2E_HOOK_PASSWORD"}},
+                }
+            },
+        },
+        egress={"allowLoopback": True},
+        delivery={"retrySchedule": [0.05, 0.1, 0.2], "timeoutSeconds": 5},
+        blueprints=[{"identifier": "service"}],
+        entities=[{"blueprint": "service", "identifier": "billing"}],
+        actions=[
+            self_service_action(
+                "deploy",
+                title="Deploy service",
+                inputs={
+                    "environment": {"type": "string", "enum": ["dev", "prod"]},
+                    "version": {"type": "string", "default": "1.0"},
+                    "exitCode": {"type": "number", "default": 0},
+                },
+                required=["environment"],
+                invocation={"type": "AZURE-DEVOPS", "org": "fabrikam", "webhook": "kiosk"},
+            )
+        ],
+    )
 
 
 @dataclass
@@ -81,7 +85,7 @@ def start(tmp_path: Path, database_url: str, pipeline: str, monkeypatch: pytest.
         tmp_path,
         database_url,
         monkeypatch,
-        kiosk_yaml=lambda kiosk_url, emulator_url: KIOSK.format(kiosk_url=kiosk_url, emulator_url=emulator_url),
+        kiosk_yaml=kiosk_config,
         pipeline_name="deploy",
         pipeline=pipeline,
         env={"E2E_HOOK_PASSWORD": "hook-password"},

@@ -5,7 +5,6 @@ Azure DevOps emulator (an entity created in the catalog runs a pipeline that rep
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from tests.support.azure_stack import PIPELINE_HEAD, kiosk_and_emulator
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.live_kiosk import api_error as error
 from tests.support.polling import wait_for
@@ -24,39 +24,6 @@ from tests.support.receiver import Received, Receiver
 from tests.support.servers import serving
 
 from kiosk.store.tables import action_runs, deliveries, jobs
-
-CONFIG = """
-egress: {{allowLoopback: true}}
-delivery: {{signingSecret: {{env: KIOSK_TEST_WEBHOOK_SECRET}}, retrySchedule: [0.05, 0.1]}}
-blueprints:
-  - identifier: service
-    schema:
-      properties:
-        lifecycle: {{type: string, enum: [development, production]}}
-        lang: {{type: string}}
-entities:
-  - {{blueprint: service, identifier: svc-a, properties: {{lifecycle: development}}}}
-actions:
-  - identifier: deploy
-    title: Deploy
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs: {{properties: {{token: {{type: string, format: secret}}}}}}
-    invocationMethod: {{type: WEBHOOK, url: "{hooks}/deploy"}}
-  - identifier: notify_prod_service
-    title: Tell the pipeline about production services
-    trigger:
-      type: automation
-      event: {{type: ENTITY_UPDATED, blueprintIdentifier: service}}
-      condition:
-        type: JQ
-        expressions: ['.diff.after.properties.lifecycle == "production"']
-        combinator: and
-    invocationMethod: {{type: WEBHOOK, url: "{hooks}/production"}}
-    publish: true
-"""
 
 
 def automation(identifier: str, event: dict[str, Any], path: str, **extra: Any) -> dict[str, Any]:
@@ -66,6 +33,48 @@ def automation(identifier: str, event: dict[str, Any], path: str, **extra: Any) 
         "invocationMethod": {"type": "WEBHOOK", "url": path, **extra.pop("invocation", {})},
         **extra,
     }
+
+
+def config(hooks: str) -> str:
+    """``deploy`` run by hand and an automation on production services, both delivering to ``hooks``."""
+    return kiosk_yaml(
+        egress={"allowLoopback": True},
+        delivery={"signingSecret": {"env": "KIOSK_TEST_WEBHOOK_SECRET"}, "retrySchedule": [0.05, 0.1]},
+        blueprints=[
+            {
+                "identifier": "service",
+                "schema": {
+                    "properties": {
+                        "lifecycle": {"type": "string", "enum": ["development", "production"]},
+                        "lang": {"type": "string"},
+                    }
+                },
+            }
+        ],
+        entities=[{"blueprint": "service", "identifier": "svc-a", "properties": {"lifecycle": "development"}}],
+        actions=[
+            self_service_action(
+                "deploy",
+                title="Deploy",
+                inputs={"token": {"type": "string", "format": "secret"}},
+                invocation={"type": "WEBHOOK", "url": f"{hooks}/deploy"},
+            ),
+            automation(
+                "notify_prod_service",
+                {"type": "ENTITY_UPDATED", "blueprintIdentifier": "service"},
+                f"{hooks}/production",
+                title="Tell the pipeline about production services",
+                trigger={
+                    "condition": {
+                        "type": "JQ",
+                        "expressions": ['.diff.after.properties.lifecycle == "production"'],
+                        "combinator": "and",
+                    }
+                },
+                publish=True,
+            ),
+        ],
+    )
 
 
 @dataclass
@@ -104,8 +113,7 @@ def setup(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("KIOSK_TEST_WEBHOOK_SECRET", "automation-signing-secret")
     hooks = Receiver()
     with serving(hooks) as hooks_url:
-        config = textwrap.dedent(CONFIG.format(hooks=hooks_url)).lstrip("\n")
-        for live in start_configured_server(tmp_path, database_url, config):
+        for live in start_configured_server(tmp_path, database_url, config(hooks_url)):
             yield Setup(live, hooks, hooks_url)
 
 

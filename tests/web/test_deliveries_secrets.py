@@ -16,6 +16,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 import orjson
 import pytest
 import sqlalchemy as sa
+from tests.support.kiosk_yaml import kiosk_yaml, self_service_action
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.receiver import Received, Receiver, Reply
 from tests.support.servers import serving
@@ -28,25 +29,26 @@ from kiosk.store.tables import deliveries, delivery_attempts
 SIGNING = "web-signing-secret-31c"
 TOKEN = "rotate-me-4b9e2f-secret"
 
-CONFIG = """\
-egress: {{allowLoopback: true}}
-delivery: {{retrySchedule: [0.05, 0.05], timeoutSeconds: 5, signingSecret: {{env: KIOSK_TEST_HOOK_SECRET}}}}
-blueprints:
-  - identifier: service
-entities:
-  - {{blueprint: service, identifier: billing}}
-actions:
-  - identifier: rotate
-    trigger:
-      type: self-service
-      operation: DAY-2
-      blueprintIdentifier: service
-      userInputs:
-        properties:
-          token: {{type: string, format: secret}}
-          note: {{type: string}}
-    invocationMethod: {{type: WEBHOOK, url: "{url}/rotate"}}
-"""
+
+def config(url: str) -> str:
+    """The ``rotate`` action, its ``token`` input a secret, delivering signed to ``url``."""
+    return kiosk_yaml(
+        egress={"allowLoopback": True},
+        delivery={
+            "retrySchedule": [0.05, 0.05],
+            "timeoutSeconds": 5,
+            "signingSecret": {"env": "KIOSK_TEST_HOOK_SECRET"},
+        },
+        blueprints=[{"identifier": "service"}],
+        entities=[{"blueprint": "service", "identifier": "billing"}],
+        actions=[
+            self_service_action(
+                "rotate",
+                inputs={"token": {"type": "string", "format": "secret"}, "note": {"type": "string"}},
+                invocation={"type": "WEBHOOK", "url": f"{url}/rotate"},
+            )
+        ],
+    )
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def start_stack(
     receiver = Receiver(lambda _n, request: Reply(200, body=answer(request.body)))
     monkeypatch.setenv("KIOSK_TEST_HOOK_SECRET", SIGNING)
     with serving(receiver) as base:
-        for live in start_configured_server(tmp_path, database_url, CONFIG.format(url=base)):
+        for live in start_configured_server(tmp_path, database_url, config(base)):
             monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
             monkeypatch.setenv("KIOSK_URL", live.base_url)
             monkeypatch.delenv("KIOSK_CLIENT_ID", raising=False)

@@ -18,7 +18,9 @@ can be dropped once the tokens it signed have expired.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -86,20 +88,24 @@ class ResealReport:
         return self.runs + self.bodies
 
 
-def _reseal_runs(db: Database, box: SecretBox, unopened: list[str]) -> int:
-    done, after = 0, ""
-    current = f"v2:{box.key_id}:"
+def _batches(db: Database, query: sa.Select[Any], id_column: sa.Column[str]) -> Iterator[Sequence[sa.Row[Any]]]:
+    """The rows of ``query`` in ``id_column`` order, BATCH at a time, each batch read in its own
+    short transaction so a re-seal pass over a large table never holds one open."""
+    after = ""
     while True:
         with db.connect() as conn:
-            rows = conn.execute(
-                sa.select(action_runs.c.id, action_runs.c.secrets)
-                .where(action_runs.c.id > after, action_runs.c.secrets.is_not(None))
-                .order_by(action_runs.c.id)
-                .limit(BATCH)
-            ).all()
+            rows = conn.execute(query.where(id_column > after).order_by(id_column).limit(BATCH)).all()
         if not rows:
-            return done
+            return
         after = rows[-1].id
+        yield rows
+
+
+def _reseal_runs(db: Database, box: SecretBox, unopened: list[str]) -> int:
+    done = 0
+    current = f"v2:{box.key_id}:"
+    query = sa.select(action_runs.c.id, action_runs.c.secrets).where(action_runs.c.secrets.is_not(None))
+    for rows in _batches(db, query, action_runs.c.id):
         with db.begin() as conn:
             for row in rows:
                 if row.secrets.startswith(current):
@@ -116,23 +122,17 @@ def _reseal_runs(db: Database, box: SecretBox, unopened: list[str]) -> int:
                     .values(secrets=resealed)
                 )
                 done += 1
+    return done
 
 
 def _reseal_bodies(db: Database, box: SecretBox, unopened: list[str]) -> int:
-    done, after = 0, ""
+    done = 0
     current = BODY_VERSION + box.key_id.encode() + b":"
     prefix = sa.func.substr(deliveries.c.body, 1, len(BODY_VERSION))
-    while True:
-        with db.connect() as conn:
-            rows = conn.execute(
-                sa.select(deliveries.c.id, deliveries.c.body, deliveries.c.target)
-                .where(deliveries.c.id > after, prefix.in_([BODY_VERSION, LEGACY_BODY_VERSION]))
-                .order_by(deliveries.c.id)
-                .limit(BATCH)
-            ).all()
-        if not rows:
-            return done
-        after = rows[-1].id
+    query = sa.select(deliveries.c.id, deliveries.c.body, deliveries.c.target).where(
+        prefix.in_([BODY_VERSION, LEGACY_BODY_VERSION])
+    )
+    for rows in _batches(db, query, deliveries.c.id):
         with db.begin() as conn:
             for row in rows:
                 body = bytes(row.body)
@@ -149,6 +149,7 @@ def _reseal_bodies(db: Database, box: SecretBox, unopened: list[str]) -> int:
                     .values(body=box.seal_body(row.id, opened.body, opened.secret_values))
                 )
                 done += 1
+    return done
 
 
 def reseal_stored(db: Database, box: SecretBox) -> ResealReport:

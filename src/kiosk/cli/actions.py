@@ -26,6 +26,7 @@ runs_app = typer.Typer(name="runs", help="Follow action runs.", no_args_is_help=
 deliveries_app = typer.Typer(name="deliveries", help="Outbound webhook deliveries.", no_args_is_help=True)
 
 FINISHED = frozenset({"SUCCESS", "FAILURE", "DECLINED"})
+DeliveryIdArgument = Annotated[str, typer.Argument(help="The delivery id (msg_…).")]
 
 
 def _inputs(pairs: list[str] | None) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def deliveries_list(
 @deliveries_app.command("show")
 @reports_errors
 def deliveries_show(
-    delivery_id: Annotated[str, typer.Argument(help="The delivery id (msg_…).")],
+    delivery_id: DeliveryIdArgument,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """One delivery and every attempt (status, duration, the start of the answer)."""
@@ -178,7 +179,7 @@ def deliveries_show(
 @deliveries_app.command("redeliver")
 @reports_errors
 def deliveries_redeliver(
-    delivery_id: Annotated[str, typer.Argument(help="The delivery id (msg_…).")],
+    delivery_id: DeliveryIdArgument,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """Send a delivery again (same body, same webhook-id), whatever its state."""

@@ -27,10 +27,10 @@ the background, see :mod:`kiosk.runtime.retention`); every key is optional::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, ValidationInfo, field_validator
 
@@ -62,6 +62,7 @@ __all__ = [
 
 #: A path into the config, as pydantic reports it: ``("blueprints", 1, "relations", "owner")``.
 Loc = tuple[str | int, ...]
+_Item = TypeVar("_Item")
 
 EntityIdentifier = Annotated[StrictStr, Field(min_length=1, max_length=1000, pattern=ENTITY_IDENTIFIER.pattern)]
 #: Blueprint identifiers are stricter than entity ones in the catalog (they end up in JSON paths
@@ -396,42 +397,30 @@ class KioskConfig(BaseModel):
 
     def consistency_errors(self) -> list[tuple[Loc, str]]:
         """Rules across items that pydantic checks one item at a time cannot see."""
-        errors: list[tuple[Loc, str]] = []
-        seen_bp: dict[str, int] = {}
-        for i, bp in enumerate(self.blueprints):
-            if bp.identifier in seen_bp:
-                errors.append(
-                    (
-                        ("blueprints", i, "identifier"),
-                        f"duplicate blueprint identifier {bp.identifier!r} (also blueprints[{seen_bp[bp.identifier]}])",
-                    )
-                )
-            else:
-                seen_bp[bp.identifier] = i
-        seen_ent: dict[tuple[str, str], int] = {}
-        for i, ent in enumerate(self.entities):
-            if ent.key in seen_ent:
-                errors.append(
-                    (
-                        ("entities", i, "identifier"),
-                        f"duplicate entity {ent.identifier!r} of blueprint {ent.blueprint!r} "
-                        f"(also entities[{seen_ent[ent.key]}])",
-                    )
-                )
-            else:
-                seen_ent[ent.key] = i
-        seen_action: dict[str, int] = {}
-        for i, action in enumerate(self.actions):
-            if action.identifier in seen_action:
+        errors: list[tuple[Loc, str]] = [
+            (
+                ("blueprints", i, "identifier"),
+                f"duplicate blueprint identifier {bp.identifier!r} (also blueprints[{first}])",
+            )
+            for i, bp, first in _with_first_seen(self.blueprints, lambda bp: bp.identifier)
+            if first is not None
+        ]
+        errors += [
+            (
+                ("entities", i, "identifier"),
+                f"duplicate entity {ent.identifier!r} of blueprint {ent.blueprint!r} (also entities[{first}])",
+            )
+            for i, ent, first in _with_first_seen(self.entities, lambda ent: ent.key)
+            if first is not None
+        ]
+        for i, action, first in _with_first_seen(self.actions, lambda action: action.identifier):
+            if first is not None:
                 errors.append(
                     (
                         ("actions", i, "identifier"),
-                        f"duplicate action identifier {action.identifier!r} "
-                        f"(also actions[{seen_action[action.identifier]}])",
+                        f"duplicate action identifier {action.identifier!r} (also actions[{first}])",
                     )
                 )
-            else:
-                seen_action[action.identifier] = i
             org = action.azure_org()
             if org is not None and org not in self.azureDevOps.orgs:
                 known = ", ".join(sorted(self.azureDevOps.orgs)) or "none is configured"
@@ -446,24 +435,30 @@ class KioskConfig(BaseModel):
 
     def _receiver_and_watch_errors(self) -> list[tuple[Loc, str]]:
         errors: list[tuple[Loc, str]] = []
-        seen_receiver: dict[str, int] = {}
-        for i, receiver in enumerate(self.receivers):
-            if receiver.key in seen_receiver:
+        for i, receiver, first in _with_first_seen(self.receivers, lambda receiver: receiver.key):
+            if first is not None:
                 where = f"in project {receiver.project!r}" if receiver.project else "without a project"
                 errors.append(
                     (
                         ("receivers", i, "name"),
-                        f"duplicate receiver {receiver.name!r} {where} (also receivers[{seen_receiver[receiver.key]}])",
+                        f"duplicate receiver {receiver.name!r} {where} (also receivers[{first}])",
                     )
                 )
-            else:
-                seen_receiver[receiver.key] = i
-        seen_watch: dict[str, int] = {}
-        for i, watch in enumerate(self.watches):
-            if watch.name in seen_watch:
-                errors.append(
-                    (("watches", i, "name"), f"duplicate watch {watch.name!r} (also watches[{seen_watch[watch.name]}])")
-                )
-            else:
-                seen_watch[watch.name] = i
+        errors += [
+            (("watches", i, "name"), f"duplicate watch {watch.name!r} (also watches[{first}])")
+            for i, watch, first in _with_first_seen(self.watches, lambda watch: watch.name)
+            if first is not None
+        ]
         return errors
+
+
+def _with_first_seen(
+    items: Sequence[_Item], key: Callable[[_Item], Hashable]
+) -> Iterator[tuple[int, _Item, int | None]]:
+    """Each item with its index and the index of the first earlier item with the same key (None if
+    it is the first): one walk for every "duplicate X (also X[n])" rule, in the items' order."""
+    first_index: dict[Hashable, int] = {}
+    for i, item in enumerate(items):
+        k = key(item)
+        yield i, item, first_index.get(k)
+        first_index.setdefault(k, i)

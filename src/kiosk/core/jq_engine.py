@@ -67,6 +67,7 @@ from typing import Any, Literal
 import anyio.to_thread
 import orjson
 
+from kiosk.core.jq_paths import NOT_FOLLOWED, follow, simple_path
 from kiosk.core.jq_worker import ANSWER, PROGRESS, PROGRESS_SIZE, REQUEST
 
 __all__ = [
@@ -435,6 +436,44 @@ class JqPool:
         count = len(pairs) if pairs is not None else len(programs) * len(inputs)
         if count == 0:
             return []
+        if any(simple_path(program) is not None for program in programs):
+            return self._evaluate_paths_here(programs, inputs, pairs)
+        return self._evaluate_in_worker(programs, inputs, pairs, count)
+
+    def _evaluate_paths_here(
+        self,
+        programs: Sequence[str],
+        inputs: Sequence[Any],
+        pairs: Sequence[tuple[int, int]] | None,
+    ) -> list[JqResult]:
+        """Plain paths answered in place (:mod:`kiosk.core.jq_paths`); the other pairs, and any
+        path jq would have to judge, in one worker round trip."""
+        if pairs is None:
+            pairs = [(p, i) for i in range(len(inputs)) for p in range(len(programs))]
+        paths = [simple_path(program) for program in programs]
+        results: list[JqResult | None] = []
+        rest: list[tuple[int, int]] = []
+        for program, index in pairs:
+            path = paths[program]
+            if path is not None:
+                value = follow(inputs[index], path)
+                if value is not NOT_FOLLOWED:
+                    results.append(JqResult(value))
+                    continue
+            results.append(None)
+            rest.append((program, index))
+        if rest:
+            answered = iter(self._evaluate_in_worker(programs, inputs, rest, len(rest)))
+            return [result if result is not None else next(answered) for result in results]
+        return [result for result in results if result is not None]
+
+    def _evaluate_in_worker(
+        self,
+        programs: Sequence[str],
+        inputs: Sequence[Any],
+        pairs: Sequence[tuple[int, int]] | None,
+        count: int,
+    ) -> list[JqResult]:
         texts = [_json_text(value) for value in inputs]
         flat = None if pairs is None else [n for pair in pairs for n in pair]
         header = orjson.dumps([list(programs), [len(text) for text in texts], flat])

@@ -74,6 +74,7 @@ from kiosk.delivery.outbox import (
 from kiosk.delivery.sender import Attempt, create_transport, send
 from kiosk.store.engine import Database, HeldConnection
 from kiosk.store.queue import Job, JobQueue, JobResult, utcnow
+from kiosk.store.queue_thread import QueueThread
 from kiosk.store.tables import delivery_attempts
 
 __all__ = ["DeliveryWorker", "FinalOutcome", "SecretLookup"]
@@ -166,10 +167,8 @@ class DeliveryWorker:
         lease = lease_seconds or config.lease_seconds or max(60.0, (BACKLOG + 2) * config.timeout_seconds)
         self.queue = JobQueue(db, self.worker_id, lease_seconds=lease)
         self._transport = create_transport(config, egress)
-        self._wake = threading.Event()
+        self._thread = QueueThread(self._dispatch, name="kiosk-delivery-dispatcher", what="delivery worker")
         self._notified = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         # When the retries this worker scheduled fall due (a heap), so it wakes for them exactly
         # instead of at the next poll.
         self._retries_due: list[datetime] = []
@@ -181,14 +180,10 @@ class DeliveryWorker:
     def notify(self) -> None:
         """Work was committed in this process: look for it now instead of at the next poll."""
         self._notified.set()
-        self._wake.set()
+        self._thread.wake.set()
 
     def start(self) -> None:
         """Start the dispatcher and its ``workers`` sender threads."""
-        if self._thread is not None:
-            raise RuntimeError("the delivery worker is already running")
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._dispatch, name="kiosk-delivery-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> bool:
@@ -197,18 +192,11 @@ class DeliveryWorker:
         True when everything finished within ``timeout`` seconds; otherwise the stragglers' jobs
         stay leased and are retried by whoever claims them after the lease.
         """
-        thread = self._thread
-        finished = True
-        if thread is not None:
-            self._stopping.set()
-            self._wake.set()
-            thread.join(timeout)
-            finished = not thread.is_alive()
-            if not finished:
-                log.warning("delivery worker did not stop within %.0fs; its leases will expire", timeout)
-            self._thread = None
+        finished = self._thread.stop(timeout)
         if finished:
             self._transport.close()
+        else:
+            log.warning("delivery worker did not stop within %.0fs; its leases will expire", timeout)
         return finished
 
     def close(self) -> None:
@@ -465,22 +453,24 @@ class DeliveryWorker:
         maybe_more = True  # the last claim was full: more may be due right now
         next_poll = 0.0
 
+        stop_requested, wake = self._thread.stopping, self._thread.wake
+
         def collect(future: Future[_Result]) -> None:
             if not future.cancelled():
                 exc = future.exception()
                 finished.put(future.result() if exc is None else exc)
-            self._wake.set()
+            wake.set()
 
         try:
             while True:
-                self._wake.clear()
+                wake.clear()
                 fresh = _drain(finished)
                 if fresh and not pending:
                     first_pending = time.monotonic()
                 pending += fresh
                 for future in [f for f in in_flight if f.done()]:
                     del in_flight[future]
-                stopping = self._stopping.is_set()
+                stopping = stop_requested.is_set()
                 if stopping:
                     self._hand_back(in_flight)
                 room = 0 if stopping else self._backlog - len(in_flight)
@@ -508,7 +498,7 @@ class DeliveryWorker:
                 wait = self._idle_wait(next_poll)
                 if pending:
                     wait = min(wait, max(0.0, first_pending + LINGER - time.monotonic()))
-                self._wake.wait(wait)
+                wake.wait(wait)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._held.close()

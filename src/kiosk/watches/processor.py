@@ -29,13 +29,13 @@ the event's processing state ``failed``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 from kiosk.store.engine import Database
 from kiosk.store.queue import Job, JobQueue, JobResult, utcnow
+from kiosk.store.queue_thread import QueueThread
 from kiosk.watches import store
 from kiosk.watches.events import EVENT_JOB
 from kiosk.watches.reactions import Reactor, TransientReactionError, event_document
@@ -74,46 +74,34 @@ class EventProcessor:
         self.queue = JobQueue(db, worker_id, lease_seconds=lease_seconds)
         self._poll = poll_seconds
         self._batch = batch
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = QueueThread(self._loop, name="kiosk-event-processor", what="event processor")
         self._next_expiry_check = 0.0
 
     # ------------------------------------------------------------------------------ control
 
     def notify(self) -> None:
         """Events were committed in this process: look for them now instead of at the next poll."""
-        self._wake.set()
+        self._thread.wake.set()
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the event processor is already running")
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="kiosk-event-processor", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Finish the batch in hand and end the thread; True when it ended within ``timeout``."""
-        thread = self._thread
-        if thread is None:
-            return True
-        self._stopping.set()
-        self._wake.set()
-        thread.join(timeout)
-        self._thread = None
-        return not thread.is_alive()
+        return self._thread.stop(timeout)
 
     def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
+        stopping, wake = self._thread.stopping, self._thread.wake
+        while not stopping.is_set():
+            wake.clear()
             try:
                 processed = self.run_once(self._batch)
             except Exception:
                 log.exception("event processor step failed")
                 processed = 0
-                self._stopping.wait(min(1.0, self._poll))
+                stopping.wait(min(1.0, self._poll))
             if processed < self._batch:
-                self._wake.wait(self._poll)
+                wake.wait(self._poll)
 
     # ----------------------------------------------------------------------------- one round
 
