@@ -65,6 +65,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.delivery $(BENCH_ARGS)
 	$(BIN)/python -m bench.action_latency $(BENCH_ARGS)
 	$(BIN)/python -m bench.receivers $(BENCH_ARGS)
+	$(BIN)/python -m bench.emulator_generate $(BENCH_ARGS)
 
 clean:
 	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

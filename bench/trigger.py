@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **os.environ,
             "BENCH_EMULATOR_CONFIG": str(base / "emulator.yaml"),
+            "KIOSK_HOME": str(base / "home"),  # the emulator's work directory goes under it
             "BENCH_BASE_URL": f"http://127.0.0.1:{port}",
             "BENCH_WEBHOOK_SECRET": SECRET,
             "BENCH_PAT": PAT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +69,13 @@ class HttpLimits:
         )
 
 
+def home_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """``KIOSK_HOME`` as an absolute path (default ``./.kiosk``): the portal's home, and the
+    emulator's (its runs' work directories go under it, never beside a config file)."""
+    env = os.environ if env is None else env
+    return Path(env.get("KIOSK_HOME", ".kiosk")).expanduser().absolute()
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -93,7 +101,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("KIOSK_HOME", ".kiosk")).expanduser().absolute()
+        home = home_from_env(env)
         database_url = env.get("KIOSK_DATABASE_URL") or sqlite_url(home / "kiosk.db")
         config = env.get("KIOSK_CONFIG")
         return cls(

@@ -1,14 +1,22 @@
-"""``kiosk emulator`` (refuses to start open) and ``kiosk pipeline expand|run`` (offline, on a repo in tmp_path)."""
+"""``kiosk emulator`` (refuses to start open; works under KIOSK_HOME) and ``kiosk pipeline expand|run``
+(offline, on a repo in tmp_path)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support.pipelines import SEED_WEBHOOK_RESOURCES
+from tests.support.polling import wait_for
+from tests.support.servers import free_port
 from typer.testing import CliRunner
 
 from kiosk.cli.app import app
+from kiosk.cli.demo import DEMO_DIR
 
 
 @pytest.mark.parametrize(
@@ -119,3 +127,66 @@ def test_run_masks_secret_variables_and_fails_with_the_pipeline(
     assert "token=***" in result.stdout
     assert "hunter2-token" not in result.stdout
     assert "run result: failed" in result.stdout
+
+
+def _demo_files() -> set[Path]:
+    return {path for path in DEMO_DIR.rglob("*") if "__pycache__" not in path.parts}
+
+
+@pytest.mark.parametrize("chosen", ["KIOSK_HOME", "--work-dir"])
+def test_the_emulator_works_under_kiosk_home_never_beside_its_config(tmp_path: Path, chosen: str) -> None:
+    """``kiosk emulator --config src/kiosk/demo/emulator.yaml`` once wrote ``src/kiosk/demo/.kiosk-emulator/``
+    into the source tree (and into site-packages for an installed kiosk): runs' workspaces and the
+    repositories of pipelines registered over HTTP now go under ``$KIOSK_HOME/emulator`` or ``--work-dir``."""
+    expected = tmp_path / "home" / "emulator" if chosen == "KIOSK_HOME" else tmp_path / "work"
+    before = _demo_files()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "kiosk", "emulator", "--config", str(DEMO_DIR / "emulator.yaml")]
+    command += ["--port", str(port), "--execute"]
+    if chosen == "--work-dir":
+        command += ["--work-dir", str(expected)]
+    env = {**os.environ, "KIOSK_HOME": str(tmp_path / "home"), "KIOSK_DEMO_PAT": "demo-pat"}
+    env["KIOSK_DEMO_WEBHOOK_SECRET"] = "demo-secret"
+    (tmp_path / "cwd").mkdir()
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path / "cwd",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        auth = ("", "demo-pat")
+        wait_for(lambda: _healthy(base, process), timeout=60)
+        registered = httpx.post(
+            f"{base}/_emulator/orgs/demo/projects/demo/pipelines",
+            json={"name": "where", "yaml": "steps:\n- script: touch made-here && echo workspace=$PWD\n"},
+            auth=auth,
+        )
+        assert registered.status_code == 201, registered.text
+        runs = f"{base}/demo/demo/_apis/pipelines/{registered.json()['id']}/runs?api-version=7.1"
+        run = httpx.post(runs, json={}, auth=auth)
+        assert run.status_code == 200, run.text
+        build = f"{base}/demo/demo/_apis/build/builds/{run.json()['id']}?api-version=7.1"
+        done = wait_for(lambda: (b := httpx.get(build, auth=auth).json())["status"] == "completed" and b)
+        assert done["result"] == "succeeded"
+        log = httpx.get(f"{base}/_emulator/runs/demo/{run.json()['id']}/log", auth=auth).text
+        assert f"workspace={expected / 'runs' / 'demo' / str(run.json()['id'])}" in log, log
+        assert [p.name[:6] for p in (expected / "repos" / "demo" / "demo").iterdir()] == ["where-"]
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert _demo_files() == before
+    assert not (DEMO_DIR / ".kiosk-emulator").exists()
+    assert not (tmp_path / "cwd" / ".kiosk").exists()
+
+
+def _healthy(base: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"kiosk emulator exited: {process.communicate()[0].decode(errors='replace')}")
+    try:
+        return httpx.get(f"{base}/_emulator/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -9,6 +9,7 @@ the PAT are refused (issue 10, item 7).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +44,11 @@ steps:
 # and the Runs API's own rule: a schema-valid body can still name stages or parameters the
 # pipeline does not have, which Azure answers with 400 PipelineValidationException.
 SCHEMATHESIS_CONFIG = r"""
+# The generated org's repositories, pull requests and hooks are not known to the fuzzer, so their
+# routes mostly answer 404 here: shown, not fatal. Their happy paths are tested through Microsoft's
+# client (test_client_*.py) and every url they return is followed (test_org_urls.py).
+warnings = { fail-on = false }
+
 [[operations]]
 include-path-regex = "^/\\{org\\}/"
 parameters = { org = "fabrikam", project = "web", pipeline_id = 1, webhook_name = "open-hook" }
@@ -50,6 +56,13 @@ parameters = { org = "fabrikam", project = "web", pipeline_id = 1, webhook_name 
 [[operations]]
 include-path-regex = "^/_emulator/(orgs|runs)/"
 parameters = { org = "fabrikam", project = "web", follow = false }
+
+# Switching faults on degrades the server on purpose (held connections, latency, 5xx) and would
+# fuzz the fuzzer: tests/emulator/test_faults.py and test_throttling.py test this route instead.
+[[operations]]
+include-path = "/_emulator/switches"
+include-method = "PUT"
+enabled = false
 
 [[operations]]
 include-path-regex = "/_apis/pipelines/\\{pipeline_id\\}/runs$"
@@ -80,7 +93,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = build_emulator(
-        load_emulator_config(tmp / "emulator.yaml"), config_dir=tmp, base_url=base, execute_runs=False
+        load_emulator_config(tmp / "emulator.yaml"),
+        config_dir=tmp,
+        base_url=base,
+        work_dir=tmp / "work",
+        execute_runs=False,
     )
     with serving(server.app, port), httpx.Client(base_url=base, timeout=30, headers=basic(PAT)) as c:
         yield Served(base, c, tmp)
@@ -161,4 +178,9 @@ def test_schemathesis_with_all_checks_passes_clean(served: Served) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=served.directory)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12000:]
-    assert "Tested: 26" in output, output[-3000:]  # every operation of the description was exercised
+    described = served.client.get("/openapi.json").json()["paths"]
+    operations = sum(1 for item in described.values() for method in item if method != "parameters")
+    # every operation of the description was exercised, but the one disabled above (and HEAD twins)
+    selected = re.search(r"Selected: (\d+)/(\d+)", output)
+    assert selected is not None and int(selected.group(2)) >= operations - 1, output[-3000:]
+    assert f"Tested: {selected.group(1)}" in output, output[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.routing import APIRoute
 from tests.emulator.conftest import LiveEmulator
 
 
@@ -18,7 +19,13 @@ def test_every_operation_declares_the_codes_it_answers(emulator: LiveEmulator) -
         for path, item in document["paths"].items()
         for method, operation in item.items()
     }
-    assert len(operations) == 26
+    served = {
+        (method, route.path)
+        for route in emulator.server.app.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for method in route.methods
+    }
+    assert set(operations) == served  # every route is described
     public = {
         ("POST", "/{org}/_apis/public/distributedtask/webhooks/{webhook_name}"),
         ("GET", "/_emulator/healthz"),
@@ -35,8 +42,8 @@ def test_every_operation_declares_the_codes_it_answers(emulator: LiveEmulator) -
             assert {"400", "413", "415"} <= codes, key
             assert list(operation["requestBody"]["content"]) == ["application/json"], key
         for parameter in operation.get("parameters", []):
-            if parameter["name"] == "api-version":
-                assert parameter["required"] is True, key
+            if parameter["name"] == "api-version":  # Azure serves a read without one, at 7.1
+                assert parameter["required"] is (key[0] not in ("GET", "HEAD", "OPTIONS")), key
 
 
 @pytest.mark.parametrize(

@@ -480,8 +480,8 @@ def test_jobs_stages_and_variables_templates() -> None:
         "out: ${{ variables.a }}\nstages:\n- template: stages.yml\n",
         files,
     )
-    # Inside the variables section itself only the given variables are known; after it, all are.
-    assert doc["variables"] == [{"name": "a", "value": 1}, {"name": "b", "value": None}]
+    # Issue 12: as in Azure, an entry sees the entries above it in its block (the template's too).
+    assert doc["variables"] == [{"name": "a", "value": 1}, {"name": "b", "value": 1}]
     assert doc["out"] == 1
     assert doc["stages"] == [{"stage": "S", "jobs": [{"job": "J", "steps": [{"script": "echo hello world"}]}]}]
 

@@ -400,6 +400,104 @@ CASES = [
             """)
         },
     ),
+    # A variables block is evaluated entry by entry: ${{ variables.x }} in an entry sees the
+    # entries before it in the same block (Microsoft's "Define variables": template expression
+    # variables are processed at compile time, in order), never the ones after it.
+    Case(
+        "variables-same-block-mapping-form",
+        d("""
+            variables:
+              basePath: /srv
+              servicePath: ${{ variables.basePath }}/service
+              early: before-${{ variables.later }}
+              later: x
+            steps:
+            - script: echo ${{ variables.servicePath }} ${{ variables['early'] }}
+        """),
+        {
+            "variables": {"basePath": "/srv", "servicePath": "/srv/service", "early": "before-", "later": "x"},
+            "steps": [{"script": "echo /srv/service before-"}],
+        },
+    ),
+    Case(
+        "variables-same-block-list-form-directive-and-template",
+        d("""
+            variables:
+            - template: vars.yml
+            - name: backupPath
+              value: ${{ variables.basePath }}/backups
+            - ${{ if eq(variables.backupPath, '/srv/backups') }}:
+              - name: checked
+                value: ${{ variables['backupPath'] }}
+            - name: last
+              value: ${{ variables.checked }}
+            steps:
+            - script: echo ${{ variables.last }}
+        """),
+        {
+            "variables": [
+                {"name": "basePath", "value": "/srv"},
+                {"name": "backupPath", "value": "/srv/backups"},
+                {"name": "checked", "value": "/srv/backups"},
+                {"name": "last", "value": "/srv/backups"},
+            ],
+            "steps": [{"script": "echo /srv/backups"}],
+        },
+        files={"vars.yml": "variables:\n  basePath: /srv\n"},
+    ),
+    Case(
+        "variables-same-block-at-stage-and-job-level",
+        d("""
+            variables:
+              root: r
+            stages:
+            - stage: build
+              variables:
+                a: ${{ variables.root }}-a
+                ${{ if eq(variables.a, 'r-a') }}:
+                  b: ${{ variables.a }}-b
+              jobs:
+              - job: one
+                variables:
+                - name: c
+                  value: ${{ variables.root }}-c
+                - name: d
+                  value: ${{ variables.c }}-d
+                steps:
+                - script: echo $(d)
+        """),
+        {
+            "variables": {"root": "r"},
+            "stages": [
+                {
+                    "stage": "build",
+                    "variables": {"a": "r-a", "b": "r-a-b"},
+                    "jobs": [
+                        {
+                            "job": "one",
+                            "variables": [{"name": "c", "value": "r-c"}, {"name": "d", "value": "r-c-d"}],
+                            "steps": [{"script": "echo $(d)"}],
+                        }
+                    ],
+                }
+            ],
+        },
+    ),
+    Case(
+        "variables-same-block-runtime-syntax-left-to-run-time",
+        d("""
+            variables:
+              a: one
+              b: $(a)
+              c: $[ variables.a ]
+            steps:
+            - script: echo ${{ variables.b }} ${{ variables.c }}
+        """),
+        {
+            "variables": {"a": "one", "b": "$(a)", "c": "$[ variables.a ]"},
+            "steps": [{"script": "echo $(a) $[ variables.a ]"}],
+        },
+    ),
 ]
 
 

@@ -382,7 +382,7 @@ def test_arrays_and_objects_do_not_convert_to_string() -> None:
         ("eq(true, 2)", True),
         ("eq(false, 0)", True),
         ("eq(null, null)", True),
-        ("eq(null, '')", False),
+        ("eq(null, '')", True),  # the table's String to Null: '' -> Null
         ("eq(null, 0)", False),
         ("eq(1.2.3, '1.2.3')", True),
         ("eq(1.2.3, 'x')", False),
@@ -744,3 +744,38 @@ def test_substitute_errors_carry_the_expression_start_column(text: str, column: 
         substitute(text, {"a": 1, "b": 2})
     assert info.value.column == column
     assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("42", 42),
+        ("-7", -7),
+        ("+7", 7),
+        (" \t7\n", 7),
+        ("1,000", 1000),
+        ("1,000,000.25", 1000000.25),
+        ("1,", 1),  # .NET accepts a group separator anywhere after the first digit
+        ("1.", 1.0),
+        (".5", 0.5),
+        ("-.5", -0.5),
+        ("", 0),
+    ],
+)
+def test_strings_convert_to_numbers_as_dotnet_tryparse_does(text: str, number: int | float) -> None:
+    """Microsoft's "Type casting" table: '' is 0, otherwise TryParse with AllowDecimalPoint |
+    AllowLeadingSign | AllowLeadingWhite | AllowThousands | AllowTrailingWhite, invariant culture."""
+    assert evaluate(f"eq({number!r}, variables.x)", {"variables": {"x": text}}) is True
+    assert evaluate("ge(variables.n, variables.x)", {"variables": {"x": text, "n": number}}) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [" ", "1e3", "1E3", "0x10", ",1", "1.2,3", "- 5", "--5", "1 000", ".", "-", "Infinity", "NaN", "\u0661", "1_000"],
+)
+def test_strings_outside_the_documented_styles_do_not_convert_to_numbers(text: str) -> None:
+    assert evaluate("eq(0, variables.x)", {"variables": {"x": text}}) is False
+    assert evaluate("ne(1, variables.x)", {"variables": {"x": text}}) is True
+    with pytest.raises(ExpressionError, match="cannot compare a number with a string"):
+        evaluate("gt(1, variables.x)", {"variables": {"x": text}})

@@ -83,7 +83,10 @@ def kiosk_and_emulator(
     (tmp_path / "repo" / "azure-pipelines.yml").write_text(pipeline)
     (tmp_path / "emulator.yaml").write_text(EMULATOR.format(pipeline=pipeline_name, kiosk_url=kiosk_url))
     emulator = build_emulator(
-        load_emulator_config(tmp_path / "emulator.yaml"), config_dir=tmp_path, base_url=emulator_url
+        load_emulator_config(tmp_path / "emulator.yaml"),
+        config_dir=tmp_path,
+        base_url=emulator_url,
+        work_dir=tmp_path / "emulator-work",
     )
     with serving(emulator.app, emulator_port), serving(app, kiosk_port):
         admin = create_client(app.state.db, "admin", "test")

@@ -48,13 +48,28 @@ def emulator(
             show_default=False,
         ),
     ] = None,
-    work_dir: Annotated[Path | None, typer.Option(help="Where runs' workspaces go.", file_okay=False)] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where runs' workspaces go (default: the config's settings.workDir, else $KIOSK_HOME/emulator).",
+            file_okay=False,
+        ),
+    ] = None,
+    generate: Annotated[
+        str | None,
+        typer.Option(
+            help="Fill every configured org with a generated one, e.g. projects=50,repos=2000,workitems=100000,seed=7 "
+            "(replaces the config's generate:).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the Azure DevOps emulator: incoming webhooks, pipelines, runs and logs, on its own port."""
     import uvicorn
 
     from kiosk.emulator.bootstrap import build_emulator
-    from kiosk.emulator.config import EmulatorConfig, load_emulator_config
+    from kiosk.emulator.config import EmulatorConfig, load_emulator_config, parse_generate_option
+    from kiosk.errors import ConfigError
     from kiosk.logs import configure_logging
     from kiosk.settings import HttpLimits
     from kiosk.web.server import azure_error_body, server_config
@@ -63,7 +78,12 @@ def emulator(
     loaded = load_emulator_config(config) if config is not None else EmulatorConfig()
     config_dir = config.resolve().parent if config is not None else Path.cwd()
     base_url = f"http://{display_host(host)}:{port}"
-    server = build_emulator(loaded, config_dir=config_dir, base_url=base_url, work_dir=work_dir, execute_runs=execute)
+    generated = parse_generate_option(generate) if generate is not None else None
+    if generated is not None and not loaded.orgs:
+        raise ConfigError("--generate fills the orgs of the emulator's config: declare one in --config")
+    server = build_emulator(
+        loaded, config_dir=config_dir, base_url=base_url, work_dir=work_dir, execute_runs=execute, generate=generated
+    )
     sys.stdout.write(
         _emulator_banner(server.emulator, base_url, server.executor is not None, loaded.settings.allow_anonymous)
     )
@@ -90,6 +110,12 @@ def _emulator_banner(emu: Emulator, base_url: str, executing: bool, anonymous: b
         for project in emu.projects(org):
             for pipeline in emu.pipelines(org, project.name):
                 lines.append(f"  pipeline {org}/{project.name}/{pipeline.name} (id {pipeline.id}): {pipeline.path}")
+        data = emu.organisation(org)
+        if data.repositories or data.work_items:
+            lines.append(
+                f"  org {org}: {len(data.projects)} projects, {len(data.repositories)} repositories, "
+                f"{len(data.work_items)} work items (generated)"
+            )
     lines.append(f"  why no run: GET {base_url}/_emulator/triggers  (with a PAT: the records of its orgs)")
     return "\n".join(lines) + "\n"
 

@@ -15,8 +15,10 @@ pipeline and run it. So, in this order, before any route runs:
    (``/_emulator/…``, the OpenAPI description) need a PAT of any org, or of the org they name. An
    org created at run time (``POST /_emulator/orgs/{org}/…``) accepts the PAT that created it.
    A missing or wrong token gets Azure's 401: ``WWW-Authenticate: TFS-Federated`` (and Bearer and
-   Basic realm entries), ``X-TFS-FedAuthRedirect``, ``X-VSS-AuthenticateError: InvalidToken`` when
-   a token was given, and TF400813 in Azure's error JSON.
+   Basic realm entries), ``X-TFS-FedAuthRedirect``, and TF400813 — in Azure's error JSON when no
+   token was sent (Azure's "anonymous" answer, a service error to Microsoft's client), as plain
+   text with ``X-VSS-AuthenticateError: InvalidToken`` when a token was sent that opens nothing
+   here (Microsoft's client then raises ``AzureDevOpsAuthenticationError``, as against Azure).
 
 Tokens are compared as SHA-256 digests with :func:`hmac.compare_digest`, against every stored
 token without stopping at the first match, so the time taken says nothing about any of them.
@@ -199,17 +201,32 @@ class RequestGuard:
             ),
         ]
         if given:
+            # A token that opens nothing here: Azure's answer is not its error JSON (Microsoft's client raises
+            # AzureDevOpsAuthenticationError for it, not a service error), so the reason goes as plain text.
             headers.append((b"x-vss-authenticateerror", b"InvalidToken"))
+            text = (
+                "TF400813: The personal access token presented is not one of this organization's. Send a "
+                "personal access token of the organization: Authorization: Basic base64(':' + PAT)."
+            )
+            await _send(send, 401, text.encode(), headers, content_type=b"text/plain; charset=utf-8")
+            return
         await _send(send, 401, orjson.dumps(body), headers)
 
 
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    content_type: bytes = b"application/json; charset=utf-8",
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 *headers,
             ],

@@ -1,5 +1,10 @@
 """The emulator's HTTP server: Azure DevOps' routes (trigger, Pipelines, Runs, Build) and its own.
 
+The routes over an organisation's data (discovery, Core, Git, Policy, Build lists) live in
+:mod:`kiosk.emulator.routes`, one module per area, added here. Every path matches
+case-insensitively, as Azure's do, and the api-version may come from the query or the ``Accept``
+header (:mod:`kiosk.emulator.versioning`).
+
 Azure's routes answer with Azure's shapes and status codes (:mod:`kiosk.emulator.shapes`,
 :mod:`kiosk.emulator.errors`); every error, including a malformed request or an unknown route, is
 Azure's error JSON. The emulator's own routes live under ``/_emulator/``: the trigger records
@@ -26,7 +31,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -41,17 +46,23 @@ from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import EVENT_TYPES, URL_PATTERN, ServiceHooks
 from kiosk.emulator.models import Run
+from kiosk.emulator.routes.build import add_build_routes, generated_build
+from kiosk.emulator.routes.core import add_core_routes
+from kiosk.emulator.routes.git import add_git_routes
+from kiosk.emulator.routes.location import add_location_routes
 from kiosk.emulator.service import API_VERSION_PATTERN, Emulator, check_api_version
 from kiosk.emulator.shapes import (
     build_json,
     log_json,
     pipeline_json,
-    project_json,
     run_json,
     timeline_json,
     trigger_json,
     trigger_url,
 )
+from kiosk.emulator.shapes_build import generated_build_json, generated_timeline_json
+from kiosk.emulator.switches import Switches, SwitchesMiddleware, SwitchSettings
+from kiosk.emulator.versioning import READ_METHODS, request_api_version
 from kiosk.pipelines.errors import PipelineError
 from kiosk.pipelines.variables import Variable
 from kiosk.pipelines.yaml_source import resolve_path
@@ -67,7 +78,8 @@ FILE_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9._ -]{0,99}(/[A-Za-z0-9_][A-Za-z0
 _FILE: Final = re.compile(FILE_PATTERN)
 
 # Module level: FastAPI resolves string annotations against the module's globals.
-Version = Annotated[str | None, Query(alias="api-version")]
+# The api-version from the query or the Accept header; a read without one is served at 7.1.
+Version = Annotated[str | None, Depends(request_api_version)]
 Expand = Annotated[str | None, Query(alias="$expand")]
 OrgName = Annotated[str, PathParam(pattern=ORG_PATTERN)]
 ProjectName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
@@ -238,7 +250,7 @@ _SUBSCRIPTION_SCHEMA: Final[dict[str, Any]] = {
 _ERROR_TEXT: Final = {
     400: "Bad request: a missing or invalid api-version, parameter or body (invalid JSON, deeper than "
     f"{MAX_JSON_DEPTH} levels, fields that do not validate, a pipeline that does not expand).",
-    401: "No personal access token of the organization (TF400813).",
+    401: "No personal access token of the organization (TF400813): JSON without a token, text with a wrong one.",
     403: "A request from another web origin (Origin or Sec-Fetch-Site: cross-site).",
     404: "The organization, project, pipeline, run, log or subscription does not exist.",
     409: "A conflict: the name is taken, or the run is already completed.",
@@ -270,6 +282,7 @@ def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         }
         if code == 401:
             entry["headers"] = _AUTH_HEADERS
+            entry["content"]["text/plain"] = {"schema": {"type": "string"}}  # a token that opens nothing
         out[code] = entry
     return out
 
@@ -300,8 +313,13 @@ def create_emulator_app(
     executor: RunExecutor | None = None,
     hooks: ServiceHooks | None = None,
     max_body_bytes: int = 4 * 1024 * 1024,
+    switches: Switches | None = None,
 ) -> FastAPI:
-    """The emulator's ASGI app. ``executor`` None: runs are queued, never executed."""
+    """The emulator's ASGI app. ``executor`` None: runs are queued, never executed.
+
+    ``switches``: throttling and faults (:mod:`kiosk.emulator.switches`), off unless given; kept in
+    ``app.state.switches``.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -316,6 +334,9 @@ def create_emulator_app(
     app = FastAPI(title="kiosk Azure DevOps emulator", lifespan=lifespan, docs_url="/_emulator/docs", redoc_url=None)
     emulator.set_queue(executor.submit if executor is not None else None)
     base = emulator.options.base_url
+    switches = switches or Switches()
+    app.state.switches = switches
+    app.add_middleware(SwitchesMiddleware, switches=switches)  # inside the guard: added first
     app.add_middleware(RequestGuard, base_url=base, policy=policy, known_org=emulator.has_org)
 
     @app.exception_handler(AzureError)
@@ -390,11 +411,10 @@ def create_emulator_app(
 
     # ------------------------------------------------------------------ Azure REST (read side + Runs API)
 
-    @app.get("/{org}/_apis/projects", responses=_responses(*_READ))
-    def projects(org: str, api_version: Version = None) -> Response:
-        _versioned(api_version)
-        items = [project_json(base, p) for p in emulator.projects(org)]
-        return FastJSONResponse({"count": len(items), "value": items})
+    add_location_routes(app, emulator, base, _responses(*_READ))
+    add_core_routes(app, emulator, _responses(*_READ))
+    add_git_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
+    add_build_routes(app, emulator, base, _responses(*_READ))
 
     @app.get("/{org}/{project}/_apis/pipelines", responses=_responses(*_READ))
     def pipelines(org: str, project: str, api_version: Version = None) -> Response:
@@ -498,6 +518,9 @@ def create_emulator_app(
     @app.get("/{org}/{project}/_apis/build/builds/{build_id}", responses=_responses(*_READ))
     def get_build(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
+        generated = generated_build(emulator, org, project, build_id)
+        if generated is not None:
+            return FastJSONResponse(generated_build_json(*generated))
         return FastJSONResponse(build_json(base, emulator.run(org, build_id, project)))
 
     @app.patch(
@@ -520,11 +543,16 @@ def create_emulator_app(
     @app.get("/{org}/{project}/_apis/build/builds/{build_id}/timeline", responses=_responses(*_READ))
     def get_timeline(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
+        generated = generated_build(emulator, org, project, build_id)
+        if generated is not None:
+            return FastJSONResponse(generated_timeline_json(*generated))
         return FastJSONResponse(timeline_json(base, emulator.run(org, build_id, project)))
 
     @app.get("/{org}/{project}/_apis/build/builds/{build_id}/logs", responses=_responses(*_READ))
     def build_logs(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
+        if generated_build(emulator, org, project, build_id) is not None:  # generated history keeps no logs
+            return FastJSONResponse({"count": 0, "value": []})
         found = emulator.run(org, build_id, project)
         items = [log_json(base, found, log_id) for log_id in sorted(found.logs)]
         return FastJSONResponse({"count": len(items), "value": items})
@@ -596,6 +624,17 @@ def create_emulator_app(
     @app.get("/_emulator/healthz", responses=_responses(403), openapi_extra={"security": []})
     def healthz() -> Response:
         return FastJSONResponse({"ok": True})
+
+    @app.get("/_emulator/switches", responses=_responses(400, 401, 403))
+    def get_switches() -> Response:
+        """The throttling and fault switches in force (both off unless configured)."""
+        return FastJSONResponse(switches.describe())
+
+    @app.put("/_emulator/switches", responses=_responses(*_WRITE), openapi_extra=_json_body(SwitchSettings))
+    async def put_switches(request: Request) -> Response:
+        """Replace both switches (a key left out is off); usage counts and fault sequences start afresh."""
+        switches.replace(await _json(request, SwitchSettings))
+        return FastJSONResponse(switches.describe())
 
     @app.get("/_emulator/triggers", responses=_responses(400, 401, 403))
     def triggers(
@@ -728,8 +767,20 @@ def create_emulator_app(
 
         return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
+    _match_paths_case_insensitively(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _match_paths_case_insensitively(app: FastAPI) -> None:
+    """Azure's paths are case-insensitive (clients ask for ``…/Timeline``, ``…/pullRequests``): so are the routes'.
+
+    Only the literal parts are affected; a parameter keeps the case it was sent in.
+    """
+    for route in app.router.routes:
+        pattern = getattr(route, "path_regex", None)
+        if isinstance(pattern, re.Pattern) and not pattern.flags & re.IGNORECASE:
+            route.path_regex = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE)  # type: ignore[attr-defined]
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> str:
@@ -757,11 +808,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     schema["security"] = [{"pat": []}]
     for path_item in schema.get("paths", {}).values():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             operation.get("responses", {}).pop("422", None)
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query" and parameter.get("name") == "api-version":
-                    parameter["required"] = True
+                    parameter["required"] = method.upper() not in READ_METHODS  # Azure serves reads without
                     parameter["schema"] = {"type": "string", "pattern": API_VERSION_PATTERN}
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -772,7 +823,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 _DESCRIPTION: Final = (
-    "A local Azure DevOps: the incoming-webhook trigger, the Pipelines, Runs, Build and service-hook APIs, "
+    "A local Azure DevOps: the incoming-webhook trigger, route discovery, the Core, Git, Policy, Pipelines, Runs, "
+    "Build and service-hook APIs, "
     "and the emulator's own routes under /_emulator. Every route but the trigger and /_emulator/healthz "
     "needs a personal access token of the organization (Basic auth, any user name). Requests carrying "
     "another web origin are refused (403); JSON bodies must be application/json (415) and at most "

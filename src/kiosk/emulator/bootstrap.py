@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,14 +16,19 @@ from fastapi import FastAPI
 from kiosk.config.secrets import resolve_secret
 from kiosk.emulator.access import AccessPolicy
 from kiosk.emulator.app import create_emulator_app
-from kiosk.emulator.config import EmulatorConfig
+from kiosk.emulator.config import EmulatorConfig, GenerateSpec, OrgSpec
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
+from kiosk.emulator.models import stable_id
+from kiosk.emulator.org.generate import GenerateSettings, add_configured_project, generate_organisation
+from kiosk.emulator.org.model import Organisation
 from kiosk.emulator.service import Emulator, EmulatorOptions
+from kiosk.emulator.switches import Switches, SwitchSettings
 from kiosk.errors import ConfigError
 from kiosk.pipelines.variables import Variable
+from kiosk.settings import home_from_env
 
-__all__ = ["EmulatorServer", "build_emulator"]
+__all__ = ["EmulatorServer", "build_emulator", "emulator_work_dir", "organisation_for"]
 
 
 @dataclass
@@ -41,13 +47,16 @@ def build_emulator(
     work_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
     execute_runs: bool | None = None,
+    generate: GenerateSpec | None = None,
 ) -> EmulatorServer:
     """Everything ``config`` declares, ready to serve at ``base_url``.
 
     Secrets are resolved here (a missing variable or file stops the start with a ConfigError
     naming the reference), PATs included; an emulator without any org (hence without any PAT)
     refuses to start unless ``settings.allowAnonymous`` says so. ``execute_runs`` overrides the
-    config's ``executeRuns``.
+    config's ``executeRuns``; ``work_dir`` (``--work-dir``) overrides where runs' workspaces go
+    (see :func:`emulator_work_dir`). ``generate`` (``--generate``) replaces every org's
+    ``generate:`` (see :func:`organisation_for`).
     """
     environ = os.environ if env is None else env
     settings = config.settings
@@ -97,8 +106,9 @@ def build_emulator(
                     repository_name=spec.repository_name,
                     variables=variables,
                 )
-    if work_dir is None:  # an absolute workDir replaces config_dir in the join
-        work_dir = config_dir / (settings.work_dir or ".kiosk-emulator")
+    for org in config.orgs:
+        emulator.set_organisation(org.name, organisation_for(org, emulator, generate=generate))
+    work_dir = emulator_work_dir(work_dir, settings.work_dir, environ)
     execute = settings.execute_runs if execute_runs is None else execute_runs
     executor = RunExecutor(emulator, work_dir, settings.run_workers) if execute else None
     if not config.orgs and not settings.allow_anonymous:
@@ -107,6 +117,9 @@ def build_emulator(
             "with personalAccessTokens in its config (--config), or set settings.allowAnonymous: true"
         )
     policy = AccessPolicy(tokens, allow_anonymous=settings.allow_anonymous)
+    home = home_from_env(environ)
+    if work_dir.is_relative_to(home):  # KIOSK_HOME is private (0700) when kiosk creates it
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
     hooks = ServiceHooks(emulator.options.base_url)
     emulator.subscribe(hooks.run_changed)
     app = create_emulator_app(
@@ -116,5 +129,61 @@ def build_emulator(
         hooks=hooks,
         max_body_bytes=settings.max_body_bytes,
         policy=policy,
+        switches=Switches(SwitchSettings(throttling=settings.throttling, faults=settings.faults)),
     )
     return EmulatorServer(emulator, app, executor, work_dir)
+
+
+def emulator_work_dir(explicit: Path | None, configured: str | None, env: Mapping[str, str]) -> Path:
+    """Where runs' workspaces and the repositories of pipelines registered over HTTP go.
+
+    ``explicit`` (``--work-dir``) first, then the config's ``settings.workDir`` (a relative one
+    under ``KIOSK_HOME``), else ``$KIOSK_HOME/emulator``. Never beside the config file: that put
+    run output into the source tree for the demo's config, and into site-packages for an
+    installed kiosk.
+    """
+    if explicit is not None:
+        return explicit.expanduser().absolute()
+    home = home_from_env(env)
+    if configured:
+        return home / Path(configured).expanduser()  # an absolute workDir replaces home in the join
+    return home / "emulator"
+
+
+def organisation_for(org: OrgSpec, emulator: Emulator, *, generate: GenerateSpec | None = None) -> Organisation:
+    """The data the emulator serves for ``org``: generated (``generate:`` or ``--generate``) or empty,
+    plus the config's projects.
+
+    Configured and generated projects coexist: generated names avoid the configured ones, and each
+    configured project enters the organisation with the id its pipelines already use (a default
+    team, area/iteration roots, boards and a wiki, but no generated repositories or work items).
+    Generated dates count back from the start of the current UTC day, so "@today - 7" finds recent
+    items; names, ids and contents depend on the seed only.
+    """
+    spec = generate or org.generate
+    org_id = stable_id(org.name.lower(), "instance")
+    base_url = emulator.options.base_url
+    if spec is None:
+        organisation = Organisation(org.name, org_id, base_url)
+    else:
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        settings = GenerateSettings(
+            projects=spec.projects,
+            repos=spec.repos,
+            workitems=spec.workitems,
+            seed=spec.seed,
+            users=spec.users,
+            pull_requests=spec.pull_requests,
+            builds=spec.builds,
+        )
+        organisation = generate_organisation(
+            org.name,
+            base_url,
+            settings,
+            now=today,
+            org_id=org_id,
+            reserved_project_names=[p.name for p in org.projects],
+        )
+    for project in org.projects:
+        add_configured_project(organisation, project.name, emulator.project(org.name, project.name).id)
+    return organisation

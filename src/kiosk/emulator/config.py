@@ -32,12 +32,14 @@ opt-out, for throwaway setups where nothing else can reach the port.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from kiosk.config.loader import load_model, parse_model
 from kiosk.config.secrets import SecretRef
+from kiosk.emulator.faults import FaultSpec
+from kiosk.emulator.throttling import ThrottlingSpec
 from kiosk.errors import ConfigError
 from kiosk.pipelines.webhooks import ALIAS_PATTERN
 
@@ -45,11 +47,13 @@ __all__ = [
     "ConnectionSpec",
     "EmulatorConfig",
     "EmulatorSettings",
+    "GenerateSpec",
     "OrgSpec",
     "PipelineSpec",
     "ProjectSpec",
     "load_emulator_config",
     "parse_emulator_config",
+    "parse_generate_option",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$"
@@ -76,6 +80,13 @@ class EmulatorSettings(_Strict):
     retain_runs: int = Field(default=10_000, alias="retainRuns", ge=10)
     retain_triggers: int = Field(default=10_000, alias="retainTriggers", ge=10)
     work_dir: str | None = Field(default=None, alias="workDir")
+    throttling: ThrottlingSpec | None = Field(
+        default=None,
+        description="Azure's rate limiting (TSTU budget per identity over a sliding window); off when absent.",
+    )
+    faults: list[FaultSpec] = Field(
+        default_factory=list, max_length=1000, description="Fault injection rules per route pattern; none by default."
+    )
     allow_anonymous: bool = Field(
         default=False,
         alias="allowAnonymous",
@@ -137,8 +148,29 @@ class ProjectSpec(_Strict):
         return self
 
 
+class GenerateSpec(_Strict):
+    """A generated organisation's size (``generate:`` under an org); the same seed gives the same org."""
+
+    projects: int = Field(default=3, ge=0, le=1000)
+    repos: int = Field(default=20, ge=0, le=100_000)
+    workitems: int = Field(default=200, ge=0, le=1_000_000)
+    seed: int = Field(default=0, ge=0)
+    users: int | None = Field(default=None, ge=1, le=100_000)
+    pull_requests: int = Field(default=3, alias="pullRequests", ge=0, le=1000)
+    builds: int = Field(default=3, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _needs_projects(self) -> Self:
+        if self.projects == 0 and (self.repos or self.workitems):
+            raise ValueError("generate: repos and workitems need at least one project (projects >= 1)")
+        return self
+
+
 class OrgSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,49}$")]
+    generate: GenerateSpec | None = Field(
+        default=None, description="Fill the org with generated projects, repositories, work items and more."
+    )
     personal_access_tokens: list[SecretRef] = Field(
         default_factory=list,
         alias="personalAccessTokens",
@@ -191,6 +223,41 @@ class EmulatorConfig(_Strict):
                     "settings.allowAnonymous: true)"
                 )
         return orgs
+
+
+_GENERATE_KEYS: Final = {
+    "projects": "projects",
+    "repos": "repos",
+    "workitems": "workitems",
+    "seed": "seed",
+    "users": "users",
+    "pullrequests": "pullRequests",
+    "builds": "builds",
+}
+
+
+def parse_generate_option(text: str) -> GenerateSpec:
+    """``projects=50,repos=2000,workitems=100000,seed=7`` (``kiosk emulator --generate``) → a GenerateSpec.
+
+    Same fields and limits as ``generate:`` in the config; errors name the part at fault.
+    """
+    values: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, raw = part.partition("=")
+        name = _GENERATE_KEYS.get(key.strip().lower().replace("_", ""))
+        if not sep or name is None:
+            raise ConfigError(f"--generate: {part!r} is not one of " + ", ".join(f"{k}=N" for k in _GENERATE_KEYS))
+        try:
+            values[name] = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"--generate: {key.strip()} must be a whole number, not {raw.strip()!r}") from None
+    try:
+        return GenerateSpec.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'generate'}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"--generate: {problems}") from None
 
 
 def load_emulator_config(path: Path) -> EmulatorConfig:

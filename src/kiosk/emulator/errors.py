@@ -8,16 +8,23 @@ uses a descriptive one and says so in the message's docstring below; clients sho
 status code, as they must with Azure too.
 
     status  typeKey                                  when
-    400     VssApiVersionMissingException            no ``api-version`` query parameter
+    400     VssApiVersionMissingException            the trigger without an ``api-version`` query parameter
+    400     VssVersionNotSpecifiedException          a write (POST, PUT, PATCH, DELETE) with no api-version in the
+                                                     query or the ``Accept`` header (reads are served at 7.1)
     400     VssInvalidApiVersionException            an api-version that is not {Major}.{Minor}[-preview[.N]]
     400     VssVersionOutOfRangeException            an api-version that is not 6.x or 7.x
     400     InvalidPayloadException (emulator's)     a body that is not JSON (the webhook's: not an object),
                                                      or deeper than 64 levels
-    401     UnauthorizedRequestException             no PAT of the org (TF400813; Azure's WWW-Authenticate,
-                                                     X-TFS-FedAuthRedirect, X-VSS-AuthenticateError headers)
+    401     UnauthorizedRequestException             no PAT (TF400813; Azure's WWW-Authenticate and
+                                                     X-TFS-FedAuthRedirect headers); a PAT that opens nothing
+                                                     here gets TF400813 as plain text and
+                                                     X-VSS-AuthenticateError: InvalidToken
     403     CrossOriginRequestException (emulator's) Origin not the emulator's own, Sec-Fetch-Site: cross-site
     404     OrganizationNotFoundException (emulator) the org is not served by this emulator
-    404     ProjectDoesNotExistWithNameException     unknown project
+    404     ProjectDoesNotExistWithNameException     unknown project (TF200016)
+    404     GitRepositoryNotFoundException (TF401019), GitItemNotFoundException (TF401174),
+            GitUnresolvableToCommitException (TF401175), GitPullRequestNotFoundException (TF401180),
+            TeamNotFoundException, DefinitionNotFoundException, PolicyConfigurationNotFoundException
     404     PipelineNotFoundException / BuildNotFoundException / RunNotFoundException
     405     MethodNotAllowed (emulator's)            e.g. GET on the trigger URL
     413     RequestTooLargeException (emulator's)    body over the emulator's maxBodyBytes

@@ -292,7 +292,7 @@ class ServiceHooks:
             try:
                 response = self._client.post(url, json=event, headers=_headers(subscription))
                 record.update(status="succeeded" if response.is_success else "failed", statusCode=response.status_code)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ValueError) as exc:  # ValueError: a host idna refuses (UnicodeError)
                 record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             subscription.notifications.append(record)
             if record["status"] == "succeeded":

@@ -41,6 +41,7 @@ from kiosk.emulator.models import (
     TriggerRecord,
     stable_id,
 )
+from kiosk.emulator.org.model import Organisation
 from kiosk.pipelines.build_number import format_build_number
 from kiosk.pipelines.errors import PipelineError
 from kiosk.pipelines.expand import dump_yaml, expand_pipeline
@@ -130,6 +131,7 @@ class Emulator:
         self._revisions: dict[tuple[int, str], int] = {}
         self._listeners: list[RunListener] = []
         self._queue: Callable[[Run], None] | None = None
+        self._organisations: dict[str, Organisation] = {}  # org (lower) → its data (kiosk.emulator.org)
 
     # ---------------------------------------------------------------- registry
 
@@ -222,6 +224,26 @@ class Emulator:
     def subscribe(self, listener: RunListener) -> None:
         """Be told about run state changes (the service hooks and the executor use this)."""
         self._listeners.append(listener)
+
+    def set_organisation(self, org: str, organisation: Organisation) -> None:
+        """Serve ``organisation``'s data (projects, repos, work items…) for ``org``, which must exist."""
+        with self._lock:
+            self.org_name(org)
+            self._organisations[org.lower()] = organisation
+
+    def organisation(self, org: str) -> Organisation:
+        """``org``'s data; 404 (Azure's org-not-found) for an org the emulator does not serve.
+
+        Every served org has one: bootstrap builds it (generated, or holding just the configured
+        projects); an org added later through :meth:`add_org` gets an empty one here.
+        """
+        name = self.org_name(org)
+        with self._lock:
+            found = self._organisations.get(org.lower())
+            if found is None:
+                found = Organisation(name, stable_id(org.lower(), "instance"), self.options.base_url)
+                self._organisations[org.lower()] = found
+            return found
 
     def set_queue(self, queue: Callable[[Run], None] | None) -> None:
         """Where queued runs go to be executed (None: they stay in progress until completed by API)."""

@@ -269,6 +269,8 @@ class _Expander:
 
     def value(self, node: Any, ctx: Mapping[str, Any], pos: Position | None, parent_key: str | None = None) -> Any:
         if isinstance(node, YamlMap):
+            if parent_key == "variables":
+                return self.mapping(node, ctx, variables_block=True)
             return self.mapping(node, ctx)
         if isinstance(node, YamlSeq):
             out: list[Any] = []
@@ -283,8 +285,14 @@ class _Expander:
         *,
         skip: frozenset[str] = frozenset(),
         done: Mapping[str, Any] | None = None,
+        variables_block: bool = False,
     ) -> dict[str, Any]:
-        """Expand a mapping; ``done`` holds values already expanded (top-level ``variables``)."""
+        """Expand a mapping; ``done`` holds values already expanded (top-level ``variables``).
+
+        A ``variables:`` mapping (``variables_block``) is expanded entry by entry, each entry's
+        value visible to the ``${{ variables.x }}`` of the entries after it (see
+        :func:`_with_variables`).
+        """
         out: dict[str, Any] = {}
         chain: bool | None = None  # None: no open if-chain; False: open, nothing taken; True: taken
         locations = node.locations
@@ -304,10 +312,15 @@ class _Expander:
                 if key in out:
                     raise _fail(ExpansionError, f"key '{key}' is defined more than once", self.at(key_pos))
                 out[key] = value
+                if variables_block:
+                    ctx = _with_variables(ctx, {key: value})
                 continue
             chain, produced = self.directive(directive, chain, raw_value, ctx, key_pos, value_pos, None)
-            for key, value in self._merge(produced, directive, value_pos, key_pos).items():
+            merged = self._merge(produced, directive, value_pos, key_pos)
+            for key, value in merged.items():
                 self._put(out, key, value, key_pos)
+            if variables_block and merged:
+                ctx = _with_variables(ctx, merged)
         return out
 
     def _merge(
@@ -404,8 +417,13 @@ class _Expander:
         stage and variable lists."""
         chain: bool | None = None
         list_key = parent_key if parent_key in TEMPLATE_LISTS else ""
+        variables_block = list_key == "variables"
+        defined_from = len(out)
         locations = node.locations
         for index, item in enumerate(node):
+            if variables_block:  # what the items before this one defined, visible to it
+                ctx = _with_variables(ctx, _variables_from(out[defined_from:]))
+                defined_from = len(out)
             pos = locations[index]
             if isinstance(item, YamlMap) and len(item) == 1:
                 (raw_key,) = item
@@ -709,6 +727,19 @@ def _variable_list(items: Any, where: _Where) -> list[Any]:
     if isinstance(items, list):
         return items
     raise _fail(TemplateError, "'variables' must be a mapping or a list", where)
+
+
+def _with_variables(ctx: Mapping[str, Any], defined: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``ctx`` with ``defined`` added to its compile-time ``variables`` (a new context).
+
+    Azure evaluates a ``variables:`` block entry by entry: ``${{ variables.x }}`` (and
+    ``variables['x']``, and the ``${{ if }}``/``${{ each }}`` directives) in an entry sees the
+    entries defined before it in the same block (names and values, from templates too), and
+    not the ones after it. Runtime ``$[ ]`` and macro ``$( )`` references are left to run time.
+    """
+    if not defined:
+        return ctx
+    return {**ctx, "variables": {**ctx.get("variables", {}), **defined}}
 
 
 def _variables_from(section: Any) -> dict[str, Any]:

@@ -138,7 +138,37 @@ def is_truthy(value: Any) -> bool:
     return True
 
 
-_NUMBER_TEXT: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: The text ``Double.TryParse`` accepts with the styles Microsoft's "Type casting" table names
+#: (AllowDecimalPoint | AllowLeadingSign | AllowLeadingWhite | AllowThousands |
+#: AllowTrailingWhite, invariant culture): .NET white space around, one leading sign, ASCII
+#: digits, ``,`` group separators anywhere among the integer digits after the first one, one
+#: ``.``; no exponent, no hex, no white space between sign and digits.
+_NUMBER_TEXT: Final = re.compile(r"[\t\n\v\f\r ]*([+-]?)((?:[0-9][0-9,]*)?)(?:\.([0-9]*))?[\t\n\v\f\r ]*")
+
+
+def _parse_number(text: str) -> int | float:
+    """A string as a number, by the documented rules, or :class:`_ConversionFailed`.
+
+    Only the empty string is 0: white space alone does not parse (Azure's ``TryParse`` fails on
+    it). Whole numbers stay ``int``, like the literals the lexer reads.
+    """
+    if text == "":
+        return 0
+    match = _NUMBER_TEXT.fullmatch(text)
+    if match is None:
+        raise _ConversionFailed
+    sign, whole, fraction = match.groups()
+    whole = whole.replace(",", "")
+    if not whole and not fraction:  # "", ".", "-", "+." carry no digit
+        raise _ConversionFailed
+    if len(whole) + len(fraction or "") > _MAX_NUMBER_CHARS:
+        raise _ConversionFailed
+    if fraction is None:
+        return int(sign + whole)
+    number = float(f"{sign}{whole or '0'}.{fraction or '0'}")
+    if math.isinf(number):
+        raise _ConversionFailed
+    return number
 
 
 def _to_number(value: Any) -> int | float:
@@ -151,19 +181,7 @@ def _to_number(value: Any) -> int | float:
     if kind == "number":
         return value  # type: ignore[no-any-return]
     if kind == "string":
-        text = value.strip()
-        if text == "":
-            return 0
-        # Decision: no thousands separators and no hex in strings; .NET's invariant parse would
-        # accept "1,000", which reads like a list far more often than like a number in YAML.
-        if len(text) > _MAX_NUMBER_CHARS or _NUMBER_TEXT.fullmatch(text) is None:
-            raise _ConversionFailed
-        if re.fullmatch(r"[+-]?[0-9]+", text):
-            return int(text)
-        number = float(text)
-        if math.isinf(number):
-            raise _ConversionFailed
-        return number
+        return _parse_number(value)
     raise _ConversionFailed
 
 
@@ -220,7 +238,8 @@ def _convert_like(left: Any, right: Any) -> tuple[Any, Any]:
     """Convert ``right`` to ``left``'s type (Azure's comparison rule); both returned comparable."""
     kind = _kind(left)
     if kind == "null":
-        if right is None:
+        # The table's "String to Null": only '' converts ('' -> Null); null equals null and ''.
+        if right is None or (isinstance(right, str) and right == ""):
             return 0, 0
         raise _ConversionFailed
     if kind == "boolean":

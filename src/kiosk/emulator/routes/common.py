@@ -1,0 +1,90 @@
+"""What the area route modules share: the api-version dependency, list wrapping, paging, lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Final, TypeVar
+
+from fastapi import Depends
+
+from kiosk.emulator.errors import AzureError
+from kiosk.emulator.org.model import GitRepository, Organisation, Project
+from kiosk.emulator.versioning import request_api_version
+from kiosk.web.responses import FastJSONResponse
+
+__all__ = [
+    "CONTINUATION_HEADER",
+    "ApiVersion",
+    "continuation_page",
+    "find_project",
+    "find_repository",
+    "skip_page",
+    "wrapped",
+]
+
+T = TypeVar("T")
+
+ApiVersion = Annotated[str, Depends(request_api_version)]
+CONTINUATION_HEADER: Final = "x-ms-continuationtoken"
+DEFAULT_PAGE: Final = 100
+
+
+def wrapped(items: list[dict[str, Any]], *, token: str | None = None) -> FastJSONResponse:
+    """Azure's ``{count, value}`` list, with the next page's token in ``x-ms-continuationtoken`` if there is one."""
+    headers = {CONTINUATION_HEADER: token} if token is not None else None
+    return FastJSONResponse({"count": len(items), "value": items}, headers=headers)
+
+
+def _count(name: str, value: str | int | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise AzureError(400, "ArgumentException", f"{name}: {str(value)[:40]!r} is not an integer") from None
+    if number < 0:
+        raise AzureError(400, "ArgumentOutOfRangeException", f"{name} must not be negative")
+    return number
+
+
+def continuation_page(
+    items: Sequence[T], top: int | None, token: str | None, *, default: int = DEFAULT_PAGE
+) -> tuple[Sequence[T], str | None]:
+    """A page of ``items`` from the offset ``token`` (Azure's tokens are opaque; here: how many were returned)."""
+    start = _count("continuationToken", token, 0)
+    size = _count("$top", top, default) or default
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+def skip_page(items: Sequence[T], top: int | None, skip: int | None, *, default: int = DEFAULT_PAGE) -> Sequence[T]:
+    """``$top``/``$skip`` paging (no token: a client stops on a short or empty page)."""
+    start = _count("$skip", skip, 0)
+    size = _count("$top", top, default)
+    return items[start : start + size]
+
+
+def find_project(org: Organisation, id_or_name: str) -> Project:
+    """A project by GUID or name, or Azure's 404 (TF200016)."""
+    project = org.project(id_or_name)
+    if project is None:
+        raise AzureError(
+            404,
+            "ProjectDoesNotExistWithNameException",
+            f"TF200016: The following project does not exist: {id_or_name[:200]}. Verify that the name of the "
+            "project is correct and that the project exists on the specified Azure DevOps Server.",
+        )
+    return project
+
+
+def find_repository(org: Organisation, id_or_name: str, project: Project | None) -> GitRepository:
+    """A repository by GUID (any project when none is given) or by name within ``project``, or Azure's 404."""
+    repo = org.repository(id_or_name, project.id if project is not None else None)
+    if repo is None:
+        raise AzureError(
+            404,
+            "GitRepositoryNotFoundException",
+            f"TF401019: The Git repository with name or identifier {id_or_name[:200]} does not exist or you do "
+            "not have permissions for the operation you are attempting.",
+        )
+    return repo

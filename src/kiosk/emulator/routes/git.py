@@ -1,0 +1,572 @@
+"""Git and policy routes (reference 3.3): repositories, refs, items, itemsbatch, commits, pushes, PRs, policies.
+
+Paths are Azure's, project-scoped (``/{org}/{project}/_apis/git/…``; project by name or GUID),
+and org-scoped where Azure addresses a resource by GUID alone (a repository, a pull request by
+id). A disabled repository answers 404 to everything below it, as Azure's does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from starlette.responses import Response
+
+from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.errors import AzureError
+from kiosk.emulator.org.model import POLICY_DISPLAY_NAMES, Commit, GitRepository, Organisation, Project, PullRequest
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    continuation_page,
+    find_project,
+    find_repository,
+    skip_page,
+    wrapped,
+)
+from kiosk.emulator.service import Emulator
+from kiosk.emulator.shapes_git import (
+    commit_json,
+    item_json,
+    policy_json,
+    pull_request_json,
+    push_json,
+    ref_json,
+    repository_json,
+)
+from kiosk.web.responses import FastJSONResponse
+
+__all__ = ["add_git_routes"]
+
+Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
+Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
+Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
+Flag = Annotated[bool, Query()]
+
+_MAX_BATCH_BODY = 1024 * 1024
+_FOLDER_LEVELS = {"none": 0, "onelevel": 1, "onelevelplusnestedemptyfolders": 1, "full": 10_000}
+_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["itemDescriptors"],
+    "properties": {
+        "itemDescriptors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "recursionLevel": {"enum": ["none", "oneLevel", "oneLevelPlusNestedEmptyFolders", "full"]},
+                    "version": {"type": "string"},
+                    "versionType": {"enum": ["branch", "tag", "commit"]},
+                },
+            },
+        },
+        "includeContentMetadata": {"type": "boolean"},
+        "latestProcessedChange": {"type": "boolean"},
+    },
+}
+#: ``searchCriteria.status`` as Azure takes it (any letter case), declared so in the OpenAPI description.
+PR_STATUS_PATTERN = "^(?:{})$".format(
+    "|".join(
+        "".join(f"[{c.upper()}{c}]" for c in word) for word in ("notset", "active", "completed", "abandoned", "all")
+    )
+)
+_PR_STATUSES = {"notset": {"active"}, "active": {"active"}, "completed": {"completed"}, "abandoned": {"abandoned"}}
+
+
+def _usable(repo: GitRepository) -> GitRepository:
+    if repo.is_disabled:
+        raise AzureError(
+            404,
+            "GitRepositoryNotFoundException",
+            f"TF401019: The Git repository with name or identifier {repo.name} does not exist or you do not have "
+            "permissions for the operation you are attempting.",
+        )
+    return repo
+
+
+def _resolve(repo: GitRepository, version: str | None, version_type: str | None) -> tuple[Commit, str, str]:
+    """The commit a version descriptor names (default: the default branch), with the descriptor as Azure echoes it."""
+    kind = (version_type or "branch").lower()
+    if not version:
+        if kind == "commit":
+            raise AzureError(400, "ArgumentException", "versionDescriptor.version: a commit id is required")
+        version = (repo.default_branch or "refs/heads/main").removeprefix("refs/heads/")
+        kind = "branch"
+    commit: Commit | None = None
+    if kind == "branch":
+        commit = repo.head(f"refs/heads/{version.removeprefix('refs/heads/')}")
+    elif kind == "tag":
+        commit = repo.head(f"refs/tags/{version.removeprefix('refs/tags/')}")
+    elif kind == "commit":
+        commit = repo.commits.get(version.lower())
+    else:
+        raise AzureError(400, "ArgumentException", f"versionType {version_type!r}: use branch, tag or commit")
+    if commit is None:
+        raise AzureError(
+            404,
+            "GitUnresolvableToCommitException",
+            f"TF401175:The version descriptor <{kind.capitalize()}: {version}> could not be resolved to a version "
+            f"in the repository {repo.name}",
+        )
+    return commit, version, kind.capitalize()
+
+
+def _item_paths(commit: Commit, path: str, depth: int) -> list[str]:
+    """``path`` itself, then what lies below it down to ``depth`` levels, folders before their contents."""
+    prefix = path.rstrip("/") + "/"
+    found: set[str] = set()
+    for file_path in commit.files:
+        if not file_path.startswith(prefix):
+            continue
+        parts = file_path[len(prefix) :].split("/")
+        for level in range(1, min(depth, len(parts)) + 1):
+            found.add(prefix + "/".join(parts[:level]))
+    return [path, *sorted(found)]
+
+
+def _exists(commit: Commit, path: str) -> bool:
+    prefix = path.rstrip("/") + "/"
+    return path == "/" or path in commit.files or any(p.startswith(prefix) for p in commit.files)
+
+
+def _not_found_item(repo: GitRepository, path: str, commit: Commit, version: str) -> AzureError:
+    return AzureError(
+        404,
+        "GitItemNotFoundException",
+        f"TF401174: The item '{path[:300]}' could not be found in the repository '{repo.name}' at the version "
+        f"specified by '<Branch: {version}>' (resolved to commit '{commit.commit_id}').",
+    )
+
+
+def _normal_path(path: str | None) -> str:
+    value = "/" + (path or "/").strip().lstrip("/")
+    return value.rstrip("/") or "/"
+
+
+def _ancestry(repo: GitRepository, head: Commit) -> Iterator[Commit]:
+    """Commits reachable from ``head``, newest first (by commit date)."""
+    seen: set[str] = set()
+    frontier = [head]
+    while frontier:
+        frontier.sort(key=lambda c: c.committer_date)
+        commit = frontier.pop()
+        if commit.commit_id in seen:
+            continue
+        seen.add(commit.commit_id)
+        yield commit
+        frontier.extend(repo.commits[p] for p in commit.parents if p in repo.commits and p not in seen)
+
+
+def _filter_pull_requests(items: list[PullRequest], params: Any) -> list[PullRequest]:
+    status = (params.get("searchCriteria.status") or "active").lower()
+    wanted = None if status == "all" else _PR_STATUSES.get(status)
+    if wanted is None and status != "all":
+        raise AzureError(400, "ArgumentException", f"searchCriteria.status {status!r} is not a pull request status")
+    creator = (params.get("searchCriteria.creatorId") or "").lower()
+    reviewer = (params.get("searchCriteria.reviewerId") or "").lower()
+    source = params.get("searchCriteria.sourceRefName")
+    target = params.get("searchCriteria.targetRefName")
+    repository = (params.get("searchCriteria.repositoryId") or "").lower()
+    out = []
+    for pr in items:
+        if wanted is not None and pr.status not in wanted:
+            continue
+        if creator and pr.created_by != creator:
+            continue
+        if reviewer and all(r.user_id != reviewer for r in pr.reviewers):
+            continue
+        if source and pr.source_ref_name != source:
+            continue
+        if target and pr.target_ref_name != target:
+            continue
+        if repository and pr.repository_id != repository:
+            continue
+        out.append(pr)
+    return sorted(out, key=lambda pr: pr.id, reverse=True)  # newest first, as Azure lists them
+
+
+def _pull_request(org: Organisation, pull_request_id: int, project: Project | None) -> PullRequest:
+    pr = org.pull_requests.get(pull_request_id)
+    repo = org.repositories.get(pr.repository_id) if pr is not None else None
+    if pr is None or repo is None or (project is not None and repo.project_id != project.id):
+        raise AzureError(404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found.")
+    return pr
+
+
+def add_git_routes(
+    app: FastAPI,
+    emulator: Emulator,
+    responses: dict[int | str, dict[str, Any]],
+    write: dict[int | str, dict[str, Any]],
+) -> None:
+    """Add the Git and policy routes over each org's :class:`~kiosk.emulator.org.model.Organisation`.
+
+    ``responses`` are the read routes' declared error answers, ``write`` those of a route with a body.
+    """
+
+    def _org_and_project(org: str, project: str | None) -> tuple[Organisation, Project | None]:
+        data = emulator.organisation(org)
+        return data, (find_project(data, project) if project is not None else None)
+
+    def _repo(org: str, project: str | None, repository: str) -> tuple[Organisation, GitRepository]:
+        data, found = _org_and_project(org, project)
+        return data, find_repository(data, repository, found)
+
+    # -- repositories
+
+    def _repositories(org: str, project: str | None, include_links: bool) -> Response:
+        data, found = _org_and_project(org, project)
+        repos = data.project_repositories(found.id) if found is not None else list(data.repositories.values())
+        return wrapped([repository_json(data, r, links=include_links) for r in repos])
+
+    @app.get("/{org}/{project}/_apis/git/repositories", responses=responses)
+    def project_repositories(
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        include_links: Annotated[bool, Query(alias="includeLinks")] = False,
+    ) -> Response:
+        """The project's repositories, disabled ones included (``isDisabled``), unpaged."""
+        return _repositories(org, project, include_links)
+
+    @app.get("/{org}/_apis/git/repositories", responses=responses)
+    def org_repositories(
+        org: str, api_version: ApiVersion, include_links: Annotated[bool, Query(alias="includeLinks")] = False
+    ) -> Response:
+        """Every repository of the organisation."""
+        return _repositories(org, None, include_links)
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}", responses=responses)
+    def project_repository(org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
+        data, repo = _repo(org, project, repository)
+        return FastJSONResponse(repository_json(data, repo, links=True))
+
+    @app.get("/{org}/_apis/git/repositories/{repository}", responses=responses)
+    def org_repository(org: str, repository: str, api_version: ApiVersion) -> Response:
+        """A repository by GUID alone."""
+        data, repo = _repo(org, None, repository)
+        return FastJSONResponse(repository_json(data, repo, links=True))
+
+    # -- refs
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/refs", responses=responses)
+    def refs(
+        org: str,
+        project: str,
+        repository: str,
+        api_version: ApiVersion,
+        filter: Annotated[str | None, Query(max_length=400)] = None,
+        filter_contains: Annotated[str | None, Query(alias="filterContains", max_length=400)] = None,
+        top: Top = None,
+        token: Token = None,
+    ) -> Response:
+        """Refs whose name starts with ``refs/`` + ``filter`` (and contains ``filterContains``), paged by token."""
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        prefix = "refs/" + (filter or "").removeprefix("refs/")
+        listed = [
+            r
+            for r in repo.refs.values()
+            if r.name.startswith(prefix) and (not filter_contains or filter_contains.lower() in r.name.lower())
+        ]
+        page, next_token = continuation_page(listed, top, token)
+        return wrapped([ref_json(data, repo, r) for r in page], token=next_token)
+
+    # -- items
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/items", responses=responses)
+    def items(
+        request: Request,
+        org: str,
+        project: str,
+        repository: str,
+        api_version: ApiVersion,
+        path: Annotated[str | None, Query(max_length=1000)] = None,
+        scope_path: Annotated[str | None, Query(alias="scopePath", max_length=1000)] = None,
+        recursion_level: Annotated[str | None, Query(alias="recursionLevel")] = None,
+        include_content: Annotated[bool, Query(alias="includeContent")] = False,
+        include_metadata: Annotated[bool, Query(alias="includeContentMetadata")] = False,
+        version: Annotated[str | None, Query(alias="versionDescriptor.version", max_length=400)] = None,
+        version_type: Annotated[str | None, Query(alias="versionDescriptor.versionType")] = None,
+        format: Annotated[str | None, Query(alias="$format")] = None,
+    ) -> Response:
+        """A file (JSON ``GitItem``, or its bytes for a non-JSON ``Accept``), a folder, or a folder's items."""
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        query = request.query_params
+        commit, shown, kind = _resolve(repo, version or query.get("version"), version_type or query.get("versionType"))
+        target = _normal_path(path if path is not None else scope_path)
+        if not _exists(commit, target):
+            raise _not_found_item(repo, target, commit, shown)
+        level = (recursion_level or "none").lower()
+        if level not in _FOLDER_LEVELS:
+            raise AzureError(400, "ArgumentException", f"recursionLevel {recursion_level!r} is not a recursion level")
+        accept = (request.headers.get("accept") or "*/*").split(";")[0].split(",")[0].strip().lower()
+        wants_json = (format or "").lower() == "json" or accept == "application/json"
+        if not wants_json and (format or "").lower() != "zip" and target in commit.files:
+            media = "text/plain; charset=utf-8" if accept == "text/plain" else "application/octet-stream"
+            return Response(commit.files[target].content, media_type=media)
+
+        def one(item_path: str) -> dict[str, Any]:
+            return item_json(
+                data,
+                repo,
+                commit,
+                item_path,
+                version=shown,
+                version_type=kind,
+                content=include_content,
+                metadata=include_metadata,
+            )
+
+        if path is not None and scope_path is None and level == "none":
+            return FastJSONResponse(one(target))
+        if target in commit.files:
+            return wrapped([one(target)])
+        return wrapped([one(p) for p in _item_paths(commit, target, _FOLDER_LEVELS[level])])
+
+    @app.post(
+        "/{org}/{project}/_apis/git/repositories/{repository}/itemsbatch",
+        responses=write,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH_SCHEMA}}}},
+    )
+    async def items_batch(
+        org: str, project: str, repository: str, request: Request, api_version: ApiVersion
+    ) -> Response:
+        """One list of ``GitItem`` per descriptor in ``itemDescriptors`` (Azure's list of lists)."""
+        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+        check_json_content_type(request.headers.get("content-type"), has_body=has_body)
+        body = parse_json(await read_body(request, _MAX_BATCH_BODY) or b"{}")
+        descriptors = body.get("itemDescriptors") if isinstance(body, dict) else None
+        if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
+            raise AzureError(400, "ArgumentException", "itemDescriptors: a list of item descriptors is required")
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        metadata = bool(body.get("includeContentMetadata"))
+        value = []
+        for descriptor in descriptors:
+            version = descriptor.get("version")
+            version_type = descriptor.get("versionType")
+            commit, shown, kind = _resolve(
+                repo,
+                version if isinstance(version, str) else None,
+                version_type if isinstance(version_type, str) else None,
+            )
+            target = _normal_path(descriptor.get("path") if isinstance(descriptor.get("path"), str) else None)
+            if not _exists(commit, target):
+                raise _not_found_item(repo, target, commit, shown)
+            level = str(descriptor.get("recursionLevel") or "none").lower()
+            depth = _FOLDER_LEVELS.get(level)
+            if depth is None:
+                raise AzureError(400, "ArgumentException", f"recursionLevel {level!r} is not a recursion level")
+            paths = [target] if target in commit.files else _item_paths(commit, target, depth)
+            value.append(
+                [item_json(data, repo, commit, p, version=shown, version_type=kind, metadata=metadata) for p in paths]
+            )
+        return FastJSONResponse({"count": len(value), "value": value})
+
+    # -- commits and pushes
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits", responses=responses)
+    def commits(request: Request, org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
+        """Commits reachable from a branch (default: the default one), newest first; ``searchCriteria.$top/$skip``."""
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        query = request.query_params
+        if not repo.commits:
+            return wrapped([])
+        head, _, _ = _resolve(
+            repo, query.get("searchCriteria.itemVersion.version"), query.get("searchCriteria.itemVersion.versionType")
+        )
+        author = (query.get("searchCriteria.author") or "").lower()
+        listed = [
+            c
+            for c in _ancestry(repo, head)
+            if not author or author in c.author_name.lower() or author in c.author_email.lower()
+        ]
+        top = query.get("searchCriteria.$top") or query.get("$top")
+        skip = query.get("searchCriteria.$skip") or query.get("$skip")
+        page = skip_page(
+            listed, int(top) if top and top.isdigit() else None, int(skip) if skip and skip.isdigit() else None
+        )
+        return wrapped([commit_json(data, repo, c) for c in page])
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits/{commit_id}", responses=responses)
+    def commit(org: str, project: str, repository: str, commit_id: str, api_version: ApiVersion) -> Response:
+        data, repo = _repo(org, project, repository)
+        found = _usable(repo).commits.get(commit_id.lower())
+        if found is None:
+            raise AzureError(
+                404, "GitObjectNotFoundException", f"TF401028: The reference {commit_id[:64]} does not exist."
+            )
+        return FastJSONResponse(commit_json(data, repo, found, full=True))
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes", responses=responses)
+    def pushes(
+        org: str, project: str, repository: str, api_version: ApiVersion, top: Top = None, skip: Skip = None
+    ) -> Response:
+        """Pushes, newest first (``$top``/``$skip``)."""
+        data, repo = _repo(org, project, repository)
+        listed = sorted(_usable(repo).pushes, key=lambda p: p.push_id, reverse=True)
+        return wrapped([push_json(data, repo, p) for p in skip_page(listed, top, skip)])
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes/{push_id}", responses=responses)
+    def push(org: str, project: str, repository: str, push_id: int, api_version: ApiVersion) -> Response:
+        data, repo = _repo(org, project, repository)
+        found = next((p for p in _usable(repo).pushes if p.push_id == push_id), None)
+        if found is None:
+            raise AzureError(404, "GitPushNotFoundException", f"TF401227: The push {push_id} could not be found.")
+        return FastJSONResponse(push_json(data, repo, found, details=True))
+
+    # -- pull requests
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pullRequests", responses=responses)
+    def repository_pull_requests(
+        request: Request,
+        org: str,
+        project: str,
+        repository: str,
+        api_version: ApiVersion,
+        top: Top = None,
+        skip: Skip = None,
+        status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None,
+    ) -> Response:
+        """A repository's pull requests: ``searchCriteria.status`` (default active), ``$top``/``$skip``."""
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        mine = [pr for pr in data.pull_requests.values() if pr.repository_id == repo.id]
+        page = skip_page(_filter_pull_requests(mine, request.query_params), top, skip, default=101)
+        return wrapped([pull_request_json(data, repo, pr, in_list=True) for pr in page])
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pullRequests/{pull_request_id}", responses=responses)
+    def repository_pull_request(
+        org: str, project: str, repository: str, pull_request_id: int, api_version: ApiVersion
+    ) -> Response:
+        data, repo = _repo(org, project, repository)
+        pr = _pull_request(data, pull_request_id, None)
+        if pr.repository_id != repo.id:
+            raise AzureError(
+                404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found."
+            )
+        return FastJSONResponse(pull_request_json(data, repo, pr))
+
+    @app.get("/{org}/{project}/_apis/git/pullrequests", responses=responses)
+    def project_pull_requests(
+        request: Request,
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        top: Top = None,
+        skip: Skip = None,
+        status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None,
+    ) -> Response:
+        """The project's pull requests across its repositories (same criteria)."""
+        data, found = _org_and_project(org, project)
+        assert found is not None
+        repos = {r.id: r for r in data.project_repositories(found.id) if not r.is_disabled}
+        mine = [pr for pr in data.pull_requests.values() if pr.repository_id in repos]
+        page = skip_page(_filter_pull_requests(mine, request.query_params), top, skip, default=101)
+        return wrapped([pull_request_json(data, repos[pr.repository_id], pr, in_list=True) for pr in page])
+
+    def _by_id(org: str, project: str | None, pull_request_id: int) -> Response:
+        data, found = _org_and_project(org, project)
+        pr = _pull_request(data, pull_request_id, found)
+        return FastJSONResponse(pull_request_json(data, data.repositories[pr.repository_id], pr))
+
+    @app.get("/{org}/{project}/_apis/git/pullrequests/{pull_request_id}", responses=responses)
+    def project_pull_request(org: str, project: str, pull_request_id: int, api_version: ApiVersion) -> Response:
+        """A pull request by id, without its repository."""
+        return _by_id(org, project, pull_request_id)
+
+    @app.get("/{org}/_apis/git/pullrequests/{pull_request_id}", responses=responses)
+    def org_pull_request(org: str, pull_request_id: int, api_version: ApiVersion) -> Response:
+        """A pull request by id, without project or repository."""
+        return _by_id(org, None, pull_request_id)
+
+    # -- policies
+
+    def _policies(
+        org: str, project: str, repository_id: str | None, ref_name: str | None, policy_type: str | None
+    ) -> tuple[Organisation, list[Any]]:
+        data, found = _org_and_project(org, project)
+        assert found is not None
+        listed = []
+        for policy in data.policies.values():
+            if policy.project_id != found.id or (policy_type and policy.type_id != policy_type.lower()):
+                continue
+            scopes = policy.settings.get("scope")
+            scope_list = scopes if isinstance(scopes, list) else []
+            if repository_id and not any(
+                isinstance(s, dict) and s.get("repositoryId") in (repository_id.lower(), None) for s in scope_list
+            ):
+                continue
+            if ref_name and not any(isinstance(s, dict) and s.get("refName") == ref_name for s in scope_list):
+                continue
+            listed.append(policy)
+        return data, listed
+
+    @app.get("/{org}/{project}/_apis/git/policy/configurations", responses=responses)
+    def git_policy_configurations(
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        repository_id: Annotated[str | None, Query(alias="repositoryId", max_length=64)] = None,
+        ref_name: Annotated[str | None, Query(alias="refName", max_length=400)] = None,
+        policy_type: Annotated[str | None, Query(alias="policyType", max_length=64)] = None,
+        top: Top = None,
+        token: Token = None,
+    ) -> Response:
+        """Branch policies of a repository (or the project), paged by token."""
+        data, listed = _policies(org, project, repository_id, ref_name, policy_type)
+        page, next_token = continuation_page(listed, top, token)
+        return wrapped([policy_json(data, p) for p in page], token=next_token)
+
+    @app.get("/{org}/{project}/_apis/policy/configurations", responses=responses)
+    def policy_configurations(
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        policy_type: Annotated[str | None, Query(alias="policyType", max_length=64)] = None,
+        top: Top = None,
+        token: Token = None,
+    ) -> Response:
+        """The project's policy configurations, paged by token."""
+        data, listed = _policies(org, project, None, None, policy_type)
+        page, next_token = continuation_page(listed, top, token)
+        return wrapped([policy_json(data, p) for p in page], token=next_token)
+
+    @app.get("/{org}/{project}/_apis/policy/configurations/{configuration_id}", responses=responses)
+    def policy_configuration(org: str, project: str, configuration_id: int, api_version: ApiVersion) -> Response:
+        data, listed = _policies(org, project, None, None, None)
+        found = next((p for p in listed if p.id == configuration_id), None)
+        if found is None:
+            raise AzureError(
+                404,
+                "PolicyConfigurationNotFoundException",
+                f"TF400774: The policy configuration {configuration_id} does not exist.",
+            )
+        return FastJSONResponse(policy_json(data, found))
+
+    def _policy_type(org: str, project: str, type_id: str) -> dict[str, Any]:
+        data, found = _org_and_project(org, project)
+        assert found is not None
+        url = f"{data.url}/{found.id}/_apis/policy/types/{type_id}"
+        return {
+            "description": POLICY_DISPLAY_NAMES[type_id],
+            "_links": {"self": {"href": url}},
+            "id": type_id,
+            "url": url,
+            "displayName": POLICY_DISPLAY_NAMES[type_id],
+        }
+
+    @app.get("/{org}/{project}/_apis/policy/types", responses=responses)
+    def policy_types(org: str, project: str, api_version: ApiVersion) -> Response:
+        """The policy types the emulator's policies use."""
+        return wrapped([_policy_type(org, project, t) for t in POLICY_DISPLAY_NAMES])
+
+    @app.get("/{org}/{project}/_apis/policy/types/{type_id}", responses=responses)
+    def policy_type(org: str, project: str, type_id: str, api_version: ApiVersion) -> Response:
+        if type_id.lower() not in POLICY_DISPLAY_NAMES:
+            raise AzureError(404, "PolicyTypeNotFoundException", f"The policy type {type_id[:64]} does not exist.")
+        return FastJSONResponse(_policy_type(org, project, type_id.lower()))

@@ -1,0 +1,179 @@
+"""Azure's JSON for an organisation's build definitions, builds and build timelines (reference 3.5).
+
+Pure functions of :mod:`kiosk.emulator.org.model` objects. Runs of the emulator's configured
+pipelines keep their own shapes (:func:`kiosk.emulator.shapes.build_json`); these are the
+generated organisation's history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from kiosk.emulator.models import stable_id
+from kiosk.emulator.org.model import Build, BuildDefinition, Organisation, TimelineStep
+from kiosk.emulator.shapes_core import azure_date, project_reference, user_ref
+
+__all__ = ["build_definition_json", "generated_build_json", "generated_timeline_json"]
+
+
+def _definition_url(org: Organisation, definition: BuildDefinition) -> str:
+    return f"{org.url}/{definition.project_id}/_apis/build/Definitions/{definition.id}?revision={definition.revision}"
+
+
+def _queue(build_queue_id: int, name: str) -> dict[str, Any]:
+    return {"id": build_queue_id, "name": name, "pool": {"id": 1, "name": name, "isHosted": True}}
+
+
+def build_definition_json(org: Organisation, definition: BuildDefinition, *, full: bool = False) -> dict[str, Any]:
+    """A ``BuildDefinitionReference`` (lists) or, with ``full``, the definition with repository and process."""
+    project = org.projects[definition.project_id]
+    web = f"{org.url}/{quote(project.name, safe='')}/_build/definition?definitionId={definition.id}"
+    body: dict[str, Any] = {
+        "_links": {"self": {"href": _definition_url(org, definition)}, "web": {"href": web}},
+        "quality": "definition",
+        "authoredBy": user_ref(org, definition.authored_by),
+        "drafts": [],
+        "queue": _queue(9, "Azure Pipelines"),
+        "id": definition.id,
+        "name": definition.name,
+        "url": _definition_url(org, definition),
+        "uri": f"vstfs:///Build/Definition/{definition.id}",
+        "path": definition.path,
+        "type": "build",
+        "queueStatus": definition.queue_status,
+        "revision": definition.revision,
+        "createdDate": azure_date(definition.created_date),
+        "project": project_reference(org, project),
+    }
+    if full:
+        repo = org.repositories.get(definition.repository_id)
+        body["repository"] = {
+            "id": definition.repository_id,
+            "type": "TfsGit",
+            "name": repo.name if repo is not None else None,
+            "url": repo.remote_url if repo is not None else None,
+            "defaultBranch": definition.default_branch,
+            "clean": None,
+            "checkoutSubmodules": False,
+            "properties": {"reportBuildStatus": "true"},
+        }
+        body["process"] = {"yamlFilename": definition.yaml_filename, "type": 2}
+        body.update({"triggers": [], "variables": {}, "options": [], "retentionRules": [], "tags": []})
+        body["jobAuthorizationScope"] = "projectCollection"
+        body["badgeEnabled"] = False
+    return body
+
+
+def _build_url(org: Organisation, build: Build) -> str:
+    return f"{org.url}/{build.project_id}/_apis/build/Builds/{build.id}"
+
+
+def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
+    """A ``Build`` of the generated history."""
+    project = org.projects[build.project_id]
+    definition = org.build_definitions.get(build.definition_id)
+    repo = org.repositories.get(build.repository_id)
+    url = _build_url(org, build)
+    web = f"{org.url}/{quote(project.name, safe='')}/_build/results?buildId={build.id}"
+    body: dict[str, Any] = {
+        "_links": {
+            "self": {"href": url},
+            "web": {"href": web},
+            "timeline": {"href": f"{url}/Timeline"},
+        },
+        "id": build.id,
+        "buildNumber": build.build_number,
+        "buildNumberRevision": 1,
+        "status": build.status,
+        "queueTime": azure_date(build.queue_time),
+        "url": url,
+        "uri": f"vstfs:///Build/Build/{build.id}",
+        "sourceBranch": build.source_branch,
+        "sourceVersion": build.source_version,
+        "queue": _queue(build.queue_id, build.queue_name),
+        "priority": "normal",
+        "reason": build.reason,
+        "requestedFor": user_ref(org, build.requested_for),
+        "requestedBy": user_ref(org, build.requested_by),
+        "lastChangedDate": azure_date(build.finish_time or build.start_time or build.queue_time),
+        "lastChangedBy": user_ref(org, build.requested_by),
+        "orchestrationPlan": {"planId": _plan_id(org, build)},
+        "plans": [{"planId": _plan_id(org, build)}],
+        "logs": {"id": 0, "type": "Container", "url": f"{url}/logs"},
+        "repository": {
+            "id": build.repository_id,
+            "type": "TfsGit",
+            "name": repo.name if repo is not None else None,
+            "url": repo.remote_url if repo is not None else None,
+            "clean": None,
+            "checkoutSubmodules": False,
+        },
+        "retainedByRelease": False,
+        "triggeredByBuild": None,
+        "tags": list(build.tags),
+        "triggerInfo": {},
+        "appendCommitMessageToRunName": True,
+        "project": project_reference(org, project),
+    }
+    if definition is not None:
+        body["definition"] = {
+            "id": definition.id,
+            "name": definition.name,
+            "path": definition.path,
+            "type": "build",
+            "queueStatus": definition.queue_status,
+            "revision": definition.revision,
+            "url": _definition_url(org, definition),
+            "uri": f"vstfs:///Build/Definition/{definition.id}",
+            "project": project_reference(org, project),
+        }
+    if build.start_time is not None:
+        body["startTime"] = azure_date(build.start_time)
+    if build.finish_time is not None:
+        body["finishTime"] = azure_date(build.finish_time)
+    if build.result is not None:
+        body["result"] = build.result
+    return body
+
+
+def _plan_id(org: Organisation, build: Build) -> str:
+    return stable_id(org.name.lower(), "plan", str(build.id))
+
+
+def _record_json(step: TimelineStep) -> dict[str, Any]:
+    return {
+        "previousAttempts": [],
+        "id": step.id,
+        "parentId": step.parent_id,
+        "type": step.type,
+        "name": step.name,
+        "startTime": azure_date(step.start_time),
+        "finishTime": azure_date(step.finish_time),
+        "currentOperation": None,
+        "percentComplete": 100 if step.state == "completed" else None,
+        "state": step.state,
+        "result": step.result,
+        "changeId": step.order,
+        "workerName": "Azure Pipelines 2" if step.type == "Job" else None,
+        "order": step.order,
+        "errorCount": 1 if step.result == "failed" else 0,
+        "warningCount": 0,
+        "log": None,
+        "issues": [],
+        "attempt": 1,
+        "identifier": None,
+    }
+
+
+def generated_timeline_json(org: Organisation, build: Build) -> dict[str, Any]:
+    """A build's ``Timeline`` (records, no wrapper)."""
+    url = _build_url(org, build)
+    return {
+        "records": [_record_json(step) for step in build.timeline],
+        "lastChangedBy": "00000002-0000-8888-8000-000000000000",
+        "lastChangedOn": azure_date(build.finish_time or build.queue_time),
+        "id": _plan_id(org, build),
+        "changeId": len(build.timeline),
+        "url": f"{url}/Timeline",
+    }
