@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             "kiosk.web.server",
             "bench.trigger:app_factory",
             "--factory",
-            "--errors",
-            "azure",
+            "--error-body",
+            "kiosk.emulator.errors:server_error_body",
         ]
         command += ["--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
         process = subprocess.Popen(command, cwd=ROOT, env=env)

@@ -66,12 +66,13 @@ def demo(
 
     from kiosk.emulator.bootstrap import build_emulator
     from kiosk.emulator.config import parse_emulator_config
+    from kiosk.emulator.errors import server_error_body
     from kiosk.emulator.shapes import trigger_url
     from kiosk.logs import configure_logging
     from kiosk.receivers.urls import receiver_digest
     from kiosk.runtime.tuning import tune_for_server
     from kiosk.web.app import create_app
-    from kiosk.web.server import azure_error_body, kiosk_error_body, server_config
+    from kiosk.web.server import kiosk_error_body, server_config
 
     shown = display_host(host)
     kiosk_url, emulator_url = f"http://{shown}:{port}", f"http://{shown}:{emulator_port}"
@@ -133,7 +134,7 @@ def demo(
 
     servers = [
         Server(server_config(app, host, p, settings.http, error_body=errors, log_config=None, log_level="warning"))
-        for app, p, errors in ((portal, port, kiosk_error_body), (emulator.app, emulator_port, azure_error_body))
+        for app, p, errors in ((portal, port, kiosk_error_body), (emulator.app, emulator_port, server_error_body))
     ]
 
     def stop() -> None:

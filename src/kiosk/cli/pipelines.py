@@ -69,10 +69,11 @@ def emulator(
 
     from kiosk.emulator.bootstrap import build_emulator
     from kiosk.emulator.config import EmulatorConfig, load_emulator_config, parse_generate_option
+    from kiosk.emulator.errors import server_error_body
     from kiosk.errors import ConfigError
     from kiosk.logs import configure_logging
     from kiosk.settings import HttpLimits
-    from kiosk.web.server import azure_error_body, server_config
+    from kiosk.web.server import server_config
 
     configure_logging("INFO", json=False)
     loaded = load_emulator_config(config) if config is not None else EmulatorConfig()
@@ -90,7 +91,9 @@ def emulator(
     sys.stdout.flush()
     limits = HttpLimits.from_env()
     uvicorn.Server(
-        server_config(server.app, host, port, limits, error_body=azure_error_body, log_config=None, log_level="warning")
+        server_config(
+            server.app, host, port, limits, error_body=server_error_body, log_config=None, log_level="warning"
+        )
     ).run()
 
 

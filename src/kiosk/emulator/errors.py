@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 __all__ = ["AzureError", "azure_error_body"]
 
 _TYPE_NAMESPACE = "Microsoft.TeamFoundation.DistributedTask.WebApi"
@@ -68,3 +70,14 @@ class AzureError(Exception):
 
     def body(self) -> dict[str, Any]:
         return azure_error_body(self.message, self.type_key)
+
+
+#: The type keys of the errors the emulator's HTTP server answers itself, before the app (Azure's
+#: front end answers these with an HTML page; the emulator keeps to the JSON shape clients parse).
+_SERVER_TYPE_KEYS = {400: "BadHttpRequestException", 408: "RequestTimeoutException"}
+
+
+def server_error_body(status: int, code: str, message: str) -> bytes:
+    """The emulator's renderer for :func:`kiosk.web.server.server_config` (``error_body=``): a
+    request the server cannot parse or that missed a deadline, in Azure's error JSON."""
+    return orjson.dumps(azure_error_body(message, _SERVER_TYPE_KEYS.get(status, "HttpException")))

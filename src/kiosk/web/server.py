@@ -18,7 +18,7 @@ and adds in a subclass of that protocol:
   ones, so ``/healthz`` still gets through a slow-loris flood. A connection whose request is
   being handled is never dropped (a newcomer finding only those is the one refused);
 - **parse errors answered in the app's JSON error shape**: kiosk's ``{"ok": false, ...}``, or
-  Azure's for the emulator (:func:`azure_error_body`).
+  Azure's for the emulator (its renderer, :func:`kiosk.emulator.errors.server_error_body`, is passed in).
 
 (A WebSocket upgrade leaves the guard with the connection, as it leaves uvicorn's own bookkeeping;
 kiosk serves no WebSockets.)
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import math
 import resource
@@ -52,14 +53,12 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from kiosk.emulator.errors import azure_error_body as _azure_error_json
 from kiosk.settings import HttpLimits
 
 __all__ = [
     "ConnectionGuard",
     "ErrorRenderer",
     "GuardedHttpProtocol",
-    "azure_error_body",
     "connection_cap",
     "kiosk_error_body",
     "server_config",
@@ -78,16 +77,6 @@ FD_RESERVE_MIN = 128
 def kiosk_error_body(status: int, code: str, message: str) -> bytes:
     """kiosk's error JSON, the shape of :func:`kiosk.web.responses.error_response`."""
     return orjson.dumps({"ok": False, "error": code, "message": message})
-
-
-#: The emulator's own type keys for the errors its server answers (Azure's front end answers
-#: these with an HTML page; the emulator keeps to the JSON shape its clients parse).
-_AZURE_TYPE_KEYS = {400: "BadHttpRequestException", 408: "RequestTimeoutException"}
-
-
-def azure_error_body(status: int, code: str, message: str) -> bytes:
-    """Azure DevOps' error JSON (``{"$id": "1", "innerException": null, "message": ...}``), for the emulator."""
-    return orjson.dumps(_azure_error_json(message, _AZURE_TYPE_KEYS.get(status, "HttpException")))
 
 
 def connection_cap(configured: int) -> int:
@@ -366,6 +355,12 @@ def server_config(
     )
 
 
+def _import_attribute(spec: str) -> Any:
+    """``MODULE:ATTRIBUTE``, imported (as uvicorn resolves its app string)."""
+    module, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m kiosk.web.server MODULE:APP [--factory]``: what ``uvicorn`` does, with this server."""
     parser = argparse.ArgumentParser(prog="python -m kiosk.web.server", description=main.__doc__)
@@ -375,7 +370,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--app-dir", default="", help="put this directory first on sys.path")
     parser.add_argument("--log-level", default="warning")
-    parser.add_argument("--errors", choices=["kiosk", "azure"], default="kiosk", help="the JSON shape of server errors")
+    parser.add_argument(
+        "--error-body",
+        default="",
+        help="MODULE:FUNCTION rendering the server's own errors (default kiosk's JSON error)",
+    )
     args = parser.parse_args(argv)
     if args.app_dir:
         sys.path.insert(0, args.app_dir)
@@ -384,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         args.host,
         args.port,
         HttpLimits.from_env(),
-        error_body=azure_error_body if args.errors == "azure" else kiosk_error_body,
+        error_body=_import_attribute(args.error_body) if args.error_body else kiosk_error_body,
         factory=args.factory,
         log_level=args.log_level,
         access_log=False,
