@@ -41,6 +41,7 @@ from kiosk.emulator.models import (
     TriggerRecord,
     stable_id,
 )
+from kiosk.emulator.org.events import EventSink, OrgEvent
 from kiosk.emulator.org.model import Organisation
 from kiosk.pipelines.build_number import format_build_number
 from kiosk.pipelines.errors import PipelineError
@@ -130,6 +131,7 @@ class Emulator:
         self._trigger_ids = itertools.count(1)
         self._revisions: dict[tuple[int, str], int] = {}
         self._listeners: list[RunListener] = []
+        self._event_sinks: list[EventSink] = []
         self._queue: Callable[[Run], None] | None = None
         self._organisations: dict[str, Organisation] = {}  # org (lower) → its data (kiosk.emulator.org)
 
@@ -224,6 +226,16 @@ class Emulator:
     def subscribe(self, listener: RunListener) -> None:
         """Be told about run state changes (the service hooks and the executor use this)."""
         self._listeners.append(listener)
+
+    def on_event(self, sink: EventSink) -> None:
+        """Be told about every change of every org (the service hooks use this)."""
+        self._event_sinks.append(sink)
+
+    def publish(self, org: str, event: OrgEvent) -> None:
+        """Hand ``event`` of ``org`` to every sink, in the order they subscribed (sinks must not block)."""
+        name = self.org_name(org)
+        for sink in list(self._event_sinks):
+            sink(name, event)
 
     def set_organisation(self, org: str, organisation: Organisation) -> None:
         """Serve ``organisation``'s data (projects, repos, work items…) for ``org``, which must exist."""

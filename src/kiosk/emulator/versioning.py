@@ -53,6 +53,12 @@ def resolve_api_version(method: str, query: str | None, accept: str | None) -> s
     return version
 
 
-def request_api_version(request: Request, api_version: Annotated[str | None, Query(alias="api-version")] = None) -> str:
-    """FastAPI dependency: the api-version of this request (see the module docstring)."""
+async def request_api_version(
+    request: Request, api_version: Annotated[str | None, Query(alias="api-version")] = None
+) -> str:
+    """FastAPI dependency: the api-version of this request (see the module docstring).
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread pool,
+    a hop per request for a pure function.
+    """
     return resolve_api_version(request.method, api_version, request.headers.get("accept"))

@@ -54,7 +54,7 @@ def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: dic
     """Add the build definition and builds-list routes."""
 
     @app.get("/{org}/{project}/_apis/build/definitions", responses=responses)
-    def definitions(
+    async def definitions(
         org: str,
         project: str,
         api_version: ApiVersion,
@@ -76,7 +76,7 @@ def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: dic
         return wrapped([build_definition_json(data, d) for d in page], token=next_token)
 
     @app.get("/{org}/{project}/_apis/build/definitions/{definition_id}", responses=responses)
-    def definition(org: str, project: str, definition_id: int, api_version: ApiVersion) -> Response:
+    async def definition(org: str, project: str, definition_id: int, api_version: ApiVersion) -> Response:
         data = emulator.organisation(org)
         found = find_project(data, project)
         item = data.build_definitions.get(definition_id)
@@ -89,7 +89,7 @@ def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: dic
         return FastJSONResponse(build_definition_json(data, item, full=True))
 
     @app.get("/{org}/{project}/_apis/build/builds", responses=responses)
-    def builds(
+    async def builds(
         org: str,
         project: str,
         api_version: ApiVersion,

@@ -36,7 +36,7 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
     """Add the Core routes over each org's :class:`~kiosk.emulator.org.model.Organisation`."""
 
     @app.get("/{org}/_apis/projects", responses=responses)
-    def projects(
+    async def projects(
         org: str,
         api_version: ApiVersion,
         top: Top = None,
@@ -54,7 +54,7 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         return wrapped([project_reference(data, p) for p in page], token=next_token)
 
     @app.get("/{org}/_apis/projects/{project}", responses=responses)
-    def project(
+    async def project(
         org: str,
         project: str,
         api_version: ApiVersion,
@@ -65,19 +65,19 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         return FastJSONResponse(project_json(data, find_project(data, project)))
 
     @app.get("/{org}/_apis/projects/{project}/teams", responses=responses)
-    def teams(org: str, project: str, api_version: ApiVersion, top: Top = None, skip: Skip = None) -> Response:
+    async def teams(org: str, project: str, api_version: ApiVersion, top: Top = None, skip: Skip = None) -> Response:
         data = emulator.organisation(org)
         found = find_project(data, project)
         page = skip_page(data.project_teams(found.id), top, skip)
         return wrapped([team_json(data, t) for t in page])
 
     @app.get("/{org}/_apis/projects/{project}/teams/{team}", responses=responses)
-    def team(org: str, project: str, team: str, api_version: ApiVersion) -> Response:
+    async def team(org: str, project: str, team: str, api_version: ApiVersion) -> Response:
         data = emulator.organisation(org)
         return FastJSONResponse(team_json(data, _team(data, find_project(data, project).id, team)))
 
     @app.get("/{org}/_apis/projects/{project}/teams/{team}/members", responses=responses)
-    def team_members(
+    async def team_members(
         org: str, project: str, team: str, api_version: ApiVersion, top: Top = None, skip: Skip = None
     ) -> Response:
         """``TeamMember`` list (``$top``/``$skip``, no token)."""
@@ -87,7 +87,7 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         return wrapped([team_member_json(data, found, u) for u in skip_page(users, top, skip)])
 
     @app.get("/{org}/_apis/projectCollections/{collection}", responses=responses)
-    def project_collection(org: str, collection: str, api_version: ApiVersion) -> Response:
+    async def project_collection(org: str, collection: str, api_version: ApiVersion) -> Response:
         """The organisation as a ``TeamProjectCollection`` (what a project's ``_links.collection`` points at)."""
         data = emulator.organisation(org)
         if collection.lower() not in (data.id, data.name.lower()):

@@ -221,7 +221,7 @@ def add_git_routes(
         return wrapped([repository_json(data, r, links=include_links) for r in repos])
 
     @app.get("/{org}/{project}/_apis/git/repositories", responses=responses)
-    def project_repositories(
+    async def project_repositories(
         org: str,
         project: str,
         api_version: ApiVersion,
@@ -231,19 +231,19 @@ def add_git_routes(
         return _repositories(org, project, include_links)
 
     @app.get("/{org}/_apis/git/repositories", responses=responses)
-    def org_repositories(
+    async def org_repositories(
         org: str, api_version: ApiVersion, include_links: Annotated[bool, Query(alias="includeLinks")] = False
     ) -> Response:
         """Every repository of the organisation."""
         return _repositories(org, None, include_links)
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}", responses=responses)
-    def project_repository(org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
+    async def project_repository(org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
         data, repo = _repo(org, project, repository)
         return FastJSONResponse(repository_json(data, repo, links=True))
 
     @app.get("/{org}/_apis/git/repositories/{repository}", responses=responses)
-    def org_repository(org: str, repository: str, api_version: ApiVersion) -> Response:
+    async def org_repository(org: str, repository: str, api_version: ApiVersion) -> Response:
         """A repository by GUID alone."""
         data, repo = _repo(org, None, repository)
         return FastJSONResponse(repository_json(data, repo, links=True))
@@ -251,7 +251,7 @@ def add_git_routes(
     # -- refs
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/refs", responses=responses)
-    def refs(
+    async def refs(
         org: str,
         project: str,
         repository: str,
@@ -276,7 +276,7 @@ def add_git_routes(
     # -- items
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/items", responses=responses)
-    def items(
+    async def items(
         request: Request,
         org: str,
         project: str,
@@ -369,7 +369,7 @@ def add_git_routes(
     # -- commits and pushes
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits", responses=responses)
-    def commits(request: Request, org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
+    async def commits(request: Request, org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
         """Commits reachable from a branch (default: the default one), newest first; ``searchCriteria.$top/$skip``."""
         data, repo = _repo(org, project, repository)
         _usable(repo)
@@ -393,7 +393,7 @@ def add_git_routes(
         return wrapped([commit_json(data, repo, c) for c in page])
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits/{commit_id}", responses=responses)
-    def commit(org: str, project: str, repository: str, commit_id: str, api_version: ApiVersion) -> Response:
+    async def commit(org: str, project: str, repository: str, commit_id: str, api_version: ApiVersion) -> Response:
         data, repo = _repo(org, project, repository)
         found = _usable(repo).commits.get(commit_id.lower())
         if found is None:
@@ -403,7 +403,7 @@ def add_git_routes(
         return FastJSONResponse(commit_json(data, repo, found, full=True))
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes", responses=responses)
-    def pushes(
+    async def pushes(
         org: str, project: str, repository: str, api_version: ApiVersion, top: Top = None, skip: Skip = None
     ) -> Response:
         """Pushes, newest first (``$top``/``$skip``)."""
@@ -412,7 +412,7 @@ def add_git_routes(
         return wrapped([push_json(data, repo, p) for p in skip_page(listed, top, skip)])
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes/{push_id}", responses=responses)
-    def push(org: str, project: str, repository: str, push_id: int, api_version: ApiVersion) -> Response:
+    async def push(org: str, project: str, repository: str, push_id: int, api_version: ApiVersion) -> Response:
         data, repo = _repo(org, project, repository)
         found = next((p for p in _usable(repo).pushes if p.push_id == push_id), None)
         if found is None:
@@ -422,7 +422,7 @@ def add_git_routes(
     # -- pull requests
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pullRequests", responses=responses)
-    def repository_pull_requests(
+    async def repository_pull_requests(
         request: Request,
         org: str,
         project: str,
@@ -440,7 +440,7 @@ def add_git_routes(
         return wrapped([pull_request_json(data, repo, pr, in_list=True) for pr in page])
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pullRequests/{pull_request_id}", responses=responses)
-    def repository_pull_request(
+    async def repository_pull_request(
         org: str, project: str, repository: str, pull_request_id: int, api_version: ApiVersion
     ) -> Response:
         data, repo = _repo(org, project, repository)
@@ -452,7 +452,7 @@ def add_git_routes(
         return FastJSONResponse(pull_request_json(data, repo, pr))
 
     @app.get("/{org}/{project}/_apis/git/pullrequests", responses=responses)
-    def project_pull_requests(
+    async def project_pull_requests(
         request: Request,
         org: str,
         project: str,
@@ -475,12 +475,12 @@ def add_git_routes(
         return FastJSONResponse(pull_request_json(data, data.repositories[pr.repository_id], pr))
 
     @app.get("/{org}/{project}/_apis/git/pullrequests/{pull_request_id}", responses=responses)
-    def project_pull_request(org: str, project: str, pull_request_id: int, api_version: ApiVersion) -> Response:
+    async def project_pull_request(org: str, project: str, pull_request_id: int, api_version: ApiVersion) -> Response:
         """A pull request by id, without its repository."""
         return _by_id(org, project, pull_request_id)
 
     @app.get("/{org}/_apis/git/pullrequests/{pull_request_id}", responses=responses)
-    def org_pull_request(org: str, pull_request_id: int, api_version: ApiVersion) -> Response:
+    async def org_pull_request(org: str, pull_request_id: int, api_version: ApiVersion) -> Response:
         """A pull request by id, without project or repository."""
         return _by_id(org, None, pull_request_id)
 
@@ -507,7 +507,7 @@ def add_git_routes(
         return data, listed
 
     @app.get("/{org}/{project}/_apis/git/policy/configurations", responses=responses)
-    def git_policy_configurations(
+    async def git_policy_configurations(
         org: str,
         project: str,
         api_version: ApiVersion,
@@ -523,7 +523,7 @@ def add_git_routes(
         return wrapped([policy_json(data, p) for p in page], token=next_token)
 
     @app.get("/{org}/{project}/_apis/policy/configurations", responses=responses)
-    def policy_configurations(
+    async def policy_configurations(
         org: str,
         project: str,
         api_version: ApiVersion,
@@ -537,7 +537,7 @@ def add_git_routes(
         return wrapped([policy_json(data, p) for p in page], token=next_token)
 
     @app.get("/{org}/{project}/_apis/policy/configurations/{configuration_id}", responses=responses)
-    def policy_configuration(org: str, project: str, configuration_id: int, api_version: ApiVersion) -> Response:
+    async def policy_configuration(org: str, project: str, configuration_id: int, api_version: ApiVersion) -> Response:
         data, listed = _policies(org, project, None, None, None)
         found = next((p for p in listed if p.id == configuration_id), None)
         if found is None:
@@ -561,12 +561,12 @@ def add_git_routes(
         }
 
     @app.get("/{org}/{project}/_apis/policy/types", responses=responses)
-    def policy_types(org: str, project: str, api_version: ApiVersion) -> Response:
+    async def policy_types(org: str, project: str, api_version: ApiVersion) -> Response:
         """The policy types the emulator's policies use."""
         return wrapped([_policy_type(org, project, t) for t in POLICY_DISPLAY_NAMES])
 
     @app.get("/{org}/{project}/_apis/policy/types/{type_id}", responses=responses)
-    def policy_type(org: str, project: str, type_id: str, api_version: ApiVersion) -> Response:
+    async def policy_type(org: str, project: str, type_id: str, api_version: ApiVersion) -> Response:
         if type_id.lower() not in POLICY_DISPLAY_NAMES:
             raise AzureError(404, "PolicyTypeNotFoundException", f"The policy type {type_id[:64]} does not exist.")
         return FastJSONResponse(_policy_type(org, project, type_id.lower()))
