@@ -16,6 +16,8 @@ engine would hide a missing install step. ``make test`` installs them.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,11 @@ import pytest
 from tests.pg import PostgresNotInstalled, PostgresServer
 
 from kiosk.store import Database, create_database, upgrade_to_head
+
+# Microsoft's azure-devops client caches route discovery under ~/.azure-devops, keyed by URL, and
+# reads the directory once, on its first import: whichever test module imports it first, the cache
+# is this session's own (an emulator of another run on a reused port would answer from it).
+os.environ["AZURE_DEVOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="kiosk-azure-devops-cache-")
 
 ENGINES = [
     pytest.param("sqlite", id="sqlite"),

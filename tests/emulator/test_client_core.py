@@ -78,3 +78,48 @@ def test_unknown_projects_and_teams_are_azures_404(generated: LiveEmulator) -> N
     assert missing.value.type_key == "ProjectDoesNotExistWithNameException"
     with pytest.raises(AzureDevOpsServiceError):
         core.get_team("web", "No Such Team")
+
+
+def test_project_properties_with_wildcards(generated: LiveEmulator) -> None:
+    org = organisation(generated)
+    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    model = next(p for p in org.projects.values() if any(".Tag." in k for k in p.properties))
+    everything = {p.name: p.value for p in core.get_project_properties(model.id)}
+    assert everything["System.Process Template"] == model.process_template
+    assert everything["System.Microsoft.TeamFoundation.Team.Default"] == model.default_team_id
+    assert everything["System.SourceControlGitEnabled"] == "True"
+    tags = core.get_project_properties(model.id, keys=["Microsoft.TeamFoundation.Project.Tag.*"])
+    assert {p.name for p in tags} == {
+        k for k in model.properties if k.startswith("Microsoft.TeamFoundation.Project.Tag.")
+    }
+    assert all(p.value == "true" for p in tags)
+    two = core.get_project_properties(model.id, keys=["system.process template", "System.*TemplateId"])
+    assert {p.name for p in two} == {
+        "System.Process Template",
+        "System.CurrentProcessTemplateId",
+        "System.OriginalProcessTemplateId",
+    }
+
+
+def test_every_team_of_the_organisation(generated: LiveEmulator) -> None:
+    org = organisation(generated)
+    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    teams = core.get_all_teams()
+    assert [t.id for t in teams] == list(org.teams)
+    for team in teams:
+        model = org.teams[team.id]
+        assert (team.name, team.project_id, team.project_name) == (
+            model.name,
+            model.project_id,
+            org.projects[model.project_id].name,
+        )
+    paged: list[str] = []
+    while True:  # $top/$skip, no token: a client stops on a short page
+        page = core.get_all_teams(top=2, skip=len(paged))
+        paged += [t.id for t in page]
+        if len(page) < 2:
+            break
+    assert paged == list(org.teams)
+    caller = next(iter(org.users))  # a PAT names no user: the caller is the org's first user (as WIQL's @Me)
+    mine = [t.id for t in core.get_all_teams(mine=True)]
+    assert mine and mine == [t.id for t in org.teams.values() if caller in t.member_ids] and len(mine) < len(org.teams)

@@ -187,3 +187,131 @@ def test_branch_policies(generated: LiveEmulator) -> None:
     assert by_repo.policy_configurations and all(
         any(s.get("repositoryId") in (scoped, None) for s in p.settings["scope"]) for p in by_repo.policy_configurations
     )
+
+
+def reachable(repo: GitRepository, commit_id: str) -> set[str]:
+    """Commit ids reachable from ``commit_id`` (the test's own walk, independent of the emulator's)."""
+    out: set[str] = set()
+    stack = [commit_id]
+    while stack:
+        current = stack.pop()
+        if current in repo.commits and current not in out:
+            out.add(current)
+            stack.extend(repo.commits[current].parents)
+    return out
+
+
+def test_a_commits_changes(generated: LiveEmulator) -> None:
+    org = organisation(generated)
+    git = git_client(generated)
+    repo = busiest(org)
+    commit = max(repo.commits.values(), key=lambda c: len(c.changes))
+    changes = git.get_changes(commit.commit_id, repo.id, repo.project_id)
+    kinds = [c.change_type for c in commit.changes]
+    assert changes.change_counts == {
+        "Add": kinds.count("add"),
+        "Edit": kinds.count("edit"),
+        "Delete": kinds.count("delete"),
+    }
+    assert [(c["item"]["path"], c["changeType"]) for c in changes.changes] == [
+        (c.path, c.change_type) for c in commit.changes
+    ]
+    for shown, model in zip(changes.changes, commit.changes, strict=True):
+        assert shown["item"].get("objectId") == model.object_id and shown["item"]["gitObjectType"] == "blob"
+    if len(commit.changes) > 1:
+        second = git.get_changes(commit.commit_id, repo.id, repo.project_id, top=1, skip=1)
+        assert [c["item"]["path"] for c in second.changes] == [commit.changes[1].path]
+    with pytest.raises(AzureDevOpsServiceError):
+        git.get_changes("0" * 40, repo.id, repo.project_id)
+
+
+def test_branch_stats(generated: LiveEmulator) -> None:
+    org = organisation(generated)
+    git = git_client(generated)
+    repo = busiest(org)
+    main = reachable(repo, repo.refs[repo.default_branch or ""].object_id)
+    stats = git.get_branches(repo.id, repo.project_id)
+    heads = [r for r in repo.refs.values() if r.name.startswith("refs/heads/")]
+    assert [s.name for s in stats] == [r.name.removeprefix("refs/heads/") for r in heads]
+    for shown, ref in zip(stats, heads, strict=True):
+        mine = reachable(repo, ref.object_id)
+        assert shown.commit.commit_id == ref.object_id
+        assert (shown.ahead_count, shown.behind_count) == (len(mine - main), len(main - mine))
+        assert shown.is_base_version is (ref.name == repo.default_branch)
+    feature = next(r for r in heads if r.name != repo.default_branch)
+    one = git.get_branch(repo.id, feature.name.removeprefix("refs/heads/"), repo.project_id)
+    assert one.name == feature.name.removeprefix("refs/heads/") and one.commit.commit_id == feature.object_id
+    against_feature = git.get_branch(
+        repo.id,
+        (repo.default_branch or "").removeprefix("refs/heads/"),
+        repo.project_id,
+        GitVersionDescriptor(version=feature.name.removeprefix("refs/heads/"), version_type="branch"),
+    )
+    mine = reachable(repo, feature.object_id)
+    assert (against_feature.ahead_count, against_feature.behind_count) == (len(main - mine), len(mine - main))
+    with pytest.raises(AzureDevOpsServiceError):
+        git.get_branch(repo.id, "no-such-branch", repo.project_id)
+
+
+def test_a_pull_requests_commits_and_work_items(generated: LiveEmulator) -> None:
+    from kiosk.emulator.org.model import WorkItemRelation
+
+    org = organisation(generated)
+    git = git_client(generated)
+    repo = busiest(org)
+    pr = next(p for p in org.pull_requests.values() if p.repository_id == repo.id)
+    expected = reachable(repo, pr.last_merge_source_commit) - reachable(repo, pr.last_merge_target_commit)
+    commits = git.get_pull_request_commits(repo.id, pr.id, repo.project_id)
+    assert expected and {c.commit_id for c in commits} == expected and len(commits) == len(expected)
+    path = f"/fabrikam/{repo.project_id}/_apis/git/repositories/{repo.id}/pullRequests/{pr.id}/commits"
+    first = generated.client.get(path, params={"$top": 1})
+    assert first.json()["count"] == 1
+    if len(expected) > 1:
+        token = first.headers["x-ms-continuationtoken"]
+        rest = git.get_pull_request_commits(repo.id, pr.id, repo.project_id, continuation_token=token)
+        assert len(rest) == len(expected) - 1
+    else:
+        assert "x-ms-continuationtoken" not in first.headers
+    assert git.get_pull_request_work_item_refs(repo.id, pr.id, repo.project_id) == []
+    listed, linked = list(org.work_items.values())[:2]
+    pr.work_item_ids.append(listed.id)
+    artifact = f"vstfs:///Git/PullRequestId/{repo.project_id}%2F{repo.id}%2F{pr.id}"
+    linked.relations.append(WorkItemRelation("ArtifactLink", artifact, "Pull Request"))
+    refs = git.get_pull_request_work_item_refs(repo.id, pr.id, repo.project_id)
+    assert [r.id for r in refs] == [str(listed.id), str(linked.id)]
+    assert refs[0].url == f"{generated.base_url}/fabrikam/_apis/wit/workItems/{listed.id}"
+
+
+def test_commit_and_push_search_criteria(generated: LiveEmulator) -> None:
+    from azure.devops.v7_1.git.models import GitPushSearchCriteria
+
+    org = organisation(generated)
+    git = git_client(generated)
+    repo = busiest(org)
+    everything = git.get_commits(repo.id, GitQueryCommitsCriteria(), repo.project_id)
+    newest_first = [c.commit_id for c in everything]
+    oldest_first = git.get_commits(repo.id, GitQueryCommitsCriteria(show_oldest_commits_first=True), repo.project_id)
+    assert [c.commit_id for c in oldest_first] == newest_first[::-1]
+    chosen = newest_first[-2:]
+    by_ids = git.get_commits(repo.id, GitQueryCommitsCriteria(ids=chosen), repo.project_id)
+    assert {c.commit_id for c in by_ids} == set(chosen)
+    readme = git.get_commits(repo.id, GitQueryCommitsCriteria(item_path="/README.md"), repo.project_id)
+    assert {c.commit_id for c in readme} == {
+        c for c in newest_first if any(ch.path == "/README.md" for ch in repo.commits[c].changes)
+    }
+    middle = repo.commits[newest_first[len(newest_first) // 2]].committer_date.replace(microsecond=0)
+    since = git.get_commits(repo.id, GitQueryCommitsCriteria(from_date=f"{middle:%Y-%m-%dT%H:%M:%SZ}"), repo.project_id)
+    assert {c.commit_id for c in since} == {c for c in newest_first if repo.commits[c].committer_date >= middle}
+    bad = generated.client.get(
+        f"/fabrikam/{repo.project_id}/_apis/git/repositories/{repo.id}/commits",
+        params={"searchCriteria.fromDate": "yesterday"},
+    )
+    assert bad.status_code == 400
+    pusher = repo.pushes[0].pushed_by
+    mine = git.get_pushes(repo.id, repo.project_id, search_criteria=GitPushSearchCriteria(pusher_id=pusher))
+    assert [p.push_id for p in mine] == sorted((p.push_id for p in repo.pushes if p.pushed_by == pusher), reverse=True)
+    with_updates = git.get_pushes(
+        repo.id, repo.project_id, search_criteria=GitPushSearchCriteria(include_ref_updates=True)
+    )
+    assert all(p.ref_updates for p in with_updates)
+    assert all(p.ref_updates is None for p in git.get_pushes(repo.id, repo.project_id))

@@ -66,7 +66,7 @@ def test_a_full_config_loads(tmp_path: Path) -> None:
             ORG_A + "  projects:\n  - name: p\n    pipelines: [{name: x, repository: nowhere}]\n",
             "is not a file",
         ),
-        ("setings: {}\n", "unknown top-level key 'setings' (known keys: settings, orgs)"),
+        ("setings: {}\n", "unknown top-level key 'setings' (known keys: settings, orgs, activity)"),
         (
             "orgs:\n- name: a\n  projects: []\n",
             "emulator.yaml:1: orgs: value error, org 'a' has no personalAccessTokens: its REST API would be open",

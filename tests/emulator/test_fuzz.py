@@ -53,6 +53,13 @@ warnings = { fail-on = false }
 include-path-regex = "^/\\{org\\}/"
 parameters = { org = "fabrikam", project = "web", pipeline_id = 1, webhook_name = "open-hook" }
 
+# The mutation API: a schema-valid change can still name what the org lacks (a repository, a work item
+# type, a user) or clash with what it holds (a taken name, a closed pull request), answered 400/404/409.
+[[operations]]
+include-path-regex = "^/_emulator/orgs/[^/]+/projects/[^/]+/(repositories|pullrequests|workitems|builds|releases)"
+parameters = { org = "fabrikam", project = "web" }
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "409"]
+
 [[operations]]
 include-path-regex = "^/_emulator/(orgs|runs)/"
 parameters = { org = "fabrikam", project = "web", follow = false }
@@ -68,6 +75,28 @@ enabled = false
 include-path-regex = "/_apis/pipelines/\\{pipeline_id\\}/runs$"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "409"]
+
+# A service-hook subscription's schema-valid body can still break Azure's cross-field rules (the
+# filters its event type takes, https with a password, `Name: value` header lines): Azure's 400.
+[[operations]]
+include-path-regex = "/_apis/hooks/subscriptions$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-path-regex = "/_apis/hooks/subscriptions/\\{subscription_id\\}$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
+
+# Work items: `fields` with `$expand` is Azure's 400 (a rule across two valid parameters), and a
+# schema-valid WIQL text can still be a query that does not parse or names no field: Azure's 400.
+[[operations]]
+include-path-regex = "/_apis/wit/(workitems(/\\{item_id\\})?|workitemsbatch|wiql)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
+
+# User entitlements: a schema-valid `$filter` (or legacy `filter`) can still be an expression that does
+# not parse or names no field: Azure's 400.
+[[operations]]
+include-path-regex = "/_apis/userentitlements$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
 """
 
 

@@ -1,6 +1,6 @@
 """The ``kiosk`` command: the typer app that gathers every command group, and its entry point.
 
-Each group lives in its own module (``serve``, ``demo``, ``credentials``, ``actions``,
+Each group lives in its own module (``serve``, ``demo``, ``emulator``, ``credentials``, ``actions``,
 ``receivers``, ``pipelines``, ``signing``); this module only registers them, in the order
 ``kiosk --help`` lists them. Errors a user can cause (a bad config, an unreachable database, a
 missing file) are printed as one line, ``error: <message>``, with exit code 2 for bad input
@@ -21,8 +21,9 @@ import kiosk
 from kiosk.cli.actions import actions_app, deliveries_app, runs_app
 from kiosk.cli.credentials import credentials_app, keys_app
 from kiosk.cli.demo import demo
+from kiosk.cli.emulator import emulator_app
 from kiosk.cli.errors import error_exit
-from kiosk.cli.pipelines import emulator, pipeline_app
+from kiosk.cli.pipelines import pipeline_app
 from kiosk.cli.receivers import receivers_app
 from kiosk.cli.serve import apply, serve
 from kiosk.cli.signing import send, sign
@@ -45,9 +46,18 @@ def version() -> None:
 
 
 # ``kiosk --help`` lists the commands in this order, then the groups in theirs.
-for command in (emulator, demo, sign, send, version, serve, apply):
+for command in (demo, sign, send, version, serve, apply):
     app.command()(command)
-for group in (credentials_app, keys_app, pipeline_app, actions_app, runs_app, deliveries_app, receivers_app):
+for group in (
+    emulator_app,
+    credentials_app,
+    keys_app,
+    pipeline_app,
+    actions_app,
+    runs_app,
+    deliveries_app,
+    receivers_app,
+):
     app.add_typer(group)
 
 

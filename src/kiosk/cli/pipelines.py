@@ -1,9 +1,9 @@
-"""``kiosk emulator`` and ``kiosk pipeline expand|run``: Azure Pipelines on this machine.
+"""``kiosk pipeline expand|run``: Azure Pipelines on this machine.
 
 ``kiosk pipeline expand`` and ``kiosk pipeline run`` answer, offline, the questions Azure leaves a
 webhook user alone with: does this payload pass the filters, does the YAML still expand with it,
-and what do the steps print. ``kiosk emulator`` serves the local Azure DevOps that runs them on
-webhooks.
+and what do the steps print. ``kiosk emulator`` (:mod:`kiosk.cli.emulator`) serves the local Azure
+DevOps that runs them on webhooks.
 """
 
 from __future__ import annotations
@@ -16,111 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from kiosk.cli.errors import EXIT_FAILURE, reports_errors
-from kiosk.cli.settings import display_host
 from kiosk.errors import BadRequest
 
 if TYPE_CHECKING:
-    from kiosk.emulator.service import Emulator
+    pass
 
-__all__ = ["emulator", "pipeline_app"]
+__all__ = ["pipeline_app"]
 
 pipeline_app = typer.Typer(
     name="pipeline", help="Expand or run an Azure Pipelines YAML file locally.", no_args_is_help=True
 )
-
-
-# ------------------------------------------------------------------------------------ emulator
-
-
-@reports_errors
-def emulator(
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Emulator config (orgs, connections, pipelines).", dir_okay=False),
-    ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8001,
-    execute: Annotated[
-        bool | None,
-        typer.Option(
-            "--execute/--no-execute",
-            help="Run queued pipelines' scripts on this machine (default: the config's executeRuns).",
-            show_default=False,
-        ),
-    ] = None,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Where runs' workspaces go (default: the config's settings.workDir, else $KIOSK_HOME/emulator).",
-            file_okay=False,
-        ),
-    ] = None,
-    generate: Annotated[
-        str | None,
-        typer.Option(
-            help="Fill every configured org with a generated one, e.g. projects=50,repos=2000,workitems=100000,seed=7 "
-            "(replaces the config's generate:).",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Run the Azure DevOps emulator: incoming webhooks, pipelines, runs and logs, on its own port."""
-    import uvicorn
-
-    from kiosk.emulator.bootstrap import build_emulator
-    from kiosk.emulator.config import EmulatorConfig, load_emulator_config, parse_generate_option
-    from kiosk.emulator.errors import server_error_body
-    from kiosk.errors import ConfigError
-    from kiosk.logs import configure_logging
-    from kiosk.settings import HttpLimits
-    from kiosk.web.server import server_config
-
-    configure_logging("INFO", json=False)
-    loaded = load_emulator_config(config) if config is not None else EmulatorConfig()
-    config_dir = config.resolve().parent if config is not None else Path.cwd()
-    base_url = f"http://{display_host(host)}:{port}"
-    generated = parse_generate_option(generate) if generate is not None else None
-    if generated is not None and not loaded.orgs:
-        raise ConfigError("--generate fills the orgs of the emulator's config: declare one in --config")
-    server = build_emulator(
-        loaded, config_dir=config_dir, base_url=base_url, work_dir=work_dir, execute_runs=execute, generate=generated
-    )
-    sys.stdout.write(
-        _emulator_banner(server.emulator, base_url, server.executor is not None, loaded.settings.allow_anonymous)
-    )
-    sys.stdout.flush()
-    limits = HttpLimits.from_env()
-    uvicorn.Server(
-        server_config(
-            server.app, host, port, limits, error_body=server_error_body, log_config=None, log_level="warning"
-        )
-    ).run()
-
-
-def _emulator_banner(emu: Emulator, base_url: str, executing: bool, anonymous: bool = False) -> str:
-    from kiosk.emulator.shapes import trigger_url
-
-    lines = [f"kiosk Azure DevOps emulator on {base_url}  (runs {'executed' if executing else 'queued only'})"]
-    if anonymous:
-        lines.append("  WARNING: settings.allowAnonymous: the REST API answers anyone who reaches this port")
-    else:
-        lines.append("  REST API: an org's personal access token, Basic auth with an empty user (curl -u :PAT)")
-    for org in emu.org_names():
-        for connection in emu.connections(org):
-            url = trigger_url(base_url, org, connection.webhook_name)
-            check = f"checksum in {connection.header}" if connection.secret is not None else "no secret"
-            lines.append(f"  webhook {connection.name}: POST {url}  ({check})")
-        for project in emu.projects(org):
-            for pipeline in emu.pipelines(org, project.name):
-                lines.append(f"  pipeline {org}/{project.name}/{pipeline.name} (id {pipeline.id}): {pipeline.path}")
-        data = emu.organisation(org)
-        if data.repositories or data.work_items:
-            lines.append(
-                f"  org {org}: {len(data.projects)} projects, {len(data.repositories)} repositories, "
-                f"{len(data.work_items)} work items (generated)"
-            )
-    lines.append(f"  why no run: GET {base_url}/_emulator/triggers  (with a PAT: the records of its orgs)")
-    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------ pipeline expand | run

@@ -1,8 +1,9 @@
 """The emulator's HTTP server: Azure DevOps' routes (trigger, Pipelines, Runs, Build) and its own.
 
-The routes over an organisation's data (discovery, Core, Git, Policy, Build lists) live in
-:mod:`kiosk.emulator.routes`, one module per area, added here. Every path matches
-case-insensitively, as Azure's do, and the api-version may come from the query or the ``Accept``
+The routes over an organisation's data (discovery, Core, Git, Policy, Build, Work item tracking,
+Work, Wiki, Graph, Release, service hooks…) live in :mod:`kiosk.emulator.routes`, one module per
+area, added here. Every path matches case-insensitively, as Azure's do, and routes are found by
+area (:mod:`kiosk.emulator.routing`); the api-version may come from the query or the ``Accept``
 header (:mod:`kiosk.emulator.versioning`).
 
 Azure's routes answer with Azure's shapes and status codes (:mod:`kiosk.emulator.shapes`,
@@ -38,18 +39,27 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Match
 
 from kiosk.emulator.access import AccessPolicy, RequestGuard
 from kiosk.emulator.bodies import MAX_JSON_DEPTH, check_json_content_type, parse_json, read_body
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
-from kiosk.emulator.hooks import EVENT_TYPES, URL_PATTERN, ServiceHooks
+from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.models import Run
 from kiosk.emulator.routes.build import add_build_routes, generated_build
+from kiosk.emulator.routes.changes import add_change_routes
 from kiosk.emulator.routes.core import add_core_routes
+from kiosk.emulator.routes.entitlements import add_entitlement_routes
+from kiosk.emulator.routes.environments import add_environment_routes
 from kiosk.emulator.routes.git import add_git_routes
+from kiosk.emulator.routes.graph import add_graph_routes
+from kiosk.emulator.routes.hooks import add_hooks_routes
 from kiosk.emulator.routes.location import add_location_routes
+from kiosk.emulator.routes.release import add_release_routes
+from kiosk.emulator.routes.wiki import add_wiki_routes
+from kiosk.emulator.routes.wit import add_wit_routes
+from kiosk.emulator.routes.work import add_work_routes
+from kiosk.emulator.routing import allowed_methods, flat_routes, group_by_area, match_case_insensitively
 from kiosk.emulator.service import API_VERSION_PATTERN, Emulator, check_api_version
 from kiosk.emulator.shapes import (
     build_json,
@@ -228,25 +238,6 @@ class AzureErrorBody(BaseModel):
     eventId: int
 
 
-_SUBSCRIPTION_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "required": ["eventType", "publisherId", "consumerId", "consumerInputs"],
-    "properties": {
-        "consumerId": {"const": "webHooks"},
-        "consumerActionId": {"const": "httpRequest"},
-        "consumerInputs": {
-            "type": "object",
-            "required": ["url"],
-            "properties": {"url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$"}},
-        },
-        "publisherInputs": {"type": ["object", "null"]},
-    },
-    "oneOf": [
-        {"properties": {"eventType": {"const": event}, "publisherId": {"const": publisher}}}
-        for event, publisher in sorted(EVENT_TYPES.items())
-    ],
-}
-
 _ERROR_TEXT: Final = {
     400: "Bad request: a missing or invalid api-version, parameter or body (invalid JSON, deeper than "
     f"{MAX_JSON_DEPTH} levels, fields that do not validate, a pipeline that does not expand).",
@@ -354,7 +345,7 @@ def create_emulator_app(
         key = {404: "NotFoundException", 405: "MethodNotAllowedException"}.get(exc.status_code, "HttpException")
         headers = None
         if exc.status_code == 405:
-            headers = {"Allow": _allowed_methods(app, request)}
+            headers = {"Allow": allowed_methods(app.router.routes, request.url.path)}
         return _azure(AzureError(exc.status_code, key, str(exc.detail)), headers)
 
     def _versioned(api_version: str | None) -> None:
@@ -415,6 +406,15 @@ def create_emulator_app(
     add_core_routes(app, emulator, _responses(*_READ))
     add_git_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
     add_build_routes(app, emulator, base, _responses(*_READ))
+    add_hooks_routes(app, emulator, hooks, policy, _responses, _json_body)
+    add_change_routes(app, emulator, _responses, _json_body)
+    add_graph_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
+    add_entitlement_routes(app, emulator, _responses(*_READ))
+    add_work_routes(app, emulator, _responses(*_READ))
+    add_wiki_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
+    add_environment_routes(app, emulator, _responses(*_READ))
+    add_release_routes(app, emulator, _responses(*_READ))
+    add_wit_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
 
     @app.get("/{org}/{project}/_apis/pipelines", responses=_responses(*_READ))
     def pipelines(org: str, project: str, api_version: Version = None) -> Response:
@@ -570,55 +570,6 @@ def create_emulator_app(
             raise AzureError(404, "LogNotFoundException", f"Log {log_id} of build {build_id} was not found.")
         return PlainTextResponse("".join(line + "\n" for line in list(found.logs[log_id])))
 
-    # ------------------------------------------------------------------ service hooks
-
-    def _hooks() -> ServiceHooks:
-        if hooks is None:
-            raise AzureError(404, "NotFoundException", "service hooks are not enabled on this emulator")
-        return hooks
-
-    @app.post(
-        "/{org}/_apis/hooks/subscriptions",
-        responses=_responses(*_WRITE),
-        openapi_extra=_json_body(_SUBSCRIPTION_SCHEMA),
-    )
-    async def create_subscription(org: str, request: Request, api_version: Version = None) -> Response:
-        """Create a service-hook subscription (consumer webHooks / httpRequest)."""
-        _versioned(api_version)
-        name = emulator.org_name(org)
-        body = await _json(request)
-        if not isinstance(body, dict):
-            raise AzureError(400, "ArgumentException", "the subscription must be a JSON object")
-        return FastJSONResponse(_hooks().create(name, body).json(base))
-
-    @app.get("/{org}/_apis/hooks/subscriptions", responses=_responses(*_READ))
-    def list_subscriptions(org: str, api_version: Version = None) -> Response:
-        _versioned(api_version)
-        items = [s.json(base) for s in _hooks().for_org(emulator.org_name(org))]
-        return FastJSONResponse({"count": len(items), "value": items})
-
-    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}", responses=_responses(*_READ))
-    def get_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
-        _versioned(api_version)
-        return FastJSONResponse(_hooks().get(emulator.org_name(org), subscription_id).json(base))
-
-    @app.delete(
-        "/{org}/_apis/hooks/subscriptions/{subscription_id}",
-        status_code=204,
-        response_class=Response,
-        responses=_responses(*_READ),
-    )
-    def delete_subscription(org: str, subscription_id: str, api_version: Version = None) -> Response:
-        _versioned(api_version)
-        _hooks().delete(emulator.org_name(org), subscription_id)
-        return Response(status_code=204)
-
-    @app.get("/{org}/_apis/hooks/subscriptions/{subscription_id}/notifications", responses=_responses(*_READ))
-    def notifications(org: str, subscription_id: str, api_version: Version = None) -> Response:
-        _versioned(api_version)
-        items = _hooks().notifications(emulator.org_name(org), subscription_id)
-        return FastJSONResponse({"count": len(items), "value": items})
-
     # ------------------------------------------------------------------ the emulator's own routes
 
     @app.get("/_emulator/healthz", responses=_responses(403), openapi_extra={"security": []})
@@ -767,38 +718,17 @@ def create_emulator_app(
 
         return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
-    _match_paths_case_insensitively(app)
+    match_case_insensitively(app.router.routes)
+    group_by_area(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _match_paths_case_insensitively(app: FastAPI) -> None:
-    """Azure's paths are case-insensitive (clients ask for ``…/Timeline``, ``…/pullRequests``): so are the routes'.
-
-    Only the literal parts are affected; a parameter keeps the case it was sent in.
-    """
-    for route in app.router.routes:
-        pattern = getattr(route, "path_regex", None)
-        if isinstance(pattern, re.Pattern) and not pattern.flags & re.IGNORECASE:
-            route.path_regex = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE)  # type: ignore[attr-defined]
-
-
-def _allowed_methods(app: FastAPI, request: Request) -> str:
-    """Every method some route serves at this path (Starlette's 405 names only the first route's)."""
-    methods: set[str] = set()
-    scope = {"type": "http", "path": request.url.path, "method": "\0", "root_path": ""}
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match is Match.PARTIAL:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's description, plus what it cannot infer: the PAT scheme, api-version's rule, no 422s."""
     if app.openapi_schema is not None:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version="7.1", routes=app.routes, description=_DESCRIPTION)
+    schema = get_openapi(title=app.title, version="7.1", routes=list(flat_routes(app.routes)), description=_DESCRIPTION)
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})["pat"] = {
         "type": "http",

@@ -15,10 +15,11 @@ from fastapi import FastAPI
 
 from kiosk.config.secrets import resolve_secret
 from kiosk.emulator.access import AccessPolicy
+from kiosk.emulator.activity import ActivityGenerator, ActivitySpec, attach_activity
 from kiosk.emulator.app import create_emulator_app
 from kiosk.emulator.config import EmulatorConfig, GenerateSpec, OrgSpec
 from kiosk.emulator.executor import RunExecutor
-from kiosk.emulator.hooks import ServiceHooks
+from kiosk.emulator.hooks import RunEvents, ServiceHooks
 from kiosk.emulator.models import stable_id
 from kiosk.emulator.org.generate import GenerateSettings, add_configured_project, generate_organisation
 from kiosk.emulator.org.model import Organisation
@@ -48,6 +49,7 @@ def build_emulator(
     env: Mapping[str, str] | None = None,
     execute_runs: bool | None = None,
     generate: GenerateSpec | None = None,
+    activity: ActivitySpec | None = None,
 ) -> EmulatorServer:
     """Everything ``config`` declares, ready to serve at ``base_url``.
 
@@ -56,7 +58,8 @@ def build_emulator(
     refuses to start unless ``settings.allowAnonymous`` says so. ``execute_runs`` overrides the
     config's ``executeRuns``; ``work_dir`` (``--work-dir``) overrides where runs' workspaces go
     (see :func:`emulator_work_dir`). ``generate`` (``--generate``) replaces every org's
-    ``generate:`` (see :func:`organisation_for`).
+    ``generate:`` (see :func:`organisation_for`). ``activity`` (``--activity``) replaces the config's
+    ``activity:``: the activity generator then runs with the app (:mod:`kiosk.emulator.activity`).
     """
     environ = os.environ if env is None else env
     settings = config.settings
@@ -110,7 +113,6 @@ def build_emulator(
         emulator.set_organisation(org.name, organisation_for(org, emulator, generate=generate))
     work_dir = emulator_work_dir(work_dir, settings.work_dir, environ)
     execute = settings.execute_runs if execute_runs is None else execute_runs
-    executor = RunExecutor(emulator, work_dir, settings.run_workers) if execute else None
     if not config.orgs and not settings.allow_anonymous:
         raise ConfigError(
             "the emulator serves no org, so no personal access token could open its REST API: declare orgs "
@@ -120,8 +122,13 @@ def build_emulator(
     home = home_from_env(environ)
     if work_dir.is_relative_to(home):  # KIOSK_HOME is private (0700) when kiosk creates it
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    hooks = ServiceHooks(emulator.options.base_url)
-    emulator.subscribe(hooks.run_changed)
+    hooks = ServiceHooks(emulator.options.base_url, settings.hooks)
+    emulator.on_event(hooks.publish)  # every org change, pipeline runs' included, reaches the hooks
+    run_events = RunEvents(emulator, wanted=hooks.wants)
+    emulator.subscribe(run_events.run_changed)
+    executor = (
+        RunExecutor(emulator, work_dir, settings.run_workers, on_record=run_events.record_changed) if execute else None
+    )
     app = create_emulator_app(
         emulator,
         work_dir=work_dir,
@@ -131,6 +138,9 @@ def build_emulator(
         policy=policy,
         switches=Switches(SwitchSettings(throttling=settings.throttling, faults=settings.faults)),
     )
+    activity = activity or config.activity
+    if activity is not None:
+        attach_activity(app, ActivityGenerator(emulator, activity))
     return EmulatorServer(emulator, app, executor, work_dir)
 
 

@@ -38,7 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from kiosk.config.loader import load_model, parse_model
 from kiosk.config.secrets import SecretRef
+from kiosk.emulator.activity import ActivitySpec
 from kiosk.emulator.faults import FaultSpec
+from kiosk.emulator.hooks.settings import HooksSettings
 from kiosk.emulator.throttling import ThrottlingSpec
 from kiosk.errors import ConfigError
 from kiosk.pipelines.webhooks import ALIAS_PATTERN
@@ -86,6 +88,10 @@ class EmulatorSettings(_Strict):
     )
     faults: list[FaultSpec] = Field(
         default_factory=list, max_length=1000, description="Fault injection rules per route pattern; none by default."
+    )
+    hooks: HooksSettings = Field(
+        default_factory=HooksSettings,
+        description="Service-hook delivery: retry schedule scale, attempt timeout, http to loopback, retention.",
     )
     allow_anonymous: bool = Field(
         default=False,
@@ -199,6 +205,10 @@ class OrgSpec(_Strict):
 class EmulatorConfig(_Strict):
     settings: EmulatorSettings = Field(default_factory=EmulatorSettings)
     orgs: list[OrgSpec] = Field(default_factory=list)
+    activity: ActivitySpec | None = Field(
+        default=None,
+        description="Make a realistic mix of changes at a rate (rate: 50/s, seed: 7), for demos and load tests.",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

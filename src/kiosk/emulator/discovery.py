@@ -173,9 +173,220 @@ LOCATIONS: Final[tuple[ResourceLocation, ...]] = (
         "{project}/_apis/build/builds/{buildId}/logs/{logId}",
         2,
     ),
+    # Core, Git and Build: what ingesters read beside the lists (routes/core.py, git.py, build.py)
+    _loc("4976a71a-4487-49aa-8aab-a1eda469037a", "core", "properties", "_apis/projects/{projectId}/properties"),
+    _loc("7a4d9ee9-3433-4347-b47a-7a80f1cf307e", "core", "teams", "_apis/teams", 3, released="0.0"),
+    _loc(
+        "5bf884f5-3e07-42e9-afb8-1b872267bf16",
+        "git",
+        "changes",
+        "{project}/_apis/git/repositories/{repositoryId}/commits/{commitId}/changes",
+    ),
+    _loc(
+        "d5b216de-d8d5-4d32-ae76-51df755b16d3",
+        "git",
+        "branchStats",
+        "{project}/_apis/git/repositories/{repositoryId}/stats/branches",
+    ),
+    _loc(
+        "52823034-34a8-4576-922c-8d8b77e9e4c4",
+        "git",
+        "pullRequestCommits",
+        "{project}/_apis/git/repositories/{repositoryId}/pullRequests/{pullRequestId}/commits",
+    ),
+    _loc(
+        "0a637fcc-5370-4ce8-b0e8-98091f5f9482",
+        "git",
+        "pullRequestWorkItems",
+        "{project}/_apis/git/repositories/{repositoryId}/pullRequests/{pullRequestId}/workitems",
+    ),
+    _loc(
+        "54572c7b-bbd3-45d4-80dc-28be08941620", "build", "changes", "{project}/_apis/build/builds/{buildId}/changes", 2
+    ),
+    _loc(
+        "5a21f5d2-5642-47e4-a0bd-1356e6731bee",
+        "build",
+        "workitems",
+        "{project}/_apis/build/builds/{buildId}/workitems",
+        2,
+    ),
+    # Graph and member entitlements (vssps and vsaex in Azure; routes/graph.py, routes/entitlements.py)
+    _loc("005e26ec-6b77-4e4f-a986-b3827bf241f5", "Graph", "Users", "_apis/{area}/{resource}/{userDescriptor}"),
+    _loc("ebbe6af8-0b91-4c13-8cf1-777c14858188", "Graph", "Groups", "_apis/{area}/{resource}/{groupDescriptor}"),
+    _loc(
+        "e34b6394-6b30-4435-94a9-409a5eef3e31",
+        "Graph",
+        "MembershipsBatch",
+        "_apis/Graph/Memberships/{subjectDescriptor}",
+    ),
+    _loc(
+        "3fd2e6ca-fb30-443a-b579-95b19ed0934c",
+        "Graph",
+        "Memberships",
+        "_apis/{area}/{resource}/{subjectDescriptor}/{containerDescriptor}",
+    ),
+    _loc(
+        "1ffe5c94-1144-4191-907b-d0211cad36a8",
+        "Graph",
+        "MembershipStates",
+        "_apis/{area}/{resource}/{subjectDescriptor}",
+    ),
+    _loc("4dd4d168-11f2-48c4-83e8-756fa0de027c", "Graph", "SubjectLookup", "_apis/{area}/{resource}"),
+    _loc("05942c89-006a-48ce-bb79-baeb8abf99c6", "Graph", "SubjectQuery", "_apis/{area}/{resource}"),
+    _loc("048aee0a-7072-4cde-ab73-7af77b1e0b4e", "Graph", "Descriptors", "_apis/{area}/{resource}/{storageKey}"),
+    _loc("eb85f8cc-f0f6-4264-a5b1-ffe2e4d4801f", "Graph", "StorageKeys", "_apis/{area}/{resource}/{subjectDescriptor}"),
+    _loc(
+        "387f832c-dbf2-4643-88e9-c1aa94dbb737", "MemberEntitlementManagement", "UserEntitlements", "_apis/{resource}", 3
+    ),
+    _loc(
+        "8480c6eb-ce60-47e9-88df-eca3c801638b",
+        "MemberEntitlementManagement",
+        "UserEntitlements",
+        "_apis/{resource}/{userId}",
+        3,
+    ),
+    # Work, wiki, environments, release (routes/work.py, wiki.py, environments.py, release.py)
+    _loc("23ad19fc-3b8e-4877-8462-b3f92bc06b40", "work", "boards", "{project}/{team}/_apis/work/boards/{id}"),
+    _loc(
+        "c555d7ff-84e1-47df-9923-a3fe0cd8751b", "work", "columns", "{project}/{team}/_apis/work/boards/{board}/columns"
+    ),
+    _loc("0863355d-aefd-4d63-8669-984c9b7b0e78", "work", "rows", "{project}/{team}/_apis/work/boards/{board}/rows"),
+    _loc(
+        "c9175577-28a1-4b06-9197-8636af9f64ad",
+        "work",
+        "iterations",
+        "{project}/{team}/_apis/work/teamsettings/iterations/{id}",
+    ),
+    _loc(
+        "07ced576-58ed-49e6-9c1e-5cb53ab8bf2a",
+        "work",
+        "teamfieldvalues",
+        "{project}/{team}/_apis/work/teamsettings/teamfieldvalues",
+    ),
+    _loc("c3c1012b-bea7-49d7-b45e-1664e566f84c", "work", "teamsettings", "{project}/{team}/_apis/work/teamsettings"),
+    _loc("288d122c-dbd4-451d-aa5f-7dbbba070728", "wiki", "wikis", "{project}/_apis/wiki/wikis/{wikiIdentifier}", 2),
+    _loc(
+        "71323c46-2592-4398-8771-ced73dd87207",
+        "wiki",
+        "pagesBatch",
+        "{project}/_apis/wiki/wikis/{wikiIdentifier}/pagesBatch",
+    ),
+    _loc("25d3fbc7-fe3d-46cb-b5a5-0b6f79caf27b", "wiki", "pages", "{project}/_apis/wiki/wikis/{wikiIdentifier}/pages"),
+    _loc(
+        "ceddcf75-1068-452d-8b13-2d4d76e1f970",
+        "wiki",
+        "pages",
+        "{project}/_apis/wiki/wikis/{wikiIdentifier}/pages/{id}",
+    ),
+    _loc(
+        "8572b1fc-2482-47fa-8f74-7e3ed53ee54b",
+        "distributedtask",
+        "environments",
+        "{project}/_apis/distributedtask/environments/{environmentId}",
+    ),
+    _loc(
+        "51bb5d21-4305-4ea6-9dbb-b7488af73334",
+        "distributedtask",
+        "environmentdeploymentRecords",
+        "{project}/_apis/distributedtask/environments/{environmentId}/environmentdeploymentrecords",
+    ),
+    _loc(
+        "d8f96f24-8ea7-4cb6-baab-2df8fc515665",
+        "Release",
+        "definitions",
+        "{project}/_apis/Release/definitions/{definitionId}",
+        4,
+    ),
+    _loc(
+        "a166fde7-27ad-408e-ba75-703c2cc9d500", "Release", "releases", "{project}/_apis/Release/releases/{releaseId}", 8
+    ),
+    _loc(
+        "a7e426b1-03dc-48af-9dfe-c98bac612dcb",
+        "Release",
+        "environments",
+        "{project}/_apis/Release/releases/{releaseId}/environments/{environmentId}",
+        7,
+    ),
+    _loc("b005ef73-cddc-448e-9ba2-5193bf36b19f", "Release", "deployments", "{project}/_apis/Release/deployments", 2),
+    # Work item tracking (routes/wit.py)
+    _loc("1a9c53f7-f243-4447-b110-35ef023636e4", "wit", "wiql", "{project}/{team}/_apis/wit/wiql", 2),
+    _loc("72c7ddf8-2cdc-4f60-90cd-ab71c14a399b", "wit", "workItems", "{project}/_apis/wit/workItems/{id}", 3),
+    _loc("908509b6-4248-4475-a1cd-829139ba419f", "wit", "workItemsBatch", "{project}/_apis/wit/workItemsBatch"),
+    _loc(
+        "6570bf97-d02c-4a91-8d93-3abe9895b1a9",
+        "wit",
+        "updates",
+        "{project}/_apis/wit/workItems/{id}/updates/{updateNumber}",
+        3,
+    ),
+    _loc(
+        "a00c85a5-80fa-4565-99c3-bcd2181434bb",
+        "wit",
+        "revisions",
+        "{project}/_apis/wit/workItems/{id}/revisions/{revisionNumber}",
+        3,
+    ),
+    _loc(
+        "608aac0a-32e1-4493-a863-b9cf4566d257",
+        "wit",
+        "comments",
+        "{project}/_apis/wit/workItems/{workItemId}/comments/{commentId}",
+        4,
+    ),
+    _loc(
+        "49e03b34-3be0-42e3-8a5d-e8dfb88ac954",
+        "wit",
+        "commentsVersions",
+        "{project}/_apis/wit/workItems/{workItemId}/comments/{commentId}/versions/{version}",
+    ),
+    _loc("b70d8d39-926c-465e-b927-b1bf0e5ca0e0", "wit", "recyclebin", "{project}/_apis/wit/recycleBin/{id}", 2),
+    _loc("7c8d7a76-4a09-43e8-b5df-bd792f4ac6aa", "wit", "workItemTypes", "{project}/_apis/wit/workItemTypes/{type}", 2),
+    _loc(
+        "7c9d7a76-4a09-43e8-b5df-bd792f4ac6aa",
+        "wit",
+        "workItemTypeStates",
+        "{project}/_apis/wit/workItemTypes/{type}/states",
+    ),
+    _loc("b51fd764-e5c2-4b9b-aaf7-3395cf4bdd94", "wit", "fields", "{project}/_apis/wit/fields/{fieldNameOrRefName}", 3),
+    _loc(
+        "a70579d1-f53a-48ee-a5be-7be8659023b9",
+        "wit",
+        "classificationNodes",
+        "{project}/_apis/wit/classificationNodes",
+        2,
+    ),
+    _loc(
+        "5a172953-1b41-49d3-840a-33f79c3ce89f",
+        "wit",
+        "classificationNodes",
+        "{project}/_apis/wit/classificationNodes/{structureGroup}/{*path}",
+        2,
+    ),
+    _loc("4e1eb4a5-1970-4228-a682-ec48eb2dca30", "wit", "workItemIcons", "_apis/wit/workItemIcons/{icon}"),
     # Service hooks
     _loc(
         "fc50d02a-849f-41fb-8af1-0a5216103269", "hooks", "subscriptions", "_apis/hooks/subscriptions/{subscriptionId}"
+    ),
+    _loc("c7c3c1cf-9e05-4c0d-a425-a0f922c2c6ed", "hooks", "subscriptionsQuery", "_apis/hooks/subscriptionsQuery"),
+    _loc(
+        "0c62d343-21b0-4732-997b-017fde84dc28",
+        "hooks",
+        "notifications",
+        "_apis/hooks/subscriptions/{subscriptionId}/notifications/{notificationId}",
+    ),
+    _loc("1e83a210-5b53-43bc-90f0-d476a4e5d731", "hooks", "publishers", "_apis/hooks/publishers/{publisherId}"),
+    _loc(
+        "db4777cd-8e08-4a84-8ba3-c974ea033718",
+        "hooks",
+        "eventTypes",
+        "_apis/hooks/publishers/{publisherId}/eventTypes/{eventTypeId}",
+    ),
+    _loc("4301c514-5f34-4f5d-a145-f0ea7b5b7d19", "hooks", "consumers", "_apis/hooks/consumers/{consumerId}"),
+    _loc(
+        "c3428e90-7a69-4194-8ed8-0f153185ee0d",
+        "hooks",
+        "actions",
+        "_apis/hooks/consumers/{consumerId}/actions/{consumerActionId}",
     ),
 )
 """Every resource the emulator serves, as ``OPTIONS {org}/_apis`` lists it."""

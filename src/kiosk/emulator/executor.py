@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -21,7 +22,7 @@ from kiosk.pipelines.errors import PipelineError
 from kiosk.pipelines.runner import RunOptions, run_pipeline
 from kiosk.pipelines.timeline import TimelineRecord
 
-__all__ = ["RunExecutor"]
+__all__ = ["RecordListener", "RunExecutor"]
 
 log = logging.getLogger("kiosk.emulator")
 
@@ -34,15 +35,25 @@ RESULTS: Final = {
 """Runner results → Azure's build results."""
 
 
+RecordListener = Callable[[Run, TimelineRecord], None]
+"""Told every timeline record change of a run after it is stored (the service hooks' stage and job events)."""
+
+
 class _RunLog:
     """The runner's listener for one run: timeline records and log lines into the emulator's Run."""
 
-    def __init__(self, emulator: Emulator, run: Run) -> None:
+    def __init__(self, emulator: Emulator, run: Run, on_record: RecordListener | None = None) -> None:
         self.emulator = emulator
         self.run = run
+        self.on_record = on_record
 
     def record_changed(self, record: TimelineRecord) -> None:
         self.run.records[record.id] = record
+        if self.on_record is not None:
+            try:
+                self.on_record(self.run, record)
+            except Exception:  # a listener's bug must not break the run
+                log.exception("record listener failed", extra={"run_id": self.run.id})
 
     def log_line(self, log_id: int, line: str) -> None:
         self.emulator.append_log(self.run, log_id, line)
@@ -51,9 +62,12 @@ class _RunLog:
 class RunExecutor:
     """A pool of worker threads running queued runs (``runWorkers`` at a time)."""
 
-    def __init__(self, emulator: Emulator, work_dir: Path, workers: int = 2) -> None:
+    def __init__(
+        self, emulator: Emulator, work_dir: Path, workers: int = 2, *, on_record: RecordListener | None = None
+    ) -> None:
         self.emulator = emulator
         self.work_dir = work_dir
+        self.on_record = on_record
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiosk-run")
         self._closed = False
         self._active: set[Run] = set()
@@ -71,7 +85,7 @@ class RunExecutor:
 
     def _execute(self, run: Run) -> None:
         self._active.add(run)
-        listener = _RunLog(self.emulator, run)
+        listener = _RunLog(self.emulator, run, self.on_record)
         workspace = self.work_dir / "runs" / run.pipeline.project.org / str(run.id)
         try:
             if run.cancel.is_set():

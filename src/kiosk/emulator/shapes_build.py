@@ -7,14 +7,19 @@ generated organisation's history.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from kiosk.emulator.models import stable_id
-from kiosk.emulator.org.model import Build, BuildDefinition, Organisation, TimelineStep
-from kiosk.emulator.shapes_core import azure_date, project_reference, user_ref
+from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitRepository, Organisation, TimelineStep
+from kiosk.emulator.shapes_core import azure_date, identity_ref, project_reference, user_ref
+from kiosk.emulator.shapes_git import repository_url
 
-__all__ = ["build_definition_json", "generated_build_json", "generated_timeline_json"]
+__all__ = ["build_change_json", "build_definition_json", "generated_build_json", "generated_timeline_json"]
+
+_MESSAGE_IN_CHANGES = 200
+"""A build change's ``message`` is the commit message cut to this many characters (``messageTruncated``)."""
 
 
 def _definition_url(org: Organisation, definition: BuildDefinition) -> str:
@@ -76,6 +81,8 @@ def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
     repo = org.repositories.get(build.repository_id)
     url = _build_url(org, build)
     web = f"{org.url}/{quote(project.name, safe='')}/_build/results?buildId={build.id}"
+    plan_id = _plan_id(org, build)
+    project_ref = project_reference(org, project)
     body: dict[str, Any] = {
         "_links": {
             "self": {"href": url},
@@ -98,8 +105,8 @@ def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
         "requestedBy": user_ref(org, build.requested_by),
         "lastChangedDate": azure_date(build.finish_time or build.start_time or build.queue_time),
         "lastChangedBy": user_ref(org, build.requested_by),
-        "orchestrationPlan": {"planId": _plan_id(org, build)},
-        "plans": [{"planId": _plan_id(org, build)}],
+        "orchestrationPlan": {"planId": plan_id},
+        "plans": [{"planId": plan_id}],
         "logs": {"id": 0, "type": "Container", "url": f"{url}/logs"},
         "repository": {
             "id": build.repository_id,
@@ -114,7 +121,7 @@ def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
         "tags": list(build.tags),
         "triggerInfo": {},
         "appendCommitMessageToRunName": True,
-        "project": project_reference(org, project),
+        "project": project_ref,
     }
     if definition is not None:
         body["definition"] = {
@@ -126,7 +133,7 @@ def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
             "revision": definition.revision,
             "url": _definition_url(org, definition),
             "uri": f"vstfs:///Build/Definition/{definition.id}",
-            "project": project_reference(org, project),
+            "project": project_ref,
         }
     if build.start_time is not None:
         body["startTime"] = azure_date(build.start_time)
@@ -138,7 +145,13 @@ def generated_build_json(org: Organisation, build: Build) -> dict[str, Any]:
 
 
 def _plan_id(org: Organisation, build: Build) -> str:
-    return stable_id(org.name.lower(), "plan", str(build.id))
+    return _plan_id_of(org.name.lower(), build.id)
+
+
+@lru_cache(maxsize=65_536)
+def _plan_id_of(org_key: str, build_id: int) -> str:
+    """A build's orchestration plan GUID (a name-based UUID: costly enough to keep, ~30 µs)."""
+    return stable_id(org_key, "plan", str(build_id))
 
 
 def _record_json(step: TimelineStep) -> dict[str, Any]:
@@ -177,3 +190,27 @@ def generated_timeline_json(org: Organisation, build: Build) -> dict[str, Any]:
         "changeId": len(build.timeline),
         "url": f"{url}/Timeline",
     }
+
+
+def build_change_json(org: Organisation, repo: GitRepository, commit: Commit) -> dict[str, Any]:
+    """A build ``Change``: one commit the build brought, with its author as an identity when the org knows them."""
+    author = identity_ref(org, org.user(commit.author_email)) or {
+        "displayName": commit.author_name,
+        "uniqueName": commit.author_email,
+    }
+    body: dict[str, Any] = {
+        "id": commit.commit_id,
+        "message": commit.comment[:_MESSAGE_IN_CHANGES],
+        "type": "TfsGit",
+        "author": author,
+        "timestamp": azure_date(commit.author_date),
+        "location": f"{repository_url(org, repo)}/commits/{commit.commit_id}",
+        "displayUri": f"{repo.web_url}/commit/{commit.commit_id}",
+    }
+    if len(commit.comment) > _MESSAGE_IN_CHANGES:
+        body["messageTruncated"] = True
+    push = next((p for p in repo.pushes if p.push_id == commit.push_id), None) if commit.push_id else None
+    pusher = org.users.get(push.pushed_by) if push is not None else None
+    if pusher is not None:
+        body["pusher"] = pusher.principal_name
+    return body

@@ -6,7 +6,7 @@ is one the emulator serves; web pages (``_links.web``) point where Azure's would
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +17,7 @@ __all__ = [
     "collection_json",
     "identity_ref",
     "project_json",
+    "project_properties",
     "project_reference",
     "team_json",
     "team_member_json",
@@ -24,10 +25,16 @@ __all__ = [
 
 
 def azure_date(value: datetime | None) -> str | None:
-    """Azure's timestamps: ISO 8601, UTC, seven fractional digits, ``Z``."""
+    """Azure's timestamps: ISO 8601, UTC, seven fractional digits, ``Z``.
+
+    ``isoformat`` rather than ``strftime``: a list of 100 builds formats 600 dates, and ``strftime``
+    costs several times more per call.
+    """
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "0Z"
 
 
 def identity_ref(org: Organisation, user: User | None) -> dict[str, Any] | None:
@@ -95,6 +102,26 @@ def project_json(org: Organisation, project: Project, *, capabilities: bool = Tr
         "web": {"href": f"{org.url}/{quote(project.name, safe='')}"},
     }
     return body
+
+
+def project_properties(org: Organisation, project: Project) -> dict[str, str]:
+    """A project's properties as ``…/properties`` lists them: Azure's system ones, then the project's own
+    (tags are ``Microsoft.TeamFoundation.Project.Tag.<tag>``)."""
+    teams = org.project_teams(project.id)
+    properties = {
+        "System.CurrentProcessTemplateId": project.process_template_id,
+        "System.OriginalProcessTemplateId": project.process_template_id,
+        "System.ProcessTemplateType": project.process_template_id,
+        "System.Process Template": project.process_template,
+        "System.SourceControlCapabilityFlags": "2",
+        "System.SourceControlGitEnabled": "True",
+        "System.SourceControlGitPermissionsInitialized": "True",
+        "System.Microsoft.TeamFoundation.Team.Count": str(len(teams)),
+    }
+    if project.default_team_id:
+        properties["System.Microsoft.TeamFoundation.Team.Default"] = project.default_team_id
+    properties.update(project.properties)
+    return properties
 
 
 def collection_json(org: Organisation) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from kiosk.emulator.org.model import (
     Commit,
+    FileChange,
     GitRef,
     GitRepository,
     Organisation,
@@ -24,6 +25,9 @@ from kiosk.emulator.org.model import (
 from kiosk.emulator.shapes_core import azure_date, project_reference, user_ref
 
 __all__ = [
+    "branch_stats_json",
+    "change_counts",
+    "commit_change_json",
     "commit_json",
     "folder_object_id",
     "item_json",
@@ -34,6 +38,7 @@ __all__ = [
     "repository_json",
     "repository_reference",
     "repository_url",
+    "work_item_ref",
 ]
 
 _DESCRIPTION_IN_LISTS: Final = 400
@@ -179,12 +184,53 @@ def _person(name: str, email: str, when: Any) -> dict[str, Any]:
     return {"name": name, "email": email, "date": azure_date(when)}
 
 
-def commit_json(org: Organisation, repo: GitRepository, commit: Commit, *, full: bool = False) -> dict[str, Any]:
-    """A ``GitCommitRef`` (lists) or, with ``full``, a ``GitCommit`` (parents, tree, push)."""
-    counts: dict[str, int] = {}
+def change_counts(commit: Commit) -> dict[str, int]:
+    """``{Add, Edit, Delete}``: how many of each kind of change ``commit`` made."""
+    counts = {"Add": 0, "Edit": 0, "Delete": 0}
     for change in commit.changes:
         key = change.change_type.capitalize()
         counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def commit_change_json(org: Organisation, repo: GitRepository, commit: Commit, change: FileChange) -> dict[str, Any]:
+    """A ``GitChange`` of ``…/commits/{id}/changes``: the item (a blob) and what happened to it.
+
+    The item's ``url`` reads it at this commit, or, for a deletion, at the first parent (where it still exists).
+    """
+    at = commit.commit_id if change.change_type != "delete" or not commit.parents else commit.parents[0]
+    query = urlencode({"path": change.path, "versionType": "Commit", "version": at})
+    item: dict[str, Any] = {"gitObjectType": "blob", "path": change.path}
+    if change.object_id is not None:
+        item["objectId"] = change.object_id
+    if change.original_object_id is not None:
+        item["originalObjectId"] = change.original_object_id
+    item["commitId"] = commit.commit_id
+    item["url"] = f"{repository_url(org, repo)}/items?{query}"
+    return {"item": item, "changeType": change.change_type}
+
+
+def branch_stats_json(
+    org: Organisation, repo: GitRepository, ref_name: str, commit: Commit, ahead: int, behind: int, is_base: bool
+) -> dict[str, Any]:
+    """A ``GitBranchStats``: the branch's head commit and how far it is ahead of and behind the base."""
+    return {
+        "commit": commit_json(org, repo, commit),
+        "name": ref_name.removeprefix("refs/heads/"),
+        "aheadCount": ahead,
+        "behindCount": behind,
+        "isBaseVersion": is_base,
+    }
+
+
+def work_item_ref(org: Organisation, work_item_id: int) -> dict[str, str]:
+    """A ``ResourceRef`` to a work item (a pull request's or a build's linked work items)."""
+    return {"id": str(work_item_id), "url": f"{org.url}/_apis/wit/workItems/{work_item_id}"}
+
+
+def commit_json(org: Organisation, repo: GitRepository, commit: Commit, *, full: bool = False) -> dict[str, Any]:
+    """A ``GitCommitRef`` (lists) or, with ``full``, a ``GitCommit`` (parents, tree, push)."""
+    counts = change_counts(commit)
     first_line = commit.comment.split("\n", 1)[0]
     body: dict[str, Any] = {
         "commitId": commit.commit_id,
@@ -211,8 +257,11 @@ def commit_json(org: Organisation, repo: GitRepository, commit: Commit, *, full:
     return body
 
 
-def push_json(org: Organisation, repo: GitRepository, push: Push, *, details: bool = False) -> dict[str, Any]:
-    """A ``GitPush``; with ``details`` its commits and ref updates (the single-push answer)."""
+def push_json(
+    org: Organisation, repo: GitRepository, push: Push, *, details: bool = False, ref_updates: bool = False
+) -> dict[str, Any]:
+    """A ``GitPush``; with ``details`` its commits and ref updates (the single-push answer), with
+    ``ref_updates`` its ref updates alone (a list's ``searchCriteria.includeRefUpdates``)."""
     body: dict[str, Any] = {
         "repository": repository_json(org, repo),
         "pushedBy": user_ref(org, push.pushed_by),
@@ -220,11 +269,12 @@ def push_json(org: Organisation, repo: GitRepository, push: Push, *, details: bo
         "date": azure_date(push.date),
         "url": f"{repository_url(org, repo)}/pushes/{push.push_id}",
     }
-    if details:
+    if details or ref_updates:
         body["refUpdates"] = [
             {"repositoryId": repo.id, "name": u.name, "oldObjectId": u.old_object_id, "newObjectId": u.new_object_id}
             for u in push.ref_updates
         ]
+    if details:
         body["commits"] = [commit_json(org, repo, repo.commits[c]) for c in push.commit_ids if c in repo.commits]
     return body
 

@@ -63,6 +63,7 @@ from kiosk.emulator.org.model import (
     Wiki,
     WikiPage,
     WorkItem,
+    WorkItemComment,
     WorkItemRelation,
     WorkItemRevision,
     WorkItemState,
@@ -222,6 +223,14 @@ _PARENT: Final = "System.LinkTypes.Hierarchy-Reverse"
 _CHILD: Final = "System.LinkTypes.Hierarchy-Forward"
 _SPRINTS: Final = 8
 _SPRINT_DAYS: Final = 14
+_COMMENTS: Final = (
+    "<div>Reproduced on staging; looking into it.</div>",
+    "<div>Can we split this into two stories?</div>",
+    "<div>Fixed in the last build, please verify.</div>",
+    "<div>Blocked until the API change is deployed.</div>",
+    "<div>Merci ! Ça marche maintenant.</div>",
+)
+"""Discussion texts; every fifth work item gets one to three of them (``System.CommentCount``)."""
 
 
 class _Ids:
@@ -797,6 +806,26 @@ class _Generator:
             stages,
         )
         self.org.release_definitions[definition.id] = definition
+        # Beside it, one in a folder and one deleted (kept for ``isDeleted=true``); neither has releases.
+        for name, path, deleted in (
+            (f"{project.name} hotfix", "\\Hotfix", False),
+            (f"{project.name} legacy", "\\", True),
+        ):
+            other = ReleaseDefinition(
+                self.org.next_id("releaseDefinition"),
+                name,
+                project.id,
+                path,
+                1,
+                "Classic release.",
+                author.id,
+                self.ago(280),
+                self.ago(60),
+                [ReleaseEnvironment(self.org.next_id("releaseDefinitionEnvironment"), "Production", 1, 0)],
+                is_deleted=deleted,
+            )
+            other.environments = [ReleaseEnvironment(s.id, s.name, s.rank, s.id) for s in other.environments]
+            self.org.release_definitions[other.id] = other
         for n, build in enumerate(b for b in builds[:4] if b.result == "succeeded"):
             created = (build.finish_time or self.now) + timedelta(minutes=5)
             release_id = self.org.next_id("release")
@@ -832,7 +861,8 @@ class _Generator:
                     project.id,
                     1,
                     "automated",
-                    "succeeded" if env.status == "succeeded" else "failed",
+                    # A stage whose approval was rejected was never deployed.
+                    "succeeded" if env.status == "succeeded" else "notDeployed",
                     "Approved" if env.status == "succeeded" else "Rejected",
                     requester.id,
                     requester.id,
@@ -931,6 +961,9 @@ class _Generator:
                 )
                 previous = step_state
             item = WorkItem(item_id, len(revisions), project_id, fields, [], revisions)
+            if item_id % 5 == 0:  # from the id, not the random stream: other objects keep their values
+                item.comments = _comments(item_id, users, created, changed)
+                fields["System.CommentCount"] = len(item.comments)
             parent_kind = _PARENT_TYPE.get(kind)
             parent_id = latest.get(parent_kind) if parent_kind else None
             if parent_id is not None and random_() < 0.9:
@@ -945,14 +978,14 @@ class _Generator:
 
     def make_wiki(self, project: Project, code_repo: GitRepository | None) -> None:
         wiki = Wiki(self.ids.guid(), f"{project.name}.wiki", "projectWiki", project.id, self.ids.guid())
-        for order, (path, content) in enumerate(
-            (
-                ("/Home", f"# {project.name}\n\nWelcome. See [[Guides/Setup]].\n"),
-                ("/Guides", "# Guides\n"),
-                ("/Guides/Setup", "# Setup\n\n1. Clone the repositories.\n2. Run `make dev`.\n"),
-                ("/Runbooks/On call", "# On call\n\nPage the owner of the failing service.\n"),
-                ("/Architektur Überblick", "# Architektur\n\nDienste, Datenflüsse und Zuständigkeiten.\n"),
-            )
+        # ``order`` is a page's place among its siblings; every sub-page's parent page exists, as in Azure.
+        for path, order, content in (
+            ("/Home", 0, f"# {project.name}\n\nWelcome. See [[Guides/Setup]].\n"),
+            ("/Guides", 1, "# Guides\n"),
+            ("/Guides/Setup", 0, "# Setup\n\n1. Clone the repositories.\n2. Run `make dev`.\n"),
+            ("/Runbooks", 2, "# Runbooks\n"),
+            ("/Runbooks/On call", 0, "# On call\n\nPage the owner of the failing service.\n"),
+            ("/Architektur Überblick", 3, "# Architektur\n\nDienste, Datenflüsse und Zuständigkeiten.\n"),
         ):
             wiki.pages.append(WikiPage(self.org.next_id("wikiPage"), path, order, content))
         self.org.wikis[wiki.id] = wiki
@@ -967,6 +1000,17 @@ class _Generator:
                 )
             )
             self.org.wikis[code.id] = code
+
+
+def _comments(item_id: int, users: list[User], created: datetime, changed: datetime) -> list[WorkItemComment]:
+    """One to three comments for work item ``item_id``, spread between its creation and its last change."""
+    count = 1 + item_id % 3
+    comments = []
+    for n in range(1, count + 1):
+        author = users[(item_id + n) % len(users)]
+        when = created + (changed - created) * (n / (count + 1))
+        comments.append(WorkItemComment(n, _COMMENTS[(item_id + n) % len(_COMMENTS)], author, when, author, when))
+    return comments
 
 
 def _never() -> Commit:

@@ -522,6 +522,21 @@ class WorkItemRevision:
 
 
 @dataclass(slots=True, eq=False)
+class WorkItemComment:
+    """A comment in a work item's discussion (``…/workItems/{id}/comments``); deleted ones stay, flagged."""
+
+    id: int
+    """Per work item, from 1, as Azure numbers them."""
+    text: str
+    created_by: User
+    created_date: datetime
+    modified_by: User
+    modified_date: datetime
+    version: int = 1
+    is_deleted: bool = False
+
+
+@dataclass(slots=True, eq=False)
 class WorkItem:
     id: int
     rev: int
@@ -530,6 +545,7 @@ class WorkItem:
     """Reference names → values: ``System.*``, ``Microsoft.VSTS.*``; ``System.Tags`` is ``"a; b"``."""
     relations: list[WorkItemRelation] = field(default_factory=list)
     revisions: list[WorkItemRevision] = field(default_factory=list)
+    comments: list[WorkItemComment] = field(default_factory=list)
     is_deleted: bool = False
 
     @property

@@ -1,7 +1,9 @@
-"""Core routes (reference 3.1): projects (``$top``/``continuationToken``), a project, teams, team members."""
+"""Core routes (reference 3.1): projects (``$top``/``continuationToken``), a project, its properties, teams
+(the organisation's and a project's), team members."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -11,7 +13,14 @@ from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Team
 from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, skip_page, wrapped
 from kiosk.emulator.service import Emulator
-from kiosk.emulator.shapes_core import collection_json, project_json, project_reference, team_json, team_member_json
+from kiosk.emulator.shapes_core import (
+    collection_json,
+    project_json,
+    project_properties,
+    project_reference,
+    team_json,
+    team_member_json,
+)
 from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_core_routes"]
@@ -30,6 +39,24 @@ def _team(org: Organisation, project_id: str, id_or_name: str) -> Team:
             f"The team with id or name {id_or_name[:200]} does not exist in this project.",
         )
     return team
+
+
+def _is_mine(org: Organisation, team: Team) -> bool:
+    """Whether the caller is in ``team``: a PAT names no user here, so the caller is the org's first user
+    (as WIQL's ``@Me`` is)."""
+    caller = next(iter(org.users), None)
+    return caller is not None and caller in team.member_ids
+
+
+def _key_patterns(keys: str | None) -> list[re.Pattern[str]] | None:
+    """``keys`` (comma-separated names, ``*`` matching any run of characters) as case-insensitive patterns."""
+    if keys is None or not keys.strip():
+        return None
+    return [
+        re.compile("^" + ".*".join(re.escape(part) for part in key.strip().split("*")) + "$", re.IGNORECASE)
+        for key in keys.split(",")
+        if key.strip()
+    ]
 
 
 def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str, dict[str, Any]]) -> None:
@@ -64,12 +91,50 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         data = emulator.organisation(org)
         return FastJSONResponse(project_json(data, find_project(data, project)))
 
+    @app.get("/{org}/_apis/projects/{project}/properties", responses=responses)
+    async def properties(
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        keys: Annotated[str | None, Query(max_length=2000)] = None,
+    ) -> Response:
+        """``ProjectProperty`` list: every property, or those ``keys`` names (``*`` wildcards)."""
+        data = emulator.organisation(org)
+        patterns = _key_patterns(keys)
+        listed = [
+            {"name": name, "value": value}
+            for name, value in project_properties(data, find_project(data, project)).items()
+            if patterns is None or any(p.match(name) for p in patterns)
+        ]
+        return wrapped(listed)
+
+    @app.get("/{org}/_apis/teams", responses=responses)
+    async def all_teams(
+        org: str,
+        api_version: ApiVersion,
+        top: Top = None,
+        skip: Skip = None,
+        mine: Annotated[bool, Query(alias="$mine")] = False,
+    ) -> Response:
+        """Every team of every project (``$top``/``$skip``, no token); ``$mine``: the caller's teams."""
+        data = emulator.organisation(org)
+        listed = [t for t in data.teams.values() if t.project_id in data.projects and (not mine or _is_mine(data, t))]
+        return wrapped([team_json(data, t) for t in skip_page(listed, top, skip)])
+
     @app.get("/{org}/_apis/projects/{project}/teams", responses=responses)
-    async def teams(org: str, project: str, api_version: ApiVersion, top: Top = None, skip: Skip = None) -> Response:
+    async def teams(
+        org: str,
+        project: str,
+        api_version: ApiVersion,
+        top: Top = None,
+        skip: Skip = None,
+        mine: Annotated[bool, Query(alias="$mine")] = False,
+    ) -> Response:
+        """The project's teams (``$top``/``$skip``); ``$mine``: the caller's teams."""
         data = emulator.organisation(org)
         found = find_project(data, project)
-        page = skip_page(data.project_teams(found.id), top, skip)
-        return wrapped([team_json(data, t) for t in page])
+        listed = [t for t in data.project_teams(found.id) if not mine or _is_mine(data, t)]
+        return wrapped([team_json(data, t) for t in skip_page(listed, top, skip)])
 
     @app.get("/{org}/_apis/projects/{project}/teams/{team}", responses=responses)
     async def team(org: str, project: str, team: str, api_version: ApiVersion) -> Response:

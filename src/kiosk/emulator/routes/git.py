@@ -1,4 +1,5 @@
-"""Git and policy routes (reference 3.3): repositories, refs, items, itemsbatch, commits, pushes, PRs, policies.
+"""Git and policy routes (reference 3.3): repositories, refs, branch stats, items, itemsbatch, commits and their
+changes, pushes, PRs (with their commits and work items), policies.
 
 Paths are Azure's, project-scoped (``/{org}/{project}/_apis/git/…``; project by name or GUID),
 and org-scoped where Azure addresses a resource by GUID alone (a repository, a pull request by
@@ -7,7 +8,10 @@ id). A disabled repository answers 404 to everything below it, as Azure's does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -24,8 +28,13 @@ from kiosk.emulator.routes.common import (
     skip_page,
     wrapped,
 )
+from kiosk.emulator.routes.query_params import enum_pattern
+from kiosk.emulator.routes.rendered import RenderedJson, encoded_list
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_git import (
+    branch_stats_json,
+    change_counts,
+    commit_change_json,
     commit_json,
     item_json,
     policy_json,
@@ -33,6 +42,7 @@ from kiosk.emulator.shapes_git import (
     push_json,
     ref_json,
     repository_json,
+    work_item_ref,
 )
 from kiosk.web.responses import FastJSONResponse
 
@@ -63,14 +73,12 @@ _BATCH_SCHEMA: dict[str, Any] = {
         },
         "includeContentMetadata": {"type": "boolean"},
         "latestProcessedChange": {"type": "boolean"},
+        "includeLinks": {"type": "boolean"},
     },
 }
+
 #: ``searchCriteria.status`` as Azure takes it (any letter case), declared so in the OpenAPI description.
-PR_STATUS_PATTERN = "^(?:{})$".format(
-    "|".join(
-        "".join(f"[{c.upper()}{c}]" for c in word) for word in ("notset", "active", "completed", "abandoned", "all")
-    )
-)
+PR_STATUS_PATTERN = enum_pattern(("notset", "active", "completed", "abandoned", "all"))
 _PR_STATUSES = {"notset": {"active"}, "active": {"active"}, "completed": {"completed"}, "abandoned": {"abandoned"}}
 
 
@@ -158,6 +166,98 @@ def _ancestry(repo: GitRepository, head: Commit) -> Iterator[Commit]:
         frontier.extend(repo.commits[p] for p in commit.parents if p in repo.commits and p not in seen)
 
 
+def _reachable(repo: GitRepository, head: Commit) -> set[str]:
+    """Ids of the commits reachable from ``head`` (itself included)."""
+    seen: set[str] = set()
+    stack = [head.commit_id]
+    while stack:
+        commit_id = stack.pop()
+        if commit_id in seen or commit_id not in repo.commits:
+            continue
+        seen.add(commit_id)
+        stack.extend(repo.commits[commit_id].parents)
+    return seen
+
+
+def pull_request_commits(repo: GitRepository, pr: PullRequest) -> list[Commit]:
+    """The commits a pull request brings: reachable from its source, not from its target; newest first."""
+    source = repo.commits.get(pr.last_merge_source_commit)
+    if source is None:
+        return []
+    target = repo.commits.get(pr.last_merge_target_commit)
+    known = _reachable(repo, target) if target is not None else set()
+    return [c for c in _ancestry(repo, source) if c.commit_id not in known]
+
+
+def pull_request_work_item_ids(org: Organisation, repo: GitRepository, pr: PullRequest) -> list[int]:
+    """Work items linked to a pull request: its own list, and those with an artifact link to it."""
+    artifact = f"vstfs:///Git/PullRequestId/{repo.project_id}%2F{repo.id}%2F{pr.id}".lower()
+    ids = list(dict.fromkeys(pr.work_item_ids))
+    for item in org.work_items.values():
+        if item.id not in ids and any(
+            r.rel == "ArtifactLink" and isinstance(r.target, str) and r.target.lower() == artifact
+            for r in item.relations
+        ):
+            ids.append(item.id)
+    return [i for i in ids if i in org.work_items and not org.work_items[i].is_deleted]
+
+
+_COMMIT_ID = re.compile(r"[0-9a-fA-F]{40}")
+"""Commit ids in ``searchCriteria.ids``: repeated, comma-separated, or as Microsoft's client sends a list
+(its Python ``repr``, unencoded: ``['a…', 'b…']``)."""
+
+
+def _repository_id(repo: GitRepository) -> str:
+    return repo.id
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def _criteria_date(query: Any, name: str) -> datetime | None:
+    """A ``searchCriteria`` date (ISO 8601; a date alone is midnight UTC), or Azure's 400."""
+    value = query.get(name)
+    if not value:
+        return None
+    text = value.strip()
+    for candidate in (text, "+".join(text.rsplit(" ", 1))):  # an unencoded "+01:00" arrives as " 01:00"
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    raise AzureError(400, "ArgumentException", f"{name}: {value[:40]!r} is not a date")
+
+
+def _commit_matches(commit: Commit, query: Any) -> bool:
+    """Whether ``commit`` passes the commits list's ``searchCriteria`` filters."""
+    author = (query.get("searchCriteria.author") or "").lower()
+    if author and author not in commit.author_name.lower() and author not in commit.author_email.lower():
+        return False
+    user = (query.get("searchCriteria.user") or "").lower()
+    if user and user not in commit.committer_name.lower() and user not in commit.committer_email.lower():
+        return False
+    since = _criteria_date(query, "searchCriteria.fromDate")
+    until = _criteria_date(query, "searchCriteria.toDate")
+    if (since is not None and commit.committer_date < since) or (until is not None and commit.committer_date > until):
+        return False
+    lowest = (query.get("searchCriteria.fromCommitId") or "").lower()  # Azure bounds commit ids alphabetically
+    highest = (query.get("searchCriteria.toCommitId") or "").lower()
+    if (lowest and commit.commit_id < lowest) or (highest and commit.commit_id > highest):
+        return False
+    path = query.get("searchCriteria.itemPath")
+    if path and path.strip() not in ("", "/"):
+        folder = path.rstrip("/") + "/"
+        skip_deletes = _flag(query.get("searchCriteria.excludeDeletes"))
+        return any(
+            (c.path == path.rstrip("/") or c.path.startswith(folder))
+            and not (skip_deletes and c.change_type == "delete")
+            for c in commit.changes
+        )
+    return True
+
+
 def _filter_pull_requests(items: list[PullRequest], params: Any) -> list[PullRequest]:
     status = (params.get("searchCriteria.status") or "active").lower()
     wanted = None if status == "all" else _PR_STATUSES.get(status)
@@ -215,10 +315,14 @@ def add_git_routes(
 
     # -- repositories
 
+    rendered = RenderedJson()
+
     def _repositories(org: str, project: str | None, include_links: bool) -> Response:
+        """Every repository (of the project), each one's JSON encoded once while the org stays unchanged."""
         data, found = _org_and_project(org, project)
         repos = data.project_repositories(found.id) if found is not None else list(data.repositories.values())
-        return wrapped([repository_json(data, r, links=include_links) for r in repos])
+        render = partial(repository_json, data, links=include_links)
+        return encoded_list(rendered.encoded_many(data, f"repository {include_links}", repos, _repository_id, render))
 
     @app.get("/{org}/{project}/_apis/git/repositories", responses=responses)
     async def project_repositories(
@@ -341,6 +445,9 @@ def add_git_routes(
         descriptors = body.get("itemDescriptors") if isinstance(body, dict) else None
         if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
             raise AzureError(400, "ArgumentException", "itemDescriptors: a list of item descriptors is required")
+        for flag in ("includeContentMetadata", "latestProcessedChange", "includeLinks"):
+            if flag in body and not isinstance(body[flag], bool):
+                raise AzureError(400, "ArgumentException", f"{flag}: true or false is expected")
         data, repo = _repo(org, project, repository)
         _usable(repo)
         metadata = bool(body.get("includeContentMetadata"))
@@ -370,21 +477,28 @@ def add_git_routes(
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits", responses=responses)
     async def commits(request: Request, org: str, project: str, repository: str, api_version: ApiVersion) -> Response:
-        """Commits reachable from a branch (default: the default one), newest first; ``searchCriteria.$top/$skip``."""
+        """Commits reachable from a branch (default: the default one), newest first; ``searchCriteria.*``
+        (``ids``, ``author``, ``user``, ``fromDate``/``toDate``, ``fromCommitId``/``toCommitId``, ``itemPath``,
+        ``excludeDeletes``, ``showOldestCommitsFirst``, ``$top``/``$skip``)."""
         data, repo = _repo(org, project, repository)
         _usable(repo)
         query = request.query_params
         if not repo.commits:
             return wrapped([])
-        head, _, _ = _resolve(
-            repo, query.get("searchCriteria.itemVersion.version"), query.get("searchCriteria.itemVersion.versionType")
-        )
-        author = (query.get("searchCriteria.author") or "").lower()
-        listed = [
-            c
-            for c in _ancestry(repo, head)
-            if not author or author in c.author_name.lower() or author in c.author_email.lower()
-        ]
+        ids = [i.lower() for v in query.getlist("searchCriteria.ids") for i in _COMMIT_ID.findall(v)]
+        if ids:
+            candidates = [repo.commits[i] for i in dict.fromkeys(ids) if i in repo.commits]
+            candidates.sort(key=lambda c: c.committer_date, reverse=True)
+        else:
+            head, _, _ = _resolve(
+                repo,
+                query.get("searchCriteria.itemVersion.version"),
+                query.get("searchCriteria.itemVersion.versionType"),
+            )
+            candidates = list(_ancestry(repo, head))
+        listed = [c for c in candidates if _commit_matches(c, query)]
+        if _flag(query.get("searchCriteria.showOldestCommitsFirst")):
+            listed.reverse()
         top = query.get("searchCriteria.$top") or query.get("$top")
         skip = query.get("searchCriteria.$skip") or query.get("$skip")
         page = skip_page(
@@ -402,14 +516,98 @@ def add_git_routes(
             )
         return FastJSONResponse(commit_json(data, repo, found, full=True))
 
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits/{commit_id}/changes", responses=responses)
+    async def commit_changes(
+        org: str,
+        project: str,
+        repository: str,
+        commit_id: str,
+        api_version: ApiVersion,
+        top: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+        skip: Annotated[int | None, Query(ge=0, le=100_000_000)] = None,
+    ) -> Response:
+        """``GitCommitChanges``: ``{changeCounts, changes}``, no count/value wrapper; ``top``/``skip`` (no ``$``)."""
+        data, repo = _repo(org, project, repository)
+        found = _usable(repo).commits.get(commit_id.lower())
+        if found is None:
+            raise AzureError(
+                404, "GitObjectNotFoundException", f"TF401028: The reference {commit_id[:64]} does not exist."
+            )
+        page = skip_page(found.changes, top, skip)
+        return FastJSONResponse(
+            {
+                "changeCounts": change_counts(found),
+                "changes": [commit_change_json(data, repo, found, c) for c in page],
+            }
+        )
+
+    @app.get("/{org}/{project}/_apis/git/repositories/{repository}/stats/branches", responses=responses)
+    async def branch_stats(
+        request: Request,
+        org: str,
+        project: str,
+        repository: str,
+        api_version: ApiVersion,
+        name: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> Response:
+        """Every branch's head, ahead/behind counts against the base (default: the default branch);
+        with ``name``, that branch alone (one object)."""
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        query = request.query_params
+        branches = [r for r in repo.refs.values() if r.name.startswith("refs/heads/") and r.object_id in repo.commits]
+        if name is not None:
+            wanted = "refs/heads/" + name.removeprefix("refs/heads/")
+            branches = [r for r in branches if r.name == wanted]
+            if not branches:
+                raise AzureError(
+                    404,
+                    "GitBranchNotFoundException",
+                    f'Branch "{name[:200]}" does not exist in the {repo.id} repository.',
+                )
+        if not branches:
+            return wrapped([])
+        base, version, kind = _resolve(
+            repo, query.get("baseVersionDescriptor.version"), query.get("baseVersionDescriptor.versionType")
+        )
+        base_ref = "refs/heads/" + version.removeprefix("refs/heads/") if kind == "Branch" else None
+        in_base = _reachable(repo, base)
+        stats = []
+        for ref in branches:
+            head = repo.commits[ref.object_id]
+            in_branch = _reachable(repo, head)
+            ahead, behind = len(in_branch - in_base), len(in_base - in_branch)
+            stats.append(branch_stats_json(data, repo, ref.name, head, ahead, behind, ref.name == base_ref))
+        return FastJSONResponse(stats[0]) if name is not None else wrapped(stats)
+
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes", responses=responses)
     async def pushes(
-        org: str, project: str, repository: str, api_version: ApiVersion, top: Top = None, skip: Skip = None
+        request: Request,
+        org: str,
+        project: str,
+        repository: str,
+        api_version: ApiVersion,
+        top: Top = None,
+        skip: Skip = None,
     ) -> Response:
-        """Pushes, newest first (``$top``/``$skip``)."""
+        """Pushes, newest first (``$top``/``$skip``); ``searchCriteria.pusherId``, ``.refName``,
+        ``.fromDate``/``.toDate``, ``.includeRefUpdates``."""
         data, repo = _repo(org, project, repository)
-        listed = sorted(_usable(repo).pushes, key=lambda p: p.push_id, reverse=True)
-        return wrapped([push_json(data, repo, p) for p in skip_page(listed, top, skip)])
+        query = request.query_params
+        pusher = (query.get("searchCriteria.pusherId") or "").lower()
+        ref_name = query.get("searchCriteria.refName")
+        since = _criteria_date(query, "searchCriteria.fromDate")
+        until = _criteria_date(query, "searchCriteria.toDate")
+        listed = [
+            p
+            for p in sorted(_usable(repo).pushes, key=lambda p: p.push_id, reverse=True)
+            if (not pusher or p.pushed_by == pusher)
+            and (not ref_name or any(u.name == ref_name for u in p.ref_updates))
+            and (since is None or p.date >= since)
+            and (until is None or p.date <= until)
+        ]
+        updates = _flag(query.get("searchCriteria.includeRefUpdates"))
+        return wrapped([push_json(data, repo, p, ref_updates=updates) for p in skip_page(listed, top, skip)])
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes/{push_id}", responses=responses)
     async def push(org: str, project: str, repository: str, push_id: int, api_version: ApiVersion) -> Response:
@@ -450,6 +648,47 @@ def add_git_routes(
                 404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found."
             )
         return FastJSONResponse(pull_request_json(data, repo, pr))
+
+    def _repository_pull_request(
+        org: str, project: str, repository: str, pull_request_id: int
+    ) -> tuple[Organisation, GitRepository, PullRequest]:
+        data, repo = _repo(org, project, repository)
+        _usable(repo)
+        pr = _pull_request(data, pull_request_id, None)
+        if pr.repository_id != repo.id:
+            raise AzureError(
+                404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found."
+            )
+        return data, repo, pr
+
+    @app.get(
+        "/{org}/{project}/_apis/git/repositories/{repository}/pullRequests/{pull_request_id}/commits",
+        responses=responses,
+    )
+    async def pull_request_commit_list(
+        org: str,
+        project: str,
+        repository: str,
+        pull_request_id: int,
+        api_version: ApiVersion,
+        top: Top = None,
+        token: Token = None,
+    ) -> Response:
+        """The pull request's commits (source not in target), newest first; ``$top`` and a continuation token."""
+        data, repo, pr = _repository_pull_request(org, project, repository, pull_request_id)
+        page, next_token = continuation_page(pull_request_commits(repo, pr), top, token)
+        return wrapped([commit_json(data, repo, c) for c in page], token=next_token)
+
+    @app.get(
+        "/{org}/{project}/_apis/git/repositories/{repository}/pullRequests/{pull_request_id}/workitems",
+        responses=responses,
+    )
+    async def pull_request_work_items(
+        org: str, project: str, repository: str, pull_request_id: int, api_version: ApiVersion
+    ) -> Response:
+        """``ResourceRef`` list of the work items linked to the pull request."""
+        data, repo, pr = _repository_pull_request(org, project, repository, pull_request_id)
+        return wrapped([work_item_ref(data, i) for i in pull_request_work_item_ids(data, repo, pr)])
 
     @app.get("/{org}/{project}/_apis/git/pullrequests", responses=responses)
     async def project_pull_requests(
