@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.cli.conftest import emulator_answers
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
 from tests.support.polling import wait_for
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 
 from kiosk.cli.app import app
 from kiosk.emulator.org.events import OrgEvent
-from kiosk.emulator.org.model import Organisation, Project
+from kiosk.emulator.org.model import Project
 
 __all__ = ["start_emulator"]  # the emulator fixture
 
@@ -29,12 +30,8 @@ def live(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, repos=8, workitems=30), execute=False)
 
 
-def _org(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def _project(emulator: LiveEmulator) -> Project:
-    org = _org(emulator)
+    org = emulator.organisation()
     return next(p for p in org.projects.values() if any(d.project_id == p.id for d in org.build_definitions.values()))
 
 
@@ -64,9 +61,9 @@ def test_repo_push_and_pull_request_verbs(live: LiveEmulator, tmp_path: Path) ->
     )
     assert re.search(r"push 1 to Ledger API: refs/heads/main 0000000\.\.[0-9a-f]{7}", out) and "event git.push" in out
     kiosk(live, "push", "Ledger API", "--branch", "feature/x", "--file", "x.txt=hello")
-    repo = _org(live).repository("Ledger API", _project(live).id)
+    repo = live.organisation().repository("Ledger API", _project(live).id)
     assert repo is not None and repo.head("refs/heads/feature/x") is not None
-    reviewer = list(_org(live).users.values())[2]
+    reviewer = list(live.organisation().users.values())[2]
     out = kiosk(
         live,
         "pr",
@@ -112,7 +109,7 @@ def test_work_item_verbs(live: LiveEmulator) -> None:
     assert f"Bug {item_id} updated (rev 2, Active)" in out and "event workitem.updated" in out
     out = kiosk(live, "workitem", "comment", item_id, "Seen again")
     assert "event workitem.commented" in out
-    item = _org(live).work_items[int(item_id)]
+    item = live.organisation().work_items[int(item_id)]
     assert item.fields["Microsoft.VSTS.Common.Priority"] == 1 and item.comments[0].text == "Seen again"
     assert "event workitem.deleted" in kiosk(live, "workitem", "delete", item_id)
     assert item.is_deleted
@@ -121,7 +118,7 @@ def test_work_item_verbs(live: LiveEmulator) -> None:
 
 
 def test_build_and_release_verbs(live: LiveEmulator) -> None:
-    org, project = _org(live), _project(live)
+    org, project = live.organisation(), _project(live)
     definition = next(d for d in org.build_definitions.values() if d.project_id == project.id)
     out = kiosk(live, "build", str(definition.id), "--result", "partiallySucceeded")
     assert "partiallySucceeded" in out and "event build.complete" in out
@@ -179,7 +176,7 @@ def test_the_server_command_with_generate_and_activity_and_a_verb_against_it(tmp
         auth = ("", "acme-pat")
         report = wait_for(
             lambda: (
-                _running(base, process)
+                emulator_answers(base, process)
                 and (r := httpx.get(f"{base}/_emulator/activity", auth=auth).json())["total"] >= 20
                 and r
             ),
@@ -209,12 +206,3 @@ def test_the_server_command_with_generate_and_activity_and_a_verb_against_it(tmp
         process.terminate()
         output = process.communicate(timeout=30)[0].decode(errors="replace")
     assert "activity: 100/s (seed 0)" in output and "org acme: 2 projects" in output
-
-
-def _running(base: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"kiosk emulator exited: {process.communicate()[0].decode(errors='replace')}")
-    try:
-        return httpx.get(f"{base}/_emulator/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.cli.conftest import emulator_answers
 from tests.support.pipelines import SEED_WEBHOOK_RESOURCES
 from tests.support.polling import wait_for
 from tests.support.servers import free_port
@@ -159,7 +160,7 @@ def test_the_emulator_works_under_kiosk_home_never_beside_its_config(tmp_path: P
     )
     try:
         auth = ("", "demo-pat")
-        wait_for(lambda: _healthy(base, process), timeout=60)
+        wait_for(lambda: emulator_answers(base, process), timeout=60)
         registered = httpx.post(
             f"{base}/_emulator/orgs/demo/projects/demo/pipelines",
             json={"name": "where", "yaml": "steps:\n- script: touch made-here && echo workspace=$PWD\n"},
@@ -181,12 +182,3 @@ def test_the_emulator_works_under_kiosk_home_never_beside_its_config(tmp_path: P
     assert _demo_files() == before
     assert not (DEMO_DIR / ".kiosk-emulator").exists()
     assert not (tmp_path / "cwd" / ".kiosk").exists()
-
-
-def _healthy(base: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"kiosk emulator exited: {process.communicate()[0].decode(errors='replace')}")
-    try:
-        return httpx.get(f"{base}/_emulator/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

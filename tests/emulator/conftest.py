@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.azure_sdk import connect
 from tests.support.pipelines import webhook_resources
 from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
 from kiosk.emulator.config import load_emulator_config
+from kiosk.emulator.org.model import Organisation
 
 #: The pipeline the emulator runs unless a test gives another: it echoes the webhook's message title.
 HELLO = webhook_resources() + "steps:\n- script: echo ${{ parameters.WebHook.resource.message.title }}\n"
@@ -73,6 +75,29 @@ class LiveEmulator:
 
     def run_log(self, run_id: int, org: str = "fabrikam") -> str:
         return self.client.get(f"/_emulator/runs/{org}/{run_id}/log", params={"follow": "true"}).text
+
+    def organisation(self, name: str = "fabrikam") -> Organisation:
+        """The org's data in memory, as the routes serve it: what a test checks the answers against."""
+        return self.server.emulator.organisation(name)
+
+    def sdk_client(self, client_type: str, org: str = "fabrikam") -> Any:
+        """Microsoft's client ``client_type`` (``azure.devops.v7_1.git.GitClient``…) for ``org`` with ``PAT``."""
+        return connect(self.base_url, org, PAT).get_client(client_type)
+
+    def page_tokens(self, path: str, size: int, size_parameter: str = "$top") -> list[str | None]:
+        """Every page's continuation token of a list paged by ``x-ms-continuationtoken`` (None: the first page),
+        following it to the end with ``size_parameter=size``; each page holds at most ``size`` items."""
+        tokens: list[str | None] = [None]
+        while True:
+            params: dict[str, str | int] = {size_parameter: size}
+            if tokens[-1] is not None:
+                params["continuationToken"] = str(tokens[-1])
+            answer = self.client.get(path, params=params)
+            assert answer.status_code == 200 and answer.json()["count"] <= size
+            token = answer.headers.get("x-ms-continuationtoken")
+            if token is None:
+                return tokens
+            tokens.append(token)
 
 
 EmulatorFactory = Callable[..., LiveEmulator]

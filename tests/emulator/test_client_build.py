@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
 from tests.support.azure_sdk import connect, with_generated_org
-
-from kiosk.emulator.org.model import Organisation
 
 
 @pytest.fixture
@@ -15,13 +15,17 @@ def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG), execute=False)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
+def run_hello(emulator: LiveEmulator) -> tuple[Any, Any]:
+    """A run of the configured pipeline ``hello`` (project ``web``) through Microsoft's Pipelines client, and a
+    Build client of the same connection."""
+    connection = connect(emulator.base_url, "fabrikam", PAT)
+    run = connection.get_client("azure.devops.v7_1.pipelines.PipelinesClient").run_pipeline({}, "web", 1)
+    return run, connection.get_client("azure.devops.v7_1.build.BuildClient")
 
 
 def test_definitions_builds_and_timelines_of_a_generated_project(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    build = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.build.BuildClient")
+    org = generated.organisation()
+    build = generated.sdk_client("azure.devops.v7_1.build.BuildClient")
     project = next(
         p for p in org.projects.values() if any(d.project_id == p.id for d in org.build_definitions.values())
     )
@@ -57,9 +61,7 @@ def test_definitions_builds_and_timelines_of_a_generated_project(generated: Live
 
 
 def test_a_configured_projects_runs_are_its_builds(generated: LiveEmulator) -> None:
-    connection = connect(generated.base_url, "fabrikam", PAT)
-    run = connection.get_client("azure.devops.v7_1.pipelines.PipelinesClient").run_pipeline({}, "web", 1)
-    build = connection.get_client("azure.devops.v7_1.build.BuildClient")
+    run, build = run_hello(generated)
     (listed,) = build.get_builds("web")
     assert listed.id == run.id and listed.definition.name == "hello"
     assert build.get_build("web", run.id).build_number == run.name
@@ -68,8 +70,8 @@ def test_a_configured_projects_runs_are_its_builds(generated: LiveEmulator) -> N
 def test_a_builds_changes_and_work_items(generated: LiveEmulator) -> None:
     from kiosk.emulator.org.model import WorkItemRelation
 
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.build.BuildClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.build.BuildClient")
     first = min(org.builds.values(), key=lambda b: b.id)  # its definition's first build: its source commit
     repo = org.repositories[first.repository_id]
     commit = repo.commits[first.source_version]
@@ -98,9 +100,7 @@ def test_a_builds_changes_and_work_items(generated: LiveEmulator) -> None:
 
 
 def test_a_configured_runs_changes_are_empty(generated: LiveEmulator) -> None:
-    connection = connect(generated.base_url, "fabrikam", PAT)
-    run = connection.get_client("azure.devops.v7_1.pipelines.PipelinesClient").run_pipeline({}, "web", 1)
-    build = connection.get_client("azure.devops.v7_1.build.BuildClient")
+    run, build = run_hello(generated)
     assert build.get_build_changes("web", run.id) == []
     assert build.get_build_work_items_refs("web", run.id) == []
     with pytest.raises(AzureDevOpsServiceError):
@@ -108,8 +108,8 @@ def test_a_configured_runs_changes_are_empty(generated: LiveEmulator) -> None:
 
 
 def test_builds_and_definitions_filters_and_orders(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.build.BuildClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.build.BuildClient")
     project = max(org.projects.values(), key=lambda p: sum(b.project_id == p.id for b in org.builds.values()))
     mine = sorted((b for b in org.builds.values() if b.project_id == project.id), key=lambda b: b.id, reverse=True)
     some = mine[0]
@@ -149,7 +149,7 @@ def test_builds_and_definitions_filters_and_orders(generated: LiveEmulator) -> N
 def test_listed_builds_follow_changes_of_the_organisation(generated: LiveEmulator) -> None:
     """Builds' and repositories' JSON is kept between requests; a change (a repository renamed through the
     /_emulator mutation API) shows at once."""
-    org = organisation(generated)
+    org = generated.organisation()
     build = next(b for b in org.builds.values() if b.repository_id in org.repositories)
     repo = org.repositories[build.repository_id]
     path = f"/fabrikam/{build.project_id}/_apis/build/builds"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
-
-from kiosk.emulator.org.model import Organisation
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 
 @pytest.fixture
@@ -14,13 +12,9 @@ def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG), execute=False)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def test_projects_as_azure_lists_them(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    org = generated.organisation()
+    core = generated.sdk_client("azure.devops.v7_1.core.CoreClient")
     projects = core.get_projects()
     assert [p.id for p in projects] == list(org.projects)  # the configured "web" among them
     assert "web" in [p.name for p in projects]
@@ -41,8 +35,8 @@ def test_projects_as_azure_lists_them(generated: LiveEmulator) -> None:
 
 
 def test_a_project_its_teams_and_members(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    org = generated.organisation()
+    core = generated.sdk_client("azure.devops.v7_1.core.CoreClient")
     model = next(p for p in org.projects.values() if not p.configured)
     by_name = core.get_project(model.name)
     by_id = core.get_project(model.id, include_capabilities=True)
@@ -72,7 +66,7 @@ def test_a_project_its_teams_and_members(generated: LiveEmulator) -> None:
 def test_unknown_projects_and_teams_are_azures_404(generated: LiveEmulator) -> None:
     from azure.devops.exceptions import AzureDevOpsServiceError
 
-    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    core = generated.sdk_client("azure.devops.v7_1.core.CoreClient")
     with pytest.raises(AzureDevOpsServiceError, match="TF200016") as missing:
         core.get_project("No Such Project")
     assert missing.value.type_key == "ProjectDoesNotExistWithNameException"
@@ -81,8 +75,8 @@ def test_unknown_projects_and_teams_are_azures_404(generated: LiveEmulator) -> N
 
 
 def test_project_properties_with_wildcards(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    org = generated.organisation()
+    core = generated.sdk_client("azure.devops.v7_1.core.CoreClient")
     model = next(p for p in org.projects.values() if any(".Tag." in k for k in p.properties))
     everything = {p.name: p.value for p in core.get_project_properties(model.id)}
     assert everything["System.Process Template"] == model.process_template
@@ -102,8 +96,8 @@ def test_project_properties_with_wildcards(generated: LiveEmulator) -> None:
 
 
 def test_every_team_of_the_organisation(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    core = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.core.CoreClient")
+    org = generated.organisation()
+    core = generated.sdk_client("azure.devops.v7_1.core.CoreClient")
     teams = core.get_all_teams()
     assert [t.id for t in teams] == list(org.teams)
     for team in teams:

@@ -6,32 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
-from kiosk.emulator.org.model import Organisation
 from kiosk.emulator.routes.entitlements import ENTITLEMENTS_PAGE
 from kiosk.emulator.shapes_graph import LICENSE_IDS
 
 
 @pytest.fixture
 def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    config = with_generated_org(CONFIG).replace("workitems: 30,", "workitems: 30, users: 250,")
-    return start_emulator(config=config, execute=False)
-
-
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
+    return start_emulator(config=with_generated_org(CONFIG, users=250), execute=False)
 
 
 def entitlements_client(emulator: LiveEmulator) -> Any:
-    return connect(emulator.base_url, "fabrikam", PAT).get_client(
-        "azure.devops.v7_1.member_entitlement_management.MemberEntitlementManagementClient"
-    )
+    return emulator.sdk_client("azure.devops.v7_1.member_entitlement_management.MemberEntitlementManagementClient")
 
 
 def test_search_pages_by_body_token_to_the_end(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     client = entitlements_client(generated)
     # The token and total are in the body; Microsoft's model reads ``members`` only, so page over HTTP.
     seen: list[str] = []
@@ -62,7 +54,7 @@ def test_search_pages_by_body_token_to_the_end(generated: LiveEmulator) -> None:
 
 
 def test_filter_order_and_select(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     client = entitlements_client(generated)
 
     def everything(**kwargs: Any) -> list[Any]:
@@ -114,7 +106,7 @@ def test_filter_order_and_select(generated: LiveEmulator) -> None:
 
 
 def test_legacy_form_before_5_0(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     seen: list[str] = []
     skip = 0
     while True:
@@ -143,7 +135,7 @@ def test_legacy_form_before_5_0(generated: LiveEmulator) -> None:
 def test_one_users_entitlement(generated: LiveEmulator) -> None:
     from azure.devops.exceptions import AzureDevOpsServiceError
 
-    org = organisation(generated)
+    org = generated.organisation()
     client = entitlements_client(generated)
     in_projects = {d for g in org.groups.values() if g.project_id for d in g.member_descriptors}
     user = next(u for u in org.users.values() if u.descriptor in in_projects)

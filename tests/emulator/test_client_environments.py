@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 from kiosk.emulator.org.model import Environment, Organisation, Project
 
@@ -13,10 +13,6 @@ from kiosk.emulator.org.model import Environment, Organisation, Project
 @pytest.fixture
 def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG), execute=False)
-
-
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
 
 
 def deployed(org: Organisation) -> tuple[Project, list[Environment]]:
@@ -28,24 +24,9 @@ def deployed(org: Organisation) -> tuple[Project, list[Environment]]:
     raise AssertionError("the generated org has a project with deployments")
 
 
-def tokens_of(emulator: LiveEmulator, path: str, size_parameter: str, size: int) -> list[str | None]:
-    """Every page's continuation token, following ``x-ms-continuationtoken`` to the end (None: the first)."""
-    tokens: list[str | None] = [None]
-    while True:
-        params: dict[str, str | int] = {size_parameter: size}
-        if tokens[-1] is not None:
-            params["continuationToken"] = str(tokens[-1])
-        answer = emulator.client.get(path, params=params)
-        assert answer.status_code == 200 and answer.json()["count"] <= size
-        token = answer.headers.get("x-ms-continuationtoken")
-        if token is None:
-            return tokens
-        tokens.append(token)
-
-
 def test_environments_filtered_by_name_and_paged(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.task_agent.TaskAgentClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.task_agent.TaskAgentClient")
     project, environments = deployed(org)
     listed = client.get_environments(project.name)
     assert [(e.id, e.name, e.description) for e in listed] == [(e.id, e.name, e.description) for e in environments]
@@ -60,7 +41,7 @@ def test_environments_filtered_by_name_and_paged(generated: LiveEmulator) -> Non
     assert client.get_environments(project.id, name="stag") == []
 
     path = f"/fabrikam/{project.id}/_apis/distributedtask/environments"
-    tokens = tokens_of(generated, path, "$top", 2)
+    tokens = generated.page_tokens(path, 2)
     assert len(tokens) == 2
     pages = [client.get_environments(project.id, top=2, continuation_token=token) for token in tokens]
     assert [e.id for page in pages for e in page] == [e.id for e in environments]
@@ -75,8 +56,8 @@ def test_environments_filtered_by_name_and_paged(generated: LiveEmulator) -> Non
 
 
 def test_deployment_records_newest_first_paged_by_top_or_dollar_top(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.task_agent.TaskAgentClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.task_agent.TaskAgentClient")
     project, environments = deployed(org)
     environment = environments[0]
     newest_first = sorted(environment.deployments, key=lambda r: r.id, reverse=True)
@@ -97,9 +78,9 @@ def test_deployment_records_newest_first_paged_by_top_or_dollar_top(generated: L
 
     path = f"/fabrikam/{project.id}/_apis/distributedtask/environments/{environment.id}/environmentdeploymentrecords"
     for parameter in ("top", "$top"):
-        tokens = tokens_of(generated, path, parameter, 2)
+        tokens = generated.page_tokens(path, 2, parameter)
         assert len(tokens) == (len(newest_first) + 1) // 2
-    tokens = tokens_of(generated, path, "top", 2)
+    tokens = generated.page_tokens(path, 2, "top")
     pages = [
         client.get_environment_deployment_execution_records(project.name, environment.id, top=2, continuation_token=t)
         for t in tokens

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from azure.devops.v7_1.git.models import (
@@ -22,22 +24,18 @@ def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, repos=16), execute=False)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def busiest(org: Organisation) -> GitRepository:
     """An enabled repository with pull requests and more than one branch."""
     usable = [r for r in org.repositories.values() if r.default_branch and not r.is_disabled]
     return max(usable, key=lambda r: (sum(pr.repository_id == r.id for pr in org.pull_requests.values()), len(r.refs)))
 
 
-def git_client(emulator: LiveEmulator):  # type: ignore[no-untyped-def]
-    return connect(emulator.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.git.GitClient")
+def git_client(emulator: LiveEmulator) -> Any:
+    return emulator.sdk_client("azure.devops.v7_1.git.GitClient")
 
 
 def test_repositories_and_refs(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     everything = git.get_repositories()
     assert {r.id for r in everything} == set(org.repositories)
@@ -68,7 +66,7 @@ def test_repositories_and_refs(generated: LiveEmulator) -> None:
 
 
 def test_items_and_their_content(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     head = repo.head()
@@ -109,7 +107,7 @@ def test_items_and_their_content(generated: LiveEmulator) -> None:
 
 
 def test_commits_and_pushes(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     head = repo.head()
@@ -131,7 +129,7 @@ def test_commits_and_pushes(generated: LiveEmulator) -> None:
 
 
 def test_pull_requests(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     mine = [pr for pr in org.pull_requests.values() if pr.repository_id == repo.id]
@@ -167,7 +165,7 @@ def test_pull_requests(generated: LiveEmulator) -> None:
 
 
 def test_branch_policies(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     connection = connect(generated.base_url, "fabrikam", PAT)
     policy = connection.get_client("azure.devops.v7_1.policy.PolicyClient")
     repo = busiest(org)
@@ -202,7 +200,7 @@ def reachable(repo: GitRepository, commit_id: str) -> set[str]:
 
 
 def test_a_commits_changes(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     commit = max(repo.commits.values(), key=lambda c: len(c.changes))
@@ -226,7 +224,7 @@ def test_a_commits_changes(generated: LiveEmulator) -> None:
 
 
 def test_branch_stats(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     main = reachable(repo, repo.refs[repo.default_branch or ""].object_id)
@@ -256,7 +254,7 @@ def test_branch_stats(generated: LiveEmulator) -> None:
 def test_a_pull_requests_commits_and_work_items(generated: LiveEmulator) -> None:
     from kiosk.emulator.org.model import WorkItemRelation
 
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     pr = next(p for p in org.pull_requests.values() if p.repository_id == repo.id)
@@ -285,7 +283,7 @@ def test_a_pull_requests_commits_and_work_items(generated: LiveEmulator) -> None
 def test_commit_and_push_search_criteria(generated: LiveEmulator) -> None:
     from azure.devops.v7_1.git.models import GitPushSearchCriteria
 
-    org = organisation(generated)
+    org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
     everything = git.get_commits(repo.id, GitQueryCommitsCriteria(), repo.project_id)

@@ -6,29 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
-from kiosk.emulator.org.model import Group, Organisation, User
+from kiosk.emulator.org.model import Group, User
 from kiosk.emulator.routes.graph import GRAPH_PAGE
 
 
 @pytest.fixture
 def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    config = with_generated_org(CONFIG).replace("workitems: 30,", "workitems: 30, users: 1100,")
-    return start_emulator(config=config, execute=False)
-
-
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
+    return start_emulator(config=with_generated_org(CONFIG, users=1100), execute=False)
 
 
 def graph_client(emulator: LiveEmulator) -> Any:
-    return connect(emulator.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.graph.GraphClient")
+    return emulator.sdk_client("azure.devops.v7_1.graph.GraphClient")
 
 
 def test_users_page_by_header_token_to_the_end(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     assert len(org.users) > 2 * GRAPH_PAGE  # three pages
     seen: list[str] = []
@@ -61,7 +56,7 @@ def test_users_page_by_header_token_to_the_end(generated: LiveEmulator) -> None:
 def test_user_and_group_by_descriptor(generated: LiveEmulator) -> None:
     from azure.devops.exceptions import AzureDevOpsServiceError
 
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     user = next(iter(org.users.values()))
     fetched = graph.get_user(user.descriptor)
@@ -86,7 +81,7 @@ def test_user_and_group_by_descriptor(generated: LiveEmulator) -> None:
 
 
 def test_subject_types_and_scope_filters(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     assert graph.list_users(subject_types=["msa", "svc"]).graph_users == []
     assert len(graph.list_users(subject_types=["aad"]).graph_users) == GRAPH_PAGE
@@ -113,7 +108,7 @@ def test_subject_types_and_scope_filters(generated: LiveEmulator) -> None:
 
 
 def test_memberships_up_down_and_check(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     group = next(g for g in org.groups.values() if g.project_id is not None and g.member_descriptors)
     member = org.subject(group.member_descriptors[0])
@@ -137,7 +132,7 @@ def test_memberships_up_down_and_check(generated: LiveEmulator) -> None:
 def test_subject_lookup_descriptors_and_storage_keys(generated: LiveEmulator) -> None:
     from azure.devops.v7_1.graph.models import GraphSubjectLookup, GraphSubjectLookupKey
 
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     user = list(org.users.values())[3]
     group = next(iter(org.groups.values()))
@@ -165,7 +160,7 @@ def test_subject_lookup_descriptors_and_storage_keys(generated: LiveEmulator) ->
 def test_subject_query_by_prefix(generated: LiveEmulator) -> None:
     from azure.devops.v7_1.graph.models import GraphSubjectQuery
 
-    org = organisation(generated)
+    org = generated.organisation()
     graph = graph_client(generated)
     user = next(iter(org.users.values()))
     prefix = user.display_name[:3]

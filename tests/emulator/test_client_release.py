@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 from kiosk.emulator.org.model import Organisation, Project
 
@@ -20,33 +20,14 @@ def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, repos=12), execute=False)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def released(org: Organisation) -> Project:
     """The project with the most releases."""
     return max(org.projects.values(), key=lambda p: sum(r.project_id == p.id for r in org.releases.values()))
 
 
-def page_tokens(emulator: LiveEmulator, path: str, size: int) -> list[str | None]:
-    """Every page's token, following ``x-ms-continuationtoken`` with ``$top=size`` (None: the first page)."""
-    tokens: list[str | None] = [None]
-    while True:
-        params: dict[str, str | int] = {"$top": size}
-        if tokens[-1] is not None:
-            params["continuationToken"] = str(tokens[-1])
-        answer = emulator.client.get(path, params=params)
-        assert answer.status_code == 200 and answer.json()["count"] <= size
-        token = answer.headers.get("x-ms-continuationtoken")
-        if token is None:
-            return tokens
-        tokens.append(token)
-
-
 def test_release_definitions_filters_order_expand_and_paging(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.release.ReleaseClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
     project = released(org)
     mine = [d for d in org.release_definitions.values() if d.project_id == project.id]
     live = [d for d in mine if not d.is_deleted]
@@ -78,7 +59,7 @@ def test_release_definitions_filters_order_expand_and_paging(generated: LiveEmul
     assert first.last_release.id == last.id and first.last_release.name == last.name
 
     path = f"/fabrikam/{project.id}/_apis/release/definitions"
-    tokens = page_tokens(generated, path, 1)
+    tokens = generated.page_tokens(path, 1)
     assert len(tokens) == len(live)
     pages = [client.get_release_definitions(project.id, top=1, continuation_token=t) for t in tokens]
     assert [d.id for page in pages for d in page] == [d.id for d in live]
@@ -108,8 +89,8 @@ def test_release_definitions_filters_order_expand_and_paging(generated: LiveEmul
 
 
 def test_releases_newest_first_with_filters_and_paging(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.release.ReleaseClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
     project = released(org)
     mine = sorted((r for r in org.releases.values() if r.project_id == project.id), key=lambda r: (r.created_on, r.id))
     assert len(mine) >= 3
@@ -152,7 +133,7 @@ def test_releases_newest_first_with_filters_and_paging(generated: LiveEmulator) 
     assert [e.name for e in with_stages[0].environments] == [e.name for e in model.environments]
 
     path = f"/fabrikam/{project.id}/_apis/release/releases"
-    tokens = page_tokens(generated, path, 2)
+    tokens = generated.page_tokens(path, 2)
     assert len(tokens) == (len(mine) + 1) // 2
     pages = [client.get_releases(project.id, top=2, continuation_token=int(t) if t else None) for t in tokens]
     assert [r.id for page in pages for r in page] == [r.id for r in reversed(mine)]
@@ -173,8 +154,8 @@ def test_releases_newest_first_with_filters_and_paging(generated: LiveEmulator) 
 
 
 def test_deployments_filters_release_id_and_paging(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.release.ReleaseClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
     project = released(org)
     mine = sorted((d for d in org.deployments.values() if d.project_id == project.id), key=lambda d: d.id)
     rejected = [d for d in mine if d.operation_status == "Rejected"]
@@ -220,7 +201,7 @@ def test_deployments_filters_release_id_and_paging(generated: LiveEmulator) -> N
     assert [d["id"] for d in by_release.json()["value"]] == [model.id]
     assert "x-ms-continuationtoken" not in by_release.headers
 
-    tokens = page_tokens(generated, path, 2)
+    tokens = generated.page_tokens(path, 2)
     assert len(tokens) == (len(mine) + 1) // 2
     pages = [client.get_deployments(project.id, top=2, continuation_token=int(t) if t else None) for t in tokens]
     assert [d.id for page in pages for d in page] == [d.id for d in reversed(mine)]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 from kiosk.emulator.org.model import Organisation, Wiki, blob_sha1
 
@@ -25,17 +25,13 @@ def batch_request(top: int, **options: Any) -> Any:
     return WikiPagesBatchRequest(top=top, **options)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def project_wiki(org: Organisation) -> Wiki:
     return next(w for w in org.wikis.values() if w.type == "projectWiki" and len(w.pages) > 3)
 
 
 def test_wikis_of_the_org_and_of_a_project(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.wiki.WikiClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.wiki.WikiClient")
     everything = client.get_all_wikis()
     assert sorted(w.id for w in everything) == sorted(org.wikis)
     wiki = project_wiki(org)
@@ -65,8 +61,8 @@ def test_wikis_of_the_org_and_of_a_project(generated: LiveEmulator) -> None:
 
 
 def test_pages_batch_pages_through_continuation_tokens(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.wiki.WikiClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.wiki.WikiClient")
     wiki = project_wiki(org)
     project = org.projects[wiki.project_id]
     url = f"/fabrikam/{project.id}/_apis/wiki/wikis/{wiki.id}/pagesbatch?api-version=7.1"
@@ -100,8 +96,8 @@ def test_pages_batch_pages_through_continuation_tokens(generated: LiveEmulator) 
 
 
 def test_pages_by_path_and_by_id_with_content_and_etag(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    client = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.wiki.WikiClient")
+    org = generated.organisation()
+    client = generated.sdk_client("azure.devops.v7_1.wiki.WikiClient")
     wiki = project_wiki(org)
     project = org.projects[wiki.project_id]
     setup = next(p for p in wiki.pages if p.path == "/Guides/Setup")

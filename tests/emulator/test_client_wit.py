@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from azure.devops.v7_1.work_item_tracking.models import TeamContext, Wiql, WorkItemBatchGetRequest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 from kiosk.emulator.org.model import ClassificationNode, Organisation, Project, User, WorkItem
 
@@ -18,14 +19,8 @@ def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, workitems=300), execute=False)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
-def wit_client(emulator: LiveEmulator):  # type: ignore[no-untyped-def]
-    return connect(emulator.base_url, "fabrikam", PAT).get_client(
-        "azure.devops.v7_1.work_item_tracking.WorkItemTrackingClient"
-    )
+def wit_client(emulator: LiveEmulator) -> Any:
+    return emulator.sdk_client("azure.devops.v7_1.work_item_tracking.WorkItemTrackingClient")
 
 
 def live_items(org: Organisation) -> list[WorkItem]:
@@ -44,7 +39,7 @@ def assert_identity(shown: object, user: object) -> None:
 
 
 def test_work_items_by_ids_single_and_batch(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     items = live_items(org)[:50]
     project = project_of(org, items[0])
@@ -81,7 +76,7 @@ def test_work_items_by_ids_single_and_batch(generated: LiveEmulator) -> None:
 
 
 def test_deleted_missing_and_refused(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     deleted = next(item for item in org.work_items.values() if item.is_deleted)
     alive = live_items(org)[0]
@@ -104,7 +99,7 @@ def test_deleted_missing_and_refused(generated: LiveEmulator) -> None:
 
 
 def test_as_of_gives_an_earlier_revision(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     item = next(i for i in live_items(org) if i.rev >= 3)
     second = item.revisions[1]
@@ -115,7 +110,7 @@ def test_as_of_gives_an_earlier_revision(generated: LiveEmulator) -> None:
 
 
 def test_updates_and_revisions(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     item = next(i for i in live_items(org) if i.rev >= 3)
     project = project_of(org, item)
@@ -141,7 +136,7 @@ def test_updates_and_revisions(generated: LiveEmulator) -> None:
 
 
 def test_comments(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     item = max(live_items(org), key=lambda i: len(i.comments))
     assert len(item.comments) >= 2
@@ -168,7 +163,7 @@ def test_comments(generated: LiveEmulator) -> None:
 
 
 def test_recycle_bin(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     deleted = [item for item in org.work_items.values() if item.is_deleted]
     assert deleted
@@ -191,7 +186,7 @@ def test_recycle_bin(generated: LiveEmulator) -> None:
 
 
 def test_types_states_and_fields(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     project = next(iter(org.projects.values()))
     kinds = org.work_item_types[project.id]
@@ -221,7 +216,7 @@ def test_types_states_and_fields(generated: LiveEmulator) -> None:
 
 
 def test_classification_nodes(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     project = next(p for p in org.projects.values() if org.areas[p.id].children)
     area, iteration = org.areas[project.id], org.iterations[project.id]
@@ -254,7 +249,7 @@ def test_classification_nodes(generated: LiveEmulator) -> None:
 
 
 def test_wiql_flat_ordered_and_capped_by_top(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     project = project_of(org, live_items(org)[0])
     query = (
@@ -285,7 +280,7 @@ def test_wiql_flat_ordered_and_capped_by_top(generated: LiveEmulator) -> None:
 
 
 def test_wiql_current_iteration_in_a_team_context(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     project = project_of(org, live_items(org)[0])
     team = org.teams[project.default_team_id or ""]
@@ -304,7 +299,7 @@ def test_wiql_current_iteration_in_a_team_context(generated: LiveEmulator) -> No
 
 
 def test_wiql_link_queries(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     wit = wit_client(generated)
     epic = next(i for i in live_items(org) if i.work_item_type == "Epic" and i.relations)
     one_hop = wit.query_by_wiql(

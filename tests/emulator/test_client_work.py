@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
+from tests.support.azure_sdk import with_generated_org
 
 from kiosk.emulator.org.model import Organisation, Project, Team
 from kiosk.emulator.shapes_work import iteration_path, team_iterations, time_frame
@@ -28,10 +28,6 @@ def team_context(**names: str) -> Any:
     return TeamContext(**names)
 
 
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def other_team(org: Organisation) -> tuple[Project, Team]:
     """A project's non-default team (its name has a space, sometimes a non-ASCII letter)."""
     for project in org.projects.values():
@@ -42,8 +38,8 @@ def other_team(org: Organisation) -> tuple[Project, Team]:
 
 
 def test_boards_of_the_default_team_and_of_a_named_team(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    work = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.work.WorkClient")
+    org = generated.organisation()
+    work = generated.sdk_client("azure.devops.v7_1.work.WorkClient")
     project, team = other_team(org)
     default = org.teams[project.default_team_id or ""]
     listed = work.get_boards(team_context(project=project.name))
@@ -89,7 +85,7 @@ def test_boards_of_the_default_team_and_of_a_named_team(generated: LiveEmulator)
 
 
 def test_team_names_are_percent_encoded_in_paths(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     project, team = other_team(org)
     path = f"/fabrikam/{quote(project.name, safe='')}/{quote(team.name, safe='')}/_apis/work/boards"
     answer = generated.client.get(path)
@@ -100,8 +96,8 @@ def test_team_names_are_percent_encoded_in_paths(generated: LiveEmulator) -> Non
 
 
 def test_iterations_with_their_time_frame_from_today(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    work = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.work.WorkClient")
+    org = generated.organisation()
+    work = generated.sdk_client("azure.devops.v7_1.work.WorkClient")
     project, team = other_team(org)
     context = team_context(project=project.name, team=team.name)
     nodes = team_iterations(org, project, team)
@@ -134,8 +130,8 @@ def test_iterations_with_their_time_frame_from_today(generated: LiveEmulator) ->
 
 
 def test_team_field_values_and_settings(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    work = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.work.WorkClient")
+    org = generated.organisation()
+    work = generated.sdk_client("azure.devops.v7_1.work.WorkClient")
     project, team = other_team(org)
     values = work.get_team_field_values(team_context(project=project.name, team=team.name))
     assert values.field.reference_name == "System.AreaPath"
@@ -160,8 +156,8 @@ def test_team_field_values_and_settings(generated: LiveEmulator) -> None:
 
 
 def test_unknown_team_and_board_are_404s(generated: LiveEmulator) -> None:
-    org = organisation(generated)
-    work = connect(generated.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.work.WorkClient")
+    org = generated.organisation()
+    work = generated.sdk_client("azure.devops.v7_1.work.WorkClient")
     project, team = other_team(org)
     with pytest.raises(AzureDevOpsServiceError) as no_team:
         work.get_boards(team_context(project=project.name, team="Nobody's Team"))

@@ -8,7 +8,7 @@ import pytest
 from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
 from tests.support.azure_sdk import with_generated_org
 
-from kiosk.emulator.org.model import Organisation, WorkItemRevision
+from kiosk.emulator.org.model import WorkItemRevision
 
 WIQL = "/fabrikam/_apis/wit/wiql?api-version=7.1"
 
@@ -16,10 +16,6 @@ WIQL = "/fabrikam/_apis/wit/wiql?api-version=7.1"
 @pytest.fixture
 def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, workitems=120), execute=False)
-
-
-def organisation(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
 
 
 def error_of(response: object) -> tuple[int, str, str]:
@@ -66,7 +62,7 @@ def test_refusals_of_the_request_itself(generated: LiveEmulator) -> None:
 
 
 def test_macros_and_dates_over_http(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     me = next(iter(org.users.values()))
     query = "SELECT [System.Id] FROM WorkItems WHERE [System.AssignedTo] = @Me AND [System.CreatedDate] >= @Today - 30"
     ids = [w["id"] for w in generated.client.post(WIQL, json={"query": query}).json()["workItems"]]
@@ -94,7 +90,7 @@ def test_macros_and_dates_over_http(generated: LiveEmulator) -> None:
 
 def test_more_than_20000_matches_need_top(start_emulator: EmulatorFactory) -> None:
     emulator = start_emulator(config=with_generated_org(CONFIG, projects=2, repos=2, workitems=25_000), execute=False)
-    org = organisation(emulator)
+    org = emulator.organisation()
     live = [item.id for item in org.work_items.values() if not item.is_deleted]
     assert len(live) > 20_000
     query = {"query": "SELECT [System.Id] FROM WorkItems ORDER BY [System.Id]"}
@@ -115,7 +111,7 @@ def test_more_than_20000_matches_need_top(start_emulator: EmulatorFactory) -> No
 
 
 def test_a_changed_item_is_shaped_again(generated: LiveEmulator) -> None:
-    org = organisation(generated)
+    org = generated.organisation()
     item = next(i for i in org.work_items.values() if not i.is_deleted)
     url = f"/fabrikam/_apis/wit/workitems?ids={item.id}&api-version=7.1"
     before = generated.client.get(url).json()["value"][0]
@@ -148,5 +144,5 @@ def test_batch_body_and_routes_refuse_bad_input(generated: LiveEmulator) -> None
         response = generated.client.get(f"/fabrikam/_apis/wit/workitems?{query}")
         assert response.status_code == 400, query
     node = "/fabrikam/{}/_apis/wit/classificationnodes/Elsewhere"
-    project = next(iter(organisation(generated).projects.values()))
+    project = next(iter(generated.organisation().projects.values()))
     assert generated.client.get(node.format(project.id)).status_code == 400

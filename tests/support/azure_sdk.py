@@ -24,7 +24,13 @@ def connect(base_url: str, org: str, pat: str) -> Connection:
     return Connection(base_url=f"{base_url}/{org}", creds=BasicAuthentication("", pat))
 
 
-def with_generated_org(config: str, *, projects: int = 3, repos: int = 8, workitems: int = 30, seed: int = 7) -> str:
-    """``config`` (tests/emulator/conftest.py's) with a generated organisation under its first org."""
-    generate = f"    generate: {{projects: {projects}, repos: {repos}, workitems: {workitems}, seed: {seed}}}\n"
+def with_generated_org(
+    config: str, *, projects: int = 3, repos: int = 8, workitems: int = 30, seed: int = 7, users: int | None = None
+) -> str:
+    """``config`` (tests/emulator/conftest.py's) with a generated organisation under its first org
+    (``users``: how many, else the generator's default)."""
+    sizes = f"projects: {projects}, repos: {repos}, workitems: {workitems}"
+    if users is not None:
+        sizes += f", users: {users}"
+    generate = f"    generate: {{{sizes}, seed: {seed}}}\n"
     return config.replace("    projects:\n", generate + "    projects:\n", 1)

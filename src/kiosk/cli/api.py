@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from kiosk.errors import BadRequest, KioskError
 
-__all__ = ["Api", "UrlOption"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Api", "UrlOption", "answer_json"]
 
 UrlOption = Annotated[str, typer.Option("--url", envvar="KIOSK_URL", help="The kiosk server.")]
 
@@ -41,14 +44,20 @@ class Api:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise KioskError(f"cannot reach kiosk at {self.url}: {exc}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code >= 400:
-            message = body.get("message") if isinstance(body, dict) else response.text[:200]
-            raise KioskError(f"{method} {path}: HTTP {response.status_code}: {message}")
-        return body
+        return answer_json(response, method, path)
+
+
+def answer_json(response: httpx.Response, method: str, path: str) -> Any:
+    """A server's JSON answer (None when it is not JSON), or, for an HTTP error, a one-line KioskError
+    with the server's ``message``: kiosk's API and the emulator's both put the reason there."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        message = body.get("message") if isinstance(body, dict) else response.text[:200]
+        raise KioskError(f"{method} {path}: HTTP {response.status_code}: {message}")
+    return body
 
 
 def _credentials() -> tuple[str, str]:

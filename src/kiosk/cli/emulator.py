@@ -28,7 +28,9 @@ from urllib.parse import quote
 
 import typer
 
+from kiosk.cli.api import answer_json
 from kiosk.cli.errors import reports_errors
+from kiosk.cli.pipelines import name_value_pairs
 from kiosk.cli.settings import display_host
 from kiosk.errors import BadRequest, KioskError
 
@@ -224,13 +226,7 @@ class _Emulator:
             )
         except httpx.HTTPError as exc:
             raise KioskError(f"cannot reach the emulator at {self.url}: {exc}") from None
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if response.status_code >= 400:
-            message = answer.get("message") if isinstance(answer, dict) else response.text[:200]
-            raise KioskError(f"{method} {path}: HTTP {response.status_code}: {message}")
+        answer = answer_json(response, method, path)
         if not isinstance(answer, dict):
             raise KioskError(f"{method} {path}: the emulator's answer is not the mutation API's JSON")
         return answer
@@ -245,16 +241,6 @@ def _report(answer: dict[str, Any], summary: str) -> None:
 
 def _path(name: str) -> str:
     return quote(name, safe="")
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise BadRequest(f"{what} {item!r} must be NAME=VALUE")
-        out[name.strip()] = value
-    return out
 
 
 def _field_value(text: str) -> str | int | float | None:
@@ -347,7 +333,7 @@ def push(
 ) -> None:
     """Push to a repository (git.push): a commit of --file/--delete on --branch, or a branch created or deleted."""
     changes: list[dict[str, Any]] = []
-    for path, value in _pairs(file, "--file").items():
+    for path, value in name_value_pairs(file, "--file").items():
         text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
         changes.append({"path": path, "content": text})
     changes.extend({"path": path, "changeType": "delete"} for path in delete or [])
@@ -509,7 +495,7 @@ def workitem_create(
     by: By = None,
 ) -> None:
     """Create a work item (workitem.created)."""
-    fields: dict[str, Any] = {name: _field_value(v) for name, v in _pairs(field, "--field").items()}
+    fields: dict[str, Any] = {name: _field_value(v) for name, v in name_value_pairs(field, "--field").items()}
     fields["System.Title"] = title
     if state is not None:
         fields["System.State"] = state
@@ -533,7 +519,7 @@ def workitem_update(
     by: By = None,
 ) -> None:
     """Change fields of a work item (workitem.updated)."""
-    fields: dict[str, Any] = {name: _field_value(v) for name, v in _pairs(field, "--field").items()}
+    fields: dict[str, Any] = {name: _field_value(v) for name, v in name_value_pairs(field, "--field").items()}
     if state is not None:
         fields["System.State"] = state
     if title is not None:

@@ -21,7 +21,7 @@ from kiosk.errors import BadRequest
 if TYPE_CHECKING:
     pass
 
-__all__ = ["pipeline_app"]
+__all__ = ["name_value_pairs", "pipeline_app"]
 
 pipeline_app = typer.Typer(
     name="pipeline", help="Expand or run an Azure Pipelines YAML file locally.", no_args_is_help=True
@@ -48,7 +48,9 @@ RootOption = Annotated[
 PairsOption = Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")]
 
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+def name_value_pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    """Repeated ``NAME=VALUE`` options as a dict (``kiosk emulator``'s ``--file``/``--field`` too);
+    ``what`` names the option in the error for an item without ``=`` or a name."""
     out: dict[str, str] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -146,7 +148,12 @@ def pipeline_expand(
     from kiosk.pipelines.expand import dump_yaml
 
     document, _ = _expand_for_cli(
-        pipeline, root, webhook, payload, _pairs(parameter, "--parameter"), _pairs(variable, "--variable")
+        pipeline,
+        root,
+        webhook,
+        payload,
+        name_value_pairs(parameter, "--parameter"),
+        name_value_pairs(variable, "--variable"),
     )
     sys.stdout.write(dump_yaml(document))
 
@@ -172,13 +179,15 @@ def pipeline_run(
     from kiosk.pipelines.timeline import TimelineRecord
     from kiosk.pipelines.variables import Variable
 
-    variables = _pairs(variable, "--variable")
+    variables = name_value_pairs(variable, "--variable")
     secrets: dict[str, str] = {}
-    for name, env_name in _pairs(secret_variable, "--secret-variable").items():
+    for name, env_name in name_value_pairs(secret_variable, "--secret-variable").items():
         if env_name not in os.environ:
             raise BadRequest(f"--secret-variable {name}: environment variable {env_name} is not set")
         secrets[name] = os.environ[env_name]
-    document, alias = _expand_for_cli(pipeline, root, webhook, payload, _pairs(parameter, "--parameter"), variables)
+    document, alias = _expand_for_cli(
+        pipeline, root, webhook, payload, name_value_pairs(parameter, "--parameter"), variables
+    )
     run_variables = {name: Variable(value) for name, value in variables.items()}
     run_variables.update({name: Variable(value, secret=True) for name, value in secrets.items()})
     run_variables.update(

@@ -36,12 +36,12 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from kiosk.emulator.access import AccessPolicy, RequestGuard
-from kiosk.emulator.bodies import MAX_JSON_DEPTH, check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import MAX_JSON_DEPTH, read_body, read_json, validated
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
@@ -101,18 +101,8 @@ def _azure(exc: AzureError, headers: dict[str, str] | None = None) -> FastJSONRe
 
 async def _json(request: Request, model: type[BaseModel] | None = None) -> Any:
     """A JSON route's body: 415 unless it is JSON, 413 over 16 MiB, 400 when invalid or over 64 deep."""
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-    raw = await read_body(request, _MAX_API_BODY)
-    data = parse_json(raw or b"{}")
-    if model is None:
-        return data
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise AzureError(400, "ArgumentException", f"{where}: {first['msg']}") from None
+    data = await read_json(request, _MAX_API_BODY)
+    return data if model is None else validated(model, data)
 
 
 def _not_null(value: Any) -> Any:

@@ -19,9 +19,10 @@ brackets cannot be deeper than 64, and two ``bytes.count`` calls (C speed) prove
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from kiosk.core.json_depth import MAX_JSON_DEPTH, exceeds_depth
@@ -31,18 +32,27 @@ __all__ = [
     "JSON_MEDIA_TYPE",
     "MAX_JSON_DEPTH",
     "check_json_content_type",
+    "has_body",
     "parse_json",
     "read_body",
+    "read_json",
     "too_deep",
+    "validated",
 ]
 
 log = logging.getLogger("kiosk.emulator")
 
 JSON_MEDIA_TYPE: Final = "application/json"
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class ClientGone(AzureError):
     """The client closed the connection before its body arrived; the answer goes nowhere."""
+
+
+def has_body(request: Request) -> bool:
+    """Whether the request announces a body: a non-zero Content-Length, or chunked transfer."""
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
 def check_json_content_type(content_type: str | None, *, has_body: bool, accepted: tuple[str, ...] = ()) -> None:
@@ -123,3 +133,20 @@ def parse_json(raw: bytes, limit: int = MAX_JSON_DEPTH) -> Any:
     if raw.count(b"{") + raw.count(b"[") > limit and too_deep(value, limit):
         raise _depth_error(limit)
     return value
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """A JSON route's body, by the three rules: 415 unless JSON, 413 over ``limit``, 400 when invalid
+    or too deep. No body at all reads as ``{}``: the route decides whether that is missing."""
+    check_json_content_type(request.headers.get("content-type"), has_body=has_body(request))
+    return parse_json(await read_body(request, limit) or b"{}")
+
+
+def validated(model: type[Model], value: Any) -> Model:
+    """``value`` as ``model``, or Azure's 400 ``ArgumentException`` naming the first field that does not fit."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise AzureError(400, "ArgumentException", f"{where}: {first['msg']}") from None

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AzureError", "azure_error_body"]
+__all__ = ["AzureError", "azure_error_body", "repository_not_found"]
 
 _TYPE_NAMESPACE = "Microsoft.TeamFoundation.DistributedTask.WebApi"
 
@@ -75,6 +75,17 @@ class AzureError(Exception):
 #: The type keys of the errors the emulator's HTTP server answers itself, before the app (Azure's
 #: front end answers these with an HTML page; the emulator keeps to the JSON shape clients parse).
 _SERVER_TYPE_KEYS = {400: "BadHttpRequestException", 408: "RequestTimeoutException"}
+
+
+def repository_not_found(id_or_name: str) -> AzureError:
+    """TF401019, Azure's one answer for a repository that is missing, not the caller's, or disabled:
+    the lookups and the org's changes both raise it, so all say the same."""
+    return AzureError(
+        404,
+        "GitRepositoryNotFoundException",
+        f"TF401019: The Git repository with name or identifier {id_or_name} does not exist or you do "
+        "not have permissions for the operation you are attempting.",
+    )
 
 
 def server_error_body(status: int, code: str, message: str) -> bytes:

@@ -45,6 +45,17 @@ def work_url(org: Organisation, team: Team) -> str:
     return f"{org.url}/{team.project_id}/{team.id}/_apis/work"
 
 
+def _team_links(org: Organisation, project: Project, team: Team, url: str, more: dict[str, str]) -> dict[str, Any]:
+    """A team's work resource's ``_links``: itself, its project and team, then ``more`` (name → href)."""
+    links: dict[str, Any] = {
+        "self": {"href": url},
+        "project": {"href": project_url(org, project)},
+        "team": {"href": team_url(org, team)},
+    }
+    links.update({name: {"href": href} for name, href in more.items()})
+    return links
+
+
 def _board_url(org: Organisation, team: Team, board: Board) -> str:
     return f"{work_url(org, team)}/boards/{board.id}"
 
@@ -122,13 +133,7 @@ def board_json(org: Organisation, project: Project, team: Team, board: Board) ->
             "rowField": _kanban_field_reference(_kanban_field(board, "Lane")),
             "doneField": _kanban_field_reference(_kanban_field(board, "Column.Done")),
         },
-        "_links": {
-            "self": {"href": url},
-            "project": {"href": project_url(org, project)},
-            "team": {"href": team_url(org, team)},
-            "columns": {"href": f"{url}/columns"},
-            "rows": {"href": f"{url}/rows"},
-        },
+        "_links": _team_links(org, project, team, url, {"columns": f"{url}/columns", "rows": f"{url}/rows"}),
     }
 
 
@@ -191,13 +196,9 @@ def team_iteration_json(
         "url": url,
     }
     if links:
-        body["_links"] = {
-            "self": {"href": url},
-            "project": {"href": project_url(org, project)},
-            "team": {"href": team_url(org, team)},
-            "teamSettings": {"href": f"{work_url(org, team)}/teamsettings"},
-            "teamIterations": {"href": f"{work_url(org, team)}/teamsettings/iterations"},
-        }
+        settings = f"{work_url(org, team)}/teamsettings"
+        more = {"teamSettings": settings, "teamIterations": f"{settings}/iterations"}
+        body["_links"] = _team_links(org, project, team, url, more)
     return body
 
 
@@ -211,12 +212,7 @@ def team_field_values_json(org: Organisation, project: Project, team: Team) -> d
         "defaultValue": area,
         "values": [{"value": area, "includeChildren": is_default}],
         "url": url,
-        "_links": {
-            "self": {"href": url},
-            "project": {"href": project_url(org, project)},
-            "team": {"href": team_url(org, team)},
-            "teamSettings": {"href": f"{work_url(org, team)}/teamsettings"},
-        },
+        "_links": _team_links(org, project, team, url, {"teamSettings": f"{work_url(org, team)}/teamsettings"}),
     }
 
 
@@ -241,13 +237,13 @@ def team_settings_json(org: Organisation, project: Project, team: Team, today: d
             "defaultIterationMacro": "@currentIteration",
             "workingDays": list(_WORKING_DAYS),
             "url": url,
-            "_links": {
-                "self": {"href": url},
-                "project": {"href": project_url(org, project)},
-                "team": {"href": team_url(org, team)},
-                "teamIterations": {"href": f"{url}/iterations"},
-                "teamFieldValues": {"href": f"{url}/teamfieldvalues"},
-            },
+            "_links": _team_links(
+                org,
+                project,
+                team,
+                url,
+                {"teamIterations": f"{url}/iterations", "teamFieldValues": f"{url}/teamfieldvalues"},
+            ),
         }
     )
     return body

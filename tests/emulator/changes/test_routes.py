@@ -8,14 +8,14 @@ import threading
 
 import httpx
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
 from tests.emulator.test_org_urls import api_urls
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.support.azure_sdk import with_generated_org
 from tests.support.receiver import Receiver
 from tests.support.servers import serving
 
 from kiosk.emulator.org.events import OrgEvent
-from kiosk.emulator.org.model import Organisation, Project
+from kiosk.emulator.org.model import Project
 
 
 class Events:
@@ -47,12 +47,8 @@ def live(start_emulator: EmulatorFactory) -> tuple[LiveEmulator, Events]:
     return emulator, events
 
 
-def _org(emulator: LiveEmulator) -> Organisation:
-    return emulator.server.emulator.organisation("fabrikam")
-
-
 def _generated(emulator: LiveEmulator) -> Project:
-    org = _org(emulator)
+    org = emulator.organisation()
     return next(p for p in org.projects.values() if any(d.project_id == p.id for d in org.build_definitions.values()))
 
 
@@ -89,7 +85,7 @@ def test_a_repository_created_pushed_to_renamed_disabled_and_deleted(live: tuple
     ]
     items = f"/fabrikam/{project.id}/_apis/git/repositories/{repo['id']}/items"
     assert client.get(items, params={"path": "/src/app.py"}).text == "print('hi')\n"
-    git = connect(emulator.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.git.GitClient")
+    git = emulator.sdk_client("azure.devops.v7_1.git.GitClient")
     pushed_by_sdk = git.get_push(repo["id"], pushed.json()["value"]["pushId"], project=project.id)
     assert pushed_by_sdk.commits[0].comment == "First commit"
     assert git.get_repository(repo["id"], project=project.id).default_branch == "refs/heads/main"
@@ -106,7 +102,7 @@ def test_a_repository_created_pushed_to_renamed_disabled_and_deleted(live: tuple
 
 def test_a_pull_request_voted_on_and_merged(live: tuple[LiveEmulator, Events]) -> None:
     emulator, events = live
-    client, project, org = emulator.client, _generated(emulator), _org(emulator)
+    client, project, org = emulator.client, _generated(emulator), emulator.organisation()
     repo = next(r for r in org.project_repositories(project.id) if r.default_branch and not r.is_disabled)
     base = f"{_prefix(project)}/repositories/{repo.id}"
     branch = client.post(
@@ -143,7 +139,7 @@ def test_a_pull_request_voted_on_and_merged(live: tuple[LiveEmulator, Events]) -
 
 def test_work_items_changed_commented_deleted_and_restored(live: tuple[LiveEmulator, Events]) -> None:
     emulator, events = live
-    client, project, org = emulator.client, _generated(emulator), _org(emulator)
+    client, project, org = emulator.client, _generated(emulator), emulator.organisation()
     created = client.post(
         f"{_prefix(project)}/workitems", json={"type": "User Story", "fields": {"System.Title": "Checkout v2"}}
     )
@@ -181,7 +177,7 @@ def test_work_items_changed_commented_deleted_and_restored(live: tuple[LiveEmula
 
 def test_a_build_a_release_and_a_deployment(live: tuple[LiveEmulator, Events]) -> None:
     emulator, events = live
-    client, project, org = emulator.client, _generated(emulator), _org(emulator)
+    client, project, org = emulator.client, _generated(emulator), emulator.organisation()
     definition = next(d for d in org.build_definitions.values() if d.project_id == project.id)
     built = client.post(f"{_prefix(project)}/builds", json={"definitionId": definition.id, "result": "failed"})
     assert built.status_code == 201, built.text
@@ -214,7 +210,7 @@ def test_bad_requests_get_azures_answers(live: tuple[LiveEmulator, Events]) -> N
     client, project = emulator.client, _generated(emulator)
     prefix = _prefix(project)
     assert client.post(f"{prefix}/repositories", json={"name": "x", "colour": "red"}).status_code == 400
-    some = _org(emulator).project_repositories(project.id)[0]
+    some = emulator.organisation().project_repositories(project.id)[0]
     assert client.patch(f"{prefix}/repositories/{some.id}").json()["message"] == "body: a JSON body is required"
     assert (
         client.post(f"{prefix}/repositories", content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
@@ -258,7 +254,7 @@ def test_every_url_in_the_events_resolves(live: tuple[LiveEmulator, Events]) -> 
     """The API ``url``/``_links`` of every event resource lead somewhere on the emulator (as test_org_urls walks
     the REST answers)."""
     emulator, events = live
-    client, project, org = emulator.client, _generated(emulator), _org(emulator)
+    client, project, org = emulator.client, _generated(emulator), emulator.organisation()
     prefix = _prefix(project)
     repo = client.post(f"{prefix}/repositories", json={"name": "hooks"}).json()["value"]
     change = {"path": "/a.md", "content": "a"}
@@ -289,7 +285,7 @@ def test_a_change_reaches_the_subscriptions_its_filters_match(live: tuple[LiveEm
     """The mutation API's events go through the service hooks: a subscription filtered on the repository
     and branch gets the push, one filtered on another branch does not."""
     emulator, events = live
-    client, project, org = emulator.client, _generated(emulator), _org(emulator)
+    client, project, org = emulator.client, _generated(emulator), emulator.organisation()
     repo = next(r for r in org.project_repositories(project.id) if r.default_branch and not r.is_disabled)
     receiver = Receiver()
     with serving(receiver) as target:

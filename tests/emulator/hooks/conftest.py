@@ -4,9 +4,10 @@ subscribe and to publish org events as the org's mutations do (``Emulator.publis
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -70,6 +71,41 @@ def subscribe(
     response = emulator.client.post(SUBSCRIPTIONS, json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def hooks_client(emulator: LiveEmulator) -> Any:
+    """Microsoft's ServiceHooksClient (v7_1) for fabrikam."""
+    return emulator.sdk_client("azure.devops.v7_1.service_hooks.ServiceHooksClient")
+
+
+#: Two extra headers as the subscription form takes them: one ``Name: value`` a line, the space after the
+#: colon optional, a trailing newline allowed.
+EXTRA_HEADERS = "X-Extra: yes\nX-Other:2\n"
+
+
+def subscribe_with_basic_auth_and_headers(
+    emulator: LiveEmulator, url: str, user: str, password: str, event_type: str = "git.push", publisher_id: str = "tfs"
+) -> dict[str, Any]:
+    """A subscription to ``PROJECT_ID``'s events with every optional request input set: basic auth and
+    :data:`EXTRA_HEADERS` (what :func:`assert_basic_auth_and_headers` checks a delivery for)."""
+    return subscribe(
+        emulator,
+        url,
+        event_type,
+        publisher_id,
+        publisher_inputs={"projectId": PROJECT_ID},
+        basicAuthUsername=user,
+        basicAuthPassword=password,
+        httpHeaders=EXTRA_HEADERS,
+    )
+
+
+def assert_basic_auth_and_headers(headers: Mapping[str, str], user: str, password: str) -> None:
+    """A delivery's request headers (lower-case names) carry Azure's user agent, the subscription's basic
+    auth and both :data:`EXTRA_HEADERS`."""
+    assert headers["authorization"] == "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert headers["user-agent"].startswith("VSServices")
+    assert (headers["x-extra"], headers["x-other"]) == ("yes", "2")
 
 
 def org_event(

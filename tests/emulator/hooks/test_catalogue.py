@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from tests.emulator.conftest import LiveEmulator
-from tests.emulator.hooks.test_subscriptions import hooks_client
+from tests.emulator.hooks.conftest import hooks_client
 
 from kiosk.emulator.hooks.catalogue import EVENT_TYPES
 

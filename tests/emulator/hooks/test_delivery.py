@@ -4,15 +4,22 @@ record of every attempt (``/_emulator/hooks/deliveries``, notifications through 
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
 import orjson
 import pytest
 from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator, basic
-from tests.emulator.hooks.conftest import HOOKS_CONFIG, HeldReceiver, org_event, publish, subscribe
-from tests.emulator.hooks.test_subscriptions import hooks_client
+from tests.emulator.hooks.conftest import (
+    HOOKS_CONFIG,
+    HeldReceiver,
+    assert_basic_auth_and_headers,
+    hooks_client,
+    org_event,
+    publish,
+    subscribe,
+    subscribe_with_basic_auth_and_headers,
+)
 from tests.support.receiver import Receiver, Reply
 
 from kiosk.emulator.hooks.delivery import PROBATION_DELAYS, TRANSIENT_DELAYS
@@ -48,25 +55,16 @@ def test_one_compact_json_post_with_azures_headers_and_basic_auth(
     hooked: LiveEmulator, receiver: tuple[str, Receiver]
 ) -> None:
     url, rec = receiver
-    created = subscribe(
-        hooked,
-        url,
-        publisher_inputs={"projectId": "d2d1c3a6-0000-0000-0000-000000000000"},
-        basicAuthUsername="port",
-        basicAuthPassword="hook-secret",
-        httpHeaders="X-Extra: yes\nX-Other:2\n",
-    )
+    created = subscribe_with_basic_auth_and_headers(hooked, url, "port", "hook-secret")
     plain = subscribe(hooked, url)
-    event = org_event(project_id="d2d1c3a6-0000-0000-0000-000000000000")
+    event = org_event()
     publish(hooked, event)
     requests = rec.wait(2)
     by_subscription = {r.json()["subscriptionId"]: r for r in requests}
     authed, bare = by_subscription[created["id"]], by_subscription[plain["id"]]
     assert authed.method == "POST" and authed.path == "/hook"
     assert authed.headers["content-type"] == "application/json; charset=utf-8"
-    assert authed.headers["user-agent"].startswith("VSServices")
-    assert authed.headers["authorization"] == "Basic " + base64.b64encode(b"port:hook-secret").decode()
-    assert (authed.headers["x-extra"], authed.headers["x-other"]) == ("yes", "2")
+    assert_basic_auth_and_headers(authed.headers, "port", "hook-secret")
     assert authed.body == orjson.dumps(authed.json())  # compact: no spaces between tokens
     assert "authorization" not in bare.headers  # basic auth only when set
     assert authed.json()["id"] == bare.json()["id"] == event.id  # one event, the same id for every subscription

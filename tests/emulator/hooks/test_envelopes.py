@@ -11,6 +11,7 @@ from tests.support.receiver import Receiver
 
 from kiosk.emulator.hooks.catalogue import EVENT_TYPES
 from kiosk.emulator.models import stable_id
+from kiosk.emulator.org.events import OrgEvent
 
 RESOURCE: dict[str, Any] = {
     "id": 42,
@@ -20,6 +21,23 @@ RESOURCE: dict[str, Any] = {
     "refUpdates": [{"name": "refs/heads/main"}],
     "repository": {"id": "r"},
 }
+#: What a ``minimal`` resource keeps of :data:`RESOURCE`: its identifying keys only, not the nested objects.
+MINIMAL_RESOURCE: dict[str, Any] = {"id": 42, "url": "http://emulator/_apis/x/42", "name": "thing", "pushId": 9}
+
+
+def envelope_delivered(
+    hooked: LiveEmulator,
+    receiver: tuple[str, Receiver],
+    event: OrgEvent,
+    publisher_inputs: dict[str, str] | None = None,
+    **consumer_inputs: str,
+) -> dict[str, Any]:
+    """The envelope of ``event`` as the one subscription made with these inputs receives it (its only request)."""
+    url, rec = receiver
+    subscribe(hooked, url, publisher_inputs=publisher_inputs, **consumer_inputs)
+    publish(hooked, event)
+    (request,) = rec.wait(1)
+    return dict(request.json())
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
@@ -79,12 +97,8 @@ def test_every_event_type_arrives_in_azures_envelope(
 def test_an_org_scope_subscription_gets_the_minimal_resource_and_no_messages(
     hooked: LiveEmulator, receiver: tuple[str, Receiver]
 ) -> None:
-    url, rec = receiver
-    subscribe(hooked, url)
-    publish(hooked, org_event(resource=RESOURCE))
-    (request,) = rec.wait(1)
-    envelope = request.json()
-    assert envelope["resource"] == {"id": 42, "url": "http://emulator/_apis/x/42", "name": "thing", "pushId": 9}
+    envelope = envelope_delivered(hooked, receiver, org_event(resource=RESOURCE))
+    assert envelope["resource"] == MINIMAL_RESOURCE
     assert envelope["message"] is None and envelope["detailedMessage"] is None
     assert envelope["resourceVersion"] == "1.0"
 
@@ -106,12 +120,8 @@ def test_trimming_follows_the_subscriptions_inputs(
     message: Any,
     detailed: Any,
 ) -> None:
-    url, rec = receiver
-    subscribe(hooked, url, **inputs)
-    publish(hooked, org_event(resource=RESOURCE, message="m"))
-    envelope = rec.wait(1)[0].json()
-    expected = {"id": 42, "url": "http://emulator/_apis/x/42", "name": "thing", "pushId": 9}
-    assert envelope["resource"] == (expected if resource == "minimal" else resource)
+    envelope = envelope_delivered(hooked, receiver, org_event(resource=RESOURCE, message="m"), **inputs)
+    assert envelope["resource"] == (MINIMAL_RESOURCE if resource == "minimal" else resource)
     assert envelope["resourceVersion"] == (None if resource is None else "1.0")
     assert envelope["message"] == message
     assert envelope["detailedMessage"] == (
@@ -122,21 +132,20 @@ def test_trimming_follows_the_subscriptions_inputs(
 def test_a_project_scope_subscription_can_still_ask_for_less(
     hooked: LiveEmulator, receiver: tuple[str, Receiver]
 ) -> None:
-    url, rec = receiver
-    subscribe(
-        hooked, url, publisher_inputs={"projectId": PROJECT_ID}, resourceDetailsToSend="minimal", messagesToSend="none"
+    envelope = envelope_delivered(
+        hooked,
+        receiver,
+        org_event(resource=RESOURCE, message="m"),
+        publisher_inputs={"projectId": PROJECT_ID},
+        resourceDetailsToSend="minimal",
+        messagesToSend="none",
     )
-    publish(hooked, org_event(resource=RESOURCE, message="m"))
-    envelope = rec.wait(1)[0].json()
-    assert envelope["resource"] == {"id": 42, "url": "http://emulator/_apis/x/42", "name": "thing", "pushId": 9}
+    assert envelope["resource"] == MINIMAL_RESOURCE
     assert envelope["message"] is None and envelope["detailedMessage"]["text"] == "m"
 
 
 def test_an_event_without_a_project_has_no_project_container(
     hooked: LiveEmulator, receiver: tuple[str, Receiver]
 ) -> None:
-    url, rec = receiver
-    subscribe(hooked, url)
-    publish(hooked, org_event(project_id=None))
-    envelope = rec.wait(1)[0].json()
+    envelope = envelope_delivered(hooked, receiver, org_event(project_id=None))
     assert set(envelope["resourceContainers"]) == {"collection", "account"}

@@ -3,11 +3,17 @@ run state, build.complete, and stage and job state from the runner's timeline.""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from tests.emulator.conftest import EmulatorFactory, LiveEmulator
-from tests.emulator.hooks.conftest import HOOKS_CONFIG, PROJECT_ID, SUBSCRIPTIONS, subscribe
+from tests.emulator.hooks.conftest import (
+    HOOKS_CONFIG,
+    PROJECT_ID,
+    SUBSCRIPTIONS,
+    assert_basic_auth_and_headers,
+    subscribe,
+    subscribe_with_basic_auth_and_headers,
+)
 from tests.support.pipelines import SEED_BODY, SEED_CHECKSUM
 from tests.support.receiver import Receiver
 
@@ -37,26 +43,14 @@ def test_run_state_events_reach_the_subscriber_with_auth_and_headers(
     hooked: LiveEmulator, receiver: tuple[str, Receiver]
 ) -> None:
     url, rec = receiver
-    created = subscribe(
-        hooked,
-        url,
-        RUN_STATE,
-        "pipelines",
-        publisher_inputs={"projectId": PROJECT_ID},
-        basicAuthUsername="kiosk",
-        basicAuthPassword="hook-password",
-        httpHeaders="X-Extra: yes\nX-Other:2",
-    )
+    created = subscribe_with_basic_auth_and_headers(hooked, url, "kiosk", "hook-password", RUN_STATE, "pipelines")
     assert created["consumerInputs"]["basicAuthPassword"] == "********"
     response = hooked.trigger("IncomingWH", SEED_BODY, {"X-WH-Checksum": SEED_CHECKSUM})
     run_id = int(response.headers["X-Kiosk-Queued-Runs"])
     events = envelopes(rec, RUN_STATE, 2)
     states = [(e["resource"]["run"]["state"], e["resource"]["run"].get("result")) for e in events]
     assert states == [("inProgress", None), ("completed", "succeeded")]
-    request = rec.requests[-1]
-    assert request.headers["authorization"] == "Basic " + base64.b64encode(b"kiosk:hook-password").decode()
-    assert request.headers["user-agent"].startswith("VSServices")
-    assert (request.headers["x-extra"], request.headers["x-other"]) == ("yes", "2")
+    assert_basic_auth_and_headers(rec.requests[-1].headers, "kiosk", "hook-password")
     event = events[-1]
     assert event["publisherId"] == "pipelines" and event["subscriptionId"] == created["id"]
     assert [e["notificationId"] for e in events] == [1, 2]

@@ -9,23 +9,19 @@ from typing import Any
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from azure.devops.v7_1.service_hooks.models import InputFilter, InputFilterCondition, Subscription, SubscriptionsQuery
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
+from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
 from tests.emulator.hooks.conftest import (
     PROJECT_ID,
     SUBSCRIPTIONS,
+    hooks_client,
     org_event,
     publish,
     subscribe,
     subscription_body,
 )
-from tests.support.azure_sdk import connect
 from tests.support.receiver import Receiver
 
 from kiosk.emulator.models import stable_id
-
-
-def hooks_client(emulator: LiveEmulator) -> Any:
-    return connect(emulator.base_url, "fabrikam", PAT).get_client("azure.devops.v7_1.service_hooks.ServiceHooksClient")
 
 
 def test_the_client_creates_lists_gets_replaces_and_deletes(hooked: LiveEmulator) -> None:

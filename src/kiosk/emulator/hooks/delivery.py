@@ -71,11 +71,14 @@ _RESPONSE_KEPT: Final = 4096
 def request_headers(subscription: Subscription) -> dict[str, str]:
     """The headers of a delivery: JSON, Azure's User-Agent, the extra ``httpHeaders``, then basic auth."""
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
-    for line in subscription.input("httpHeaders").splitlines():
+    for line in subscription.consumer_input("httpHeaders").splitlines():
         name, sep, value = line.partition(":")
         if sep and name.strip():
             headers[name.strip()] = value.strip()
-    user, password = subscription.input("basicAuthUsername").strip(), subscription.input("basicAuthPassword").strip()
+    user, password = (
+        subscription.consumer_input("basicAuthUsername").strip(),
+        subscription.consumer_input("basicAuthPassword").strip(),
+    )
     if user or password:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     return headers
@@ -317,7 +320,7 @@ class Deliveries:
                 with self.store.lock:
                     notification.finished(False, f"not sent: the subscription is {state}")
                 return
-            url = subscription.input("url")
+            url = subscription.consumer_input("url")
             headers = request_headers(subscription)
             on_probation = subscription.status == "onProbation"
             shown = _masked(headers)

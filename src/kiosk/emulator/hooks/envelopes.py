@@ -66,9 +66,9 @@ def trimmed_resource(resource: dict[str, Any], details: str) -> dict[str, Any] |
 def envelope(base: str, org: str, subscription: Subscription, event: OrgEvent, notification_id: int) -> dict[str, Any]:
     """The JSON ``subscription`` receives for ``event`` (``base``: the emulator's URL)."""
     scoped = subscription.has_project_filter()
-    details = (subscription.input("resourceDetailsToSend") or ("all" if scoped else "minimal")).lower()
-    messages = (subscription.input("messagesToSend") or ("all" if scoped else "none")).lower()
-    detailed = (subscription.input("detailedMessagesToSend") or ("all" if scoped else "none")).lower()
+    details = (subscription.consumer_input("resourceDetailsToSend") or ("all" if scoped else "minimal")).lower()
+    messages = (subscription.consumer_input("messagesToSend") or ("all" if scoped else "none")).lower()
+    detailed = (subscription.consumer_input("detailedMessagesToSend") or ("all" if scoped else "none")).lower()
     org_url = f"{base}/{org}/"
     collection = {"id": collection_id(org), "baseUrl": org_url}
     containers: dict[str, Any] = {"collection": collection, "account": dict(collection)}

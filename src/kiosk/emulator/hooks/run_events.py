@@ -16,7 +16,7 @@ executor's worker, or the request that queued the run), so event sinks must be t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -83,23 +83,35 @@ def _run_resource(base: str, run: Run) -> dict[str, Any]:
     }
 
 
+def _pipelines_event(
+    event_type: str,
+    run: Run,
+    resource: dict[str, Any],
+    text: str,
+    filters: Mapping[str, tuple[str, ...]],
+    detailed_message: str = "",
+) -> OrgEvent:
+    """An event of the ``pipelines`` publisher about ``run``: every one is filtered by its pipeline id
+    (``pipelineid``, first) and belongs to the run's project."""
+    return OrgEvent(
+        event_type=event_type,
+        publisher_id="pipelines",
+        resource_version=_PIPELINES_VERSION,
+        resource=resource,
+        project_id=run.pipeline.project.id,
+        message=text,
+        detailed_message=detailed_message,
+        filters={"pipelineid": (str(run.pipeline.id),), **filters},
+    )
+
+
 def run_state_event(base: str, run: Run) -> OrgEvent:
     """``ms.vss-pipelines.run-state-changed-event`` for ``run`` as it is now."""
     text = f"Run {run.name} {run.result}." if run.state == "completed" else f"Run {run.name} is {run.state}."
     result = RUN_RESULTS.get(run.result or "", "") if run.result else ""
-    return OrgEvent(
-        event_type=RUN_STATE_CHANGED,
-        publisher_id="pipelines",
-        resource_version=_PIPELINES_VERSION,
-        resource=_run_resource(base, run),
-        project_id=run.pipeline.project.id,
-        message=text,
-        detailed_message=f"{text} Pipeline {run.pipeline.name}.",
-        filters={
-            "pipelineid": (str(run.pipeline.id),),
-            "runstateid": (run.state,),
-            "runresultid": (result,) if result else (),
-        },
+    filters = {"runstateid": (run.state,), "runresultid": (result,) if result else ()}
+    return _pipelines_event(
+        RUN_STATE_CHANGED, run, _run_resource(base, run), text, filters, f"{text} Pipeline {run.pipeline.name}."
     )
 
 
@@ -145,20 +157,12 @@ def stage_state_event(base: str, run: Run, stage: TimelineRecord) -> OrgEvent:
     body = _record_body(base, run, stage, _STAGE_STATES)
     text = f"Run {run.name} stage {stage.display_name} {body['result'] or body['state']}."
     resource = {"stage": body, **_run_resource(base, run), "stageName": stage.name}
-    return OrgEvent(
-        event_type=STAGE_STATE_CHANGED,
-        publisher_id="pipelines",
-        resource_version=_PIPELINES_VERSION,
-        resource=resource,
-        project_id=run.pipeline.project.id,
-        message=text,
-        filters={
-            "pipelineid": (str(run.pipeline.id),),
-            "stagenameid": (stage.name,),
-            "stagestateid": (body["state"],),
-            "stageresultid": (body["result"],) if body["result"] else (),
-        },
-    )
+    filters = {
+        "stagenameid": (stage.name,),
+        "stagestateid": (body["state"],),
+        "stageresultid": (body["result"],) if body["result"] else (),
+    }
+    return _pipelines_event(STAGE_STATE_CHANGED, run, resource, text, filters)
 
 
 def job_state_event(base: str, run: Run, job: TimelineRecord, stage: TimelineRecord | None) -> OrgEvent:
@@ -169,21 +173,13 @@ def job_state_event(base: str, run: Run, job: TimelineRecord, stage: TimelineRec
     stage_body = _record_body(base, run, stage, _STAGE_STATES) if stage is not None else None
     text = f"Run {run.name} job {job.display_name} {body['result'] or body['state']}."
     resource = {"job": body, "stage": stage_body, **_run_resource(base, run)}
-    return OrgEvent(
-        event_type=JOB_STATE_CHANGED,
-        publisher_id="pipelines",
-        resource_version=_PIPELINES_VERSION,
-        resource=resource,
-        project_id=run.pipeline.project.id,
-        message=text,
-        filters={
-            "pipelineid": (str(run.pipeline.id),),
-            "stagenameid": (stage.name,) if stage is not None else (),
-            "jobnameid": (job.name,),
-            "jobstateid": (body["state"],),
-            "jobresultid": (body["result"],) if body["result"] else (),
-        },
-    )
+    filters = {
+        "stagenameid": (stage.name,) if stage is not None else (),
+        "jobnameid": (job.name,),
+        "jobstateid": (body["state"],),
+        "jobresultid": (body["result"],) if body["result"] else (),
+    }
+    return _pipelines_event(JOB_STATE_CHANGED, run, resource, text, filters)
 
 
 class RunEvents:

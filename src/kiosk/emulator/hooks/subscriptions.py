@@ -118,7 +118,7 @@ class Subscription:
         """Whether events still reach it (not disabled, not deleted)."""
         return self.status in ACTIVE_STATUSES and not self.deleted
 
-    def input(self, name: str) -> str:
+    def consumer_input(self, name: str) -> str:
         """A consumer input by name, case-insensitively ('' when absent)."""
         for key, value in self.consumer_inputs.items():
             if key.lower() == name.lower():

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
-from kiosk.emulator.errors import AzureError
+from kiosk.emulator.errors import AzureError, repository_not_found
 from kiosk.emulator.org.events import OrgEvent
 from kiosk.emulator.org.model import (
+    STATE_REASONS,
     Build,
     Commit,
     Deployment,
@@ -47,6 +48,7 @@ from kiosk.emulator.org.model import (
     WorkItemComment,
     WorkItemRevision,
     name_key,
+    tree_sha1,
 )
 from kiosk.emulator.shapes_build import generated_build_json
 from kiosk.emulator.shapes_events import (
@@ -91,14 +93,6 @@ __all__ = [
 ZERO_ID: Final = "0" * 40
 """The object id of a ref that does not exist (before a branch is created, after it is deleted)."""
 
-_REASONS: Final = {
-    "New": "New",
-    "Active": "Implementation started",
-    "Resolved": "Code complete",
-    "Closed": "Acceptance tests pass",
-    "Removed": "Removed from the backlog",
-}
-"""The Reason a transition into each state gets unless one is given (as the generator sets them)."""
 _IDENTITY_FIELDS: Final = frozenset({"System.AssignedTo", "System.CreatedBy", "System.ChangedBy"})
 _READ_ONLY_FIELDS: Final = frozenset(
     {
@@ -232,15 +226,20 @@ def create_repository(
     try:
         org.add_repository(repo)
     except ValueError:
-        raise AzureError(
-            409,
-            "GitRepositoryNameAlreadyExistsException",
-            f"TF400948: A Git repository with the name {name} already exists.",
-        ) from None
+        raise _repository_name_taken(name) from None
     resource = repo_created_resource(org, repo, by, at)
     message = f"{by.display_name} created the repository {repo.name} in {project.name}."
     event = _event("git.repo.created", resource, project.id, message, {"repository": [repo.id]}, at=at, ids=ids)
     return Change(repo, [event])
+
+
+def _repository_name_taken(name: str) -> AzureError:
+    """Azure's 409 when a project already has a repository of that name (creating or renaming)."""
+    return AzureError(
+        409,
+        "GitRepositoryNameAlreadyExistsException",
+        f"TF400948: A Git repository with the name {name} already exists.",
+    )
 
 
 def rename_repository(
@@ -256,11 +255,7 @@ def rename_repository(
     try:
         org.rename_repository(repo, new_name, at)
     except ValueError:
-        raise AzureError(
-            409,
-            "GitRepositoryNameAlreadyExistsException",
-            f"TF400948: A Git repository with the name {new_name} already exists.",
-        ) from None
+        raise _repository_name_taken(new_name) from None
     resource = repo_renamed_resource(org, repo, old, by, at)
     message = f"{by.display_name} renamed the repository {old} to {new_name}."
     event = _event("git.repo.renamed", resource, repo.project_id, message, {"repository": [repo.id]}, at=at, ids=ids)
@@ -313,11 +308,6 @@ def _commit_id(tree_id: str, parents: list[str], who: User, at: datetime, messag
     return hashlib.sha1(b"commit %d\0" % len(raw) + raw, usedforsecurity=False).hexdigest()
 
 
-def _tree_id(files: Mapping[str, RepoFile]) -> str:
-    joined = "".join(f"{path}{f.object_id}" for path, f in sorted(files.items()))
-    return hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()
-
-
 def _write_commit(
     repo: GitRepository,
     base: Commit | None,
@@ -355,22 +345,10 @@ def _write_commit(
         changes.append(FileChange(kind, path, new.object_id, existing.object_id if existing else None))
     if not changes:
         raise AzureError(400, "InvalidArgumentValueException", "a commit needs at least one change")
-    tree_id = _tree_id(tree)
+    tree_id = tree_sha1(tree)
     parents = ([base.commit_id] if base is not None else []) + list(extra_parents)
-    commit = Commit(
-        commit_id=_commit_id(tree_id, parents, author, at, message),
-        tree_id=tree_id,
-        parents=parents,
-        author_name=author.display_name,
-        author_email=author.mail,
-        author_date=at,
-        committer_name=author.display_name,
-        committer_email=author.mail,
-        committer_date=at,
-        comment=message,
-        files=tree,
-        changes=changes,
-    )
+    commit_id = _commit_id(tree_id, parents, author, at, message)
+    commit = Commit.authored(commit_id, tree_id, parents, author, at, message, tree, changes)
     repo.commits[commit.commit_id] = commit
     return commit
 
@@ -402,12 +380,7 @@ def _record_push(
 
 def _usable(repo: GitRepository) -> None:
     if repo.is_disabled:
-        raise AzureError(
-            404,
-            "GitRepositoryNotFoundException",
-            f"TF401019: The Git repository with name or identifier {repo.name} does not exist or you do not have "
-            "permissions for the operation you are attempting.",
-        )
+        raise repository_not_found(repo.name)
 
 
 def _push_event(org: Organisation, repo: GitRepository, record: Push, by: User, at: datetime, ids: Ids) -> OrgEvent:
@@ -804,7 +777,7 @@ def _transition(
         )
     fields: dict[str, FieldValue] = {
         "System.State": state,
-        "System.Reason": reason or _REASONS.get(state, state),
+        "System.Reason": reason or STATE_REASONS.get(state, state),
         "Microsoft.VSTS.Common.StateChangeDate": at,
         "Microsoft.VSTS.Common.ClosedDate": at if state == "Closed" else None,
         "Microsoft.VSTS.Common.ResolvedDate": (
@@ -857,7 +830,7 @@ def create_work_item(
         "System.IterationPath": None,
         "System.WorkItemType": type_name,
         "System.State": states[0] if states else "New",
-        "System.Reason": _REASONS.get(states[0], "New") if states else "New",
+        "System.Reason": STATE_REASONS.get(states[0], "New") if states else "New",
         "System.CreatedDate": at,
         "System.CreatedBy": by,
         "System.ChangedDate": at,

@@ -19,7 +19,6 @@ work-item loop builds plain dicts and slotted dataclasses and nothing else.
 from __future__ import annotations
 
 import gc
-import hashlib
 import random
 import unicodedata
 import uuid
@@ -31,6 +30,7 @@ from typing import Final
 from kiosk.emulator.org.model import (
     POLICY_MINIMUM_REVIEWERS,
     POLICY_WORK_ITEM_LINKING,
+    STATE_REASONS,
     AccessLevel,
     Board,
     BoardColumn,
@@ -69,6 +69,7 @@ from kiosk.emulator.org.model import (
     WorkItemState,
     WorkItemType,
     name_key,
+    tree_sha1,
 )
 
 __all__ = [
@@ -208,13 +209,6 @@ _STATE_COLORS: Final = {
     "Resolved": "ff9d00",
     "Completed": "339933",
     "Removed": "ffffff",
-}
-_REASONS: Final = {
-    "New": "New",
-    "Active": "Implementation started",
-    "Resolved": "Code complete",
-    "Closed": "Acceptance tests pass",
-    "Removed": "Removed from the backlog",
 }
 # The type of each work item cycles through this (parents come before their children in a block).
 _TYPE_CYCLE: Final = ("Epic",) + ("Feature",) * 3 + ("User Story",) * 12 + ("Task",) * 16 + ("Bug",) * 7 + ("Issue",)
@@ -575,23 +569,7 @@ class _Generator:
         changes: list[FileChange],
         parents: list[str],
     ) -> Commit:
-        tree_id = hashlib.sha1(
-            "".join(f"{p}{f.object_id}" for p, f in sorted(tree.items())).encode(), usedforsecurity=False
-        ).hexdigest()
-        commit = Commit(
-            commit_id=self.ids.sha(),
-            tree_id=tree_id,
-            parents=parents,
-            author_name=author.display_name,
-            author_email=author.mail,
-            author_date=when,
-            committer_name=author.display_name,
-            committer_email=author.mail,
-            committer_date=when,
-            comment=message,
-            files=tree,
-            changes=changes,
-        )
+        commit = Commit.authored(self.ids.sha(), tree_sha1(tree), parents, author, when, message, tree, changes)
         repo.commits[commit.commit_id] = commit
         return commit
 
@@ -914,7 +892,7 @@ class _Generator:
                 "System.IterationPath": iterations[int(random_() * _SPRINTS)],
                 "System.WorkItemType": kind,
                 "System.State": state,
-                "System.Reason": _REASONS[state],
+                "System.Reason": STATE_REASONS[state],
                 "System.CreatedDate": created,
                 "System.CreatedBy": creator,
                 "System.ChangedDate": changed,
@@ -955,7 +933,7 @@ class _Generator:
                         when,
                         {
                             "System.State": (previous, step_state),
-                            "System.Reason": (_REASONS[previous], _REASONS[step_state]),
+                            "System.Reason": (STATE_REASONS[previous], STATE_REASONS[step_state]),
                         },
                     )
                 )

@@ -23,7 +23,7 @@ Slotted dataclasses keep 100,000 work items well under the generator's memory bu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -34,6 +34,7 @@ __all__ = [
     "POLICY_MINIMUM_REVIEWERS",
     "POLICY_REQUIRED_REVIEWERS",
     "POLICY_WORK_ITEM_LINKING",
+    "STATE_REASONS",
     "AccessLevel",
     "Board",
     "BoardColumn",
@@ -73,6 +74,7 @@ __all__ = [
     "WorkItemType",
     "blob_sha1",
     "name_key",
+    "tree_sha1",
 ]
 
 POLICY_MINIMUM_REVIEWERS: Final = "fa4e907d-c16b-4a4c-9dfa-4906e5d171dd"
@@ -96,6 +98,12 @@ def name_key(name: str) -> str:
 def blob_sha1(content: bytes) -> str:
     """Git's object id for a blob with ``content`` (``git hash-object``), as Azure reports objectId."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def tree_sha1(files: Mapping[str, RepoFile]) -> str:
+    """A commit's ``treeId``: a SHA-1 over its paths and blob ids, so equal trees have equal ids."""
+    joined = "".join(f"{path}{f.object_id}" for path, f in sorted(files.items()))
+    return hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()
 
 
 # --- identities -----------------------------------------------------------------------------------
@@ -225,6 +233,35 @@ class Commit:
     files: dict[str, RepoFile]
     changes: list[FileChange]
     push_id: int | None = None
+
+    @classmethod
+    def authored(
+        cls,
+        commit_id: str,
+        tree_id: str,
+        parents: list[str],
+        author: User,
+        at: datetime,
+        message: str,
+        files: dict[str, RepoFile],
+        changes: list[FileChange],
+    ) -> Commit:
+        """A commit its author also committed at the same time: every commit the emulator writes
+        (generated or pushed through the mutation API) is one."""
+        return cls(
+            commit_id=commit_id,
+            tree_id=tree_id,
+            parents=parents,
+            author_name=author.display_name,
+            author_email=author.mail,
+            author_date=at,
+            committer_name=author.display_name,
+            committer_email=author.mail,
+            committer_date=at,
+            comment=message,
+            files=files,
+            changes=changes,
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -595,6 +632,16 @@ class WorkItem:
             if relation.rel == "System.LinkTypes.Hierarchy-Reverse" and isinstance(relation.target, int):
                 return relation.target
         return None
+
+
+STATE_REASONS: Final = {
+    "New": "New",
+    "Active": "Implementation started",
+    "Resolved": "Code complete",
+    "Closed": "Acceptance tests pass",
+    "Removed": "Removed from the backlog",
+}
+"""The ``System.Reason`` of a move into each state: the generator's, and the org changes' unless one is given."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -19,15 +19,15 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import check_json_content_type, has_body, parse_json, read_body, validated
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org import changes
 from kiosk.emulator.org.changes import Change, FileEdit, Ids
-from kiosk.emulator.org.model import Organisation, Project, PullRequest, Release, WorkItem
-from kiosk.emulator.routes.common import find_project, find_repository
+from kiosk.emulator.org.model import Organisation, Project, WorkItem
+from kiosk.emulator.routes.common import find_project, find_pull_request, find_release, find_repository
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_build import generated_build_json
 from kiosk.emulator.shapes_git import pull_request_json, push_json, repository_json
@@ -170,29 +170,15 @@ class DeploymentCreate(_Body):
 async def _body(request: Request, model: type[Model], *, required: bool = True) -> Model:
     """The JSON body as ``model``: 415 unless JSON, 413 when too large, Azure's 400 when it is missing
     (unless not ``required``: then no body is ``{}``) or does not validate."""
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-    if required and not has_body:
+    present = has_body(request)
+    check_json_content_type(request.headers.get("content-type"), has_body=present)
+    if required and not present:
         raise AzureError(400, "ArgumentException", "body: a JSON body is required")
-    data = parse_json(await read_body(request, _MAX_BODY) or b"{}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise AzureError(400, "ArgumentException", f"{where}: {first['msg']}") from None
+    return validated(model, parse_json(await read_body(request, _MAX_BODY) or b"{}"))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _pull_request(org: Organisation, project: Project, pull_request_id: int) -> PullRequest:
-    pr = org.pull_requests.get(pull_request_id)
-    repo = org.repositories.get(pr.repository_id) if pr is not None else None
-    if pr is None or repo is None or repo.project_id != project.id:
-        raise AzureError(404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found.")
-    return pr
 
 
 def _work_item(org: Organisation, project: Project, work_item_id: int) -> WorkItem:
@@ -204,13 +190,6 @@ def _work_item(org: Organisation, project: Project, work_item_id: int) -> WorkIt
             f"TF401232: Work item {work_item_id} does not exist, or you do not have permissions to read it.",
         )
     return item
-
-
-def _release(org: Organisation, project: Project, release_id: int) -> Release:
-    release = org.releases.get(release_id)
-    if release is None or release.project_id != project.id:
-        raise AzureError(404, "ReleaseNotFoundException", f"VS402880: Release with id {release_id} does not exist.")
-    return release
 
 
 def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, json_body: JsonBody) -> None:
@@ -327,7 +306,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
     async def update_pull_request(org: str, project: str, pull_request_id: PullRequestId, request: Request) -> Response:
         """Edit, vote, then complete (merge) or abandon a pull request, in that order."""
         data, found = _scope(org, project)
-        pr = _pull_request(data, found, pull_request_id)
+        pr = find_pull_request(data, pull_request_id, found)
         body = await _body(request, PullRequestUpdate)
         by, at = changes.find_user(data, body.by), _now()
         done = changes.update_pull_request(
@@ -450,7 +429,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
     async def complete_deployment(org: str, project: str, release_id: ReleaseId, request: Request) -> Response:
         """A finished deployment of one of the release's stages → ``ms.vss-release.deployment-completed-event``."""
         data, found = _scope(org, project)
-        release = _release(data, found, release_id)
+        release = find_release(data, found, release_id)
         body = await _body(request, DeploymentCreate)
         change = changes.complete_deployment(
             data,

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends
 
-from kiosk.emulator.errors import AzureError
-from kiosk.emulator.org.model import GitRepository, Organisation, Project
+from kiosk.emulator.errors import AzureError, repository_not_found
+from kiosk.emulator.org.model import GitRepository, Organisation, Project, PullRequest, Release
 from kiosk.emulator.versioning import request_api_version
 from kiosk.web.responses import FastJSONResponse
 
@@ -17,6 +17,8 @@ __all__ = [
     "ApiVersion",
     "continuation_page",
     "find_project",
+    "find_pull_request",
+    "find_release",
     "find_repository",
     "skip_page",
     "wrapped",
@@ -81,10 +83,26 @@ def find_repository(org: Organisation, id_or_name: str, project: Project | None)
     """A repository by GUID (any project when none is given) or by name within ``project``, or Azure's 404."""
     repo = org.repository(id_or_name, project.id if project is not None else None)
     if repo is None:
+        raise repository_not_found(id_or_name[:200])
+    return repo
+
+
+def find_pull_request(org: Organisation, pull_request_id: int, project: Project | None) -> PullRequest:
+    """A pull request by id (within ``project``'s repositories when one is given), or Azure's 404 (TF401180)."""
+    pr = org.pull_requests.get(pull_request_id)
+    repo = org.repositories.get(pr.repository_id) if pr is not None else None
+    if pr is None or repo is None or (project is not None and repo.project_id != project.id):
+        raise AzureError(404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found.")
+    return pr
+
+
+def find_release(org: Organisation, project: Project, release_id: int) -> Release:
+    """A release of ``project`` by id, or Azure's 404 (VS402880)."""
+    release = org.releases.get(release_id)
+    if release is None or release.project_id != project.id:
         raise AzureError(
             404,
-            "GitRepositoryNotFoundException",
-            f"TF401019: The Git repository with name or identifier {id_or_name[:200]} does not exist or you do "
-            "not have permissions for the operation you are attempting.",
+            "ReleaseNotFoundException",
+            f"VS402880: Release with id {release_id} does not exist. Specify a valid id and try again.",
         )
-    return repo
+    return release

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query
@@ -28,6 +29,7 @@ __all__ = ["add_core_routes"]
 Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
 Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
 Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
+Mine = Annotated[bool, Query(alias="$mine")]
 
 
 def _team(org: Organisation, project_id: str, id_or_name: str) -> Team:
@@ -46,6 +48,12 @@ def _is_mine(org: Organisation, team: Team) -> bool:
     (as WIQL's ``@Me`` is)."""
     caller = next(iter(org.users), None)
     return caller is not None and caller in team.member_ids
+
+
+def _teams_page(org: Organisation, teams: Iterable[Team], mine: bool, top: int | None, skip: int | None) -> Response:
+    """A ``WebApiTeam`` list, org-wide or a project's: ``$mine`` keeps the caller's teams, then ``$top``/``$skip``."""
+    listed = [t for t in teams if not mine or _is_mine(org, t)]
+    return wrapped([team_json(org, t) for t in skip_page(listed, top, skip)])
 
 
 def _key_patterns(keys: str | None) -> list[re.Pattern[str]] | None:
@@ -114,12 +122,11 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         api_version: ApiVersion,
         top: Top = None,
         skip: Skip = None,
-        mine: Annotated[bool, Query(alias="$mine")] = False,
+        mine: Mine = False,
     ) -> Response:
         """Every team of every project (``$top``/``$skip``, no token); ``$mine``: the caller's teams."""
         data = emulator.organisation(org)
-        listed = [t for t in data.teams.values() if t.project_id in data.projects and (not mine or _is_mine(data, t))]
-        return wrapped([team_json(data, t) for t in skip_page(listed, top, skip)])
+        return _teams_page(data, [t for t in data.teams.values() if t.project_id in data.projects], mine, top, skip)
 
     @app.get("/{org}/_apis/projects/{project}/teams", responses=responses)
     async def teams(
@@ -128,13 +135,11 @@ def add_core_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         api_version: ApiVersion,
         top: Top = None,
         skip: Skip = None,
-        mine: Annotated[bool, Query(alias="$mine")] = False,
+        mine: Mine = False,
     ) -> Response:
         """The project's teams (``$top``/``$skip``); ``$mine``: the caller's teams."""
         data = emulator.organisation(org)
-        found = find_project(data, project)
-        listed = [t for t in data.project_teams(found.id) if not mine or _is_mine(data, t)]
-        return wrapped([team_json(data, t) for t in skip_page(listed, top, skip)])
+        return _teams_page(data, data.project_teams(find_project(data, project).id), mine, top, skip)
 
     @app.get("/{org}/_apis/projects/{project}/teams/{team}", responses=responses)
     async def team(org: str, project: str, team: str, api_version: ApiVersion) -> Response:

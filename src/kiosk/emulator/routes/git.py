@@ -17,13 +17,14 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
-from kiosk.emulator.errors import AzureError
+from kiosk.emulator.bodies import read_json
+from kiosk.emulator.errors import AzureError, repository_not_found
 from kiosk.emulator.org.model import POLICY_DISPLAY_NAMES, Commit, GitRepository, Organisation, Project, PullRequest
 from kiosk.emulator.routes.common import (
     ApiVersion,
     continuation_page,
     find_project,
+    find_pull_request,
     find_repository,
     skip_page,
     wrapped,
@@ -84,12 +85,7 @@ _PR_STATUSES = {"notset": {"active"}, "active": {"active"}, "completed": {"compl
 
 def _usable(repo: GitRepository) -> GitRepository:
     if repo.is_disabled:
-        raise AzureError(
-            404,
-            "GitRepositoryNotFoundException",
-            f"TF401019: The Git repository with name or identifier {repo.name} does not exist or you do not have "
-            "permissions for the operation you are attempting.",
-        )
+        raise repository_not_found(repo.name)
     return repo
 
 
@@ -286,14 +282,6 @@ def _filter_pull_requests(items: list[PullRequest], params: Any) -> list[PullReq
     return sorted(out, key=lambda pr: pr.id, reverse=True)  # newest first, as Azure lists them
 
 
-def _pull_request(org: Organisation, pull_request_id: int, project: Project | None) -> PullRequest:
-    pr = org.pull_requests.get(pull_request_id)
-    repo = org.repositories.get(pr.repository_id) if pr is not None else None
-    if pr is None or repo is None or (project is not None and repo.project_id != project.id):
-        raise AzureError(404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found.")
-    return pr
-
-
 def add_git_routes(
     app: FastAPI,
     emulator: Emulator,
@@ -439,9 +427,7 @@ def add_git_routes(
         org: str, project: str, repository: str, request: Request, api_version: ApiVersion
     ) -> Response:
         """One list of ``GitItem`` per descriptor in ``itemDescriptors`` (Azure's list of lists)."""
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-        body = parse_json(await read_body(request, _MAX_BATCH_BODY) or b"{}")
+        body = await read_json(request, _MAX_BATCH_BODY)
         descriptors = body.get("itemDescriptors") if isinstance(body, dict) else None
         if not isinstance(descriptors, list) or not all(isinstance(d, dict) for d in descriptors):
             raise AzureError(400, "ArgumentException", "itemDescriptors: a list of item descriptors is required")
@@ -642,7 +628,7 @@ def add_git_routes(
         org: str, project: str, repository: str, pull_request_id: int, api_version: ApiVersion
     ) -> Response:
         data, repo = _repo(org, project, repository)
-        pr = _pull_request(data, pull_request_id, None)
+        pr = find_pull_request(data, pull_request_id, None)
         if pr.repository_id != repo.id:
             raise AzureError(
                 404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found."
@@ -654,7 +640,7 @@ def add_git_routes(
     ) -> tuple[Organisation, GitRepository, PullRequest]:
         data, repo = _repo(org, project, repository)
         _usable(repo)
-        pr = _pull_request(data, pull_request_id, None)
+        pr = find_pull_request(data, pull_request_id, None)
         if pr.repository_id != repo.id:
             raise AzureError(
                 404, "GitPullRequestNotFoundException", "TF401180: The requested pull request was not found."
@@ -710,7 +696,7 @@ def add_git_routes(
 
     def _by_id(org: str, project: str | None, pull_request_id: int) -> Response:
         data, found = _org_and_project(org, project)
-        pr = _pull_request(data, pull_request_id, found)
+        pr = find_pull_request(data, pull_request_id, found)
         return FastJSONResponse(pull_request_json(data, data.repositories[pr.repository_id], pr))
 
     @app.get("/{org}/{project}/_apis/git/pullrequests/{pull_request_id}", responses=responses)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Final
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Group, Organisation, Project, User
 from kiosk.emulator.routes.common import ApiVersion, continuation_page, wrapped
@@ -282,9 +282,7 @@ def add_graph_routes(
     )
     async def subject_lookup(org: str, request: Request, api_version: ApiVersion) -> Response:
         """Subjects by descriptor: ``value`` is a dictionary keyed by descriptor (unknown ones left out)."""
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-        body = parse_json(await read_body(request, _MAX_LOOKUP_BODY) or b"{}")
+        body = await read_json(request, _MAX_LOOKUP_BODY)
         keys = body.get("lookupKeys") if isinstance(body, dict) else None
         if not isinstance(keys, list) or not all(
             isinstance(k, dict) and isinstance(k.get("descriptor"), str) for k in keys
@@ -315,9 +313,7 @@ def add_graph_routes(
     async def subject_query(org: str, request: Request, api_version: ApiVersion) -> Response:
         """Users and groups whose display name, principal name or mail starts with ``query`` (any case), at
         most 100; ``subjectKind`` (``User``, ``Group``) and ``scopeDescriptor`` narrow them as the lists do."""
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-        body = parse_json(await read_body(request, _MAX_LOOKUP_BODY) or b"{}")
+        body = await read_json(request, _MAX_LOOKUP_BODY)
         if not isinstance(body, dict):
             raise AzureError(400, "ArgumentException", "the body must be a subject query object")
         text, kinds, scope = body.get("query"), body.get("subjectKind"), body.get("scopeDescriptor")

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
 from kiosk.emulator.access import AccessPolicy
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import check_json_content_type, has_body, parse_json, read_body
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.hooks.catalogue import (
@@ -37,6 +37,9 @@ from kiosk.web.responses import FastJSONResponse
 __all__ = ["add_hooks_routes"]
 
 _MAX_BODY: Final = 1024 * 1024
+PublisherFilter = Annotated[str | None, Query(alias="publisherId")]
+"""``publisherId``: filters the subscriptions list; the consumer routes take it and ignore it (their one
+consumer takes every publisher's events)."""
 Responses = Callable[..., dict[int | str, dict[str, Any]]]
 JsonBody = Callable[..., dict[str, Any]]
 
@@ -102,8 +105,7 @@ _QUERY_SCHEMA: Final[dict[str, Any]] = {
 
 async def _body(request: Request) -> Any:
     """The JSON body, which these routes all require (415 unless JSON, 400 when missing or invalid)."""
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    check_json_content_type(request.headers.get("content-type"), has_body=has_body)
+    check_json_content_type(request.headers.get("content-type"), has_body=has_body(request))
     raw = await read_body(request, _MAX_BODY)
     if not raw:
         raise AzureError(400, "ArgumentNullException", "The request needs a JSON body.")
@@ -192,7 +194,7 @@ def add_hooks_routes(
     async def list_subscriptions(
         org: str,
         api_version: ApiVersion,
-        publisher_id: Annotated[str | None, Query(alias="publisherId")] = None,
+        publisher_id: PublisherFilter = None,
         event_type: Annotated[str | None, Query(alias="eventType")] = None,
         consumer_id: Annotated[str | None, Query(alias="consumerId")] = None,
         consumer_action_id: Annotated[str | None, Query(alias="consumerActionId")] = None,
@@ -321,16 +323,17 @@ def add_hooks_routes(
             )
         return FastJSONResponse(event_type_json(base, name, event))
 
-    def _consumer(consumer_id: str) -> None:
+    def _consumer(org: str, consumer_id: str) -> str:
+        """The org's name, once ``consumer_id`` is the one consumer served (Web Hooks), else Azure's 404."""
+        name = emulator.org_name(org)
         if consumer_id != CONSUMER_ID:
             raise AzureError(
                 404, "ServiceHookConsumerNotFoundException", f"No consumer with id {consumer_id[:64]!r} is served here."
             )
+        return name
 
     @app.get("/{org}/_apis/hooks/consumers", responses=read)
-    async def consumers(
-        org: str, api_version: ApiVersion, publisher_id: Annotated[str | None, Query(alias="publisherId")] = None
-    ) -> Response:
+    async def consumers(org: str, api_version: ApiVersion, publisher_id: PublisherFilter = None) -> Response:
         """The one consumer served, Web Hooks (it takes every publisher's events)."""
         return wrapped([consumer_json(base, emulator.org_name(org))])
 
@@ -339,10 +342,9 @@ def add_hooks_routes(
         org: str,
         consumer_id: str,
         api_version: ApiVersion,
-        publisher_id: Annotated[str | None, Query(alias="publisherId")] = None,
+        publisher_id: PublisherFilter = None,
     ) -> Response:
-        name = emulator.org_name(org)
-        _consumer(consumer_id)
+        name = _consumer(org, consumer_id)
         return FastJSONResponse(consumer_json(base, name))
 
     @app.get("/{org}/_apis/hooks/consumers/{consumer_id}/actions", responses=read)
@@ -350,10 +352,9 @@ def add_hooks_routes(
         org: str,
         consumer_id: str,
         api_version: ApiVersion,
-        publisher_id: Annotated[str | None, Query(alias="publisherId")] = None,
+        publisher_id: PublisherFilter = None,
     ) -> Response:
-        name = emulator.org_name(org)
-        _consumer(consumer_id)
+        name = _consumer(org, consumer_id)
         return wrapped([consumer_action_json(base, name)])
 
     @app.get("/{org}/_apis/hooks/consumers/{consumer_id}/actions/{action_id}", responses=read)
@@ -362,10 +363,9 @@ def add_hooks_routes(
         consumer_id: str,
         action_id: str,
         api_version: ApiVersion,
-        publisher_id: Annotated[str | None, Query(alias="publisherId")] = None,
+        publisher_id: PublisherFilter = None,
     ) -> Response:
-        name = emulator.org_name(org)
-        _consumer(consumer_id)
+        name = _consumer(org, consumer_id)
         if action_id != CONSUMER_ACTION_ID:
             raise AzureError(
                 404,

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Project, Release, ReleaseDefinition
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, wrapped
+from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, find_release, wrapped
 from kiosk.emulator.routes.query_params import IDS_PATTERN, Time, choices, enum_pattern, ids
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_release import (
@@ -64,6 +64,13 @@ ReleaseExpand = Annotated[
 ]
 DefinitionOrder = Annotated[str | None, Query(alias="queryOrder", pattern=enum_pattern(_DEFINITION_ORDERS))]
 ReleaseOrder = Annotated[str | None, Query(alias="queryOrder", pattern=enum_pattern(_RELEASE_ORDERS))]
+# Filters more than one list takes, declared once so that the lists describe them alike.
+SearchText = Annotated[str | None, Query(alias="searchText", max_length=400)]
+IsDeleted = Annotated[bool, Query(alias="isDeleted")]
+TagFilter = Annotated[str | None, Query(alias="tagFilter", max_length=1000)]
+DefinitionIdFilter = Annotated[int | None, Query(alias="definitionId")]
+StageFilter = Annotated[int | None, Query(alias="definitionEnvironmentId")]
+CreatedBy = Annotated[str | None, Query(alias="createdBy", max_length=400)]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -107,17 +114,6 @@ def _definition(org: Organisation, project: Project, definition_id: int) -> Rele
     return definition
 
 
-def _release(org: Organisation, project: Project, release_id: int) -> Release:
-    release = org.releases.get(release_id)
-    if release is None or release.project_id != project.id:
-        raise AzureError(
-            404,
-            "ReleaseNotFoundException",
-            f"VS402880: Release with id {release_id} does not exist. Specify a valid id and try again.",
-        )
-    return release
-
-
 def _tags_match(tags: Iterable[str], wanted: str | None) -> bool:
     """``tagFilter``: every tag named (any case) is on the object."""
     if not wanted:
@@ -134,13 +130,13 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
         org: str,
         project: str,
         api_version: ApiVersion,
-        search_text: Annotated[str | None, Query(alias="searchText", max_length=400)] = None,
+        search_text: SearchText = None,
         is_exact_name_match: Annotated[bool, Query(alias="isExactNameMatch")] = False,
         expand: DefinitionExpand = None,
         path: Text = None,
         query_order: DefinitionOrder = None,
-        is_deleted: Annotated[bool, Query(alias="isDeleted")] = False,
-        tag_filter: Annotated[str | None, Query(alias="tagFilter", max_length=1000)] = None,
+        is_deleted: IsDeleted = False,
+        tag_filter: TagFilter = None,
         definition_id_filter: Annotated[
             str | None, Query(alias="definitionIdFilter", max_length=2000, pattern=IDS_PATTERN)
         ] = None,
@@ -187,10 +183,10 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
         org: str,
         project: str,
         api_version: ApiVersion,
-        definition_id: Annotated[int | None, Query(alias="definitionId")] = None,
-        definition_environment_id: Annotated[int | None, Query(alias="definitionEnvironmentId")] = None,
-        search_text: Annotated[str | None, Query(alias="searchText", max_length=400)] = None,
-        created_by: Annotated[str | None, Query(alias="createdBy", max_length=400)] = None,
+        definition_id: DefinitionIdFilter = None,
+        definition_environment_id: StageFilter = None,
+        search_text: SearchText = None,
+        created_by: CreatedBy = None,
         status_filter: Annotated[
             str | None, Query(alias="statusFilter", pattern=enum_pattern(_RELEASE_STATUSES))
         ] = None,
@@ -199,8 +195,8 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
         query_order: ReleaseOrder = None,
         expand: ReleaseExpand = None,
         source_branch_filter: Annotated[str | None, Query(alias="sourceBranchFilter", max_length=400)] = None,
-        is_deleted: Annotated[bool, Query(alias="isDeleted")] = False,
-        tag_filter: Annotated[str | None, Query(alias="tagFilter", max_length=1000)] = None,
+        is_deleted: IsDeleted = False,
+        tag_filter: TagFilter = None,
         release_id_filter: Annotated[
             str | None, Query(alias="releaseIdFilter", max_length=2000, pattern=IDS_PATTERN)
         ] = None,
@@ -251,7 +247,9 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
         """A ``Release`` with its stages (and their deployment attempts) and artifacts."""
         data = emulator.organisation(org)
         choices("$expand", expand, RELEASE_EXPANDS)
-        return FastJSONResponse(release_json(data, _release(data, find_project(data, project), release_id), full=True))
+        return FastJSONResponse(
+            release_json(data, find_release(data, find_project(data, project), release_id), full=True)
+        )
 
     @app.get("/{org}/{project}/_apis/release/releases/{release_id}/environments/{environment_id}", responses=responses)
     async def release_environment(
@@ -259,7 +257,7 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
     ) -> Response:
         """One stage of a release (``ReleaseEnvironment``), what a deployment's ``releaseEnvironment.url`` names."""
         data = emulator.organisation(org)
-        found = _release(data, find_project(data, project), release_id)
+        found = find_release(data, find_project(data, project), release_id)
         for environment in found.environments:
             if environment.id == environment_id:
                 return FastJSONResponse(release_environment_json(data, found, environment))
@@ -274,10 +272,10 @@ def add_release_routes(app: FastAPI, emulator: Emulator, responses: dict[int | s
         org: str,
         project: str,
         api_version: ApiVersion,
-        definition_id: Annotated[int | None, Query(alias="definitionId")] = None,
-        definition_environment_id: Annotated[int | None, Query(alias="definitionEnvironmentId")] = None,
+        definition_id: DefinitionIdFilter = None,
+        definition_environment_id: StageFilter = None,
         release_id: Annotated[int | None, Query(alias="releaseId")] = None,
-        created_by: Annotated[str | None, Query(alias="createdBy", max_length=400)] = None,
+        created_by: CreatedBy = None,
         created_for: Annotated[str | None, Query(alias="createdFor", max_length=400)] = None,
         min_modified_time: Annotated[Time, Query(alias="minModifiedTime")] = None,
         max_modified_time: Annotated[Time, Query(alias="maxModifiedTime")] = None,

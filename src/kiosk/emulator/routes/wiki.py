@@ -13,9 +13,9 @@ from typing import Annotated, Any, Final
 from fastapi import FastAPI, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError
-from kiosk.emulator.org.model import Organisation, Wiki, WikiPage
+from kiosk.emulator.org.model import Organisation, Project, Wiki, WikiPage
 from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, wrapped
 from kiosk.emulator.routes.query_params import enum_pattern
 from kiosk.emulator.service import Emulator
@@ -101,6 +101,16 @@ def _batch_request(body: Any) -> tuple[int, str | None, bool]:
     return top, token, bool(days)
 
 
+def _wikis(org: Organisation, project: Project | None) -> Response:
+    """The ``WikiV2`` list (unpaged) of ``project``, or of every project the org has."""
+    listed = [
+        wiki
+        for wiki in org.wikis.values()
+        if (wiki.project_id == project.id if project is not None else wiki.project_id in org.projects)
+    ]
+    return wrapped([wiki_json(org, wiki) for wiki in listed])
+
+
 def add_wiki_routes(
     app: FastAPI,
     emulator: Emulator,
@@ -112,14 +122,12 @@ def add_wiki_routes(
     @app.get("/{org}/_apis/wiki/wikis", responses=read)
     async def org_wikis(org: str, api_version: ApiVersion) -> Response:
         """Every wiki of the organisation (``WikiV2`` list, unpaged)."""
-        data = emulator.organisation(org)
-        return wrapped([wiki_json(data, wiki) for wiki in data.wikis.values() if wiki.project_id in data.projects])
+        return _wikis(emulator.organisation(org), None)
 
     @app.get("/{org}/{project}/_apis/wiki/wikis", responses=read)
     async def project_wikis(org: str, project: str, api_version: ApiVersion) -> Response:
         data = emulator.organisation(org)
-        found = find_project(data, project)
-        return wrapped([wiki_json(data, wiki) for wiki in data.wikis.values() if wiki.project_id == found.id])
+        return _wikis(data, find_project(data, project))
 
     @app.get("/{org}/_apis/wiki/wikis/{wiki}", responses=read)
     async def org_wiki(org: str, wiki: str, api_version: ApiVersion) -> Response:
@@ -139,9 +147,7 @@ def add_wiki_routes(
     )
     async def pages_batch(org: str, project: str, wiki: str, request: Request, api_version: ApiVersion) -> Response:
         """``WikiPageDetail`` list, depth first; body ``top`` (1 to 100) and ``continuationToken``."""
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-        body = parse_json(await read_body(request, _MAX_BATCH_BODY) or b"{}")
+        body = await read_json(request, _MAX_BATCH_BODY)
         top, token, view_stats = _batch_request(body)
         data = emulator.organisation(org)
         found = _find_wiki(data, wiki, find_project(data, project).id)

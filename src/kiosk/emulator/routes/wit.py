@@ -27,7 +27,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from starlette.responses import Response
 
-from kiosk.emulator.bodies import check_json_content_type, parse_json, read_body
+from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError, azure_error_body
 from kiosk.emulator.org.model import ClassificationNode, Organisation, Project, WorkItem, WorkItemType
 from kiosk.emulator.routes.common import ApiVersion, find_project, skip_page, wrapped
@@ -223,12 +223,6 @@ def _revision_at(item: WorkItem, as_of: datetime) -> int | None:
     return found
 
 
-async def _json_body(request: Request) -> Any:
-    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    check_json_content_type(request.headers.get("content-type"), has_body=has_body)
-    return parse_json(await read_body(request, _MAX_BODY) or b"{}")
-
-
 # --- the shaped-item cache ------------------------------------------------------------------------
 
 
@@ -384,7 +378,7 @@ def add_wit_routes(
         )
 
     async def batch(data: Organisation, project: Project | None, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await read_json(request, _MAX_BODY)
         if not isinstance(body, dict):
             raise _bad("The body must be a WorkItemBatchGetRequest object.")
         ids = body.get("ids")
@@ -492,7 +486,7 @@ def add_wit_routes(
                 raise AzureError(
                     404, "TeamNotFoundException", f"The team with id or name {team_name[:200]} does not exist."
                 )
-        body = await _json_body(request)
+        body = await read_json(request, _MAX_BODY)
         text = body.get("query") if isinstance(body, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise _bad("query: the WIQL text of the query is required.")
