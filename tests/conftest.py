@@ -16,6 +16,7 @@ engine would hide a missing install step. ``make test`` installs them.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -36,6 +37,20 @@ ENGINES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Undo what a command run in-process did to logging (``kiosk emulator`` installs kiosk's
+    handler at INFO on the root logger): a later test reading a command's stderr must not see
+    another test's log lines."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

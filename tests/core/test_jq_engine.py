@@ -151,11 +151,11 @@ def test_callers_wait_for_a_free_worker_and_then_get_a_clear_error() -> None:
         thread.start()
         wait_for(lambda: pool.idle() == 0, timeout=30)
         with pytest.raises(JqUnavailable, match=r"every jq worker stayed busy for 0.2 s \(jq.workers: 1"):
-            pool.first("1", None)
+            pool.first("[1] | add", None)  # add: not compiled, so a worker must take it
         pool.close()  # stops the hog's worker too
         thread.join()
         assert len(outcome) == 1 and isinstance(outcome[0], JqUnavailable)
-        assert pool.first("1 + 1", None) == 2  # a closed pool starts workers again when used
+        assert pool.first("[1, 1] | add", None) == 2  # a closed pool starts workers again when used
     finally:
         pool.close()
         thread.join()
@@ -242,7 +242,7 @@ def test_workers_end_with_the_interpreter_that_started_them(tmp_path: Path) -> N
         "import os, sys, threading, time\n"
         "from kiosk.core.jq_engine import JqLimits, JqPool\n"
         "pool = JqPool(JqLimits(timeout_seconds=1, workers=1))\n"
-        "assert pool.first('1', None) == 1\n"
+        "assert pool.first('[1] | add', None) == 1\n"
         "print(pool.processes()[0], flush=True)\n"
         "if sys.argv[1] == 'die-busy':\n"
         "    spin = 'reduce range(1e12) as $i (0; . + 1)'  # time, no memory\n"
@@ -279,6 +279,6 @@ def test_a_worker_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(sys, "executable", os.path.join(os.sep, "nonexistent", "python"))
     try:
         with pytest.raises(JqUnavailable, match="could not be started"):
-            pool.first("1", None)
+            pool.first("[1] | add", None)  # add: not compiled, so a worker must take it
     finally:
         pool.close()

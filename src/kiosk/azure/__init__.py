@@ -1,1 +1,3 @@
-"""Talking to Azure DevOps (or kiosk's emulator of it): REST client, service-hook subscriptions and events."""
+"""Talking to Azure DevOps (or kiosk's emulator of it): the REST client actions use (``client``), service-hook
+run events (``run_events``), and the async client an ingester reads an organisation with (``rest``, with
+``paging``, ``ratelimit``, ``urls`` and ``errors``)."""

@@ -20,8 +20,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from kiosk.config.integrations import check_mapping
 from kiosk.config.model import KioskConfig, Loc, SourceMap, format_loc
+from kiosk.core.value_kinds import value_kind
 from kiosk.errors import ConfigError
+from kiosk.ingest.config import LoadedMapping
 
 __all__ = ["load_config", "load_model", "parse_config", "parse_model"]
 
@@ -63,7 +66,7 @@ def parse_model(text: str, path: Path, model: type[M]) -> tuple[M, SourceMap]:
     if root is None:
         root = {}
     if not isinstance(root, dict):
-        raise ConfigError(f"{path}:1: the top level must be a mapping of sections, not {_kind(root)}")
+        raise ConfigError(f"{path}:1: the top level must be a mapping of sections, not {value_kind(root)}")
     try:
         return model.model_validate(to_plain(root)), source
     except ValidationError as exc:
@@ -80,7 +83,33 @@ def parse_config(text: str, path: Path) -> KioskConfig:
             f"{source.describe(loc)}: {message}",
             details=[_detail(source, p_loc, p_msg) for p_loc, p_msg in problems],
         )
-    return config.with_source(source)
+    return config.with_source(source).with_integration_mappings(_integration_mappings(config, source))
+
+
+def _integration_mappings(config: KioskConfig, source: SourceMap) -> dict[str, LoadedMapping]:
+    """Each integration's mapping, read (a path is relative to the config file) and checked."""
+    loaded: dict[str, LoadedMapping] = {}
+    for i, spec in enumerate(config.integrations):
+        value = spec.mapping_value
+        if value is None:
+            loaded[spec.identifier] = config.integration_mapping(spec.identifier)
+            continue
+        key_loc: Loc = ("integrations", i, spec.mapping_key or "mapping")
+        if isinstance(value, str):
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                path = source.path.parent / path
+            try:
+                root = _parse_yaml(_read(path), path)
+            except ConfigError as exc:
+                raise ConfigError(f"{source.describe(key_loc)}: mapping file {exc}") from None
+            loaded[spec.identifier] = check_mapping(
+                spec.identifier, to_plain(root), SourceMap(path, root), (), str(path)
+            )
+        else:
+            origin = f"{source.path}:{source.line(key_loc)}"
+            loaded[spec.identifier] = check_mapping(spec.identifier, value, source, key_loc, origin)
+    return loaded
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
@@ -116,23 +145,6 @@ _EXPECTED = {
     "list_type": "a list",
     "string_type": "a string",
 }
-
-
-def _kind(value: Any) -> str:
-    """What a YAML value is, in the file's terms (never the value itself: it may be a secret)."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
 
 
 def to_plain(value: Any) -> Any:
@@ -185,7 +197,7 @@ def _message(error: ErrorDetails, model: type[BaseModel]) -> str:
         return f"unknown key {key!r}"
     if kind in _EXPECTED:
         # pydantic would name our model classes; say what the file should hold instead.
-        return f"expected {_EXPECTED[kind]}, got {_kind(error.get('input'))}"
+        return f"expected {_EXPECTED[kind]}, got {value_kind(error.get('input'))}"
     msg = error["msg"]
     return msg[:1].lower() + msg[1:] if msg[:1].isupper() and not msg[1:2].isupper() else msg
 

@@ -9,8 +9,10 @@ identifier that is a string of the allowed characters, no duplicates): the catal
 services own the deep rules, and checking them twice would let the definitions drift apart.
 The cross-section rules checked here are those only the file can point at the line of: an
 AZURE-DEVOPS action names an organisation configured under ``azureDevOps.orgs``; receivers are
-unique by project and name; watches are unique by name. Receivers and watches bring their own
-models (``kiosk.receivers.config``, ``kiosk.watches.config``), as delivery does.
+unique by project and name; watches are unique by name; integrations are unique by identifier.
+Receivers, watches and integrations bring their own models (``kiosk.receivers.config``,
+``kiosk.watches.config``, ``kiosk.ingest.config``), as delivery does; an integration's mapping is
+read and checked by the loader (:mod:`kiosk.config.integrations`), which knows its file.
 
 ``retention:`` bounds what the receivers and the job queue keep (pruned by every kiosk process in
 the background, see :mod:`kiosk.runtime.retention`); every key is optional::
@@ -39,6 +41,10 @@ from kiosk.catalog.identifiers import ENTITY_IDENTIFIER, SCHEMA_IDENTIFIER
 from kiosk.config.secrets import SecretRef
 from kiosk.core.jq_engine import JqLimits
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
+from kiosk.errors import ConfigError
+from kiosk.ingest.config import IntegrationSpec, LoadedMapping
+from kiosk.ingest.defaults import default_mapping
+from kiosk.ingest.mapping import MappingError, parse_port_app_config
 from kiosk.receivers.config import ReceiverSpec
 from kiosk.watches.config import WatchSpec
 
@@ -349,7 +355,7 @@ class JqConfig(BaseModel):
 
 
 #: Sections that are lists; every other section is a mapping.
-_LIST_SECTIONS = frozenset({"blueprints", "entities", "actions", "receivers", "watches"})
+_LIST_SECTIONS = frozenset({"blueprints", "entities", "actions", "receivers", "watches", "integrations"})
 
 
 class KioskConfig(BaseModel):
@@ -367,10 +373,13 @@ class KioskConfig(BaseModel):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     receivers: list[ReceiverSpec] = Field(default_factory=list)
     watches: list[WatchSpec] = Field(default_factory=list)
+    integrations: list[IntegrationSpec] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     jq: JqConfig = Field(default_factory=JqConfig)
 
     _source: SourceMap | None = PrivateAttr(default=None)
+    #: Each integration's mapping, read and checked by the loader (see kiosk.config.integrations).
+    _integration_mappings: dict[str, LoadedMapping] = PrivateAttr(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -388,6 +397,32 @@ class KioskConfig(BaseModel):
     def with_source(self, source: SourceMap) -> KioskConfig:
         self._source = source
         return self
+
+    def with_integration_mappings(self, mappings: dict[str, LoadedMapping]) -> KioskConfig:
+        self._integration_mappings = dict(mappings)
+        return self
+
+    def integration_mapping(self, identifier: str) -> LoadedMapping:
+        """Integration ``identifier``'s checked mapping; kiosk's default when the integration names none.
+
+        A mapping file is read by :func:`kiosk.config.load_config`; a config built in code has its
+        inline mappings checked here (a ConfigError without a line: there is no file).
+        """
+        loaded = self._integration_mappings.get(identifier)
+        if loaded is not None:
+            return loaded
+        specs = [spec for spec in self.integrations if spec.identifier == identifier]
+        if not specs:
+            raise KeyError(f"no integration {identifier!r} in this config")
+        value = specs[0].mapping_value
+        if value is None:
+            return LoadedMapping(default_mapping(), "default")
+        if isinstance(value, str):
+            raise ConfigError(f"integration {identifier!r}: mapping file {value} is read by load_config")
+        try:
+            return LoadedMapping(parse_port_app_config(value), "inline")
+        except MappingError as exc:
+            raise ConfigError(f"integration {identifier!r}: {exc}") from None
 
     def describe(self, loc: Sequence[str | int]) -> str:
         """``file:line: field`` when the config came from a file, else just the field path."""
@@ -447,6 +482,14 @@ class KioskConfig(BaseModel):
         errors += [
             (("watches", i, "name"), f"duplicate watch {watch.name!r} (also watches[{first}])")
             for i, watch, first in _with_first_seen(self.watches, lambda watch: watch.name)
+            if first is not None
+        ]
+        errors += [
+            (
+                ("integrations", i, "identifier"),
+                f"duplicate integration {spec.identifier!r} (also integrations[{first}])",
+            )
+            for i, spec, first in _with_first_seen(self.integrations, lambda spec: spec.identifier)
             if first is not None
         ]
         return errors

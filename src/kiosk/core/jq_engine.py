@@ -35,6 +35,11 @@ round trip): a resync maps thousands of entities through the same few programs, 
 trip per entity would cost more than jq itself. Every result is the program's **first** output
 (``null`` when it has none), as Port and Ocean take it.
 
+Two kinds of program never reach a worker: plain paths (:mod:`kiosk.core.jq_paths`) and
+programs in the compiled subset mappings use (:mod:`kiosk.core.jq_compile`: closures, bounded by
+construction and by a step budget, checked against libjq by a differential test). Both answer in
+place; an input they cannot answer exactly as libjq would goes to a worker like any other pair.
+
 One process-wide engine (:func:`engine`) serves kiosk's call sites, which are plain functions
 deep below the app: the app factory sets its limits (:func:`configure`) from ``kiosk.yaml`` and
 its lifespan stops the workers (:func:`shutdown`); they start again lazily if used after that,
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import math
 import mmap
@@ -67,6 +73,7 @@ from typing import Any, Literal
 import anyio.to_thread
 import orjson
 
+from kiosk.core.jq_compile import CompiledProgram, Deferred, JqRuntimeError, NotCompilable, compile_program
 from kiosk.core.jq_paths import NOT_FOLLOWED, follow, simple_path
 from kiosk.core.jq_worker import ANSWER, PROGRESS, PROGRESS_SIZE, REQUEST
 
@@ -436,21 +443,28 @@ class JqPool:
         count = len(pairs) if pairs is not None else len(programs) * len(inputs)
         if count == 0:
             return []
-        if any(simple_path(program) is not None for program in programs):
-            return self._evaluate_paths_here(programs, inputs, pairs)
+        paths = [simple_path(program) for program in programs]
+        compiled = [
+            None if path is not None else compiled_program(program)
+            for program, path in zip(programs, paths, strict=True)
+        ]
+        if any(path is not None for path in paths) or any(program is not None for program in compiled):
+            return self._evaluate_here(paths, compiled, programs, inputs, pairs)
         return self._evaluate_in_worker(programs, inputs, pairs, count)
 
-    def _evaluate_paths_here(
+    def _evaluate_here(
         self,
+        paths: list[tuple[str, ...] | None],
+        compiled: list[CompiledProgram | None],
         programs: Sequence[str],
         inputs: Sequence[Any],
         pairs: Sequence[tuple[int, int]] | None,
     ) -> list[JqResult]:
-        """Plain paths answered in place (:mod:`kiosk.core.jq_paths`); the other pairs, and any
-        path jq would have to judge, in one worker round trip."""
+        """Plain paths (:mod:`kiosk.core.jq_paths`) and compiled programs
+        (:mod:`kiosk.core.jq_compile`) answered in place; the other pairs, and any input they
+        hand back for jq to judge, in one worker round trip."""
         if pairs is None:
             pairs = [(p, i) for i in range(len(inputs)) for p in range(len(programs))]
-        paths = [simple_path(program) for program in programs]
         results: list[JqResult | None] = []
         rest: list[tuple[int, int]] = []
         for program, index in pairs:
@@ -460,6 +474,16 @@ class JqPool:
                 if value is not NOT_FOLLOWED:
                     results.append(JqResult(value))
                     continue
+            closure = compiled[program]
+            if closure is not None:
+                try:
+                    results.append(JqResult(closure.first(inputs[index])))
+                    continue
+                except JqRuntimeError as exc:
+                    results.append(JqResult(error=_first_line(str(exc))))
+                    continue
+                except Deferred:
+                    pass
             results.append(None)
             rest.append((program, index))
         if rest:
@@ -589,6 +613,21 @@ class JqPool:
     def processes(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
         return [s.worker.proc.pid for s in self._slots if s.worker is not None and s.worker.alive()]
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled_program(expression: str) -> CompiledProgram | None:
+    """``expression`` compiled to run in process, or None when only libjq can run it."""
+    try:
+        return compile_program(expression)
+    except NotCompilable:
+        return None
+
+
+def _first_line(message: str) -> str:
+    """An error message as the worker reports it: its first non-blank line, stripped."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "error"
 
 
 def _last_line(text: str) -> str:

@@ -206,9 +206,9 @@ def test_the_deliveries_record_filters_and_masks(hooked: LiveEmulator, receiver:
     rec.script(Reply(500, body=b"boom"))
     pushes = subscribe(hooked, url, basicAuthUsername="port", basicAuthPassword="secret")
     items = subscribe(hooked, url, "workitem.created")
-    publish(hooked, org_event())
-    publish(hooked, org_event("workitem.created", resource={"id": 4, "rev": 1, "fields": {}}))
+    publish(hooked, org_event())  # settled first, so the scripted 500 is the push's: subscriptions send in parallel
     wait_until_settled(hooked, pushes["id"], 1)
+    publish(hooked, org_event("workitem.created", resource={"id": 4, "rev": 1, "fields": {}}))
     wait_until_settled(hooked, items["id"], 1)
     every = deliveries(hooked)
     assert [a["id"] for a in every] == sorted((a["id"] for a in every), reverse=True)  # newest first

@@ -1,0 +1,145 @@
+"""Reading an organisation under Azure's rate limit: elapsed time against the least the budget allows.
+
+The emulator (kiosk's, generated org, on loopback in this process's server thread) serves the
+lists an ingester reads — projects (continuation-token header), each project's repositories
+(unpaged), builds and build definitions (header tokens), each repository's refs (header tokens) and pull
+requests (``$top``/``$skip``) — and :class:`kiosk.azure.rest.AzureDevOpsRest` reads them all, at
+most ``--concurrency`` requests in flight, first with throttling off (the baseline), then with
+``settings.throttling`` on: ``--budget`` TSTUs per ``--window`` seconds, every request costing 1.
+
+The lower bound: in any window at most ``budget`` requests pass, so ``N`` requests need at least
+``(ceil(N / budget) - 1) x window`` seconds (the first ``budget`` at once, then one more window per
+further budget). The issue's target is a throttled read within 1.3x of that bound, with no 429
+received. Printed: requests, 429s, retries, paced waits, both elapsed times, and the ratios
+throttled / bound and unthrottled / bound.
+
+    python -m bench.azure_throttled [--budget 50] [--window 4] [--projects 6] [--repos 60] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.support.servers import free_port, serving
+
+from kiosk.azure.ratelimit import ClientStats
+from kiosk.azure.rest import AzureDevOpsRest
+from kiosk.azure.urls import path_segment
+
+PAT = "bench-pat"  # the bench org's personal access token (a benchmark's throwaway value)
+TARGET = 1.3
+
+CONFIG = """\
+settings: {executeRuns: false}
+orgs:
+  - name: bench
+    personalAccessTokens: [{env: BENCH_PAT}]
+    generate: {projects: %(projects)d, repos: %(repos)d, workitems: 10, seed: 7}
+"""
+
+
+async def read_organisation(client: AzureDevOpsRest) -> int:
+    """Every list below, fetched concurrently as a resync would; the number of items read."""
+
+    async def count(pages: Any) -> int:
+        return sum([len(page) async for page in pages])
+
+    async def project_lists(project: dict[str, Any]) -> int:
+        p = path_segment(project["id"])
+        repositories = [r async for page in client.whole_list(f"{p}/_apis/git/repositories") for r in page]
+        per_project = [
+            count(client.pages_by_header_token(f"{p}/_apis/build/builds", top=20)),
+            count(client.pages_by_header_token(f"{p}/_apis/build/definitions", top=50)),
+        ]
+        per_repository = [
+            list_of
+            for repository in repositories
+            if not repository.get("isDisabled")
+            for list_of in (
+                count(client.pages_by_header_token(f"{p}/_apis/git/repositories/{repository['id']}/refs", top=50)),
+                count(
+                    client.pages_by_skip(
+                        f"{p}/_apis/git/repositories/{repository['id']}/pullrequests",
+                        params={"searchCriteria.status": "all"},
+                        top=50,
+                    )
+                ),
+            )
+        ]
+        return len(repositories) + sum(await asyncio.gather(*per_project, *per_repository))
+
+    projects = [p async for page in client.pages_by_header_token("_apis/projects", top=100) for p in page]
+    return len(projects) + sum(await asyncio.gather(*(project_lists(p) for p in projects)))
+
+
+async def timed_read(url: str, concurrency: int) -> tuple[float, int, ClientStats]:
+    async with AzureDevOpsRest(url, PAT, max_concurrency=concurrency) as client:
+        started = time.perf_counter()
+        items = await read_organisation(client)
+        return time.perf_counter() - started, items, client.stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--window", type=float, default=4.0)
+    parser.add_argument("--projects", type=int, default=6)
+    parser.add_argument("--repos", type=int, default=60)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="a smaller org and window (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.projects, args.repos, args.window, args.budget = 2, 40, 4.0, 60
+
+    from kiosk.emulator.bootstrap import build_emulator
+    from kiosk.emulator.config import load_emulator_config
+
+    os.environ["BENCH_PAT"] = PAT
+    with tempfile.TemporaryDirectory(prefix="kiosk-bench-throttled-") as tmp:
+        config = Path(tmp) / "emulator.yaml"
+        config.write_text(CONFIG % {"projects": args.projects, "repos": args.repos})
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = build_emulator(
+            load_emulator_config(config), config_dir=Path(tmp), base_url=base, work_dir=Path(tmp) / "work"
+        )
+        with serving(server.app, port), httpx.Client(base_url=base, auth=("", PAT)) as admin:
+            url = f"{base}/bench"
+            plain, items, plain_stats = asyncio.run(timed_read(url, args.concurrency))
+            requests = plain_stats.requests
+            throttling = {"budget": args.budget, "windowSeconds": args.window}
+            admin.put("/_emulator/switches", json={"throttling": throttling}).raise_for_status()
+            throttled, throttled_items, stats = asyncio.run(timed_read(url, args.concurrency))
+            admin.put("/_emulator/switches", json={}).raise_for_status()
+
+    bound = (math.ceil(requests / args.budget) - 1) * args.window
+    if bound <= 0:
+        print(f"{requests} requests fit in one budget of {args.budget}: raise --projects/--repos or lower --budget")
+        return 1
+    print(
+        f"org: {args.projects} projects, {args.repos} repositories; {items} items in {requests} requests "
+        f"(concurrency {args.concurrency})"
+    )
+    print(f"budget {args.budget} per {args.window:g} s window, cost 1 per request")
+    print(f"least time the budget allows: {bound:.2f} s  (ceil({requests}/{args.budget}) - 1) x {args.window:g} s")
+    print(
+        f"throttled read:   {throttled:.2f} s  = {throttled / bound:.2f}x the bound (target <= {TARGET}x); "
+        f"{stats.requests} requests, {stats.throttled} 429s, {stats.retries} retries, "
+        f"{stats.server_delayed} delayed by the server, {stats.paced_waits} paced waits"
+    )
+    print(f"unthrottled read: {plain:.2f} s  = {plain / bound:.2f}x the bound (the read's own cost)")
+    ok = throttled_items == items and stats.throttled == 0 and throttled / bound <= TARGET
+    print("target met" if ok else "TARGET NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

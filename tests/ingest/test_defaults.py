@@ -1,0 +1,128 @@
+"""Ocean's default blueprints and mapping as kiosk ships them, with the reference's bugs fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jq
+import pytest
+
+from kiosk.catalog.service import Catalog
+from kiosk.config import KioskConfig, apply_config
+from kiosk.config.model import BlueprintSpec
+from kiosk.ingest.defaults import (
+    DEFAULT_MAPPING_FIXES,
+    default_blueprints,
+    default_mapping,
+    default_mapping_document,
+    ocean_default_mapping_document,
+)
+from kiosk.store import create_database, upgrade_to_head
+
+#: A work item as Azure returns it with ``$expand=All``, enriched as the reference does.
+WORK_ITEM = {
+    "id": 42,
+    "url": "https://dev.azure.com/contoso/_apis/wit/workItems/42",
+    "fields": {
+        "System.WorkItemType": "User Story",
+        "System.BoardColumn": "In Progress",
+        "System.State": "Active",
+        "System.Title": "Pay by card",
+    },
+    "__projectId": "p-1",
+    "__project": {"id": "p-1", "name": "Payments"},
+}
+#: The board the work item is on, and one of its columns as the column kind yields it: one item per
+#: ``stateMappings`` entry, the work-item type under ``__stateType``.
+BOARD = {"id": "b-1", "name": "Stories", "__project": {"id": "p-1"}}
+COLUMNS = [
+    {
+        "id": "c-2",
+        "name": "In Progress",
+        "stateMappings": {"User Story": "Active", "Bug": "Active"},
+        "__board": BOARD,
+        "__stateType": state_type,
+        "__stateName": "Active",
+    }
+    for state_type in ("User Story", "Bug")
+]
+
+
+def first(program: str, item: dict[str, Any]) -> Any:
+    return jq.compile(program).input_value(item).first()
+
+
+def mapping_of(document: dict[str, Any], kind: str) -> dict[str, Any]:
+    [found] = [r for r in document["resources"] if r["kind"] == kind]
+    mappings: dict[str, Any] = found["port"]["entity"]["mappings"]
+    return mappings
+
+
+def test_the_default_mapping_is_oceans_with_only_the_fixed_fields_changed() -> None:
+    ocean, kiosk = ocean_default_mapping_document(), default_mapping_document()
+    for (kind, section, field), (before, after) in DEFAULT_MAPPING_FIXES.items():
+        assert mapping_of(ocean, kind)[section][field] == before
+        assert mapping_of(kiosk, kind)[section][field] == after
+        mapping_of(kiosk, kind)[section][field] = before
+    assert kiosk == ocean
+    assert default_mapping().warnings == []
+
+
+def test_work_items_point_at_the_identifier_their_column_entity_gets() -> None:
+    column_identifier = mapping_of(ocean_default_mapping_document(), "column")["identifier"]
+    column_entities = {first(column_identifier, column) for column in COLUMNS}
+    assert column_entities == {"UserStory/InProgress/p-1", "Bug/InProgress/p-1"}
+
+    fixed = mapping_of(default_mapping_document(), "work-item")["relations"]["column"]
+    assert first(fixed, WORK_ITEM) == "UserStory/InProgress/p-1"
+    # The reference's own program points at a column entity that does not exist.
+    ocean = mapping_of(ocean_default_mapping_document(), "work-item")["relations"]["column"]
+    assert first(ocean, WORK_ITEM) == "UserStory-InProgress-p-1"
+    assert first(ocean, WORK_ITEM) not in column_entities
+
+
+def test_the_description_default_is_an_empty_string() -> None:
+    description = default_mapping().resources[5].port.entity.mappings.properties["description"]
+    assert first(description, WORK_ITEM) == ""
+    assert first(description, {"fields": {"System.Description": "<p>x</p>"}}) == "<p>x</p>"
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    db = create_database(f"sqlite:///{tmp_path / 'kiosk.db'}")
+    upgrade_to_head(db)
+    try:
+        yield Catalog(db)
+    finally:
+        db.dispose()
+
+
+def test_the_default_blueprints_are_valid_port_blueprints_kiosk_creates(catalog: Catalog) -> None:
+    blueprints = default_blueprints()
+    identifiers = [bp["identifier"] for bp in blueprints]
+    assert sorted(identifiers) == sorted(
+        [
+            "azureDevopsProject",
+            "azureDevopsRepository",
+            "azureDevopsWorkItem",
+            "azureDevopsBoard",
+            "azureDevopsColumn",
+            "azureDevopsRelease",
+        ]
+    )
+    for bp in blueprints:
+        for relation in bp.get("relations", {}).values():
+            assert relation["target"] in identifiers
+    config = KioskConfig(blueprints=[BlueprintSpec.model_validate(bp) for bp in blueprints])
+    apply_config(catalog, config)
+    stored = {bp["identifier"]: bp for bp in (catalog.get_blueprint(i) for i in identifiers)}
+    assert stored["azureDevopsWorkItem"]["relations"]["column"]["target"] == "azureDevopsColumn"
+    assert stored["azureDevopsRepository"]["mirrorProperties"]["defaultTeam"]["path"] == "project.defaultTeam"
+
+
+def test_every_blueprint_the_default_mapping_writes_is_a_default_blueprint() -> None:
+    identifiers = {bp["identifier"] for bp in default_blueprints()}
+    for resource in default_mapping().resources:
+        assert first(resource.port.entity.mappings.blueprint, {}) in identifiers
