@@ -18,6 +18,7 @@ from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
 from kiosk.emulator.config import load_emulator_config
+from kiosk.emulator.errors import server_error_body
 from kiosk.emulator.org.model import Organisation
 
 #: The pipeline the emulator runs unless a test gives another: it echoes the webhook's message title.
@@ -133,7 +134,7 @@ def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
             work_dir=tmp_path / "work",
             execute_runs=execute,
         )
-        context = serving(server.app, port)
+        context = serving(server.app, port, error_body=server_error_body)
         context.__enter__()
         stack.append(context)
         client = httpx.Client(base_url=base, timeout=30, headers=basic(os.environ["TEST_EMULATOR_PAT"]))

@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from kiosk.settings import HttpLimits
-from kiosk.web.server import server_config
+from kiosk.web.server import ErrorRenderer, kiosk_error_body, server_config
 
 
 def free_port() -> int:
@@ -27,10 +27,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None, limits: HttpLimits | None = None) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
+def serving(
+    app: Any, port: int | None = None, limits: HttpLimits | None = None, error_body: ErrorRenderer = kiosk_error_body
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL.
+
+    ``error_body`` shapes what the server itself answers (unparseable requests, timeouts): the
+    emulator's tests pass Azure's, as ``kiosk emulator`` does.
+    """
     port = port or free_port()
-    config = server_config(app, "127.0.0.1", port, limits, log_level="warning", lifespan="on")
+    config = server_config(app, "127.0.0.1", port, limits, log_level="warning", lifespan="on", error_body=error_body)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

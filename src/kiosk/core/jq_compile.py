@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -799,11 +800,12 @@ def _string(text: str, position: int) -> tuple[_Token, int]:
 # ------------------------------------------------------------------------------------ syntax tree
 
 
-class _Node:
-    """A parsed expression; :meth:`build` turns it into a :data:`Filter`."""
+class _Node(ABC):
+    """A parsed expression; :meth:`build` turns it into a :data:`Filter` (each kind of node says how)."""
 
+    @abstractmethod
     def build(self) -> Filter:
-        raise NotImplementedError
+        """The closure that evaluates this node over an input."""
 
 
 @dataclass
