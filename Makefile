@@ -68,6 +68,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.emulator_generate $(BENCH_ARGS)
 	$(BIN)/python -m bench.emulator_lists $(BENCH_ARGS)
 	$(BIN)/python -m bench.jq_compile $(BENCH_ARGS)
+	$(BIN)/python -m bench.mapping $(BENCH_ARGS)
 	$(BIN)/python -m bench.azure_throttled $(BENCH_ARGS)
 
 clean:

@@ -49,6 +49,24 @@ def selected_engines(choice: str) -> list[str]:
     return list(ENGINES) if choice == "both" else [choice]
 
 
+def load_parser(description: str | None, *, total: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that hammers endpoints (:func:`hammer`); read them with :func:`load_args`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--total", type=int, default=total, help="requests per round and endpoint")
+    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians reported)")
+    parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
+    return parser
+
+
+def load_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The parsed options, ``--quick`` meaning one round of 500 requests."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.total, args.rounds = 500, 1
+    return args
+
+
 # -- databases ------------------------------------------------------------------------------------
 
 
@@ -113,6 +131,11 @@ def migrate(url: str) -> None:
 
 
 # -- statistics and reporting ---------------------------------------------------------------------
+
+
+def latency_text(values: Sequence[float]) -> str:
+    """``p50 … ms, p99 … ms`` of latencies in seconds."""
+    return f"p50 {percentile(values, 50) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f} ms"
 
 
 def median(values: Sequence[float]) -> float:

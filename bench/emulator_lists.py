@@ -24,20 +24,18 @@ process that answers the largest page's bytes with no framework at all. Medians 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from bench.common import ROOT, hammer, median, percentile, ratio, raw_request
+from bench.common import hammer, latency_text, load_args, load_parser, median, ratio, raw_request
+from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -112,19 +110,6 @@ def app_factory() -> FastAPI:
     return server.app
 
 
-def _wait_until_up(port: int, process: subprocess.Popen[bytes], path: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.1)
-
-
 def _get(path: str) -> bytes:
     auth = base64.b64encode(f":{PAT}".encode()).decode()
     return raw_request("GET", path, headers={"Authorization": f"Basic {auth}", "Accept": "application/json"})
@@ -174,22 +159,12 @@ def _answers(port: int, requests: Sequence[bytes]) -> list[bytes]:
         ]
 
 
-def _latency(values: list[float]) -> str:
-    return f"p50 {percentile(values, 50) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f} ms"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--total", type=int, default=4000, help="requests per round and endpoint")
-    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians reported)")
+    parser = load_parser(__doc__.splitlines()[0] if __doc__ else None, total=4000)
     parser.add_argument("--projects", type=int, default=10)
     parser.add_argument("--repos", type=int, default=200)
     parser.add_argument("--workitems", type=int, default=20000)
-    parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.total, args.rounds = 500, 1
+    args = load_args(parser, argv)
 
     from tests.support.servers import free_port
 
@@ -204,27 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             "BENCH_BASE_URL": f"http://127.0.0.1:{port}",
             "BENCH_PAT": PAT,
         }
-        command = [
-            sys.executable,
-            "-m",
-            "kiosk.web.server",
-            "bench.emulator_lists:app_factory",
-            "--factory",
-            "--error-body",
-            "kiosk.emulator.errors:server_error_body",
-            "--app-dir",
-            str(ROOT),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-        server = subprocess.Popen(command, cwd=ROOT, env=env)
+        server = serve_emulator_app("bench.emulator_lists:app_factory", port, env)
         fixed: subprocess.Popen[bytes] | None = None
         try:
-            _wait_until_up(port, server, "/_emulator/healthz")
+            wait_until_up(port, server, "/_emulator/healthz")
             endpoints = _requests(port)
             bare = [_get(BARE)]
             served: dict[str, list[bytes]] = {}
@@ -258,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             body_file.write_bytes(largest or b"{}")
             fixed_port = free_port()
             fixed = subprocess.Popen([sys.executable, "-c", FIXED_SERVER, str(fixed_port), str(body_file)])
-            _wait_until_up(fixed_port, fixed, "/")
+            wait_until_up(fixed_port, fixed, "/")
             ceiling = median(
                 [
                     hammer(fixed_port, bare, total=args.total, concurrency=args.concurrency)[0]
@@ -266,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             )
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            stop_server(server)
             if fixed is not None:
                 fixed.terminate()
                 fixed.wait(timeout=30)
@@ -276,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         f"org: projects={args.projects}, repos={args.repos}, workitems={args.workitems}"
     )
     b = median(rates["bare"])
-    print(f"bare endpoint {b:,.0f}/s ({_latency(latencies['bare'])})")
+    print(f"bare endpoint {b:,.0f}/s ({latency_text(latencies['bare'])})")
     print(f"client ceiling {ceiling:,.0f}/s (fixed {len(largest):,}-byte answers from a plain asyncio server)")
     missed = len(served) < len(endpoints)
     for name in served:
@@ -284,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         size = int(sized[name][0].split(b"size=", 1)[1].split(b" ", 1)[0])
         missed = missed or value < TARGET
         print(
-            f"{name} {value:,.0f}/s ({_latency(latencies[name])}), {size:,} bytes an answer: "
+            f"{name} {value:,.0f}/s ({latency_text(latencies[name])}), {size:,} bytes an answer: "
             f"ratio {ratio(value, b):.2f} to the bare endpoint, {ratio(value, same_size):.2f} to the bare "
             f"endpoint answering as many bytes ({same_size:,.0f}/s)"
         )

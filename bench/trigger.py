@@ -12,16 +12,14 @@ answers 200: the HTTP stack's own ceiling. Target: ≥ 1,000 triggers/s.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from bench.common import ROOT, hammer, median, percentile, ratio, raw_request
+from bench.common import hammer, latency_text, load_args, load_parser, median, ratio, raw_request
+from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
 from tests.support.pipelines import SEED_WEBHOOK_RESOURCES
 
 from kiosk.core.signing import sign_azure_checksum
@@ -92,16 +90,7 @@ def app_factory() -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--total", type=int, default=5000, help="requests per round and endpoint")
-    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians reported)")
-    parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.total, args.rounds = 500, 1
+    args = load_args(load_parser(__doc__.splitlines()[0] if __doc__ else None, total=5000), argv)
 
     from tests.support.servers import free_port
 
@@ -118,28 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             "BENCH_WEBHOOK_SECRET": SECRET,
             "BENCH_PAT": PAT,
         }
-        command = [
-            sys.executable,
-            "-m",
-            "kiosk.web.server",
-            "bench.trigger:app_factory",
-            "--factory",
-            "--error-body",
-            "kiosk.emulator.errors:server_error_body",
-        ]
-        command += ["--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        process = subprocess.Popen(command, cwd=ROOT, env=env)
+        process = serve_emulator_app("bench.trigger:app_factory", port, env)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/_emulator/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the emulator did not start")
-                time.sleep(0.1)
+            wait_until_up(port, process, "/_emulator/healthz")
             path = "/bench/_apis/public/distributedtask/webhooks/IncomingWH?api-version=6.0-preview"
             triggers = []
             bare = []
@@ -164,17 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             runs = httpx.get(runs_url, timeout=60, auth=("", PAT))
             queued = runs.json()["count"]
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+            stop_server(process)
     expected = 200 + args.total * args.rounds
     t, b = median(trigger_rates), median(bare_rates)
     print(f"{args.rounds} round(s) of {args.total} at {args.concurrency} connections; runs queued {queued}/{expected}")
 
-    def latency(values: list[float]) -> str:
-        return f"p50 {percentile(values, 50) * 1000:.2f} ms, p99 {percentile(values, 99) * 1000:.2f} ms"
-
     print(
-        f"trigger {t:,.0f}/s ({latency(trigger_lat)}) vs bare endpoint {b:,.0f}/s ({latency(bare_lat)}):"
+        f"trigger {t:,.0f}/s ({latency_text(trigger_lat)}) vs bare endpoint {b:,.0f}/s ({latency_text(bare_lat)}):"
         f" ratio {ratio(t, b):.2f}"
     )
     verdict = "met" if t >= 1000 else "NOT met"

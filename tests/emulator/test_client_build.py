@@ -165,3 +165,48 @@ def test_listed_builds_follow_changes_of_the_organisation(generated: LiveEmulato
     assert {b["repository"]["name"] for b in after if b["repository"]["id"] == repo.id} == {"renamed-repository"}
     repos = generated.client.get(f"/fabrikam/{build.project_id}/_apis/git/repositories").json()["value"]
     assert "renamed-repository" in {r["name"] for r in repos}
+
+
+def test_a_generated_project_s_pipelines_are_its_definitions_and_their_runs_its_builds(generated: LiveEmulator) -> None:
+    org = generated.organisation()
+    project = next(
+        p for p in org.projects.values() if any(d.project_id == p.id for d in org.build_definitions.values())
+    )
+    definitions = sorted((d for d in org.build_definitions.values() if d.project_id == project.id), key=lambda d: d.id)
+    client = generated.sdk_client("azure.devops.v7_1.pipelines.PipelinesClient")
+
+    pipelines = client.list_pipelines(project.name)
+    assert [(p.id, p.name, p.folder) for p in pipelines] == [(d.id, d.name, d.path) for d in definitions]
+    paged = [generated.client.get(f"/fabrikam/{project.id}/_apis/pipelines", params={"$top": 1})]
+    while "x-ms-continuationtoken" in paged[-1].headers:
+        token = paged[-1].headers["x-ms-continuationtoken"]
+        paged.append(
+            generated.client.get(
+                f"/fabrikam/{project.id}/_apis/pipelines", params={"$top": 1, "continuationToken": token}
+            )
+        )
+    assert [p.json()["value"][0]["id"] for p in paged] == [d.id for d in definitions]
+
+    for definition in definitions:
+        runs = client.list_runs(project.name, definition.id)
+        builds = sorted((b for b in org.builds.values() if b.definition_id == definition.id), key=lambda b: -b.id)
+        assert [(r.id, r.name, r.pipeline.id) for r in runs] == [(b.id, b.build_number, definition.id) for b in builds]
+        assert all(
+            r.state == ("completed" if b.status == "completed" else "inProgress")
+            for r, b in zip(runs, builds, strict=True)
+        )
+    assert client.get_pipeline(project.name, definitions[0].id).name == definitions[0].name
+    with pytest.raises(AzureDevOpsServiceError):
+        client.list_runs(project.name, 999_999)
+
+
+def test_a_configured_pipeline_reads_as_a_build_definition_with_its_repository(generated: LiveEmulator) -> None:
+    pipeline = generated.client.get("/fabrikam/web/_apis/pipelines").json()["value"][0]
+    definition = generated.sdk_client("azure.devops.v7_1.build.BuildClient").get_definition("web", pipeline["id"])
+    assert (definition.id, definition.name, definition.process["yamlFilename"]) == (
+        pipeline["id"],
+        "hello",
+        "azure-pipelines.yml",
+    )
+    assert definition.repository.id == pipeline["configuration"]["repository"]["id"]
+    assert definition.repository.type == "TfsGit" and definition.project.name == "web"

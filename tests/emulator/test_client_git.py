@@ -16,7 +16,7 @@ from azure.devops.v7_1.git.models import (
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
 from tests.support.azure_sdk import connect, with_generated_org
 
-from kiosk.emulator.org.model import GitRepository, Organisation, blob_sha1
+from kiosk.emulator.org.model import Commit, GitRepository, Organisation, blob_sha1
 
 
 @pytest.fixture
@@ -28,6 +28,13 @@ def busiest(org: Organisation) -> GitRepository:
     """An enabled repository with pull requests and more than one branch."""
     usable = [r for r in org.repositories.values() if r.default_branch and not r.is_disabled]
     return max(usable, key=lambda r: (sum(pr.repository_id == r.id for pr in org.pull_requests.values()), len(r.refs)))
+
+
+def default_head(repo: GitRepository) -> Commit:
+    """The commit the default branch points at (the generated repositories all have one)."""
+    head = repo.head()
+    assert head is not None
+    return head
 
 
 def git_client(emulator: LiveEmulator) -> Any:
@@ -69,8 +76,7 @@ def test_items_and_their_content(generated: LiveEmulator) -> None:
     org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
-    head = repo.head()
-    assert head is not None
+    head = default_head(repo)
     readme = head.files["/README.md"]
     item = git.get_item(repo.id, "/README.md", repo.project_id, include_content=True)
     assert item.object_id == readme.object_id == blob_sha1(readme.content)
@@ -110,8 +116,7 @@ def test_commits_and_pushes(generated: LiveEmulator) -> None:
     org = generated.organisation()
     git = git_client(generated)
     repo = busiest(org)
-    head = repo.head()
-    assert head is not None
+    head = default_head(repo)
     commits = git.get_commits(repo.id, GitQueryCommitsCriteria(), repo.project_id)
     assert commits[0].commit_id == head.commit_id and {c.commit_id for c in commits} <= set(repo.commits)
     for listed in commits:

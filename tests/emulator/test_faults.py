@@ -84,6 +84,15 @@ def test_one_repositorys_pull_requests_answer_404(emulator: LiveEmulator) -> Non
     assert emulator.client.get(PROJECTS, params=V).status_code == 200
 
 
+def test_not_found_answers_a_plain_404_on_the_matching_route_only(emulator: LiveEmulator) -> None:
+    with_faults(emulator, {"path": "/fabrikam/web/_apis/pipelines/*", "notFound": True})
+    response = emulator.client.get(f"{PIPELINES}/1", params=V)
+    assert response.status_code == 404
+    body = response.json()
+    assert body["typeKey"] == "NotFoundException" and "settings.faults[0]" in body["message"]
+    assert emulator.client.get(PIPELINES, params=V).status_code == 200
+
+
 @pytest.mark.parametrize(("times", "retry"), [("once", 200), ("always", 500)])
 def test_the_nth_continuation_page_fails(emulator: LiveEmulator, times: str, retry: int) -> None:
     with_faults(emulator, {"path": "/*/_apis/projects", "failPage": {"page": 2, "status": 500, "times": times}})

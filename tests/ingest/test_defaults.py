@@ -13,10 +13,12 @@ from kiosk.catalog.service import Catalog
 from kiosk.config import KioskConfig, apply_config
 from kiosk.config.model import BlueprintSpec
 from kiosk.ingest.defaults import (
+    DEFAULT_BLUEPRINT_FIXES,
     DEFAULT_MAPPING_FIXES,
     default_blueprints,
     default_mapping,
     default_mapping_document,
+    ocean_default_blueprints,
     ocean_default_mapping_document,
 )
 from kiosk.store import create_database, upgrade_to_head
@@ -66,7 +68,13 @@ def test_the_default_mapping_is_oceans_with_only_the_fixed_fields_changed() -> N
         assert mapping_of(ocean, kind)[section][field] == before
         assert mapping_of(kiosk, kind)[section][field] == after
         mapping_of(kiosk, kind)[section][field] = before
-    assert kiosk == ocean
+    kinds = [resource["kind"] for resource in kiosk["resources"]]
+    # Columns sync before the work items that point at them; nothing else moved.
+    assert kinds.index("column") == kinds.index("work-item") - 1
+    assert sorted(kiosk["resources"], key=str) == sorted(ocean["resources"], key=str)
+    ocean_kinds = [resource["kind"] for resource in ocean["resources"]]
+    assert [k for k in kinds if k != "column"] == [k for k in ocean_kinds if k != "column"]
+    assert {k: v for k, v in kiosk.items() if k != "resources"} == {k: v for k, v in ocean.items() if k != "resources"}
     assert default_mapping().warnings == []
 
 
@@ -84,7 +92,8 @@ def test_work_items_point_at_the_identifier_their_column_entity_gets() -> None:
 
 
 def test_the_description_default_is_an_empty_string() -> None:
-    description = default_mapping().resources[5].port.entity.mappings.properties["description"]
+    [work_items] = [r for r in default_mapping().resources if r.kind == "work-item"]
+    description = work_items.port.entity.mappings.properties["description"]
     assert first(description, WORK_ITEM) == ""
     assert first(description, {"fields": {"System.Description": "<p>x</p>"}}) == "<p>x</p>"
 
@@ -126,3 +135,24 @@ def test_every_blueprint_the_default_mapping_writes_is_a_default_blueprint() -> 
     identifiers = {bp["identifier"] for bp in default_blueprints()}
     for resource in default_mapping().resources:
         assert first(resource.port.entity.mappings.blueprint, {}) in identifiers
+
+
+def test_the_default_blueprints_are_oceans_with_only_the_fixed_keys_changed() -> None:
+    ocean = {b["identifier"]: b for b in ocean_default_blueprints()}
+    kiosk = {b["identifier"]: b for b in default_blueprints()}
+    work_item = kiosk["azureDevopsWorkItem"]
+    assert "enum" not in work_item["schema"]["properties"]["type"]
+    assert work_item["relations"]["column"]["required"] is False
+    for (identifier, *path, key), (before, after) in DEFAULT_BLUEPRINT_FIXES.items():
+        node = kiosk[identifier]
+        for part in path:
+            node = node[part]
+        assert node.get(key) == after
+        node[key] = before
+    assert kiosk == ocean
+
+
+def test_a_work_item_on_no_board_has_no_column() -> None:
+    fixed = mapping_of(default_mapping_document(), "work-item")["relations"]["column"]
+    task = {"fields": {"System.WorkItemType": "Task"}, "__project": {"id": "p-1"}}
+    assert first(fixed, task) is None

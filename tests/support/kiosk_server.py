@@ -13,9 +13,9 @@ fresh database, the one kiosk creates on its first start and writes to ``$KIOSK_
 Test-only knobs, read by :func:`app_factory` from the environment, because kiosk.yaml cannot set
 them (see :class:`kiosk.delivery.worker.DeliveryWorker`):
 
-* ``KIOSK_TEST_LEASE_SECONDS``: the delivery worker's job lease. kiosk itself uses
-  ``max(60, 6 * delivery.timeoutSeconds)``, so a test of recovery after a crash would otherwise
-  wait a minute for the dead process's leases to expire.
+* ``KIOSK_TEST_LEASE_SECONDS``: the job lease of the delivery worker and of the integrations'
+  resyncs. kiosk itself uses ``max(60, 6 * delivery.timeoutSeconds)`` and 60 s, so a test of
+  recovery after a crash would otherwise wait a minute for the dead process's leases to expire.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def app_factory() -> FastAPI:
     if lease:
         # JobQueue.lease is read at every claim; the worker has not started yet (lifespan does that).
         app.state.delivery_worker.queue.lease = timedelta(seconds=float(lease))
+        # The integrations' resyncs too: their runner renews its lease every third of it.
+        app.state.integrations.queue.lease = timedelta(seconds=float(lease))
     tune_for_server()
     return app
 

@@ -1,7 +1,7 @@
 """The ``kiosk`` command: the typer app that gathers every command group, and its entry point.
 
 Each group lives in its own module (``serve``, ``demo``, ``emulator``, ``credentials``, ``actions``,
-``receivers``, ``pipelines``, ``signing``); this module only registers them, in the order
+``receivers``, ``pipelines``, ``signing``, ``integrations``); this module only registers them, in the order
 ``kiosk --help`` lists them. Errors a user can cause (a bad config, an unreachable database, a
 missing file) are printed as one line, ``error: <message>``, with exit code 2 for bad input
 (config, usage) and 1 for the rest; a traceback is reserved for bugs (:mod:`kiosk.cli.errors`).
@@ -23,6 +23,7 @@ from kiosk.cli.credentials import credentials_app, keys_app
 from kiosk.cli.demo import demo
 from kiosk.cli.emulator import emulator_app
 from kiosk.cli.errors import error_exit
+from kiosk.cli.integrations import integrations_app
 from kiosk.cli.pipelines import pipeline_app
 from kiosk.cli.receivers import receivers_app
 from kiosk.cli.serve import apply, serve
@@ -57,6 +58,7 @@ for group in (
     runs_app,
     deliveries_app,
     receivers_app,
+    integrations_app,
 ):
     app.add_typer(group)
 

@@ -432,22 +432,13 @@ class KioskConfig(BaseModel):
 
     def consistency_errors(self) -> list[tuple[Loc, str]]:
         """Rules across items that pydantic checks one item at a time cannot see."""
-        errors: list[tuple[Loc, str]] = [
-            (
-                ("blueprints", i, "identifier"),
-                f"duplicate blueprint identifier {bp.identifier!r} (also blueprints[{first}])",
-            )
-            for i, bp, first in _with_first_seen(self.blueprints, lambda bp: bp.identifier)
-            if first is not None
-        ]
-        errors += [
-            (
-                ("entities", i, "identifier"),
-                f"duplicate entity {ent.identifier!r} of blueprint {ent.blueprint!r} (also entities[{first}])",
-            )
-            for i, ent, first in _with_first_seen(self.entities, lambda ent: ent.key)
-            if first is not None
-        ]
+        errors = _duplicates("blueprints", self.blueprints, lambda bp: f"blueprint identifier {bp.identifier!r}")
+        errors += _duplicates(
+            "entities",
+            self.entities,
+            lambda ent: f"entity {ent.identifier!r} of blueprint {ent.blueprint!r}",
+            key=lambda ent: ent.key,
+        )
         for i, action, first in _with_first_seen(self.actions, lambda action: action.identifier):
             if first is not None:
                 errors.append(
@@ -469,30 +460,34 @@ class KioskConfig(BaseModel):
         return errors
 
     def _receiver_and_watch_errors(self) -> list[tuple[Loc, str]]:
-        errors: list[tuple[Loc, str]] = []
-        for i, receiver, first in _with_first_seen(self.receivers, lambda receiver: receiver.key):
-            if first is not None:
-                where = f"in project {receiver.project!r}" if receiver.project else "without a project"
-                errors.append(
-                    (
-                        ("receivers", i, "name"),
-                        f"duplicate receiver {receiver.name!r} {where} (also receivers[{first}])",
-                    )
-                )
-        errors += [
-            (("watches", i, "name"), f"duplicate watch {watch.name!r} (also watches[{first}])")
-            for i, watch, first in _with_first_seen(self.watches, lambda watch: watch.name)
-            if first is not None
-        ]
-        errors += [
-            (
-                ("integrations", i, "identifier"),
-                f"duplicate integration {spec.identifier!r} (also integrations[{first}])",
-            )
-            for i, spec, first in _with_first_seen(self.integrations, lambda spec: spec.identifier)
-            if first is not None
-        ]
+        errors = _duplicates(
+            "receivers",
+            self.receivers,
+            lambda r: f"receiver {r.name!r} " + (f"in project {r.project!r}" if r.project else "without a project"),
+            key=lambda r: r.key,
+            field="name",
+        )
+        errors += _duplicates("watches", self.watches, lambda watch: f"watch {watch.name!r}", field="name")
+        errors += _duplicates("integrations", self.integrations, lambda spec: f"integration {spec.identifier!r}")
         return errors
+
+
+def _duplicates(
+    section: str,
+    items: Sequence[_Item],
+    what: Callable[[_Item], str],
+    *,
+    key: Callable[[_Item], Hashable] | None = None,
+    field: str = "identifier",
+) -> list[tuple[Loc, str]]:
+    """``duplicate <what> (also <section>[n])`` at ``<section>[i].<field>`` for each item whose key (by
+    default its ``field``) an earlier item has."""
+    by = key or (lambda item: getattr(item, field))
+    return [
+        ((section, i, field), f"duplicate {what(item)} (also {section}[{first}])")
+        for i, item, first in _with_first_seen(items, by)
+        if first is not None
+    ]
 
 
 def _with_first_seen(

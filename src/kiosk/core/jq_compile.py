@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kiosk.core.value_kinds import json_type
+
 __all__ = [
     "CompiledProgram",
     "Deferred",
@@ -96,19 +98,11 @@ _QUOTED_BYTES = 29
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    raise Deferred(f"not a JSON value: {type(value).__name__}")
+    """jq's type name for ``value``; what JSON does not hold is left to libjq."""
+    kind = json_type(value)
+    if kind is None:
+        raise Deferred(f"not a JSON value: {type(value).__name__}")
+    return kind
 
 
 def _truthy(value: Any) -> bool:

@@ -132,9 +132,19 @@ class JqStopped(Exception):
     """A limit stopped the program (``limit`` "time" or "memory"), or it crashed its worker
     ("crash"). Permanent for this program and input: never retry it."""
 
-    def __init__(self, expression: str, limit: Literal["time", "memory", "crash"], limits: JqLimits, detail: str = ""):
+    def __init__(
+        self,
+        expression: str,
+        limit: Literal["time", "memory", "crash"],
+        limits: JqLimits,
+        detail: str = "",
+        index: int | None = None,
+    ):
         self.expression = expression
         self.limit = limit
+        #: Which evaluation of the call was stopped (its position among the call's pairs), when
+        #: known: a batch caller fails that one and evaluates the others again.
+        self.index = index
         program = f"jq program {shorten(expression)!r}"
         if limit == "time":
             message = f"{program} exceeded the time limit of {limits.timeout_seconds:g} s (jq.timeoutSeconds)"
@@ -487,7 +497,13 @@ class JqPool:
             results.append(None)
             rest.append((program, index))
         if rest:
-            answered = iter(self._evaluate_in_worker(programs, inputs, rest, len(rest)))
+            try:
+                answered = iter(self._evaluate_in_worker(programs, inputs, rest, len(rest)))
+            except JqStopped as stopped:  # its index counts the pairs sent: make it the caller's
+                if stopped.index is not None:
+                    positions = [n for n, result in enumerate(results) if result is None]
+                    stopped.index = positions[stopped.index]
+                raise
             return [result if result is not None else next(answered) for result in results]
         return [result for result in results if result is not None]
 
@@ -510,7 +526,7 @@ class JqPool:
                 return programs[pairs[index][0]]
             return programs[index % len(programs)]
 
-        payload = self._call(request, program_of)
+        payload = self._call(request, program_of, count)
         tag = payload[:1]
         if tag == b"R":
             results = _results(payload[1:])
@@ -518,7 +534,8 @@ class JqPool:
                 raise JqUnavailable(f"the jq worker answered {len(results)} results for {count} evaluations")
             return results
         if tag == b"M":
-            raise JqStopped(program_of(int(orjson.loads(payload[1:]).get("cell", 0))), "memory", self.limits)
+            cell = min(max(int(orjson.loads(payload[1:]).get("cell", 0)), 0), count - 1)
+            raise JqStopped(program_of(cell), "memory", self.limits, index=cell)
         raise JqUnavailable(f"the jq worker refused the request: {payload[1:200].decode(errors='replace')}")
 
     async def evaluate_async(
@@ -530,7 +547,7 @@ class JqPool:
         """:meth:`evaluate` for async callers: it waits in a worker thread, never in the event loop."""
         return await anyio.to_thread.run_sync(partial(self.evaluate, programs, inputs, pairs))
 
-    def _call(self, request: bytes, program_of: Any) -> bytes:
+    def _call(self, request: bytes, program_of: Any, count: int) -> bytes:
         try:
             slot = self._idle.get(timeout=self.limits.wait_seconds)
         except queue.Empty:
@@ -563,7 +580,8 @@ class JqPool:
                 worker.dispose()
                 if worker.generation != self._generation:
                     raise JqUnavailable("the jq engine was stopped while the program ran") from None
-                raise JqStopped(program_of(timed_out.index), "time", self.limits) from None
+                index = min(max(timed_out.index, 0), count - 1)
+                raise JqStopped(program_of(index), "time", self.limits, index=index) from None
             except _NotStarted:
                 slot.worker = None
                 worker.dispose()
@@ -579,7 +597,10 @@ class JqPool:
                 worker.dispose()
                 if stopped_by_us or worker.generation != self._generation:
                     raise JqUnavailable("the jq engine was stopped while the program ran") from None
-                raise _death(program_of(died.index), code, stderr, self.limits) from None
+                index = min(max(died.index, 0), count - 1)
+                stopped = _death(program_of(index), code, stderr, self.limits)
+                stopped.index = index
+                raise stopped from None
         finally:
             self._idle.put(slot)
 

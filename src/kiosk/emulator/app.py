@@ -46,8 +46,9 @@ from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.models import Run
-from kiosk.emulator.routes.build import add_build_routes, generated_build
+from kiosk.emulator.routes.build import add_build_routes, generated_build, generated_definition, generated_definitions
 from kiosk.emulator.routes.changes import add_change_routes
+from kiosk.emulator.routes.common import Token, Top, continuation_page, wrapped
 from kiosk.emulator.routes.core import add_core_routes
 from kiosk.emulator.routes.entitlements import add_entitlement_routes
 from kiosk.emulator.routes.environments import add_environment_routes
@@ -70,7 +71,12 @@ from kiosk.emulator.shapes import (
     trigger_json,
     trigger_url,
 )
-from kiosk.emulator.shapes_build import generated_build_json, generated_timeline_json
+from kiosk.emulator.shapes_build import (
+    generated_build_json,
+    generated_pipeline_json,
+    generated_run_json,
+    generated_timeline_json,
+)
 from kiosk.emulator.switches import Switches, SwitchesMiddleware, SwitchSettings
 from kiosk.emulator.versioning import READ_METHODS, request_api_version
 from kiosk.pipelines.errors import PipelineError
@@ -407,14 +413,28 @@ def create_emulator_app(
     add_wit_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
 
     @app.get("/{org}/{project}/_apis/pipelines", responses=_responses(*_READ))
-    def pipelines(org: str, project: str, api_version: Version = None) -> Response:
+    def pipelines(
+        org: str, project: str, api_version: Version = None, top: Top = None, token: Token = None
+    ) -> Response:
+        """A configured project's pipelines, or a generated project's build definitions (Azure lists every
+        definition here); ``$top`` and a continuation token (header ``x-ms-continuationtoken``)."""
         _versioned(api_version)
-        items = [pipeline_json(base, p) for p in emulator.pipelines(org, project)]
-        return FastJSONResponse({"count": len(items), "value": items})
+        definitions = generated_definitions(emulator, org, project)
+        if definitions is None:
+            items = [pipeline_json(base, p) for p in emulator.pipelines(org, project)]
+        else:
+            items = [generated_pipeline_json(emulator.organisation(org), d) for d in definitions]
+        page, next_token = continuation_page(items, top, token)
+        return wrapped(list(page), token=next_token)
 
     @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}", responses=_responses(*_READ))
     def pipeline(org: str, project: str, pipeline_id: int, api_version: Version = None) -> Response:
         _versioned(api_version)
+        definitions = generated_definitions(emulator, org, project)
+        if definitions is not None:
+            return FastJSONResponse(
+                generated_pipeline_json(emulator.organisation(org), generated_definition(definitions, pipeline_id))
+            )
         return FastJSONResponse(pipeline_json(base, emulator.pipeline(org, project, pipeline_id)))
 
     @app.post(
@@ -455,7 +475,14 @@ def create_emulator_app(
 
     @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs", responses=_responses(*_READ))
     def list_runs(org: str, project: str, pipeline_id: int, api_version: Version = None) -> Response:
+        """The pipeline's runs, newest first (a generated project's: its definition's builds)."""
         _versioned(api_version)
+        definitions = generated_definitions(emulator, org, project)
+        if definitions is not None:
+            data = emulator.organisation(org)
+            definition = generated_definition(definitions, pipeline_id)
+            builds = sorted((b for b in data.builds.values() if b.definition_id == definition.id), key=lambda b: -b.id)
+            return FastJSONResponse({"count": len(builds), "value": [generated_run_json(data, b) for b in builds]})
         emulator.pipeline(org, project, pipeline_id)
         items = [run_json(base, r) for r in emulator.runs(org, project, pipeline_id)]
         return FastJSONResponse({"count": len(items), "value": items})

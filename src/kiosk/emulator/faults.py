@@ -4,8 +4,9 @@ Each rule (``settings.faults[i]``) matches requests by a path glob or regex and 
 and does one or more of: add latency; answer a share of requests with a 5xx (a seeded random
 sequence, so a test or a benchmark sees the same failures every time); hold the connection and
 close it without an answer (a timeout, bounded); answer 404 for one repository's pull requests (as
-Azure does for a disabled repository, OCEAN #412); fail the Nth continuation page of a paged list,
-once (a retry succeeds) or always.
+Azure does for a disabled repository, OCEAN #412), or a plain 404 for every matching request (a
+resource gone between a list and its read); fail the Nth continuation page of a paged list, once
+(a retry succeeds) or always.
 
 This module is pure: :class:`FaultPlan` is asked about each request and answers a :class:`Fault`;
 sleeping, holding and answering are done by :mod:`kiosk.emulator.switches`.
@@ -59,6 +60,11 @@ class FaultSpec(RouteMatch):
         description="A repository (name or id) whose pull requests answer 404.",
     )
     fail_page: PageFailure | None = Field(default=None, alias="failPage")
+    not_found: bool = Field(
+        default=False,
+        alias="notFound",
+        description="Answer every matching request 404 (a plain one: not Azure's 'no data' for a repository).",
+    )
 
     @model_validator(mode="after")
     def _does_something(self) -> Self:
@@ -68,9 +74,11 @@ class FaultSpec(RouteMatch):
             or self.hold_seconds
             or self.pull_requests_not_found
             or self.fail_page is not None
+            or self.not_found
         ):
             raise ValueError(
-                "a fault rule needs an effect: latencyMs, errorRate, holdSeconds, pullRequestsNotFound or failPage"
+                "a fault rule needs an effect: latencyMs, errorRate, holdSeconds, pullRequestsNotFound, failPage "
+                "or notFound"
             )
         return self
 
@@ -138,6 +146,8 @@ class FaultPlan:
                 found = _PULL_REQUESTS.match(path)
                 if found is not None and found.group(1).lower() == rule.repository:  # ASGI paths are decoded
                     return Fault(latency, status=404, body=_repository_not_found(found.group(1)))
+            if spec.not_found:
+                return Fault(latency, status=404, body=fault_body(404, rule.index))
             if spec.fail_page is not None:
                 number = rule.page_number(query)
                 failure = spec.fail_page
@@ -158,8 +168,13 @@ def _repository_not_found(repository: str) -> dict[str, Any]:
 
 
 def fault_body(status: int, index: int) -> dict[str, Any]:
-    """Azure's error JSON for an injected 5xx, naming the rule that injected it."""
-    key = {503: "ServiceUnavailableException", 504: "GatewayTimeoutException", 502: "BadGatewayException"}
+    """Azure's error JSON for an injected 5xx or 404, naming the rule that injected it."""
+    key = {
+        404: "NotFoundException",
+        503: "ServiceUnavailableException",
+        504: "GatewayTimeoutException",
+        502: "BadGatewayException",
+    }
     return azure_error_body(
         f"The emulator injected this failure (settings.faults[{index}]): HTTP {status}.",
         key.get(status, "InternalServerErrorException"),

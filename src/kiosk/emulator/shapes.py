@@ -15,6 +15,7 @@ from kiosk.pipelines.timeline import TimelineRecord
 __all__ = [
     "build_json",
     "log_json",
+    "pipeline_definition_json",
     "pipeline_json",
     "project_json",
     "run_json",
@@ -69,6 +70,38 @@ def pipeline_json(base: str, pipeline: Pipeline) -> dict[str, Any]:
         "revision": pipeline.revision,
         "name": pipeline.name,
         "folder": pipeline.folder,
+    }
+
+
+def pipeline_definition_json(base: str, pipeline: Pipeline) -> dict[str, Any]:
+    """A configured pipeline as the Build API's full ``BuildDefinition`` (``_apis/build/definitions/{id}``): what an
+    ingester reads for the pipeline's repository."""
+    project = pipeline.project
+    url = f"{base}/{project.org}/{project.id}/_apis/build/Definitions/{pipeline.id}?revision={pipeline.revision}"
+    web = f"{base}/{project.org}/{project.name}/_build/definition?definitionId={pipeline.id}"
+    return {
+        "_links": {"self": {"href": url}, "web": {"href": web}},
+        "quality": "definition",
+        "id": pipeline.id,
+        "name": pipeline.name,
+        "url": url,
+        "uri": f"vstfs:///Build/Definition/{pipeline.id}",
+        "path": pipeline.folder,
+        "type": "build",
+        "queueStatus": "enabled",
+        "revision": pipeline.revision,
+        "project": project_json(base, project),
+        "repository": {
+            "id": stable_id(project.org, "repo", pipeline.repository_name),
+            "type": "TfsGit",
+            "name": pipeline.repository_name,
+            "defaultBranch": pipeline.default_branch,
+            "clean": None,
+            "checkoutSubmodules": False,
+        },
+        "process": {"yamlFilename": pipeline.path, "type": 2},
+        "triggers": [],
+        "variables": {},
     }
 
 

@@ -16,7 +16,14 @@ from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitReposito
 from kiosk.emulator.shapes_core import azure_date, identity_ref, project_reference, user_ref
 from kiosk.emulator.shapes_git import repository_url
 
-__all__ = ["build_change_json", "build_definition_json", "generated_build_json", "generated_timeline_json"]
+__all__ = [
+    "build_change_json",
+    "build_definition_json",
+    "generated_build_json",
+    "generated_pipeline_json",
+    "generated_run_json",
+    "generated_timeline_json",
+]
 
 _MESSAGE_IN_CHANGES = 200
 """A build change's ``message`` is the commit message cut to this many characters (``messageTruncated``)."""
@@ -67,6 +74,68 @@ def build_definition_json(org: Organisation, definition: BuildDefinition, *, ful
         body.update({"triggers": [], "variables": {}, "options": [], "retentionRules": [], "tags": []})
         body["jobAuthorizationScope"] = "projectCollection"
         body["badgeEnabled"] = False
+    return body
+
+
+def _pipeline_url(org: Organisation, definition: BuildDefinition) -> str:
+    return f"{org.url}/{definition.project_id}/_apis/pipelines/{definition.id}?revision={definition.revision}"
+
+
+def generated_pipeline_json(org: Organisation, definition: BuildDefinition) -> dict[str, Any]:
+    """A generated build definition as the Pipelines API shows it (a ``Pipeline``: the same id, name, folder)."""
+    project = org.projects[definition.project_id]
+    web = f"{org.url}/{quote(project.name, safe='')}/_build/definition?definitionId={definition.id}"
+    return {
+        "_links": {"self": {"href": _pipeline_url(org, definition)}, "web": {"href": web}},
+        "configuration": {
+            "path": definition.yaml_filename,
+            "repository": {"id": definition.repository_id, "type": "azureReposGit"},
+            "type": "yaml",
+        },
+        "url": _pipeline_url(org, definition),
+        "id": definition.id,
+        "revision": definition.revision,
+        "name": definition.name,
+        "folder": definition.path,
+    }
+
+
+_RUN_STATES = {"completed": "completed", "inProgress": "inProgress", "cancelling": "canceling"}
+"""A build's status → the Runs API's RunState (``notStarted`` has no counterpart: ``unknown``)."""
+_RUN_RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "succeeded", "failed": "failed", "canceled": "canceled"}
+"""A build's result → the Runs API's RunResult (which has no partiallySucceeded)."""
+
+
+def generated_run_json(org: Organisation, build: Build) -> dict[str, Any]:
+    """A generated build as the Runs API lists it (``_apis/pipelines/{id}/runs``): a ``Run`` of its definition."""
+    definition = org.build_definitions[build.definition_id]
+    project = org.projects[build.project_id]
+    url = f"{org.url}/{project.id}/_apis/pipelines/{definition.id}/runs/{build.id}"
+    web = f"{org.url}/{quote(project.name, safe='')}/_build/results?buildId={build.id}"
+    pipeline = {
+        "url": _pipeline_url(org, definition),
+        "id": definition.id,
+        "revision": definition.revision,
+        "name": definition.name,
+        "folder": definition.path,
+    }
+    body: dict[str, Any] = {
+        "_links": {
+            "self": {"href": url},
+            "web": {"href": web},
+            "pipeline": {"href": _pipeline_url(org, definition)},
+        },
+        "pipeline": pipeline,
+        "state": _RUN_STATES.get(build.status, "unknown"),
+        "createdDate": azure_date(build.queue_time),
+        "url": url,
+        "id": build.id,
+        "name": build.build_number,
+    }
+    if build.result is not None:
+        body["result"] = _RUN_RESULTS.get(build.result, "unknown")
+    if build.finish_time is not None:
+        body["finishedDate"] = azure_date(build.finish_time)
     return body
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kiosk.core.value_kinds import json_type
 from kiosk.pipelines.errors import ExpressionError
 
 __all__ = [
@@ -103,17 +104,13 @@ class _ConversionFailed(Exception):
 
 
 def _kind(value: Any) -> str:
-    """Azure's type name for ``value``; order matters (``bool`` is an ``int`` in Python)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
+    """Azure's type name for ``value``: JSON's, plus ``version``; any mapping is an object, any other
+    sequence an array (YAML and the runner hand over more than dicts and lists)."""
     if isinstance(value, Version):
         return "version"
+    kind = json_type(value)
+    if kind is not None:
+        return kind
     if isinstance(value, Mapping):
         return "object"
     if isinstance(value, Sequence):

@@ -316,25 +316,27 @@ def prune_jobs(
     return len(deleted)
 
 
-def requeue(conn: Connection, job_id: int) -> bool:
-    """Make a finished or waiting job due now, with a fresh attempt count (a manual redelivery).
+def requeue(
+    conn: Connection, job_id: int, *, run_after: datetime | None = None, payload: dict[str, Any] | None = None
+) -> bool:
+    """Make a finished or waiting job due now (or at ``run_after``), with a fresh attempt count (a
+    manual redelivery, or a recurring job's next round); ``payload`` replaces its payload when given.
 
     A ``running`` job is left alone (False): its holder is working on it and will finish it.
     """
     now = utcnow()
-    result = conn.execute(
-        sa.update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status != RUNNING)
-        .values(
-            status=PENDING,
-            attempts=0,
-            run_after=now,
-            locked_by=None,
-            locked_until=None,
-            last_error=None,
-            updated_at=now,
-        )
-    )
+    values: dict[str, Any] = {
+        "status": PENDING,
+        "attempts": 0,
+        "run_after": run_after or now,
+        "locked_by": None,
+        "locked_until": None,
+        "last_error": None,
+        "updated_at": now,
+    }
+    if payload is not None:
+        values["payload"] = payload
+    result = conn.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.status != RUNNING).values(**values))
     return bool(result.rowcount)
 
 

@@ -262,3 +262,50 @@ watch_states = sa.Table(
     sa.Column("last_event_id", sa.Integer, nullable=True),
     sa.Column("refreshes", sa.Integer, nullable=False),
 )
+
+# ------------------------------------------------------------------------------------------------
+# The Azure DevOps integration (migration 0005).
+
+# Which integration and organisation wrote an entity (Port's ``$datasource``), one row per writer:
+# an entity two organisations (or two integrations) produce has two rows. The delete phase of a
+# resync only ever considers entities with a row of its own datasource, and removes only that row
+# when another one remains. Rows go with their entity (cascade), whoever deletes it.
+entity_datasources = sa.Table(
+    "entity_datasources",
+    metadata,
+    sa.Column("datasource", sa.String(1000), nullable=False),
+    sa.Column("entity_id", sa.Integer, sa.ForeignKey("entities.id", ondelete="CASCADE"), nullable=False),
+    sa.PrimaryKeyConstraint("datasource", "entity_id"),
+    # For the cascade when an entity is deleted, and for "who else wrote this one".
+    sa.Index("ix_entity_datasources_entity_id", "entity_id"),
+)
+
+# One integration's latest resync, as kiosk.ingest.state.ResyncState.to_json() gives it.
+integration_state = sa.Table(
+    "integration_state",
+    metadata,
+    sa.Column("integration", sa.String(100), primary_key=True),
+    sa.Column("state", JSONDoc, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# The first raw items of each kind (sendRawDataExamples), for test-mapping.
+integration_examples = sa.Table(
+    "integration_examples",
+    metadata,
+    sa.Column("integration", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("examples", JSONDoc, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("integration", "kind"),
+)
+
+# A mapping replaced through the API; it takes precedence over kiosk.yaml's until cleared.
+integration_mappings = sa.Table(
+    "integration_mappings",
+    metadata,
+    sa.Column("integration", sa.String(100), primary_key=True),
+    sa.Column("mapping", JSONDoc, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=True),
+)

@@ -34,12 +34,15 @@ from kiosk.auth.keys import TOKEN_LABEL
 from kiosk.auth.keystore import bind_keyring, migrate_legacy_keys
 from kiosk.auth.live import LiveClients
 from kiosk.catalog.service import Catalog
+from kiosk.config.integrations import resolve_integrations
 from kiosk.config.model import KioskConfig
 from kiosk.config.resolved import resolve_config_secrets
 from kiosk.core import jq_engine
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
 from kiosk.errors import KioskError
+from kiosk.ingest.store import IngestStore
 from kiosk.runtime.background import Background
+from kiosk.runtime.integrations import IntegrationRunner
 from kiosk.runtime.tasks import TaskContext, build_tasks
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
@@ -53,6 +56,7 @@ from kiosk.web.routes import azure_hooks as azure_hook_routes
 from kiosk.web.routes import blueprints as blueprint_routes
 from kiosk.web.routes import deliveries as delivery_routes
 from kiosk.web.routes import entities as entity_routes
+from kiosk.web.routes import integrations as integration_routes
 from kiosk.web.routes.receivers import install_receivers
 
 log = logging.getLogger("kiosk.web")
@@ -119,7 +123,9 @@ def _install_ops_routes(app: FastAPI, metrics: Metrics) -> None:
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse, openapi_extra=public)
     async def metrics_endpoint() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # In the thread pool: the integrations' figures are read from the database at each scrape.
+        body = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _announce_admin(settings: Settings, pair: tuple[str, str]) -> None:
@@ -153,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Secrets resolved now: a missing variable stops the start with one line naming it.
     config_dir = settings.config_path.resolve().parent if settings.config_path is not None else Path.cwd()
     secrets = resolve_config_secrets(config, base_dir=config_dir, env=os.environ)
+    integrations = resolve_integrations(config, env=os.environ, base_dir=config_dir)
     # User jq runs in bounded worker processes (kiosk.core.jq_engine); applying kiosk.yaml may use them.
     jq_engine.configure(config.jq.limits())
     actions = Actions(
@@ -212,6 +219,15 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     metrics = Metrics()
+    # The integrations' resyncs: queued, leased and run by kiosk.runtime.integrations, started by
+    # the lifespan with the rest of the background work.
+    integration_runner = IntegrationRunner(
+        db,
+        IngestStore(db, catalog),
+        integrations,
+        on_finished=lambda name, state: metrics.resyncs.labels(name, state.status).inc(),
+    )
+    metrics.watch_integrations(integration_runner.snapshot)
     app.state.settings = settings
     app.state.db = db
     app.state.catalog = catalog
@@ -227,6 +243,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.config = config
     app.state.config_secrets = secrets
     app.state.delivery_worker = worker
+    app.state.integrations = integration_runner
     _install_error_handlers(app)
     _install_ops_routes(app, metrics)
     app.include_router(auth_routes.router)
@@ -235,12 +252,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(action_routes.router)
     app.include_router(delivery_routes.router)
     app.include_router(azure_hook_routes.router)
+    app.include_router(integration_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # After the middlewares: the receivers' lane goes in front of them (see kiosk.web.lane).
     receivers = install_receivers(app, db=db, config=config, secrets=secrets, runs=app.state.runs, catalog=catalog)
     tasks = build_tasks(TaskContext(db, config, secrets, run_listener=automations))
-    background = Background(db, receivers=receivers, delivery=worker, live_clients=live_clients, tasks=tasks)
+    background = Background(
+        db,
+        receivers=receivers,
+        delivery=worker,
+        live_clients=live_clients,
+        tasks=tasks,
+        integrations=integration_runner,
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

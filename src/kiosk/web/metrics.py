@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("kiosk.web")
+
+if TYPE_CHECKING:
+    from kiosk.runtime.integrations import RunnerSnapshot
 
 
 class Metrics:
@@ -43,6 +50,79 @@ class Metrics:
         self.bulk_entities = Counter(
             "kiosk_bulk_entities_total", "Entities received by bulk calls", ["outcome"], registry=self.registry
         )
+        self.resyncs = Counter(
+            "kiosk_integration_resyncs_total",
+            "Integration resyncs this process ended, by final status (completed, failed, aborted)",
+            ["integration", "status"],
+            registry=self.registry,
+        )
+
+    def watch_integrations(self, snapshot: Callable[[], Sequence[RunnerSnapshot]]) -> None:
+        """Report every integration's latest resync from ``snapshot`` (the saved state, shared by
+        every process) at each scrape."""
+        self.registry.register(IntegrationCollector(snapshot))
+
+
+class IntegrationCollector(Collector):
+    """Per integration, from its saved resync state: running (0/1), the last resync's duration and
+    end time, and its entities by kind and outcome (``written`` = created + updated, ``unchanged``,
+    ``failed``) and deleted (per integration: the delete phase is per organisation, not per kind).
+
+    Read at scrape time, so a resync run by another process shows too.
+    """
+
+    def __init__(self, snapshot: Callable[[], Sequence[RunnerSnapshot]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> list[Metric]:
+        # Nothing to check at registration; collect() reads the database.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        running = GaugeMetricFamily(
+            "kiosk_integration_resync_running", "1 while a resync of the integration runs", labels=["integration"]
+        )
+        duration = GaugeMetricFamily(
+            "kiosk_integration_last_resync_duration_seconds",
+            "Duration of the integration's last finished resync",
+            labels=["integration", "status"],
+        )
+        ended = GaugeMetricFamily(
+            "kiosk_integration_last_resync_end_timestamp_seconds",
+            "When the integration's last resync ended (Unix time)",
+            labels=["integration", "status"],
+        )
+        entities = GaugeMetricFamily(
+            "kiosk_integration_last_resync_entities",
+            "Entities of the integration's latest resync, by kind and outcome",
+            labels=["integration", "kind", "outcome"],
+        )
+        deleted = GaugeMetricFamily(
+            "kiosk_integration_last_resync_deleted_entities",
+            "Entities the integration's latest resync deleted",
+            labels=["integration"],
+        )
+        for item in self._snapshot():
+            running.add_metric([item.identifier], 1.0 if item.running else 0.0)
+            state = item.state
+            if state is None:
+                continue
+            if state.started_at is not None and state.finished_at is not None:
+                seconds = (state.finished_at - state.started_at).total_seconds()
+                duration.add_metric([item.identifier, state.status], seconds)
+                ended.add_metric([item.identifier, state.status], state.finished_at.timestamp())
+            by_kind: dict[str, dict[str, int]] = {}
+            for org in state.organizations:
+                for resource in org.resources:
+                    counts = by_kind.setdefault(resource.kind, {"written": 0, "unchanged": 0, "failed": 0})
+                    counts["written"] += resource.created + resource.updated
+                    counts["unchanged"] += resource.unchanged
+                    counts["failed"] += resource.failed
+            for kind, counts in by_kind.items():
+                for outcome, value in counts.items():
+                    entities.add_metric([item.identifier, kind, outcome], float(value))
+            deleted.add_metric([item.identifier], float(state.totals()["deleted"]))
+        yield from (running, duration, ended, entities, deleted)
 
 
 class MetricsMiddleware:

@@ -29,6 +29,7 @@ from kiosk.catalog.search.rules import (
     is_number,
 )
 from kiosk.catalog.search.windows import Window, between_window, instant_window, parse_instant
+from kiosk.core.value_kinds import json_type
 
 _META_ENTITY_KEY = {
     "$identifier": "identifier",
@@ -162,19 +163,8 @@ def _eval_rule(rule: Rule, entity: Mapping[str, Any], relations: RelationsIndex)
 
 
 def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "other"
+    """JSON's type name, ``other`` for what JSON does not hold (it equals nothing a rule names)."""
+    return json_type(value) or "other"
 
 
 def _json_equal(stored: object, value: Scalar) -> bool:

@@ -42,11 +42,12 @@ from kiosk.emulator.org.model import (
     ReleaseEnvironment,
     RepoFile,
     Reviewer,
-    TimelineStep,
     User,
     WorkItem,
     WorkItemComment,
     WorkItemRevision,
+    board_column,
+    build_timeline,
     name_key,
     tree_sha1,
 )
@@ -775,9 +776,12 @@ def _transition(
             "WorkItemFieldInvalidException",
             f"TF401320: '{state[:100]}' is not a state of {item.work_item_type} (one of {', '.join(states)}).",
         )
+    column = board_column(item.work_item_type, state)
     fields: dict[str, FieldValue] = {
         "System.State": state,
         "System.Reason": reason or STATE_REASONS.get(state, state),
+        "System.BoardColumn": column,
+        "System.BoardColumnDone": False if column is not None else None,
         "Microsoft.VSTS.Common.StateChangeDate": at,
         "Microsoft.VSTS.Common.ClosedDate": at if state == "Closed" else None,
         "Microsoft.VSTS.Common.ResolvedDate": (
@@ -839,6 +843,10 @@ def create_work_item(
         "Microsoft.VSTS.Common.Priority": 2,
         "Microsoft.VSTS.Common.StateChangeDate": at,
     }
+    column = board_column(type_name, str(values["System.State"]))
+    if column is not None:
+        values["System.BoardColumn"] = column
+        values["System.BoardColumnDone"] = False
     values.update({name: value for name, value in given.items() if value is not None})
     item = WorkItem(item_id, 1, project.id, values, [], [WorkItemRevision(1, by, at, {})])
     if isinstance(state, str) and state != values["System.State"]:
@@ -1043,7 +1051,7 @@ def complete_build(
         requested_for=by.id,
         requested_by=by.id,
         reason="manual",
-        timeline=_timeline(ids, started, at, result),
+        timeline=build_timeline(ids.guid, started, at, result),
     )
     org.builds[build.id] = build
     org.changed()
@@ -1053,18 +1061,6 @@ def complete_build(
         "build.complete", generated_build_json(org, build), project.id, message, filters, version="2.0", at=at, ids=ids
     )
     return Change(build, [event])
-
-
-def _timeline(ids: Ids, start: datetime, finish: datetime, result: str) -> list[TimelineStep]:
-    """Stage, phase, job and three tasks, all completed with ``result`` (the generator's layout)."""
-    stage = TimelineStep(ids.guid(), None, "Stage", "Build", 1, "completed", result, start, finish)
-    phase = TimelineStep(ids.guid(), stage.id, "Phase", "Job", 1, "completed", result, start, finish)
-    job = TimelineStep(ids.guid(), phase.id, "Job", "Job", 1, "completed", result, start, finish)
-    tasks = [
-        TimelineStep(ids.guid(), job.id, "Task", name, order, "completed", result, start, finish)
-        for order, name in enumerate(("Checkout", "Build", "Test"), start=1)
-    ]
-    return [stage, phase, job, *tasks]
 
 
 def create_release(

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from kiosk.emulator.org.model import (
+    BOARD_STATES,
+    BOARD_TYPES,
     POLICY_MINIMUM_REVIEWERS,
     POLICY_WORK_ITEM_LINKING,
     STATE_REASONS,
@@ -58,7 +60,6 @@ from kiosk.emulator.org.model import (
     RepoFile,
     Reviewer,
     Team,
-    TimelineStep,
     User,
     Wiki,
     WikiPage,
@@ -68,6 +69,8 @@ from kiosk.emulator.org.model import (
     WorkItemRevision,
     WorkItemState,
     WorkItemType,
+    board_column,
+    build_timeline,
     name_key,
     tree_sha1,
 )
@@ -443,19 +446,18 @@ class _Generator:
 
     def make_boards(self, team: Team) -> list[Board]:
         boards = []
-        for board_name, kinds in (("Epics", ("Epic",)), ("Features", ("Feature",)), ("Stories", ("User Story", "Bug"))):
+        kinds_of_column = dict(zip(BOARD_STATES, ("incoming", "inProgress", "inProgress", "outgoing"), strict=True))
+        for board_name, kinds in BOARD_TYPES:
             columns = [
-                BoardColumn(self.ids.guid(), "New", 0, {kind: "New" for kind in kinds}, "incoming"),
                 BoardColumn(
                     self.ids.guid(),
-                    "Active",
-                    5,
-                    {kind: "Active" for kind in kinds},
-                    "inProgress",
-                    is_split=board_name == "Stories",
-                ),
-                BoardColumn(self.ids.guid(), "Resolved", 5, {kind: "Resolved" for kind in kinds}, "inProgress"),
-                BoardColumn(self.ids.guid(), "Closed", 0, {kind: "Closed" for kind in kinds}, "outgoing"),
+                    state,
+                    5 if kinds_of_column[state] == "inProgress" else 0,
+                    {kind: state for kind in kinds},
+                    kinds_of_column[state],
+                    is_split=board_name == "Stories" and state == "Active",
+                )
+                for state in BOARD_STATES
             ]
             boards.append(Board(self.ids.guid(), board_name, team.id, columns))
         return boards
@@ -705,22 +707,11 @@ class _Generator:
                     requested_for=user.id,
                     requested_by=user.id,
                     reason=rng.choice(("individualCI", "manual", "pullRequest", "schedule")),
-                    timeline=self.timeline(start, finish, result),
+                    timeline=build_timeline(self.ids.guid, start, finish, result),
                 )
                 self.org.builds[build_id] = build
                 builds.append(build)
         return builds
-
-    def timeline(self, start: datetime, finish: datetime | None, result: str | None) -> list[TimelineStep]:
-        state = "completed" if finish else "inProgress"
-        stage = TimelineStep(self.ids.guid(), None, "Stage", "Build", 1, state, result, start, finish)
-        phase = TimelineStep(self.ids.guid(), stage.id, "Phase", "Job", 1, state, result, start, finish)
-        job = TimelineStep(self.ids.guid(), phase.id, "Job", "Job", 1, state, result, start, finish)
-        tasks = [
-            TimelineStep(self.ids.guid(), job.id, "Task", name, order, state, result if finish else None, start, finish)
-            for order, name in enumerate(("Checkout", "Build", "Test"), start=1)
-        ]
-        return [stage, phase, job, *tasks]
 
     def make_environments(self, project: Project, builds: list[Build]) -> None:
         rng = self.rng
@@ -902,6 +893,10 @@ class _Generator:
                 "Microsoft.VSTS.Common.Priority": 1 + int(random_() * 4),
                 "Microsoft.VSTS.Common.StateChangeDate": changed,
             }
+            column = board_column(kind, state)
+            if column is not None:
+                fields["System.BoardColumn"] = column
+                fields["System.BoardColumnDone"] = False
             if random_() < 0.7:
                 fields["System.AssignedTo"] = users[int(random_() * n_users)]
             tags = tag_sets[int(random_() * n_tags)] if random_() < 0.5 else ""

@@ -23,13 +23,15 @@ Slotted dataclasses keep 100,000 work items well under the generator's memory bu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 __all__ = [
+    "BOARD_STATES",
+    "BOARD_TYPES",
     "POLICY_BUILD",
     "POLICY_MINIMUM_REVIEWERS",
     "POLICY_REQUIRED_REVIEWERS",
@@ -73,6 +75,8 @@ __all__ = [
     "WorkItemState",
     "WorkItemType",
     "blob_sha1",
+    "board_column",
+    "build_timeline",
     "name_key",
     "tree_sha1",
 ]
@@ -403,6 +407,23 @@ class TimelineStep:
     finish_time: datetime | None
 
 
+def build_timeline(
+    guid: Callable[[], str], start: datetime, finish: datetime | None, result: str | None
+) -> list[TimelineStep]:
+    """A build's timeline as the emulator lays out every build (generated or queued through the mutation
+    API): a stage, a phase, a job and three tasks, completed with ``result`` once ``finish`` is set, in
+    progress before. ``guid`` gives the records' ids in that order, so a seeded generator stays reproducible."""
+    state = "completed" if finish else "inProgress"
+    stage = TimelineStep(guid(), None, "Stage", "Build", 1, state, result, start, finish)
+    phase = TimelineStep(guid(), stage.id, "Phase", "Job", 1, state, result, start, finish)
+    job = TimelineStep(guid(), phase.id, "Job", "Job", 1, state, result, start, finish)
+    tasks = [
+        TimelineStep(guid(), job.id, "Task", name, order, state, result if finish else None, start, finish)
+        for order, name in enumerate(("Checkout", "Build", "Test"), start=1)
+    ]
+    return [stage, phase, job, *tasks]
+
+
 @dataclass(slots=True, eq=False)
 class Build:
     id: int
@@ -642,6 +663,19 @@ STATE_REASONS: Final = {
     "Removed": "Removed from the backlog",
 }
 """The ``System.Reason`` of a move into each state: the generator's, and the org changes' unless one is given."""
+
+BOARD_TYPES: Final = (("Epics", ("Epic",)), ("Features", ("Feature",)), ("Stories", ("User Story", "Bug")))
+"""Each team's boards and the work item types on each (a Task is on none), as generated."""
+BOARD_STATES: Final = ("New", "Active", "Resolved", "Closed")
+"""A generated board's columns, in order: one per state, named as the state it maps."""
+
+
+def board_column(work_item_type: str, state: str | None) -> str | None:
+    """``System.BoardColumn`` as Azure keeps it on a work item whose type is on a board: the column
+    whose state mapping holds the item's state (a generated board names each column after its
+    state); None for a type on no board or a state no column maps (``Removed``)."""
+    on_board = any(work_item_type in kinds for _, kinds in BOARD_TYPES)
+    return state if on_board and state in BOARD_STATES else None
 
 
 @dataclass(slots=True, frozen=True)

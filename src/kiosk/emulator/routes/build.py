@@ -23,21 +23,19 @@ from starlette.responses import Response
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.models import Run
 from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitRepository, Organisation
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, wrapped
+from kiosk.emulator.routes.common import ApiVersion, Token, Top, continuation_page, find_project, wrapped
 from kiosk.emulator.routes.git import pull_request_work_item_ids
 from kiosk.emulator.routes.query_params import IDS_PATTERN, enum_pattern, ids
 from kiosk.emulator.routes.rendered import RenderedJson, encoded_list
 from kiosk.emulator.service import Emulator
-from kiosk.emulator.shapes import build_json
+from kiosk.emulator.shapes import build_json, pipeline_definition_json
 from kiosk.emulator.shapes_build import build_change_json, build_definition_json, generated_build_json
 from kiosk.emulator.shapes_git import work_item_ref
 from kiosk.emulator.versioning import resolve_api_version
 from kiosk.web.responses import FastJSONResponse
 
-__all__ = ["add_build_routes", "generated_build"]
+__all__ = ["add_build_routes", "generated_build", "generated_definition", "generated_definitions"]
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 _BUILDS_PAGE: Final = 1000
 _DEFINITION_ORDERS: Final[dict[str, tuple[Callable[[BuildDefinition], Any], bool]]] = {
     "none": (lambda d: d.id, False),
@@ -314,6 +312,24 @@ def generated_build(emulator: Emulator, org: str, project: str, build_id: int) -
     return data, build
 
 
+def generated_definitions(emulator: Emulator, org: str, project: str) -> list[BuildDefinition] | None:
+    """A generated project's build definitions by id (what its Pipelines API lists); None for a configured
+    project (its pipelines are the configured ones); Azure's 404 for no such project."""
+    data = emulator.organisation(org)
+    found = find_project(data, project)
+    if found.configured:
+        return None
+    return sorted((d for d in data.build_definitions.values() if d.project_id == found.id), key=lambda d: d.id)
+
+
+def generated_definition(definitions: list[BuildDefinition], pipeline_id: int) -> BuildDefinition:
+    """The definition ``pipeline_id`` among a project's ``definitions``, or the Pipelines API's 404."""
+    for definition in definitions:
+        if definition.id == pipeline_id:
+            return definition
+    raise AzureError(404, "PipelineNotFoundException", f"Pipeline with id {pipeline_id} was not found.")
+
+
 def build_commits(org: Organisation, build: Build) -> tuple[GitRepository | None, list[Commit]]:
     """The commits a build brought, newest first: from its source version back to (not including) the source
     version of the previous build of its definition; the source commit alone for a definition's first build."""
@@ -412,6 +428,10 @@ def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: dic
         data = emulator.organisation(org)
         found = find_project(data, project)
         item = data.build_definitions.get(definition_id)
+        if found.configured and (item is None or item.project_id != found.id):
+            configured = next((p for p in emulator.pipelines(org, found.name) if p.id == definition_id), None)
+            if configured is not None:  # a configured pipeline is a YAML build definition too
+                return FastJSONResponse(pipeline_definition_json(base, configured))
         if item is None or item.project_id != found.id:
             raise AzureError(
                 404,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
 from kiosk.emulator.errors import AzureError, repository_not_found
 from kiosk.emulator.org.model import GitRepository, Organisation, Project, PullRequest, Release
@@ -15,6 +15,9 @@ from kiosk.web.responses import FastJSONResponse
 __all__ = [
     "CONTINUATION_HEADER",
     "ApiVersion",
+    "Skip",
+    "Token",
+    "Top",
     "continuation_page",
     "find_project",
     "find_pull_request",
@@ -27,6 +30,12 @@ __all__ = [
 T = TypeVar("T")
 
 ApiVersion = Annotated[str, Depends(request_api_version)]
+Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
+"""``$top``: how many items a list returns at most."""
+Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
+"""``$skip``: how many items a ``$top``/``$skip`` list passes over."""
+Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
+"""The ``continuationToken`` a token-paged list gave (the emulator's are offsets)."""
 CONTINUATION_HEADER: Final = "x-ms-continuationtoken"
 DEFAULT_PAGE: Final = 100
 

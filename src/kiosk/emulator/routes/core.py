@@ -12,7 +12,16 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Team
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, skip_page, wrapped
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    Skip,
+    Token,
+    Top,
+    continuation_page,
+    find_project,
+    skip_page,
+    wrapped,
+)
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_core import (
     collection_json,
@@ -26,9 +35,6 @@ from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_core_routes"]
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 Mine = Annotated[bool, Query(alias="$mine")]
 
 

@@ -18,7 +18,7 @@ compared with ``eq`` to a quoted value, joined by ``and``/``or``, grouped by par
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -116,19 +116,19 @@ def parse_entitlement_filter(org: Organisation, text: str) -> Predicate:
             raise AzureError(400, "InvalidFilterException", f"$filter: {word[:40]} eq needs a quoted value")
         return _field(org, word, value[1:-1].replace("''", "'"))
 
-    def conjunction() -> Predicate:
-        parts = [primary()]
-        while (peek() or "").lower() == "and":
+    def joined(word: str, operand: Callable[[], Predicate], combine: Callable[[Iterable[bool]], bool]) -> Predicate:
+        """``operand (word operand)*``: the one operand alone, else ``combine`` (all/any) of them."""
+        parts = [operand()]
+        while (peek() or "").lower() == word:
             take()
-            parts.append(primary())
-        return parts[0] if len(parts) == 1 else (lambda u: all(p(u) for p in parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else (lambda u: combine(p(u) for p in parts))
+
+    def conjunction() -> Predicate:
+        return joined("and", primary, all)
 
     def disjunction() -> Predicate:
-        parts = [conjunction()]
-        while (peek() or "").lower() == "or":
-            take()
-            parts.append(conjunction())
-        return parts[0] if len(parts) == 1 else (lambda u: any(p(u) for p in parts))
+        return joined("or", conjunction, any)
 
     if not tokens:
         return lambda _: True

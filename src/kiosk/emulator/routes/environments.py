@@ -15,15 +15,13 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Environment, Organisation, Project
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, wrapped
+from kiosk.emulator.routes.common import ApiVersion, Token, Top, continuation_page, find_project, wrapped
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_release import environment_json, environment_record_json
 from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_environment_routes", "name_matches"]
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 _ENVIRONMENTS_PAGE: Final = 50
 _RECORDS_PAGE: Final = 100
 

@@ -22,6 +22,9 @@ from kiosk.emulator.errors import AzureError, repository_not_found
 from kiosk.emulator.org.model import POLICY_DISPLAY_NAMES, Commit, GitRepository, Organisation, Project, PullRequest
 from kiosk.emulator.routes.common import (
     ApiVersion,
+    Skip,
+    Token,
+    Top,
     continuation_page,
     find_project,
     find_pull_request,
@@ -49,9 +52,6 @@ from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_git_routes"]
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 Flag = Annotated[bool, Query()]
 
 _MAX_BATCH_BODY = 1024 * 1024
@@ -264,6 +264,9 @@ def _filter_pull_requests(items: list[PullRequest], params: Any) -> list[PullReq
     source = params.get("searchCriteria.sourceRefName")
     target = params.get("searchCriteria.targetRefName")
     repository = (params.get("searchCriteria.repositoryId") or "").lower()
+    by_closed = _time_range_is_closed(params.get("searchCriteria.queryTimeRangeType"))
+    earliest = _criteria_date(params, "searchCriteria.minTime")
+    latest = _criteria_date(params, "searchCriteria.maxTime")
     out = []
     for pr in items:
         if wanted is not None and pr.status not in wanted:
@@ -278,8 +281,27 @@ def _filter_pull_requests(items: list[PullRequest], params: Any) -> list[PullReq
             continue
         if repository and pr.repository_id != repository:
             continue
+        when = pr.closed_date if by_closed else pr.creation_date
+        if (earliest is not None or latest is not None) and when is None:
+            continue  # an open pull request has no closed time to fall in the range
+        if (earliest is not None and when is not None and when < earliest) or (
+            latest is not None and when is not None and when > latest
+        ):
+            continue
         out.append(pr)
+    if by_closed:  # most recently closed first, so $top keeps the latest closed
+        return sorted(out, key=lambda pr: (pr.closed_date or datetime.min.replace(tzinfo=UTC), pr.id), reverse=True)
     return sorted(out, key=lambda pr: pr.id, reverse=True)  # newest first, as Azure lists them
+
+
+def _time_range_is_closed(value: str | None) -> bool:
+    """``searchCriteria.queryTimeRangeType``: ``created`` (the default) or ``closed``; anything else is Azure's 400."""
+    kind = (value or "created").strip().lower()
+    if kind not in ("created", "closed"):
+        raise AzureError(
+            400, "ArgumentException", f"searchCriteria.queryTimeRangeType {(value or '')[:40]!r}: created or closed"
+        )
+    return kind == "closed"
 
 
 def add_git_routes(
@@ -616,7 +638,8 @@ def add_git_routes(
         skip: Skip = None,
         status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None,
     ) -> Response:
-        """A repository's pull requests: ``searchCriteria.status`` (default active), ``$top``/``$skip``."""
+        """A repository's pull requests: ``searchCriteria.status`` (default active), ``.queryTimeRangeType``
+        (created/closed) with ``.minTime``/``.maxTime`` bounding that time, ``$top``/``$skip``."""
         data, repo = _repo(org, project, repository)
         _usable(repo)
         mine = [pr for pr in data.pull_requests.values() if pr.repository_id == repo.id]

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Group, Organisation, Project, User
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, wrapped
+from kiosk.emulator.routes.common import ApiVersion, Token, continuation_page, wrapped
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_graph import (
     descriptor_result_json,
@@ -46,7 +46,6 @@ _MAX_LOOKUP_KEYS: Final = 1000
 _QUERY_LIMIT: Final = 100
 """Subjects a ``subjectquery`` answers at most, as Azure's does."""
 
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 SubjectTypes = Annotated[str | None, Query(alias="subjectTypes", max_length=200)]
 _SCOPE_DESCRIPTOR: Final = re.compile(r"scp\.[A-Za-z0-9_-]+={0,2}")
 ScopeDescriptor = Annotated[

@@ -8,9 +8,9 @@ client asking for a resource the emulator does not serve fails at once with the 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from kiosk.emulator.discovery import (
@@ -20,17 +20,11 @@ from kiosk.emulator.discovery import (
     resource_areas_json,
 )
 from kiosk.emulator.errors import AzureError
+from kiosk.emulator.routes.common import ApiVersion, wrapped
 from kiosk.emulator.service import Emulator
-from kiosk.emulator.versioning import request_api_version
 from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_location_routes"]
-
-ApiVersion = Annotated[str, Depends(request_api_version)]
-
-
-def _wrapped(items: list[dict[str, Any]]) -> FastJSONResponse:
-    return FastJSONResponse({"count": len(items), "value": items})
 
 
 def add_location_routes(
@@ -43,17 +37,17 @@ def add_location_routes(
     def resource_locations(org: str, api_version: ApiVersion) -> Response:
         """Every resource location the emulator serves (``VssJsonCollectionWrapper`` of ``ApiResourceLocation``)."""
         emulator.org_name(org)
-        return _wrapped(locations)
+        return wrapped(locations)
 
     @router.options("/_apis", responses=responses)
     def deployment_locations(api_version: ApiVersion) -> Response:
         """The deployment level: nothing is served outside an org."""
-        return _wrapped([])
+        return wrapped([])
 
     @router.get("/{org}/_apis/ResourceAreas", responses=responses)
     def resource_areas(org: str, api_version: ApiVersion) -> Response:
         """Where each area lives: every area at the org's own URL."""
-        return _wrapped(resource_areas_json(base, emulator.org_name(org)))
+        return wrapped(resource_areas_json(base, emulator.org_name(org)))
 
     @router.get("/{org}/_apis/ResourceAreas/{area_id}", responses=responses)
     def resource_area(org: str, area_id: str, api_version: ApiVersion) -> Response:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Project, Release, ReleaseDefinition
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, find_release, wrapped
+from kiosk.emulator.routes.common import ApiVersion, Token, Top, continuation_page, find_project, find_release, wrapped
 from kiosk.emulator.routes.query_params import IDS_PATTERN, Time, choices, enum_pattern, ids
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_release import (
@@ -53,8 +53,6 @@ _OPERATION_STATUSES: Final = frozenset(
 )  # fmt: skip
 
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Token = Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")]
 Text = Annotated[str | None, Query(max_length=400)]
 DefinitionExpand = Annotated[
     str | None, Query(alias="$expand", max_length=400, pattern=enum_pattern(DEFINITION_EXPANDS, many=True))

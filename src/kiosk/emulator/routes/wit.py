@@ -30,7 +30,7 @@ from starlette.responses import Response
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError, azure_error_body
 from kiosk.emulator.org.model import ClassificationNode, Organisation, Project, WorkItem, WorkItemType
-from kiosk.emulator.routes.common import ApiVersion, find_project, skip_page, wrapped
+from kiosk.emulator.routes.common import ApiVersion, Skip, Top, find_project, skip_page, wrapped
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_wit import (
     EXPANDS,
@@ -85,8 +85,6 @@ WIQL_TOP_PATTERN: Final = "^[1-9][0-9]{0,8}$"
 _IDS = re.compile(IDS_PATTERN)
 _WIQL_TOP = re.compile(WIQL_TOP_PATTERN)
 
-Top = Annotated[int | None, Query(alias="$top", ge=0, le=100_000)]
-Skip = Annotated[int | None, Query(alias="$skip", ge=0, le=100_000_000)]
 Expand = Annotated[str | None, Query(alias="$expand", json_schema_extra={"pattern": EXPAND_PATTERN})]
 Fields = Annotated[str | None, Query(max_length=8000, json_schema_extra={"pattern": FIELDS_PATTERN})]
 AsOf = Annotated[str | None, Query(alias="asOf", max_length=64, json_schema_extra={"format": "date-time"})]

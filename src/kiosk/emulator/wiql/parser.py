@@ -24,7 +24,8 @@ rule and its position.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from kiosk.emulator.wiql.errors import WiqlQueryError, WiqlSyntaxError
 from kiosk.emulator.wiql.lexer import Token, tokenize
@@ -43,6 +44,8 @@ from kiosk.emulator.wiql.nodes import (
 )
 
 __all__ = ["MAX_QUERY_LENGTH", "parse_wiql"]
+
+_Item = TypeVar("_Item")
 
 MAX_QUERY_LENGTH: Final = 32_768
 """Azure's limit on WIQL text (32K characters)."""
@@ -102,10 +105,7 @@ class _Parser:
 
     def query(self) -> Query:
         self.expect_word("SELECT")
-        columns = [self.field()]
-        while self.at_op(","):
-            self.advance()
-            columns.append(self.field())
+        columns = self._comma_list(self.field)
         self.expect_word("FROM")
         if not (self.token.kind in ("WORD", "FIELD") and self.token.text.upper() in _SOURCES):
             raise self.fail("Expecting WorkItems or WorkItemLinks after FROM.")
@@ -165,19 +165,29 @@ class _Parser:
 
     # -- conditions --
 
-    def or_(self) -> Condition:
-        parts = [self.and_()]
-        while self.token.is_word("OR"):
+    def _comma_list(self, item: Callable[[], _Item]) -> list[_Item]:
+        """``item (, item)*``: the SELECT columns, an IN list."""
+        items = [item()]
+        while self.at_op(","):
             self.advance()
-            parts.append(self.and_())
-        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+            items.append(item())
+        return items
+
+    def or_(self) -> Condition:
+        return self._joined("OR", self.and_, Or)
 
     def and_(self) -> Condition:
-        parts = [self.unary()]
-        while self.token.is_word("AND"):
+        return self._joined("AND", self.unary, And)
+
+    def _joined(
+        self, word: str, operand: Callable[[], Condition], join: Callable[[tuple[Condition, ...]], Condition]
+    ) -> Condition:
+        """``operand (word operand)*``: the one operand alone, else ``join`` of them all (AND binds tighter)."""
+        parts = [operand()]
+        while self.token.is_word(word):
             self.advance()
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else And(tuple(parts))
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else join(tuple(parts))
 
     def unary(self) -> Condition:
         if self.token.is_word("NOT"):
@@ -206,10 +216,7 @@ class _Parser:
             if self.token.is_word("GROUP"):
                 raise self.fail("IN GROUP is not supported by the emulator.")
             self.expect_op("(")
-            values = [self.value()]
-            while self.at_op(","):
-                self.advance()
-                values.append(self.value())
+            values = self._comma_list(self.value)
             self.expect_op(")")
             return Comparison(field, prefix + "in", tuple(values))
         if self.token.is_word("CONTAINS"):

@@ -13,6 +13,18 @@ loudly instead of being patched wrongly):
   that exists. It now builds the column's own identifier from the work item's fields.
 * the work item's ``description`` defaulted with ``// ''``, which is not jq (jq strings take double
   quotes): the program does not compile, so Ocean maps every description to null. It is ``// ""``.
+* the ``column`` resource came after ``work-item``, whose ``column`` relation points at column
+  entities; a column's ``board`` relation is required, so the missing column could not be made
+  empty ahead of time and every work item on a board was refused. Columns now sync right after
+  boards, before work items (:data:`COLUMNS_BEFORE`).
+* the project's ``revision`` is a number in Azure's answer and a string in the blueprint: every
+  project entity was refused. It is mapped ``.revision | tostring``.
+
+and two in the blueprints (:data:`DEFAULT_BLUEPRINT_FIXES`): the work item's ``type`` allowed only
+five of Azure's types (no ``Feature``, ``Product Backlog Item``, ``Requirement``, ``Test Case``, nor
+any custom type), so those work items were refused — it is a plain string, its colours kept; and
+its ``column`` relation was required, though a work item whose type is on no board (a Task) has
+no board column — it is optional, and the mapping gives null for such an item.
 """
 
 from __future__ import annotations
@@ -27,10 +39,13 @@ import yaml
 from kiosk.ingest.mapping import PortAppConfig, parse_port_app_config
 
 __all__ = [
+    "COLUMNS_BEFORE",
+    "DEFAULT_BLUEPRINT_FIXES",
     "DEFAULT_MAPPING_FIXES",
     "default_blueprints",
     "default_mapping",
     "default_mapping_document",
+    "ocean_default_blueprints",
     "ocean_default_mapping",
     "ocean_default_mapping_document",
 ]
@@ -40,12 +55,23 @@ __all__ = [
 DEFAULT_MAPPING_FIXES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("work-item", "relations", "column"): (
         '.fields."System.WorkItemType"+"-"+.fields."System.BoardColumn"+"-"+.__project.id | gsub(" "; "")',
-        '.fields."System.WorkItemType" + "/" + .fields."System.BoardColumn" + "/" + .__project.id | gsub(" "; "")',
+        'if .fields."System.BoardColumn" then .fields."System.WorkItemType" + "/" + .fields."System.BoardColumn"'
+        ' + "/" + .__project.id | gsub(" "; "") else null end',
     ),
     ("work-item", "properties", "description"): (
         """.fields."System.Description" // ''""",
         """.fields."System.Description" // \"\"""",
     ),
+    ("project", "properties", "revision"): (".revision", ".revision | tostring"),
+}
+
+#: ``path in a blueprint document -> (Ocean's value, kiosk's)``; kiosk's ``None`` removes the key.
+DEFAULT_BLUEPRINT_FIXES: dict[tuple[str, ...], tuple[Any, Any]] = {
+    ("azureDevopsWorkItem", "schema", "properties", "type", "enum"): (
+        ["Issue", "Epic", "Task", "Bug", "User Story"],
+        None,
+    ),
+    ("azureDevopsWorkItem", "relations", "column", "required"): (True, False),
 }
 
 
@@ -65,9 +91,24 @@ def ocean_default_mapping() -> PortAppConfig:
     return parse_port_app_config(ocean_default_mapping_document())
 
 
+#: The resource the default mapping moves (``column``) and the one it now precedes (``work-item``).
+COLUMNS_BEFORE: tuple[str, str] = ("column", "work-item")
+
+
+def _columns_before_work_items(resources: list[dict[str, Any]]) -> None:
+    moved, before = COLUMNS_BEFORE
+    kinds = [resource["kind"] for resource in resources]
+    if kinds.count(moved) != 1 or kinds.count(before) != 1 or kinds.index(moved) < kinds.index(before):
+        raise RuntimeError("the packaged default mapping's resource order is not the one kiosk fixes")
+    column = resources.pop(kinds.index(moved))
+    resources.insert(kinds.index(before), column)
+
+
 def default_mapping_document() -> dict[str, Any]:
-    """The default mapping kiosk installs, as plain data: Ocean's with :data:`DEFAULT_MAPPING_FIXES` applied."""
+    """The default mapping kiosk installs, as plain data: Ocean's with :data:`DEFAULT_MAPPING_FIXES`
+    applied and columns synced before work items."""
     document = deepcopy(ocean_default_mapping_document())
+    _columns_before_work_items(document["resources"])
     for (kind, section, field), (ocean, fixed) in DEFAULT_MAPPING_FIXES.items():
         found = [
             resource["port"]["entity"]["mappings"][section]
@@ -85,8 +126,25 @@ def default_mapping() -> PortAppConfig:
     return parse_port_app_config(default_mapping_document())
 
 
-def default_blueprints() -> list[dict[str, Any]]:
-    """Ocean's six default blueprints, as Port documents (created in relation order by the caller)."""
+def ocean_default_blueprints() -> list[dict[str, Any]]:
+    """Ocean's six default blueprints, exactly as its file holds them."""
     blueprints = json.loads(_read("blueprints.json"))
     assert isinstance(blueprints, list)
+    return blueprints
+
+
+def default_blueprints() -> list[dict[str, Any]]:
+    """The default blueprints kiosk creates: Ocean's with :data:`DEFAULT_BLUEPRINT_FIXES` applied."""
+    blueprints = ocean_default_blueprints()
+    by_id = {blueprint["identifier"]: blueprint for blueprint in blueprints}
+    for (identifier, *path, key), (ocean, fixed) in DEFAULT_BLUEPRINT_FIXES.items():
+        node = by_id[identifier]
+        for part in path:
+            node = node[part]
+        if node.get(key) != ocean:
+            raise RuntimeError(f"the packaged default blueprint's {identifier} {'.'.join([*path, key])} is not Ocean's")
+        if fixed is None:
+            del node[key]
+        else:
+            node[key] = fixed
     return blueprints

@@ -1,0 +1,298 @@
+"""``kiosk integrations list|status|resync|test-mapping|mapping``: the Azure DevOps integrations.
+
+Like the other API-backed commands (:mod:`kiosk.cli.actions`), these talk to a running kiosk
+through :class:`kiosk.cli.api.Api` (``--url`` / ``$KIOSK_URL``, the credentials of
+``$KIOSK_CLIENT_ID``/``$KIOSK_CLIENT_SECRET`` or ``$KIOSK_HOME/credentials``). One does not:
+``resync NAME --once`` runs the resync here, in the foreground, from kiosk.yaml and the database
+of ``$KIOSK_HOME`` / ``$KIOSK_DATABASE_URL`` — no server needed — taking the same lease a
+server's resync takes, so it never runs beside one (:mod:`kiosk.runtime.integrations`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from kiosk.cli.api import Api, UrlOption
+from kiosk.cli.errors import EXIT_FAILURE, reports_errors
+from kiosk.cli.settings import load_settings, open_database, quiet_logging
+from kiosk.errors import BadRequest, ConfigError
+
+__all__ = ["integrations_app", "state_view"]
+
+integrations_app = typer.Typer(
+    name="integrations", help="Azure DevOps integrations: state, resyncs, mapping.", no_args_is_help=True
+)
+
+NameArgument = Annotated[str, typer.Argument(help="The integration's identifier.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="kiosk.yaml (overrides $KIOSK_CONFIG); for --once.", dir_okay=False),
+]
+#: Resource columns of ``status``: the counters of kiosk.ingest.state.ResourceState.
+COUNTERS = ("fetched", "filtered", "mapped", "created", "updated", "unchanged", "failed")
+
+
+def _when(value: str | None) -> str:
+    return "-" if not value else value.replace("T", " ").split(".")[0].removesuffix("Z")
+
+
+@integrations_app.command("list")
+@reports_errors
+def integrations_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Every integration: type, organisations, listener, last resync (status, start, end) and the next one."""
+    integrations = Api(url).call("GET", "/v1/integration")["integrations"]
+    if not integrations:
+        typer.echo("no integrations are configured (kiosk.yaml: integrations:)")
+        return
+    table = Table()
+    for column in ("identifier", "type", "organizations", "listener", "status", "started", "ended", "next"):
+        table.add_column(column)
+    for item in integrations:
+        state = item["resyncState"]
+        kiosk = item["kiosk"]
+        status = "running" if kiosk["running"] else (state["status"] or "never")
+        table.add_row(
+            item["identifier"],
+            item["installationAppType"],
+            "\n".join(kiosk["organizationUrls"]),
+            kiosk["eventListener"],
+            status,
+            _when(state["lastResyncStart"]),
+            _when(state["lastResyncEnd"]),
+            _when(state["nextResync"]),
+        )
+    Console().print(table)
+
+
+def state_view(state: dict[str, Any]) -> Group:
+    """A resync state (``ResyncState.to_json()``) as tables: per organisation, per resource, its
+    counts and first error, then the delete phase."""
+    parts: list[Any] = [
+        f"[bold]{state['integration']}[/]: {state['status']} (trigger {state.get('trigger') or '-'}, "
+        f"started {_when(state.get('started_at'))}, ended {_when(state.get('finished_at'))}, "
+        f"next {_when(state.get('next_resync_at'))})"
+    ]
+    for org in state.get("organizations", []):
+        table = Table(title=f"{org['url']}: {org['status']}" + (f" — {org['error']}" if org.get("error") else ""))
+        for column in ("#", "kind", "blueprint", "status", *COUNTERS, "errors"):
+            table.add_column(column, justify="right" if column in COUNTERS else "left")
+        for resource in org.get("resources", []):
+            errors = resource.get("errors") or []
+            skipped = resource.get("skipped") or {}
+            note = errors[0] if errors else ""
+            if len(errors) > 1:
+                note += f" (+{len(errors) - 1} more)"
+            if skipped:
+                note = (note + "; " if note else "") + "skipped " + ", ".join(f"{k}: {v}" for k, v in skipped.items())
+            table.add_row(
+                str(resource["index"]),
+                resource["kind"],
+                resource.get("blueprint") or "",
+                resource["status"],
+                *(str(resource.get(name, 0)) for name in COUNTERS),
+                note,
+            )
+        parts.append(table)
+        deletion = org.get("deletion") or {}
+        if deletion.get("ran"):
+            parts.append(
+                f"  deleted {deletion.get('deleted', 0)} of {deletion.get('candidates', 0)} candidate(s), "
+                f"spared {deletion.get('spared', 0)} (relation targets), {deletion.get('existing', 0)} recorded"
+            )
+        elif deletion.get("reason"):
+            parts.append(f"  no deletion: {deletion['reason']}")
+    return Group(*parts)
+
+
+@integrations_app.command("status")
+@reports_errors
+def integrations_status(
+    name: NameArgument,
+    follow: Annotated[bool, typer.Option(help="While a resync runs, follow it live.")] = True,
+    every: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes while following.")] = 1.0,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """The latest resync per organisation and resource: counts, errors, the delete phase; live while it runs."""
+    api = Api(url)
+    path = f"/v1/integration/{name}"
+    integration = api.call("GET", path)["integration"]
+    console = Console()
+    state = integration["kiosk"]["state"]
+    if state is None:
+        console.print(f"{name}: never resynced (next: {_when(integration['resyncState']['nextResync'])})")
+        return
+    if state["status"] == "running" and not integration["kiosk"]["running"]:
+        # Saved as running, but no process holds the resync: the one running it stopped.
+        console.print(state_view(state))
+        console.print("no kiosk process is running this resync now (its process stopped); it runs again")
+        return
+    if not (follow and state["status"] == "running"):
+        console.print(state_view(state))
+        return
+    # Refreshed from the saved state, which the resyncing process updates as it goes (any process),
+    # while the resync holds its lease.
+    with Live(state_view(state), console=console, refresh_per_second=4) as live:
+        running = True
+        while state["status"] == "running" and running:
+            time.sleep(every)
+            integration = api.call("GET", path)["integration"]
+            state, running = integration["kiosk"]["state"], integration["kiosk"]["running"]
+            live.update(state_view(state))
+
+
+@integrations_app.command("resync")
+@reports_errors
+def integrations_resync(
+    name: NameArgument,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run it here, in the foreground, and exit (no server needed).")
+    ] = False,
+    config: ConfigOption = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Ask the running server for a resync now — or, with --once, run one here and print its summary
+    (exit code 1 when it failed)."""
+    if not once:
+        outcome = Api(url).call("POST", f"/v1/integration/{name}/resync")["resync"]
+        messages = {
+            "queued": "resync queued",
+            "coalesced": "a resync is already queued; it answers this request too",
+            "running": "a resync is running now; it answers this request too",
+        }
+        typer.echo(f"{name}: {messages.get(outcome, outcome)} (follow it: kiosk integrations status {name})")
+        return
+    state = _resync_here(name, config)
+    console = Console()
+    console.print(state_view(state.to_json()))
+    totals = state.totals()
+    typer.echo(
+        f"{name}: {state.status} — {totals['fetched']} fetched, {totals['created']} created, "
+        f"{totals['updated']} updated, {totals['unchanged']} unchanged, {totals['failed']} failed, "
+        f"{totals['deleted']} deleted"
+    )
+    if state.status != "completed":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _resync_here(name: str, config: Path | None) -> Any:
+    """One resync of ``name`` in this process, wired as the server wires it."""
+    import os
+
+    from kiosk.actions.automations import Automations
+    from kiosk.actions.service import Actions
+    from kiosk.catalog.service import Catalog
+    from kiosk.config import load_config
+    from kiosk.config.integrations import resolve_integrations
+    from kiosk.core import jq_engine
+    from kiosk.ingest.store import IngestStore
+    from kiosk.runtime.integrations import IntegrationRunner
+
+    settings = load_settings(config)
+    if settings.config_path is None:
+        raise ConfigError("no config: pass --config FILE or set KIOSK_CONFIG (the integrations are in kiosk.yaml)")
+    quiet_logging()
+    loaded = load_config(settings.config_path)
+    integrations = resolve_integrations(loaded, env=os.environ, base_dir=settings.config_path.resolve().parent)
+    jq_engine.configure(loaded.jq.limits())
+    try:
+        with open_database(settings) as db:
+            actions = Actions(
+                db, azure_orgs=loaded.azureDevOps.orgs, sign_webhooks=loaded.delivery.signing_secret is not None
+            )
+            store = IngestStore(db, Catalog(db, listener=Automations(actions)))
+            runner = IntegrationRunner(db, store, integrations)
+            return runner.run_now(name)
+    finally:
+        jq_engine.shutdown()
+
+
+@integrations_app.command("test-mapping")
+@reports_errors
+def integrations_test_mapping(
+    name: NameArgument,
+    kind: Annotated[str | None, typer.Option(help="Only the resources of this kind.")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="Try this mapping file (YAML or JSON) instead of the integration's own (not saved).", dir_okay=False
+        ),
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Map the raw examples the last resync kept, as Port's mapping editor does: each example's
+    entities, or the jq error of each failing field."""
+    body: dict[str, Any] = {}
+    if kind is not None:
+        body["kind"] = kind
+    if mapping is not None:
+        body["mapping"] = _read_mapping(mapping)
+    resources = Api(url).call("POST", f"/v1/integration/{name}/test-mapping", json=body)["resources"]
+    if not resources:
+        typer.echo(f"no resource of the mapping has kind {kind!r}" if kind else "the mapping has no resources")
+        return
+    for resource in resources:
+        typer.echo(f"resource {resource['resource']} ({resource['kind']}): {resource['examples']} example(s)")
+        if not resource["examples"]:
+            typer.echo("  no examples kept yet: they are kept by a resync (sendRawDataExamples)")
+        for result in resource["results"]:
+            typer.echo(f"  example {result['example']}:")
+            for entity in result["entities"]:
+                typer.echo("    entity " + orjson.dumps(entity, option=orjson.OPT_SORT_KEYS).decode())
+            for failure in result["failures"]:
+                typer.echo(f"    error {failure['field']}: {failure['message']}")
+            for warning in result["warnings"]:
+                typer.echo(f"    null {warning['field']}: {warning['message']}")
+            if not result["entities"] and not result["failures"]:
+                typer.echo("    no entity (the selector left it out)")
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """A mapping document from a YAML (or JSON) file; an integration's ``port-app-config`` as a file."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(document, dict):
+        raise BadRequest(f"{path}: a mapping document is a mapping of options (resources: ...)")
+    return document
+
+
+@integrations_app.command("mapping")
+@reports_errors
+def integrations_mapping(
+    name: NameArgument,
+    set_: Annotated[
+        Path | None, typer.Option("--set", help="Replace the mapping with this file (YAML or JSON).", dir_okay=False)
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Drop the replacement: kiosk.yaml's mapping again.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Print the integration's mapping (YAML), replace it (--set FILE) or go back to kiosk.yaml's (--reset).
+
+    A replaced mapping is checked by the server (a bad one is refused with the field named) and used
+    from the next resync on.
+    """
+    if set_ is not None and reset:
+        raise BadRequest("give --set FILE or --reset, not both")
+    api = Api(url)
+    path = f"/v1/integration/{name}"
+    if set_ is not None:
+        integration = api.call("PATCH", path, json={"config": _read_mapping(set_)})["integration"]
+    elif reset:
+        integration = api.call("DELETE", f"{path}/config")["integration"]
+    else:
+        integration = api.call("GET", path)["integration"]
+    source = integration["kiosk"]["mappingSource"]
+    replaced = integration["kiosk"]["mappingReplaced"]
+    where = f"replaced through the API at {_when(replaced['at'])} by {replaced['by']}" if source == "api" else source
+    typer.echo(f"# mapping of {name}: {where}")
+    typer.echo(yaml.safe_dump(integration["config"], sort_keys=False, allow_unicode=True), nl=False)

@@ -1,0 +1,209 @@
+"""Fetchers of the kinds repository, repository-policy, branch, pull-request.
+
+Each follows the reference's calls and item shapes (azure-devops-ingestion.md §1.2):
+
+- ``repository``: every repository of every project, disabled ones included, as Azure lists them;
+  ``includedFiles`` adds ``__includedFiles`` read from the default branch.
+- ``repository-policy``: per healthy repository, the policies of its default branch
+  (``git/policy/configurations?repositoryId=&refName=``), each with ``__repository``.
+- ``branch``: per healthy repository, its ``refs/heads/*`` reshaped to
+  ``{name, refName, objectId, __repository}``.
+- ``pull-request``: per healthy repository, the active pull requests, then the abandoned and the
+  completed ones *closed* within ``minTimeInDays`` (``queryTimeRangeType=closed``, the fix of
+  OCEAN #2425), at most ``maxResults`` per repository and status, most recently closed first.
+
+Repositories are read many at a time (:func:`merge_batches` with ``ctx.concurrency``) and their
+items stream out as each page arrives. A repository whose list answers Azure's "no data" 404 (a
+repository disabled after it was listed, OCEAN #412) is skipped and counted before it gave any
+item; every other error raises.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, timedelta
+from typing import Final
+
+from kiosk.azure.errors import NoDataNotFound
+from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, merge_batches
+from kiosk.ingest.fetch.included_files import IncludedFiles, branch_name, repository_path
+from kiosk.ingest.mapping import ResourceConfig
+
+__all__ = [
+    "FETCHERS",
+    "PAGE_SIZE",
+    "all_repositories",
+    "fetch_branches",
+    "fetch_pull_requests",
+    "fetch_repositories",
+    "fetch_repository_policies",
+    "healthy_repositories",
+]
+
+#: ``$top`` of the paged lists read here (refs, policies, pull requests).
+PAGE_SIZE: Final = 100
+#: Repositories per batch of the repository kind.
+REPOSITORY_BATCH: Final = 100
+#: The statuses read for closed pull requests, in the reference's order.
+CLOSED_STATUSES: Final = ("abandoned", "completed")
+
+
+async def all_repositories(ctx: FetchContext) -> list[Item]:
+    """Every repository of every project (disabled ones and those of unhealthy projects included)."""
+    projects = await ctx.projects()
+    lists = await gather_bounded([functools.partial(ctx.repositories, p) for p in projects], ctx.concurrency)
+    return [repo for repos in lists for repo in repos]
+
+
+async def healthy_repositories(ctx: FetchContext) -> list[Item]:
+    """The repositories child kinds read: enabled, in a well-formed project."""
+    projects = await ctx.projects()
+    lists = await gather_bounded([functools.partial(ctx.healthy_repositories, p) for p in projects], ctx.concurrency)
+    return [repo for repos in lists for repo in repos]
+
+
+def _per_repository(
+    ctx: FetchContext,
+    repositories: list[Item],
+    read: Callable[[FetchContext, Item], AsyncIterator[Batch]],
+) -> AsyncIterator[Batch]:
+    """``read`` over each repository, ``ctx.concurrency`` at a time, batches yielded as they come."""
+    return merge_batches([functools.partial(read, ctx, repo) for repo in repositories], ctx.concurrency)
+
+
+async def _no_data_tolerant(
+    ctx: FetchContext, repository: Item, what: str, pages: AsyncIterator[Batch]
+) -> AsyncIterator[Batch]:
+    """``pages``, except that a "no data" 404 before any page skips the repository (counted as ``what``).
+
+    Once a page was yielded the repository was readable, so a later 404 is a failure and raises.
+    """
+    started = False
+    try:
+        async for page in pages:
+            started = True
+            yield page
+    except NoDataNotFound:
+        if started:
+            raise
+        ctx.skip(what)
+
+
+# ---------------------------------------------------------------------------------------------- repository
+
+
+async def fetch_repositories(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
+    """The repository kind: each project's repositories, with ``__includedFiles`` when asked."""
+    requested: list[str] = list(resource.selector_value("includedFiles") or [])
+
+    async def project_repositories(project: Item) -> AsyncIterator[Batch]:
+        repositories = await ctx.repositories(project)
+        for start in range(0, len(repositories), REPOSITORY_BATCH):
+            batch = [ctx.stamp(dict(repo)) for repo in repositories[start : start + REPOSITORY_BATCH]]
+            if requested:
+                await _attach_included_files(ctx, batch, requested)
+            yield batch
+
+    projects = await ctx.projects()
+    async for batch in merge_batches([functools.partial(project_repositories, p) for p in projects], ctx.concurrency):
+        yield batch
+
+
+async def _attach_included_files(ctx: FetchContext, repositories: list[Item], requested: list[str]) -> None:
+    """``__includedFiles`` of each repository, read from its default branch, repositories at once."""
+
+    async def one(repository: Item) -> None:
+        await IncludedFiles(ctx, requested).attach(
+            [repository], repository, branch_name(repository.get("defaultBranch"))
+        )
+
+    await gather_bounded([functools.partial(one, repo) for repo in repositories], ctx.concurrency)
+
+
+# ---------------------------------------------------------------------------------------------- repository-policy
+
+
+async def fetch_repository_policies(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
+    """The repository-policy kind: each healthy repository's policies of its default branch."""
+    async for batch in _per_repository(ctx, await healthy_repositories(ctx), _repository_policies):
+        yield batch
+
+
+async def _repository_policies(ctx: FetchContext, repository: Item) -> AsyncIterator[Batch]:
+    params = {"repositoryId": str(repository["id"])}
+    if repository.get("defaultBranch"):
+        params["refName"] = str(repository["defaultBranch"])
+    path = f"{repository['project']['id']}/_apis/git/policy/configurations"
+    async for page in ctx.rest.pages_by_header_token(path, params=params, top=PAGE_SIZE):
+        yield [ctx.stamp({**policy, "__repository": repository}) for policy in page]
+
+
+# ---------------------------------------------------------------------------------------------- branch
+
+
+async def fetch_branches(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
+    """The branch kind: each healthy repository's ``refs/heads/*``, reshaped as the reference does."""
+    async for batch in _per_repository(ctx, await healthy_repositories(ctx), _branches):
+        yield batch
+
+
+async def _branches(ctx: FetchContext, repository: Item) -> AsyncIterator[Batch]:
+    pages = ctx.rest.pages_by_header_token(
+        repository_path(repository, "refs"), params={"filter": "heads/"}, top=PAGE_SIZE
+    )
+    async for page in _no_data_tolerant(ctx, repository, "branch: repository without data (404)", pages):
+        yield [
+            ctx.stamp(
+                {
+                    "name": ref["name"].removeprefix("refs/heads/"),
+                    "refName": ref["name"],
+                    "objectId": ref["objectId"],
+                    "__repository": repository,
+                }
+            )
+            for ref in page
+            if str(ref.get("name", "")).startswith("refs/heads/")
+        ]
+
+
+# ---------------------------------------------------------------------------------------------- pull-request
+
+
+async def fetch_pull_requests(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
+    """The pull-request kind: active ones, then those abandoned or completed within ``minTimeInDays``."""
+    min_days = int(resource.selector_value("minTimeInDays"))
+    max_results = int(resource.selector_value("maxResults"))
+    since = (ctx.clock().astimezone(UTC) - timedelta(days=min_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    read = functools.partial(_pull_requests, since=since, max_results=max_results)
+    async for batch in _per_repository(ctx, await healthy_repositories(ctx), read):
+        yield batch
+
+
+async def _pull_requests(ctx: FetchContext, repository: Item, *, since: str, max_results: int) -> AsyncIterator[Batch]:
+    """One repository's pull requests: every active one, then per closed status the latest closed."""
+    path = repository_path(repository, "pullrequests")
+
+    async def every_status() -> AsyncIterator[Batch]:
+        async for page in ctx.rest.pages_by_skip(path, params={"searchCriteria.status": "active"}, top=PAGE_SIZE):
+            yield page
+        for status in CLOSED_STATUSES:
+            params = {
+                "searchCriteria.status": status,
+                "searchCriteria.queryTimeRangeType": "closed",
+                "searchCriteria.minTime": since,
+            }
+            pages = ctx.rest.pages_by_skip(path, params=params, top=min(PAGE_SIZE, max_results), max_items=max_results)
+            async for page in pages:
+                yield page
+
+    async for page in _no_data_tolerant(ctx, repository, "pull-request: repository without data (404)", every_status()):
+        yield [ctx.stamp(pull_request) for pull_request in page]
+
+
+FETCHERS: dict[str, Fetcher] = {
+    "repository": fetch_repositories,
+    "repository-policy": fetch_repository_policies,
+    "branch": fetch_branches,
+    "pull-request": fetch_pull_requests,
+}

@@ -1,0 +1,800 @@
+"""The integration's storage: entities it writes (with their datasource), the safe delete phase,
+resync state, raw examples and a mapping replaced through the API.
+
+Synchronous SQLAlchemy, like the rest of kiosk's storage; the async resync engine calls it through
+``asyncio.to_thread``.
+
+**Datasource.** Every entity a resync produces is recorded for its :class:`Source` (integration and
+organisation; Port's ``$datasource``) in ``entity_datasources``, whether it was written or found
+unchanged. The delete phase only ever looks at entities recorded for its own source, so nothing
+written by anyone else is deleted; an entity also recorded for another source (another
+organisation, another integration) loses only this source's record.
+
+**Change detection.** :meth:`IngestStore.write` compares each entity with what the catalog holds
+now and writes only new or changed entities, through the catalog's set-based write
+(:func:`kiosk.catalog.writes.write_entities`) in one transaction per call, telling the catalog's
+listener as a bulk upsert does. The comparison is first a quick one on the document as given
+(:func:`_same_as_stored`: equal values, no parse, no validation), then, where that is not enough, on
+the entity as the catalog itself would store it (:func:`_unchanged`: the same merge, defaults and
+date normalisation). An unchanged entity costs a read and no write: the second resync of an
+unchanged organisation updates no row. Stored entities are read per chunk of identifiers, so a
+call's memory follows its batch, not the table.
+
+**Delete phase.** :meth:`IngestStore.plan_deletion` says what a delete would do;
+:meth:`IngestStore.delete` computes it again inside its one write transaction (so what it deletes
+is what the database holds at that moment, and a process killed midway leaves nothing
+half-deleted), refuses over ``entityDeletionThreshold`` (Ocean's rule: stale candidates / entities
+recorded, refused when strictly greater), spares every candidate another staying entity points at,
+and never deletes an entity the plan did not show as doomed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from kiosk.catalog.blueprint_store import blueprint_docs
+from kiosk.catalog.blueprints import CompiledBlueprint
+from kiosk.catalog.changes import EntityChange, after_commit, announce, note_deleted
+from kiosk.catalog.dates import canonical_datetime
+from kiosk.catalog.entities import (
+    ENTITY_KEYS,
+    EntityIn,
+    StoredEntity,
+    parse_entity,
+    resolve_entity,
+    validate_properties,
+)
+from kiosk.catalog.rendering import chunks
+from kiosk.catalog.results import error_result
+from kiosk.catalog.service import Catalog
+from kiosk.catalog.validation import EntityError
+from kiosk.catalog.writes import write_entities
+from kiosk.errors import KioskError
+from kiosk.ingest.state import DeletionReport, ResyncState
+from kiosk.store import bulk
+from kiosk.store.engine import Database
+from kiosk.store.tables import entities as ent_table
+from kiosk.store.tables import entity_datasources as ds_table
+from kiosk.store.tables import entity_relations as rel_table
+from kiosk.store.tables import integration_examples, integration_mappings, integration_state
+
+__all__ = ["DeletionPlan", "EntityKey", "IngestStore", "Source", "WriteOutcome"]
+
+#: The integration type in a datasource (Ocean's ``port-ocean/<type>/…``).
+INTEGRATION_TYPE = "azure-devops"
+
+#: Identifiers (or ids) per IN list: below SQLite's variable limit, few round trips.
+CHUNK = 5_000
+
+#: Entities created before the first ANALYZE on PostgreSQL (see IngestStore._refresh_statistics).
+ANALYZE_FIRST = 2_000
+
+#: (blueprint, identifier)
+EntityKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who writes: one integration reading one organisation (its URL)."""
+
+    integration: str
+    organization: str
+
+    @property
+    def datasource(self) -> str:
+        """Port's ``$datasource`` for this source, e.g. ``kiosk/azure-devops/ado/https://dev.azure.com/acme``.
+
+        The URL without a trailing slash, so ``…/acme`` and ``…/acme/`` are one organisation."""
+        return f"kiosk/{INTEGRATION_TYPE}/{self.integration}/{self.organization.rstrip('/')}"
+
+    @property
+    def actor(self) -> str:
+        """The ``createdBy``/``updatedBy`` of what it writes (the catalog keeps 200 characters)."""
+        return f"kiosk/{INTEGRATION_TYPE}/{self.integration}"[:200]
+
+
+@dataclass
+class WriteOutcome:
+    """What one :meth:`IngestStore.write` did. ``failed``: the catalog's per-entity error results
+    (``identifier``, ``blueprint``, ``message``, ``code``, ``statusCode``, ``field`` when known)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    """What the delete phase of one source would do, as the database stood when it was planned.
+
+    ``existing``: entities of ``blueprints`` recorded for the source; ``candidates``: those this
+    resync did not produce; ``shared``: candidates another source recorded too (only this source's
+    record would go); ``spared``: candidates a staying entity points at (directly or through other
+    spared ones); ``doomed``: the candidates that would be deleted.
+    """
+
+    source: Source
+    blueprints: frozenset[str]
+    produced: Mapping[str, Collection[str]] = field(repr=False)
+    existing: int
+    candidates: tuple[EntityKey, ...]
+    shared: tuple[EntityKey, ...]
+    spared: tuple[EntityKey, ...]
+    doomed: tuple[EntityKey, ...]
+    doomed_ids: frozenset[int] = field(repr=False)
+    shared_ids: frozenset[int] = field(repr=False)
+    spared_ids: frozenset[int] = field(repr=False)
+
+    @property
+    def rate(self) -> float:
+        """Ocean's deletion rate: candidates over entities recorded (0 when there are none)."""
+        return len(self.candidates) / self.existing if self.existing else 0.0
+
+
+class IngestStore:
+    """The integration's reads and writes of the catalog and of its own tables."""
+
+    def __init__(self, db: Database, catalog: Catalog) -> None:
+        self.db = db
+        self.catalog = catalog
+        # Entities this store created since PostgreSQL's statistics were last refreshed, and how
+        # many more it takes to refresh them again (see _refresh_statistics).
+        self._created_since_analyze = 0
+        self._analyze_after = ANALYZE_FIRST
+
+    # ----------------------------------------------------------------------------- entities
+
+    def write(
+        self, source: Source, entities: Sequence[dict[str, Any]], *, merge: bool, create_missing: bool
+    ) -> WriteOutcome:
+        """Write the new and changed ``entities`` (Port entity documents, each with its
+        ``blueprint``) in one transaction, and record ``source`` for every one produced.
+
+        With ``merge`` (Ocean's ``enableMergeEntity``) only the keys an entity gives are compared
+        and written. An identifier given twice in one call is written once: the later document
+        wins, or, when merging, its keys are merged over the earlier one's.
+        """
+        outcome = WriteOutcome()
+        groups = _group(entities, merge, outcome.failed)
+        if not groups:
+            return outcome
+        changes: list[EntityChange] = []
+        listener = self.catalog.listener
+        with self.db.begin() as conn:
+            compiled: dict[str, CompiledBlueprint] = {}
+            for blueprint, docs in groups.items():
+                try:
+                    compiled[blueprint] = self.catalog.blueprints.load(conn, blueprint)
+                except KioskError as exc:
+                    outcome.failed.extend(
+                        _failure(blueprint, doc.get("identifier"), exc.code, str(exc)) for doc in docs
+                    )
+            for blueprint in _write_order(compiled):
+                self._write_blueprint(
+                    conn, source, compiled[blueprint], groups[blueprint], merge, create_missing, changes, outcome
+                )
+            announced = announce(listener, conn, changes)
+        after_commit(listener, announced)
+        self._refresh_statistics(outcome.created)
+        return outcome
+
+    def _refresh_statistics(self, created: int) -> None:
+        """ANALYZE the entity tables on PostgreSQL once a resync has grown them a lot.
+
+        A first resync fills tables whose statistics say "nearly empty" (autovacuum comes a
+        minute later, at best); with those the planner answers "these 1,000 identifiers of this
+        blueprint" by reading every entity of the blueprint and testing each against the list,
+        so each batch costs more than the one before (measured: 100,000 work items in batches of
+        1,000 took 93 s instead of ~10 s). Refreshed when the entities created since the last
+        refresh reach a threshold that doubles each time: a handful of ANALYZEs per resync."""
+        if not self.db.is_postgres:
+            return
+        self._created_since_analyze += created
+        if self._created_since_analyze < self._analyze_after:
+            return
+        with self.db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE entities, entity_relations, entity_datasources")
+        self._analyze_after = 2 * self._created_since_analyze
+        self._created_since_analyze = 0
+
+    def _write_blueprint(
+        self,
+        conn: Connection,
+        source: Source,
+        compiled: CompiledBlueprint,
+        docs: list[dict[str, Any]],
+        merge: bool,
+        create_missing: bool,
+        changes: list[EntityChange],
+        outcome: WriteOutcome,
+    ) -> None:
+        """One blueprint's entities of a :meth:`write`: compare per chunk, write the changed ones
+        in one set-based call (so relations between them resolve), record the source."""
+        blueprint = compiled.identifier
+        datasource = source.datasource
+        with_relations = bool(compiled.relation_names)
+        dates = _datetime_properties(compiled)
+        changed: list[EntityIn] = []
+        # Stored id and "already recorded for this source" of every changed entity that exists.
+        known: dict[str, tuple[int, bool]] = {}
+        to_record: list[int] = []
+        for chunk in chunks(docs, CHUNK):
+            identifiers = [i for doc in chunk if isinstance(i := doc.get("identifier"), str)]
+            stored = _stored(conn, blueprint, identifiers, datasource, with_relations)
+            for doc in chunk:
+                identifier = doc.get("identifier")
+                found = stored.get(identifier) if isinstance(identifier, str) else None
+                # An unchanged entity costs the quick check alone: no parse, no validation.
+                if found is not None and _same_as_stored(compiled, dates, doc, found[0], merge):
+                    outcome.unchanged += 1
+                    if not found[1]:
+                        to_record.append(found[0].id)
+                    continue
+                try:
+                    entity = parse_entity(doc, blueprint)
+                except EntityError as exc:
+                    outcome.failed.append(_from_result(blueprint, error_result(0, identifier, exc)))
+                    continue
+                if found is not None:
+                    current, recorded = found
+                    if _unchanged(compiled, entity, current, merge):
+                        outcome.unchanged += 1
+                        if not recorded:
+                            to_record.append(current.id)
+                        continue
+                    known[entity.identifier] = (current.id, recorded)
+                changed.append(entity)
+        if changed:
+            result = write_entities(
+                conn,
+                self.catalog.blueprints,
+                self.catalog.listener,
+                compiled,
+                list(enumerate(changed)),
+                upsert=True,
+                merge=merge,
+                create_missing=create_missing,
+                actor=source.actor,
+                changes=changes,
+            )
+            look_up: list[str] = []  # written entities whose id is not known yet: the new ones
+            for written in result.entities:
+                identifier = str(written["identifier"])
+                if written["created"]:
+                    outcome.created += 1
+                else:
+                    outcome.updated += 1
+                stored_before = known.get(identifier)
+                if stored_before is None:
+                    look_up.append(identifier)
+                elif not stored_before[1]:
+                    to_record.append(stored_before[0])
+            for chunk_ids in chunks(look_up, CHUNK):
+                to_record.extend(bulk.entity_ids(conn, blueprint, chunk_ids).values())
+            outcome.failed.extend(_from_result(blueprint, error) for error in result.errors)
+        _record(conn, datasource, to_record)
+
+    # ----------------------------------------------------------------------------- delete phase
+
+    def plan_deletion(
+        self, source: Source, produced: Mapping[str, Collection[str]], blueprints: Collection[str]
+    ) -> DeletionPlan:
+        """What deleting the entities of ``blueprints`` recorded for ``source`` and not in
+        ``produced`` (blueprint → identifiers this resync produced, all resources) would do."""
+        with self.db.connect() as conn:
+            return _plan(conn, source, produced, frozenset(blueprints))
+
+    def delete(
+        self, source: Source, plan: DeletionPlan, *, threshold: float, delete_dependents: bool
+    ) -> DeletionReport:
+        """Run the delete phase ``plan`` describes, in one transaction.
+
+        The plan is computed again inside the transaction; only entities doomed both then and now
+        are deleted, so an entity someone pointed at (or another source recorded) in between is
+        kept. Refused (``ran=False``, nothing changed) when the candidates are more than
+        ``threshold`` of the entities recorded (Ocean's ``entityDeletionThreshold``, ``≤`` passes).
+
+        ``delete_dependents`` (Ocean's ``deleteDependentEntities``) decides what happens when an
+        entity outside the plan has come to *require* a doomed one since it was made: kiosk never
+        deletes another writer's entity, so with True the target is spared and the rest deleted;
+        with False the delete phase is refused, as Port refuses to delete an entity others require
+        without ``delete_dependents``. Dependents inside the plan go with what they depend on.
+        """
+        if source != plan.source:
+            raise ValueError("the plan was made for another source")
+        changes: list[EntityChange] = []
+        listener = self.catalog.listener
+        with self.db.begin() as conn:
+            now = _plan(conn, source, plan.produced, plan.blueprints)
+            report = DeletionReport(candidates=len(now.candidates), existing=now.existing)
+            if now.rate > threshold:
+                report.spared = len(now.spared)
+                report.reason = (
+                    f"{len(now.candidates)} of {now.existing} entities would be deleted "
+                    f"({now.rate:.0%}), over entityDeletionThreshold {threshold:g}"
+                )
+                return report
+            doomed = now.doomed_ids & plan.doomed_ids
+            newly_spared = plan.doomed_ids & now.spared_ids
+            if newly_spared and not delete_dependents:
+                dependent = _required_referrer(conn, newly_spared, doomed)
+                if dependent is not None:
+                    report.spared = len(now.spared)
+                    report.reason = (
+                        f"entity {dependent[1]!r} of blueprint {dependent[0]!r} now requires an entity this "
+                        "delete phase would remove; deleteDependentEntities is false"
+                    )
+                    return report
+            ordered = sorted(doomed)
+            for chunk in chunks(ordered, CHUNK):
+                where = ent_table.c.id.in_(list(chunk))
+                note_deleted(conn, self.catalog.blueprints, listener, where, changes)
+                _delete_entities(conn, chunk)
+            shared = sorted(now.shared_ids & (plan.doomed_ids | plan.shared_ids))
+            for chunk in chunks(shared, CHUNK):
+                conn.execute(
+                    sa.delete(ds_table).where(
+                        ds_table.c.datasource == source.datasource, ds_table.c.entity_id.in_(chunk)
+                    )
+                )
+            announced = announce(listener, conn, changes)
+            report.ran = True
+            report.deleted = len(ordered)
+            report.spared = len(now.candidates) - len(ordered) - len(now.shared)
+        after_commit(listener, announced)
+        return report
+
+    # ----------------------------------------------------------------------------- state, examples, mapping
+
+    def save_state(self, state: ResyncState) -> None:
+        """Keep ``state`` as the integration's latest resync (replacing the one before)."""
+        with self.db.begin() as conn:
+            _upsert(
+                conn,
+                integration_state,
+                {"integration": state.integration, "state": state.to_json(), "updated_at": _now()},
+                "integration",
+            )
+
+    def load_state(self, integration: str) -> ResyncState | None:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(integration_state.c.state).where(integration_state.c.integration == integration)
+            ).first()
+        return None if row is None else ResyncState.from_json(row.state)
+
+    def save_examples(self, integration: str, kind: str, examples: list[dict[str, Any]]) -> None:
+        """Keep ``examples`` (raw items) as the kind's examples, replacing the ones before."""
+        with self.db.begin() as conn:
+            _upsert(
+                conn,
+                integration_examples,
+                {"integration": integration, "kind": kind, "examples": examples, "updated_at": _now()},
+                "integration",
+                "kind",
+            )
+
+    def examples(self, integration: str, kind: str) -> list[dict[str, Any]]:
+        """The kind's stored raw examples; empty when none were kept."""
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(integration_examples.c.examples).where(
+                    integration_examples.c.integration == integration, integration_examples.c.kind == kind
+                )
+            ).first()
+        return [] if row is None else list(row.examples)
+
+    def save_mapping(self, integration: str, mapping: dict[str, Any], *, actor: str | None) -> None:
+        """Keep ``mapping`` as the one replaced through the API (it wins over kiosk.yaml's)."""
+        with self.db.begin() as conn:
+            _upsert(
+                conn,
+                integration_mappings,
+                {"integration": integration, "mapping": mapping, "updated_at": _now(), "updated_by": actor},
+                "integration",
+            )
+
+    def load_mapping(self, integration: str) -> tuple[dict[str, Any], datetime, str | None] | None:
+        """The mapping replaced through the API, when and by whom; None when there is none."""
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(integration_mappings).where(integration_mappings.c.integration == integration)
+            ).first()
+        if row is None:
+            return None
+        return dict(row.mapping), _aware(row.updated_at), row.updated_by
+
+    def clear_mapping(self, integration: str) -> None:
+        """Forget the mapping replaced through the API (kiosk.yaml's applies again)."""
+        with self.db.begin() as conn:
+            conn.execute(sa.delete(integration_mappings).where(integration_mappings.c.integration == integration))
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _group(
+    entities: Sequence[dict[str, Any]], merge: bool, failed: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Entity documents by blueprint, in first-seen order, one per identifier."""
+    by_blueprint: dict[str, dict[Any, dict[str, Any]]] = {}
+    for doc in entities:
+        blueprint = doc.get("blueprint") if isinstance(doc, dict) else None
+        if not isinstance(blueprint, str) or not blueprint:
+            identifier = doc.get("identifier") if isinstance(doc, dict) else None
+            failed.append(_failure(None, identifier, "invalid_entity", "an entity must name its blueprint"))
+            continue
+        docs = by_blueprint.setdefault(blueprint, {})
+        key = doc.get("identifier")
+        key = key if isinstance(key, str) else id(doc)  # no identifier: parse_entity refuses it alone
+        earlier = docs.get(key)
+        docs[key] = _merged(earlier, doc) if merge and earlier is not None else doc
+    return {bp: list(docs.values()) for bp, docs in by_blueprint.items()}
+
+
+def _merged(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Two partial documents of one entity, as merging one after the other would store them."""
+    out = {**earlier, **later}
+    for key in ("properties", "relations"):
+        if isinstance(earlier.get(key), dict) and isinstance(later.get(key), dict):
+            out[key] = {**earlier[key], **later[key]}
+    return out
+
+
+def _write_order(compiled: Mapping[str, CompiledBlueprint]) -> list[str]:
+    """Blueprints with relation targets in the same call after those targets (given order
+    otherwise, and for cycles), so a repository's relation to a project written in the same call
+    finds the project."""
+    order = list(compiled)
+    needs = {
+        bp: {rel["target"] for rel in c.relations.values() if rel.get("target") in compiled and rel["target"] != bp}
+        for bp, c in compiled.items()
+    }
+    out: list[str] = []
+    done: set[str] = set()
+    while len(out) < len(order):
+        ready = [bp for bp in order if bp not in done and needs[bp] <= done]
+        if not ready:  # a cycle between blueprints: the rest in the given order
+            ready = [bp for bp in order if bp not in done]
+        for bp in ready:
+            out.append(bp)
+            done.add(bp)
+    return out
+
+
+_STORED_SQL = (
+    "SELECT e.id, e.identifier, e.title, e.icon, e.team, e.properties, d.entity_id FROM entities AS e "
+    "LEFT JOIN entity_datasources AS d ON d.entity_id = e.id AND d.datasource = {param} "
+    "WHERE e.blueprint = {param} AND e.identifier {identifiers}"
+)
+_EDGES_SQL = (
+    "SELECT r.entity_id, r.relation, t.identifier FROM entity_relations AS r "
+    "JOIN entities AS t ON t.id = r.target_id WHERE r.entity_id {ids} "
+    "ORDER BY r.entity_id, r.relation, r.position"
+)
+_STORED = {
+    "postgresql": (
+        _STORED_SQL.format(param="%s", identifiers="= ANY(%s)"),
+        _EDGES_SQL.format(ids="= ANY(%s)"),
+    ),
+    "sqlite": (
+        _STORED_SQL.format(param="?", identifiers="IN (SELECT value FROM json_each(?))"),
+        _EDGES_SQL.format(ids="IN (SELECT value FROM json_each(?))"),
+    ),
+}
+
+
+def _stored(
+    conn: Connection, blueprint: str, identifiers: Sequence[str], datasource: str, with_relations: bool
+) -> dict[str, tuple[StoredEntity, bool]]:
+    """The stored entities among ``identifiers`` (with their relations) and whether each is
+    recorded for ``datasource`` yet: one query, plus one for the edges.
+
+    On the driver's own cursor, as :mod:`kiosk.store.bulk` writes: this read runs for every
+    entity of every resync, and SQLAlchemy's per-row result handling would cost more than the
+    query. A list parameter is an array on PostgreSQL, JSON text for ``json_each`` on SQLite."""
+    postgres = conn.dialect.name == "postgresql"
+    entities_sql, edges_sql = _STORED["postgresql" if postgres else "sqlite"]
+
+    def as_list(values: Sequence[Any]) -> Any:
+        return list(values) if postgres else orjson.dumps(list(values)).decode()
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(entities_sql, (datasource, blueprint, as_list(identifiers)))
+        out: dict[str, tuple[StoredEntity, bool]] = {}
+        by_id: dict[int, StoredEntity] = {}
+        for entity_id, identifier, title, icon, team, properties, recorded in cursor.fetchall():
+            stored = StoredEntity(entity_id, identifier, title, icon, _json(team) or [], _json(properties) or {})
+            out[identifier] = (stored, recorded is not None)
+            by_id[entity_id] = stored
+        if with_relations and by_id:
+            cursor.execute(edges_sql, (as_list(list(by_id)),))
+            for entity_id, relation, target in cursor.fetchall():
+                by_id[entity_id].relations.setdefault(relation, []).append(target)
+    finally:
+        cursor.close()
+    return out
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as the driver returns it: text on SQLite, already parsed on PostgreSQL."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _canonical(value: Any) -> bytes:
+    # orjson tells 1, 1.0 and true apart, which == does not; sorted keys make key order irrelevant.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _given_relations(value: Any, many: bool) -> list[str] | None:
+    """A relation value as the catalog stores it (target identifiers, in order, once each);
+    None for a shape only the catalog's own parse can judge (a list for a single relation...).
+    Identifiers are not checked here: only a value equal to what is stored passes, and stored
+    identifiers are valid ones."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if many and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(dict.fromkeys(value))
+    return None
+
+
+def _datetime_properties(compiled: CompiledBlueprint) -> frozenset[str]:
+    """The blueprint's date-time properties: the catalog stores them normalised."""
+    props = (compiled.document.get("schema") or {}).get("properties") or {}
+    return frozenset(name for name, spec in props.items() if spec.get("format") == "date-time")
+
+
+def _team(value: Any) -> Any:
+    """A team value as the catalog stores it (None: none; one name: a list of one)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def _same_as_stored(
+    compiled: CompiledBlueprint, dates: frozenset[str], doc: dict[str, Any], stored: StoredEntity, merge: bool
+) -> bool:
+    """The quick check of the common case, on the document as given (not parsed): does it give
+    exactly what is stored (the keys it gives, when merging; date-time properties ``dates``
+    compared as the catalog stores them)? Neither parsed nor validated, so True is only said where
+    writing it could not change anything: every value it gives equals a stored one, which the
+    catalog accepted. Anything else goes to the parse and :func:`_unchanged`, the exact check."""
+    if not doc.keys() <= ENTITY_KEYS:
+        return False
+    if ("title" in doc or not merge) and doc.get("title") != stored.title:
+        return False
+    if ("icon" in doc or not merge) and doc.get("icon") != stored.icon:
+        return False
+    if ("team" in doc or not merge) and _team(doc.get("team")) != stored.team:
+        return False
+    given = doc.get("properties", {})
+    given_relations = doc.get("relations", {})
+    if type(given) is not dict or type(given_relations) is not dict:
+        return False
+    if merge:
+        properties = dict(stored.properties)
+        for key, value in given.items():
+            if value is None:
+                properties.pop(key, None)
+            else:
+                properties[key] = value
+    else:
+        properties = {k: v for k, v in given.items() if v is not None}
+    for name in dates & given.keys():
+        value = properties.get(name)
+        if isinstance(value, str) and value != stored.properties.get(name):
+            try:
+                properties[name] = canonical_datetime(value)
+            except ValueError:
+                return False
+    try:
+        if _canonical(properties) != _canonical(stored.properties):
+            return False
+    except orjson.JSONEncodeError:  # deeper than orjson writes, or not JSON: the parse says why
+        return False
+    relations = dict(stored.relations) if merge else {}
+    for name, value in given_relations.items():
+        if name not in compiled.relation_names:
+            return False
+        targets = _given_relations(value, compiled.relation_many[name])
+        if targets is None:
+            return False
+        relations[name] = targets
+    return {k: v for k, v in relations.items() if v} == stored.relations
+
+
+def _unchanged(compiled: CompiledBlueprint, entity: EntityIn, stored: StoredEntity, merge: bool) -> bool:
+    """Would writing ``entity`` leave ``stored`` as it is? Decided on the entity as the catalog
+    would store it (merged or replaced, defaults filled, date-times normalised), so a mapping
+    that omits a defaulted property, or writes a date in another offset, is still unchanged.
+    An entity the catalog would refuse counts as changed: the write reports its error."""
+    try:
+        final = resolve_entity(compiled, entity, stored, merge=merge)
+        validate_properties(compiled, final.properties)
+    except EntityError:
+        return False
+    return (
+        final.title == stored.title
+        and final.icon == stored.icon
+        and final.team == stored.team
+        and final.relations == stored.relations
+        and _canonical(final.properties) == _canonical(stored.properties)
+    )
+
+
+def _record(conn: Connection, datasource: str, entity_ids: Sequence[int]) -> None:
+    """Record ``datasource`` for the entities (one statement; rows already there are kept)."""
+    if not entity_ids:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "INSERT INTO entity_datasources (datasource, entity_id) SELECT %s, unnest(%s::integer[]) "
+            "ON CONFLICT DO NOTHING",
+            (datasource, list(entity_ids)),
+        )
+    else:
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO entity_datasources (datasource, entity_id) SELECT ?, value FROM json_each(?)",
+            (datasource, orjson.dumps(list(entity_ids)).decode()),
+        )
+
+
+def _failure(blueprint: str | None, identifier: Any, code: str, message: str) -> dict[str, Any]:
+    return {
+        "identifier": identifier if isinstance(identifier, str) else None,
+        "blueprint": blueprint,
+        "code": code,
+        "message": message,
+    }
+
+
+def _from_result(blueprint: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A catalog error result (without its request index) for :attr:`WriteOutcome.failed`."""
+    out = {k: v for k, v in result.items() if k != "index"}
+    out["blueprint"] = blueprint
+    out["code"] = result["error"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The delete phase
+
+
+def _plan(
+    conn: Connection, source: Source, produced: Mapping[str, Collection[str]], blueprints: frozenset[str]
+) -> DeletionPlan:
+    datasource = source.datasource
+    kept = {bp: frozenset(idents) for bp, idents in produced.items()}
+    existing = 0
+    candidates: dict[int, EntityKey] = {}
+    if blueprints:
+        rows = conn.execute(
+            sa.select(ent_table.c.id, ent_table.c.blueprint, ent_table.c.identifier)
+            .join(ds_table, ds_table.c.entity_id == ent_table.c.id)
+            .where(ds_table.c.datasource == datasource, ent_table.c.blueprint.in_(sorted(blueprints)))
+        )
+        nothing: frozenset[str] = frozenset()
+        for entity_id, blueprint, identifier in rows:
+            existing += 1
+            if identifier not in kept.get(blueprint, nothing):
+                candidates[entity_id] = (blueprint, identifier)
+    shared = _recorded_elsewhere(conn, datasource, sorted(candidates))
+    doomed = set(candidates) - shared
+    spared = _spare_referenced(conn, doomed)
+    return DeletionPlan(
+        source=source,
+        blueprints=blueprints,
+        produced=produced,
+        existing=existing,
+        candidates=tuple(sorted(candidates.values())),
+        shared=tuple(sorted(candidates[i] for i in shared)),
+        spared=tuple(sorted(candidates[i] for i in spared)),
+        doomed=tuple(sorted(candidates[i] for i in doomed)),
+        doomed_ids=frozenset(doomed),
+        shared_ids=frozenset(shared),
+        spared_ids=frozenset(spared),
+    )
+
+
+def _recorded_elsewhere(conn: Connection, datasource: str, entity_ids: Sequence[int]) -> set[int]:
+    """Those of ``entity_ids`` another datasource recorded too."""
+    out: set[int] = set()
+    for chunk in chunks(entity_ids, CHUNK):
+        out.update(
+            conn.execute(
+                sa.select(ds_table.c.entity_id)
+                .where(ds_table.c.datasource != datasource, ds_table.c.entity_id.in_(list(chunk)))
+                .distinct()
+            ).scalars()
+        )
+    return out
+
+
+def _spare_referenced(conn: Connection, doomed: set[int]) -> set[int]:
+    """Take out of ``doomed`` (in place) every entity a staying entity points at, and what those
+    point at in turn; return them. A staying entity is any entity not doomed, whoever wrote it."""
+    spared: set[int] = set()
+    frontier: set[int] = set()
+    for chunk in chunks(sorted(doomed), CHUNK):
+        edges = conn.execute(
+            sa.select(rel_table.c.entity_id, rel_table.c.target_id).where(rel_table.c.target_id.in_(list(chunk)))
+        )
+        frontier.update(target for source_id, target in edges if source_id not in doomed)
+    while frontier:
+        doomed -= frontier
+        spared |= frontier
+        reached: set[int] = set()
+        for chunk in chunks(sorted(frontier), CHUNK):
+            reached.update(
+                conn.execute(sa.select(rel_table.c.target_id).where(rel_table.c.entity_id.in_(list(chunk)))).scalars()
+            )
+        frontier = reached & doomed
+    return spared
+
+
+def _required_referrer(conn: Connection, targets: Iterable[int], doomed: set[int] | frozenset[int]) -> EntityKey | None:
+    """An entity outside ``doomed`` whose *required* relation points at one of ``targets``."""
+    required = {
+        (bp, name)
+        for bp, doc in blueprint_docs(conn).items()
+        for name, rel in (doc.get("relations") or {}).items()
+        if rel.get("required")
+    }
+    if not required:
+        return None
+    for chunk in chunks(sorted(targets), CHUNK):
+        rows = conn.execute(
+            sa.select(ent_table.c.id, ent_table.c.blueprint, ent_table.c.identifier, rel_table.c.relation)
+            .join(rel_table, rel_table.c.entity_id == ent_table.c.id)
+            .where(rel_table.c.target_id.in_(list(chunk)))
+            .order_by(ent_table.c.id)
+        )
+        for entity_id, blueprint, identifier, relation in rows:
+            if entity_id not in doomed and (blueprint, relation) in required:
+                return blueprint, identifier
+    return None
+
+
+def _delete_entities(conn: Connection, entity_ids: Sequence[int]) -> None:
+    """Delete entity rows; their edges and datasource records go with them (cascade)."""
+    conn.execute(sa.delete(ent_table).where(ent_table.c.id.in_(list(entity_ids))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Small tables
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive values (kiosk stores UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _upsert(conn: Connection, table: sa.Table, values: dict[str, Any], *keys: str) -> None:
+    """Insert ``values`` or replace the row with the same ``keys``."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(keys), set_={k: statement.excluded[k] for k in values if k not in keys}
+        )
+    )

@@ -1,0 +1,487 @@
+"""Running the integrations' resyncs: when (the schedule), where (one process at a time) and how.
+
+**When.** Each integration's ``eventListener`` decides (:func:`schedule_for`): POLLING resyncs at
+start, on request and every ``scheduledResyncInterval`` minutes when set; ONCE resyncs once at
+start; WEBHOOKS_ONLY only on request. The next scheduled resync is saved in the state
+(``nextResync``), so every process and the API show it.
+
+**Where.** A resync is a job of kiosk's durable queue (:mod:`kiosk.store.queue`): one row per
+integration, of its own kind (:func:`resync_job_kind`) with the integration as dedupe key. A
+request (:func:`request_resync`) makes that row due — or, when it is already due or running,
+coalesces into it — so however many processes and clients ask, there is at most one resync of
+an integration queued and one running. A worker claims the row with a lease, renews the lease
+while the resync runs, and settles it at the end; a recurring integration's row goes back to
+pending at the next scheduled time. A process killed mid-resync leaves a lease that expires: the
+resync runs again, in another process or at the next start (:meth:`IntegrationRunner.start` asks
+for one). On PostgreSQL several processes claim with ``FOR UPDATE SKIP LOCKED``, on SQLite the
+write transaction serialises them; either way one holds the lease.
+
+**How.** :class:`IntegrationRunner` is the server's service (started and stopped by
+:class:`kiosk.runtime.background.Background`): a thread that claims due resyncs of the
+integrations this process knows, each run in a thread of its own with its own event loop
+(:class:`kiosk.ingest.resync.Resyncer` is async). ``kiosk integrations resync NAME --once`` uses
+the same runner without its thread (:meth:`IntegrationRunner.run_now`), so a resync from the
+command line also takes the lease and never runs beside a server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kiosk.errors import Conflict, NotFound
+from kiosk.ingest.config import Integration, IntegrationSpec
+from kiosk.ingest.initialize import initialize_defaults
+from kiosk.ingest.mapping import MappingError, PortAppConfig, parse_port_app_config
+from kiosk.ingest.resync import Resyncer
+from kiosk.ingest.state import ResyncState
+from kiosk.ingest.store import IngestStore
+from kiosk.store import Database
+from kiosk.store.queue import (
+    PENDING,
+    RUNNING,
+    Job,
+    JobQueue,
+    JobResult,
+    aware,
+    enqueue,
+    requeue,
+    utcnow,
+)
+from kiosk.store.queue_thread import QueueThread
+from kiosk.store.tables import jobs
+
+__all__ = [
+    "RESYNC_JOB_PREFIX",
+    "IntegrationRunner",
+    "RequestOutcome",
+    "ResyncBusy",
+    "RunnerSnapshot",
+    "Schedule",
+    "effective_mapping",
+    "next_resync_at",
+    "request_resync",
+    "resync_job_kind",
+    "schedule_for",
+]
+
+log = logging.getLogger("kiosk.integrations")
+
+#: Job kinds of resyncs start with this; the rest is a digest of the integration's identifier
+#: (identifiers may be 100 characters, a job kind 50), so each process claims only the
+#: integrations it is configured with.
+RESYNC_JOB_PREFIX = "integration.resync."
+
+#: What a request for a resync did: a job made due (``queued``), one already due or leased
+#: taken as the answer (``coalesced``), or a resync running now (``running``).
+RequestOutcome = Literal["queued", "coalesced", "running"]
+
+
+def resync_job_kind(identifier: str) -> str:
+    """The job kind of ``identifier``'s resyncs (stable across processes and versions)."""
+    return RESYNC_JOB_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()[:24]
+
+
+# ------------------------------------------------------------------------------------ schedule
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When an integration resyncs besides on request: at start, and every ``interval``."""
+
+    at_start: bool
+    interval: timedelta | None
+
+
+def schedule_for(spec: IntegrationSpec) -> Schedule:
+    """The schedule Ocean's ``eventListener`` gives: POLLING (start + interval), ONCE (start only),
+    WEBHOOKS_ONLY (neither: live events and requests only)."""
+    listener = spec.eventListener.type
+    if listener == "POLLING":
+        minutes = spec.scheduledResyncInterval
+        return Schedule(at_start=True, interval=None if minutes is None else timedelta(minutes=minutes))
+    return Schedule(at_start=listener == "ONCE", interval=None)
+
+
+def next_resync_at(spec: IntegrationSpec, finished_at: datetime) -> datetime | None:
+    """When the resync after one that ended at ``finished_at`` is due, or None (none scheduled)."""
+    interval = schedule_for(spec).interval
+    return None if interval is None else finished_at + interval
+
+
+# ------------------------------------------------------------------------------------ requests
+
+
+def request_resync(
+    conn: Connection, identifier: str, *, trigger: str, run_after: datetime | None = None
+) -> RequestOutcome:
+    """Ask for a resync of ``identifier`` at ``run_after`` (now by default), in the caller's transaction.
+
+    The integration's job row is locked while it is read and changed, so two requests at once
+    (two processes starting together) agree: the second finds the first's job due and coalesces.
+    A due job keeps its place; a job scheduled later is brought forward; a finished one is made
+    pending again; a leased one is left to its holder (``running``).
+    """
+    kind = resync_job_kind(identifier)
+    when = run_after or utcnow()
+    payload = {"integration": identifier, "trigger": trigger}
+    row = conn.execute(
+        sa.select(jobs.c.id, jobs.c.status, jobs.c.run_after)
+        .where(jobs.c.kind == kind, jobs.c.dedupe_key == identifier)
+        .with_for_update()
+    ).first()
+    if row is None:
+        created = enqueue(conn, kind, payload, run_after=when, dedupe_key=identifier)
+        return "coalesced" if created is None else "queued"
+    if row.status == RUNNING:
+        return "running"
+    if row.status == PENDING and aware(row.run_after) <= when:
+        return "coalesced"
+    requeue(conn, int(row.id), run_after=when, payload=payload)
+    return "queued"
+
+
+class ResyncBusy(Conflict):
+    """Another process holds the lease of this integration's resync."""
+
+
+def effective_mapping(integration: Integration, store: IngestStore) -> tuple[PortAppConfig, str]:
+    """The mapping a resync of ``integration`` uses and where it comes from: the one replaced through
+    the API when there is one (``api``), else kiosk.yaml's (its source). A stored replacement that no
+    longer parses (kiosk was upgraded and refuses it now) is logged and set aside, never half-used."""
+    stored = store.load_mapping(integration.identifier)
+    if stored is not None:
+        document, _, _ = stored
+        try:
+            return parse_port_app_config(document), "api"
+        except MappingError as exc:
+            log.warning(
+                "the mapping of integration %s replaced through the API is invalid, using %s: %s",
+                integration.identifier,
+                integration.mapping_source,
+                exc,
+            )
+    return integration.mapping, integration.mapping_source
+
+
+# -------------------------------------------------------------------------------------- runner
+
+
+@dataclass(frozen=True)
+class RunnerSnapshot:
+    """One integration as ``/metrics`` shows it: its saved state and whether a resync holds its lease."""
+
+    identifier: str
+    state: ResyncState | None
+    running: bool
+
+
+@dataclass
+class _Running:
+    """A resync this process runs: its thread, and its loop and task once they exist (to cancel it)."""
+
+    job: Job
+    thread: threading.Thread | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    task: asyncio.Task[ResyncState] | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:resync:{secrets.token_hex(3)}"
+
+
+class IntegrationRunner:
+    """Claims and runs the resyncs of ``integrations`` (this process's config) from the job queue.
+
+    ``lease_seconds`` bounds how long a killed process keeps an integration (the lease is renewed
+    every third of it while a resync runs); ``poll_seconds`` how soon a request from another
+    process, or an expired lease, is seen. ``on_finished`` hears of every resync this process
+    ended (``/metrics`` counts them).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        store: IngestStore,
+        integrations: Sequence[Integration],
+        *,
+        resyncer: Resyncer | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 5.0,
+        on_finished: Callable[[str, ResyncState], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.integrations: dict[str, Integration] = {i.identifier: i for i in integrations}
+        self.resyncer = resyncer or Resyncer(store)
+        self.queue = JobQueue(db, worker_id or _worker_id(), lease_seconds=lease_seconds)
+        self.poll_seconds = poll_seconds
+        self.on_finished = on_finished
+        self._kinds = {resync_job_kind(name): name for name in self.integrations}
+        self._running: dict[str, _Running] = {}
+        self._initialized: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = QueueThread(self._loop, name="kiosk-resyncs", what="resync runner")
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> IntegrationRunner:
+        """Ask for the start resyncs (POLLING, ONCE), then start claiming."""
+        if not self.integrations:
+            return self
+        with self.db.begin() as conn:
+            for identifier, integration in self.integrations.items():
+                if schedule_for(integration.spec).at_start:
+                    outcome = request_resync(conn, identifier, trigger="start")
+                    log.info("resync at start: %s", outcome, extra={"integration": identifier})
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, cancel the resyncs running here and hand their jobs back (due now: the
+        next start, or another process, runs them again), waiting up to ``timeout`` seconds."""
+        self._thread.stop(timeout)
+        with self._lock:
+            running = list(self._running.values())
+        for run in running:
+            run.ready.wait(timeout)
+            if run.loop is not None and run.task is not None:
+                run.loop.call_soon_threadsafe(run.task.cancel)
+        for run in running:
+            if run.thread is not None:
+                run.thread.join(timeout)
+
+    # ------------------------------------------------------------------------------- requests
+
+    def integration(self, identifier: str) -> Integration:
+        found = self.integrations.get(identifier)
+        if found is None:
+            raise NotFound(f"integration {identifier!r} is not configured", code="integration_not_found")
+        return found
+
+    def request(self, identifier: str, *, trigger: str = "manual") -> RequestOutcome:
+        """Queue a resync of ``identifier`` now (or coalesce into the queued or running one)."""
+        self.integration(identifier)
+        with self.db.begin() as conn:
+            outcome = request_resync(conn, identifier, trigger=trigger)
+        self._thread.wake.set()
+        return outcome
+
+    def is_running(self, identifier: str) -> bool:
+        """Whether a resync of ``identifier`` holds its lease now, in any process."""
+        return identifier in self._leased([identifier])
+
+    def snapshot(self) -> list[RunnerSnapshot]:
+        """Every integration's saved state and whether it is running (one read each, for ``/metrics``)."""
+        leased = self._leased(list(self.integrations))
+        return [RunnerSnapshot(name, self.store.load_state(name), name in leased) for name in sorted(self.integrations)]
+
+    def _leased(self, identifiers: Sequence[str]) -> set[str]:
+        kinds = {resync_job_kind(name): name for name in identifiers}
+        if not kinds:
+            return set()
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.kind).where(
+                    jobs.c.kind.in_(list(kinds)), jobs.c.status == RUNNING, jobs.c.locked_until > utcnow()
+                )
+            )
+            return {kinds[str(row.kind)] for row in rows}
+
+    # -------------------------------------------------------------------------------- running
+
+    def run_now(self, identifier: str, *, trigger: str = "cli") -> ResyncState:
+        """Run one resync of ``identifier`` in this thread, holding its lease (``--once``).
+
+        Raises :class:`ResyncBusy` when another process holds it: it is running there now.
+        """
+        self.integration(identifier)
+        kind = resync_job_kind(identifier)
+        with self.db.begin() as conn:
+            request_resync(conn, identifier, trigger=trigger)
+            claimed = self.queue.claim([kind], 1, conn=conn)
+        if not claimed:
+            raise ResyncBusy(
+                f"a resync of integration {identifier!r} is running in another kiosk process; "
+                "see `kiosk integrations status`",
+                code="resync_running",
+            )
+        state = self.run_job(claimed[0])
+        if state is None:
+            raise ResyncBusy(f"the resync of integration {identifier!r} was taken over by another process")
+        return state
+
+    def _loop(self) -> None:
+        while not self._thread.stopping.is_set():
+            self._thread.wake.clear()
+            try:
+                self._claim_and_start()
+            except Exception:  # a database hiccup must not end the runner: the next round retries
+                log.exception("claiming resyncs failed")
+            self._thread.wake.wait(self.poll_seconds)
+
+    def _claim_and_start(self) -> None:
+        with self._lock:
+            free = [kind for kind, name in self._kinds.items() if name not in self._running]
+        if not free:
+            return
+        for job in self.queue.claim(free, len(free)):
+            identifier = self._kinds[job.kind]
+            run = _Running(job)
+            run.thread = threading.Thread(
+                target=self._run_in_thread, args=(run,), name=f"kiosk-resync-{job.id}", daemon=True
+            )
+            with self._lock:
+                self._running[identifier] = run
+            run.thread.start()
+
+    def _run_in_thread(self, run: _Running) -> None:
+        identifier = self._kinds[run.job.kind]
+        try:
+            if self._stale_schedule(run.job):
+                return
+            self.run_job(run.job, run)
+        except Exception:  # noqa: S110 - run_job logged it and set the job to retry
+            pass
+        finally:
+            run.ready.set()
+            with self._lock:
+                self._running.pop(identifier, None)
+
+    def _stale_schedule(self, job: Job) -> bool:
+        """A scheduled resync come due after the config dropped its interval (a restart with
+        another ``eventListener``) is not run: the job is finished, the integration waits for a
+        request. True when it was such a job."""
+        integration = self.integration(str(job.payload["integration"]))
+        if job.payload.get("trigger") != "schedule" or schedule_for(integration.spec).interval is not None:
+            return False
+        self.queue.complete(job.id)
+        log.info("scheduled resync dropped: no interval any more", extra={"integration": integration.identifier})
+        return True
+
+    def run_job(self, job: Job, run: _Running | None = None) -> ResyncState | None:
+        """Run the claimed resync ``job`` to its end and settle it; its final state, or None when the
+        lease was lost to another process (which then owns the resync and its state).
+
+        A resync cancelled by :meth:`stop` is saved as ``aborted`` and its job handed back.
+        Anything but an Azure error (those are in the state) — the database gone, a bug — retries
+        the job after a minute, with the error kept on the job.
+        """
+        identifier = str(job.payload["integration"])
+        integration = self.integration(identifier)
+        trigger = str(job.payload.get("trigger") or "manual")
+        run = run or _Running(job)
+        outcome: dict[str, Any] = {}
+        latest: list[ResyncState] = []
+
+        def progress(state: ResyncState) -> None:
+            if not latest:
+                latest.append(state)
+
+        async def main() -> ResyncState | None:
+            await asyncio.to_thread(self._initialize, integration)
+            mapping, _ = await asyncio.to_thread(effective_mapping, integration, self.store)
+            task = asyncio.create_task(
+                self.resyncer.run(integration, trigger=trigger, on_progress=progress, mapping=mapping)
+            )
+            run.loop, run.task = asyncio.get_running_loop(), task
+            run.ready.set()
+            beat = self.queue.lease.total_seconds() / 3
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=beat)
+                if done:
+                    break
+                if not await asyncio.to_thread(self.queue.extend, job.id):
+                    outcome["lost"] = True
+                    task.cancel()
+            try:
+                return task.result()
+            except asyncio.CancelledError:
+                return None
+
+        try:
+            state = asyncio.run(main())
+        except Exception as exc:
+            run.ready.set()
+            log.exception("resync of %s stopped by an error; it is retried in a minute", identifier)
+            self._stopped_by_error(latest)
+            self.queue.retry(job.id, utcnow() + timedelta(minutes=1), f"{type(exc).__name__}: {exc}")
+            raise
+        if state is None:
+            self._cancelled(job, identifier, latest, lost=bool(outcome.get("lost")))
+            return None
+        state.next_resync_at = next_resync_at(integration.spec, state.finished_at or utcnow())
+        state.interval_minutes = integration.spec.scheduledResyncInterval
+        self.store.save_state(state)
+        with self.db.begin() as conn:
+            held = self.queue.settle(conn, [JobResult(job.id, "done")])
+            if job.id in held and state.next_resync_at is not None:
+                requeue(
+                    conn,
+                    job.id,
+                    run_after=state.next_resync_at,
+                    payload={"integration": identifier, "trigger": "schedule"},
+                )
+        if self.on_finished is not None:
+            self.on_finished(identifier, state)
+        log.info(
+            "resync %s",
+            state.status,
+            extra={"integration": identifier, "trigger": trigger, **state.totals()},
+        )
+        return state
+
+    def _stopped_by_error(self, latest: list[ResyncState]) -> None:
+        """Say ``failed`` in the saved state of a resync an error stopped (best effort: the error
+        may be the database's), so it does not read ``running`` until the retry."""
+        if not latest:
+            return
+        state = latest[0]
+        state.status = "failed"
+        state.finished_at = utcnow()
+        try:
+            self.store.save_state(state)
+        except Exception:  # the database itself failed: the job's last_error keeps the story
+            log.warning("could not save the failed state of %s", state.integration)
+
+    def _initialize(self, integration: Integration) -> None:
+        """``initializePortResources``: the default blueprints, before this process's first resync
+        of the integration (Ocean does it at each start; nothing is created when one exists)."""
+        if not integration.spec.initializePortResources or integration.identifier in self._initialized:
+            return
+        outcome = initialize_defaults(self.store.catalog, actor=f"integration:{integration.identifier}")
+        if outcome.created:
+            log.info(
+                "created the default blueprints: %s",
+                ", ".join(outcome.created),
+                extra={"integration": integration.identifier},
+            )
+        self._initialized.add(integration.identifier)
+
+    def _cancelled(self, job: Job, identifier: str, latest: list[ResyncState], *, lost: bool) -> None:
+        if lost:
+            log.warning("resync of %s lost its lease to another process; stopped here", identifier)
+            return
+        self.queue.release([job.id])
+        if latest:
+            state = latest[0]
+            state.status = "aborted"
+            state.finished_at = utcnow()
+            self.store.save_state(state)
+            if self.on_finished is not None:
+                self.on_finished(identifier, state)
+        log.info("resync of %s aborted by the stop; it runs again at the next start", identifier)

@@ -1,0 +1,333 @@
+"""The resync end to end: a generated organisation served by the emulator over real HTTP, written
+into a real catalog (SQLite and PostgreSQL), then changed, broken and resynced again — asserting
+exactly which entities exist after each step."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
+from tests.support.azure_sdk import with_generated_org
+
+from kiosk.azure.ratelimit import RetryPolicy
+from kiosk.catalog.service import Catalog
+from kiosk.config.secrets import Secret
+from kiosk.ingest.config import Integration, IntegrationSpec
+from kiosk.ingest.defaults import default_mapping, default_mapping_document
+from kiosk.ingest.initialize import initialize_defaults
+from kiosk.ingest.mapping import PortAppConfig, parse_port_app_config
+from kiosk.ingest.resync import Resyncer, literal_blueprint
+from kiosk.ingest.state import ResyncState
+from kiosk.ingest.store import IngestStore
+from kiosk.store.engine import Database
+
+__all__ = ["start_emulator"]
+
+FAST = {"retry": RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), "timeout": 5.0}
+
+BLUEPRINTS: list[dict[str, Any]] = [
+    {
+        "identifier": "adoProject",
+        "title": "Project",
+        "schema": {"properties": {"state": {"type": "string"}, "visibility": {"type": "string"}}},
+    },
+    {
+        "identifier": "adoRepo",
+        "title": "Repository",
+        "schema": {"properties": {"url": {"type": "string"}, "defaultBranch": {"type": "string"}}},
+        "relations": {"project": {"target": "adoProject", "required": False, "many": False}},
+    },
+    {
+        "identifier": "adoPullRequest",
+        "title": "Pull request",
+        "schema": {"properties": {"status": {"type": "string"}}},
+        "relations": {"repository": {"target": "adoRepo", "required": False, "many": False}},
+    },
+]
+
+MAPPING: dict[str, Any] = {
+    "deleteDependentEntities": True,
+    "createMissingRelatedEntities": False,
+    "enableMergeEntity": True,
+    "entityDeletionThreshold": 1,
+    "resources": [
+        {
+            "kind": "project",
+            "selector": {"query": "true"},
+            "port": {
+                "entity": {
+                    "mappings": {
+                        "identifier": ".id",
+                        "title": ".name",
+                        "blueprint": '"adoProject"',
+                        "properties": {"state": ".state", "visibility": ".visibility"},
+                    }
+                }
+            },
+        },
+        {
+            "kind": "repository",
+            "selector": {"query": "true"},
+            "port": {
+                "entity": {
+                    "mappings": {
+                        "identifier": ".id",
+                        "title": ".name",
+                        "blueprint": '"adoRepo"',
+                        "properties": {"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
+                        "relations": {"project": ".project.id"},
+                    }
+                }
+            },
+        },
+        {
+            "kind": "pull-request",
+            "selector": {"query": "true", "minTimeInDays": 3650, "maxResults": 1000},
+            "port": {
+                "entity": {
+                    "mappings": {
+                        "identifier": '.repository.id + "/" + (.pullRequestId | tostring)',
+                        "title": ".title",
+                        "blueprint": '"adoPullRequest"',
+                        "properties": {"status": ".status"},
+                        "relations": {"repository": ".repository.id"},
+                    }
+                }
+            },
+        },
+    ],
+}
+
+
+def integration(
+    base_url: str, *, mapping: PortAppConfig | None = None, orgs: list[str] | None = None, pat: str = PAT
+) -> Integration:
+    urls = orgs or [f"{base_url}/fabrikam"]
+    spec = IntegrationSpec.model_validate(
+        {
+            "identifier": "ado",
+            "type": "azure-devops",
+            "config": {"organizationUrls": urls, "personalAccessToken": {"env": "UNUSED"}},
+        }
+    )
+    return Integration(
+        spec=spec,
+        mapping=mapping or parse_port_app_config(MAPPING),
+        mapping_source="test",
+        personal_access_token=Secret(pat),
+    )
+
+
+def resync(store: IngestStore, target: Integration) -> ResyncState:
+    return asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+
+
+def entities(catalog: Catalog, blueprint: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = catalog.list_entities(blueprint, limit=1000, cursor=cursor)
+        out.extend(page)
+        if cursor is None:
+            return out
+
+
+def identifiers(catalog: Catalog, blueprint: str) -> set[str]:
+    return {entity["identifier"] for entity in entities(catalog, blueprint)}
+
+
+def azure(live: LiveEmulator, path: str, key: str = "value", **params: str) -> list[Any]:
+    answer = live.client.get(f"/fabrikam/{path}", params={"api-version": "7.1", **params})
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()[key])
+
+
+def azure_repositories(live: LiveEmulator) -> list[dict[str, Any]]:
+    return [
+        repo
+        for project in azure(live, "_apis/projects")
+        for repo in azure(live, f"{project['id']}/_apis/git/repositories")
+    ]
+
+
+def switches(live: LiveEmulator, body: dict[str, Any]) -> None:
+    answer = live.client.put("/_emulator/switches", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def live(start_emulator: EmulatorFactory) -> LiveEmulator:
+    return start_emulator(config=with_generated_org(CONFIG, projects=3, repos=8, workitems=40, users=12), execute=False)
+
+
+@pytest.fixture
+def catalog(db: Database) -> Catalog:
+    catalog = Catalog(db)
+    for blueprint in BLUEPRINTS:
+        catalog.create_blueprint(blueprint, actor="test")
+    return catalog
+
+
+@pytest.fixture
+def store(db: Database, catalog: Catalog) -> IngestStore:
+    return IngestStore(db, catalog)
+
+
+def test_literal_blueprints_are_recognised() -> None:
+    assert literal_blueprint('"adoRepo"') == "adoRepo"
+    assert literal_blueprint(' "a b" ') == "a b"
+    assert literal_blueprint('.kind + "x"') is None
+    assert literal_blueprint('"a\\"b"') is None
+
+
+def test_a_resync_writes_what_azure_holds_and_a_second_one_writes_nothing(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    state = resync(store, integration(live.base_url))
+    assert state.status == "completed", state.to_json()
+    projects = azure(live, "_apis/projects")
+    repos = azure_repositories(live)
+    assert identifiers(catalog, "adoProject") == {p["id"] for p in projects}
+    assert identifiers(catalog, "adoRepo") == {r["id"] for r in repos}
+    some = catalog.get_entity("adoRepo", repos[0]["id"])
+    assert some["title"] == repos[0]["name"]
+    assert some["relations"]["project"] == repos[0]["project"]["id"]
+    prs = identifiers(catalog, "adoPullRequest")
+    assert prs and all(pr.split("/")[0] in identifiers(catalog, "adoRepo") for pr in prs)
+    org = state.organizations[0]
+    assert [r.kind for r in org.resources] == ["project", "repository", "pull-request"]
+    assert org.resources[1].created == len(repos)
+    assert org.deletion.ran
+
+    before = {e["identifier"]: e["updatedAt"] for e in entities(catalog, "adoRepo")}
+    again = resync(store, integration(live.base_url))
+    assert again.status == "completed"
+    totals = again.totals()
+    assert totals["created"] == 0 and totals["updated"] == 0 and totals["deleted"] == 0
+    assert totals["unchanged"] == totals["mapped"] > 0
+    after = {e["identifier"]: e["updatedAt"] for e in entities(catalog, "adoRepo")}
+    assert after == before
+    assert store.load_state("ado") is not None and store.load_state("ado").status == "completed"  # type: ignore[union-attr]
+
+
+def test_renamed_and_deleted_repositories_are_reconciled_and_others_entities_kept(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    catalog.upsert_entity("adoRepo", {"identifier": "hand-made", "title": "Mine"}, actor="someone")
+    repos = azure_repositories(live)
+    renamed, deleted = repos[0], repos[1]
+    project = renamed["project"]["name"]
+    answer = live.client.patch(
+        f"/_emulator/orgs/fabrikam/projects/{project}/repositories/{renamed['id']}", json={"name": "renamed-repo"}
+    )
+    assert answer.status_code == 200, answer.text
+    answer = live.client.delete(
+        f"/_emulator/orgs/fabrikam/projects/{deleted['project']['name']}/repositories/{deleted['id']}"
+    )
+    assert answer.status_code in (200, 204), answer.text
+
+    state = resync(store, integration(live.base_url))
+    assert state.status == "completed", state.to_json()
+    repo_ids = identifiers(catalog, "adoRepo")
+    assert repo_ids == {r["id"] for r in repos if r["id"] != deleted["id"]} | {"hand-made"}
+    assert catalog.get_entity("adoRepo", renamed["id"])["title"] == "renamed-repo"
+    assert not any(pr.startswith(deleted["id"] + "/") for pr in identifiers(catalog, "adoPullRequest"))
+
+
+def test_a_failed_list_deletes_nothing(live: LiveEmulator, catalog: Catalog, store: IngestStore) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
+    repos = azure_repositories(live)
+    gone = repos[2]
+    live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
+    # Every repository list answers 500: the repositories could not be read, so none may be deleted.
+    switches(live, {"faults": [{"pathRegex": ".*/_apis/git/repositories$", "errorRate": 1, "errorStatus": 500}]})
+    state = resync(store, integration(live.base_url))
+    assert state.status == "failed"
+    org = state.organizations[0]
+    assert org.status == "failed" and not org.deletion.ran
+    assert "500" in (org.error or "") or "repositor" in (org.error or "")
+    assert {bp: identifiers(catalog, bp) for bp in everything} == everything
+
+
+def test_a_revoked_token_deletes_nothing(live: LiveEmulator, catalog: Catalog, store: IngestStore) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
+    state = resync(store, integration(live.base_url, pat="revoked-or-wrong"))
+    assert state.status == "failed"
+    org = state.organizations[0]
+    assert not org.deletion.ran
+    assert all(r.status == "failed" for r in org.resources)
+    assert {bp: identifiers(catalog, bp) for bp in everything} == everything
+
+
+def test_throttling_is_waited_out_and_the_resync_completes(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    switches(live, {"throttling": {"budget": 20, "windowSeconds": 1, "warnAt": 0.5}})
+    state = resync(store, integration(live.base_url))
+    assert state.status == "completed", state.to_json()
+    assert identifiers(catalog, "adoRepo") == {r["id"] for r in azure_repositories(live)}
+
+
+def test_one_organisation_down_neither_blocks_nor_deletes_the_other(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    dead = "http://127.0.0.1:9/nowhere"
+    both = integration(live.base_url, orgs=[f"{live.base_url}/fabrikam", dead])
+    assert resync(store, integration(live.base_url)).status == "completed"
+    kept = identifiers(catalog, "adoRepo")
+    state = resync(store, both)
+    assert state.status == "failed"
+    by_url = {org.url: org for org in state.organizations}
+    assert by_url[f"{live.base_url}/fabrikam"].status == "completed"
+    assert by_url[dead].status == "failed" and not by_url[dead].deletion.ran
+    assert identifiers(catalog, "adoRepo") == kept
+
+
+def test_ocean_default_mapping_fills_the_default_blueprints(live: LiveEmulator, db: Database) -> None:
+    catalog = Catalog(db)
+    initialize_defaults(catalog, actor="test")
+    store = IngestStore(db, catalog)
+    state = resync(store, integration(live.base_url, mapping=default_mapping()))
+    assert state.status == "completed", state.to_json()
+    projects = azure(live, "_apis/projects")
+    assert identifiers(catalog, "azureDevopsProject") == {p["id"].replace(" ", "") for p in projects}
+    assert identifiers(catalog, "azureDevopsRepository") >= {r["id"] for r in azure_repositories(live)}
+    work_items = entities(catalog, "azureDevopsWorkItem")
+    columns = identifiers(catalog, "azureDevopsColumn")
+    assert work_items and columns
+    # The fixed relation: a work item on a board column points at a column entity that exists.
+    pointing = [w["relations"]["column"] for w in work_items if w["relations"].get("column")]
+    assert pointing and set(pointing) <= columns
+    assert identifiers(catalog, "azureDevopsBoard")
+    for resource in state.organizations[0].resources:
+        assert resource.status == "completed", resource
+
+
+def test_an_unreachable_emulator_is_an_error_not_an_empty_org(catalog: Catalog, store: IngestStore) -> None:
+    # Nothing listens on port 9 (discard): every call fails to connect.
+    state = resync(store, integration("http://127.0.0.1:9"))
+    assert state.status == "failed"
+    assert state.organizations[0].error
+
+
+def test_entities_whose_relation_target_comes_later_in_the_mapping_are_written_at_the_end(
+    live: LiveEmulator, db: Database
+) -> None:
+    catalog = Catalog(db)
+    initialize_defaults(catalog, actor="test")
+    document = default_mapping_document()
+    kinds = [resource["kind"] for resource in document["resources"]]
+    # Ocean's own order: work items before the columns they point at.
+    document["resources"].append(document["resources"].pop(kinds.index("column")))
+    state = resync(IngestStore(db, catalog), integration(live.base_url, mapping=parse_port_app_config(document)))
+    assert state.status == "completed", state.to_json()
+    [work_items] = [r for r in state.organizations[0].resources if r.kind == "work-item"]
+    assert work_items.failed == 0 and work_items.created == work_items.mapped > 0
+    columns = identifiers(catalog, "azureDevopsColumn")
+    pointing = [w["relations"]["column"] for w in entities(catalog, "azureDevopsWorkItem") if w["relations"]["column"]]
+    assert pointing and set(pointing) <= columns
