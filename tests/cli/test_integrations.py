@@ -13,6 +13,7 @@ import pytest
 import yaml
 from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.integrations import integrations_yaml, mapping_resource
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.polling import wait_for
 from typer.testing import CliRunner
@@ -25,55 +26,8 @@ from kiosk.store.queue import JobQueue
 
 __all__ = ["start_emulator"]
 
-KIOSK_YAML = """\
-integrations:
-  - identifier: ado
-    type: azure-devops
-    config:
-      organizationUrl: {emulator}/fabrikam
-      personalAccessToken: {{env: {pat_variable}}}
-    eventListener: {{type: WEBHOOKS_ONLY}}
-    initializePortResources: true
-    port-app-config:
-      resources:
-        - kind: project
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings:
-                identifier: .id
-                title: .name
-                blueprint: '"azureDevopsProject"'
-                properties: {{state: .state, visibility: .visibility}}
-        - kind: repository
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings:
-                identifier: .id
-                title: .name
-                blueprint: '"azureDevopsRepository"'
-                properties: {{url: .remoteUrl}}
-                relations: {{project: .project.id}}
-"""
-
 PROJECTS: dict[str, Any] = {
-    "resources": [
-        {
-            "kind": "project",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"azureDevopsProject"',
-                        "properties": {"state": ".name | tonumber"},
-                    }
-                }
-            },
-        }
-    ]
+    "resources": [mapping_resource("project", "azureDevopsProject", properties={"state": ".name | tonumber"})]
 }
 
 
@@ -94,7 +48,7 @@ def azure(start_emulator: EmulatorFactory) -> LiveEmulator:
 
 def write_config(tmp_path: Path, azure: LiveEmulator, pat_variable: str = "TEST_EMULATOR_PAT") -> Path:
     path = tmp_path / "kiosk.yaml"
-    path.write_text(KIOSK_YAML.format(emulator=azure.base_url, pat_variable=pat_variable))
+    path.write_text(integrations_yaml(f"{azure.base_url}/fabrikam", pat_variable=pat_variable))
     return path
 
 
@@ -131,7 +85,7 @@ def test_resync_once_needs_a_config(home: Path) -> None:
 
 @pytest.fixture
 def server(azure: LiveEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    config = KIOSK_YAML.format(emulator=azure.base_url, pat_variable="TEST_EMULATOR_PAT")
+    config = integrations_yaml(f"{azure.base_url}/fabrikam")
     for live in start_configured_server(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", config):
         monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
         monkeypatch.setenv("KIOSK_URL", live.base_url)

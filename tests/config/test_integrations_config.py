@@ -235,7 +235,7 @@ def test_a_broken_field_program_loads_with_a_warning_naming_file_and_line(
               mappings:
                 identifier: .id
                 blueprint: '"p"'
-                properties: {description: ".d // ''"}
+                properties: {description: ".d //"}
 """
     )
     with caplog.at_level(logging.WARNING, logger="kiosk.config.integrations"):

@@ -93,6 +93,20 @@ def work_starts(org: Organisation) -> list[str]:
         f"/fabrikam/{project.id}/_apis/release/releases?$expand=environments,artifacts",
         f"/fabrikam/{project.id}/_apis/release/releases/{release.id}",
         f"/fabrikam/{project.id}/_apis/release/deployments",
+        *quality_starts(org),
+    ]
+
+
+def quality_starts(org: Organisation) -> list[str]:
+    """Test runs, their results, code coverage, Advanced Security alerts (routes/test.py, alerts.py)."""
+    run = next(iter(org.test_runs.values()))
+    build_id = next(iter(org.code_coverage))
+    alerted = org.repositories[next(iter(org.advanced_security))]
+    return [
+        f"/fabrikam/{run.project_id}/_apis/test/runs?includeRunDetails=true",
+        f"/fabrikam/{run.project_id}/_apis/test/runs/{run.id}/results",
+        f"/fabrikam/{org.builds[build_id].project_id}/_apis/test/codecoverage?buildId={build_id}&flags=7",
+        f"/fabrikam/{alerted.project_id}/_apis/alert/repositories/{alerted.id}/alerts?api-version=7.2-preview.1",
     ]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jq
-import pytest
+from tests.config.conftest import catalog
+from tests.support.integrations import OCEAN_BLUEPRINT_IDENTIFIERS
 
 from kiosk.catalog.service import Catalog
 from kiosk.config import KioskConfig, apply_config
@@ -21,7 +20,8 @@ from kiosk.ingest.defaults import (
     ocean_default_blueprints,
     ocean_default_mapping_document,
 )
-from kiosk.store import create_database, upgrade_to_head
+
+__all__ = ["catalog"]  # the config tests' fixture: a migrated SQLite catalog of the test's own
 
 #: A work item as Azure returns it with ``$expand=All``, enriched as the reference does.
 WORK_ITEM = {
@@ -98,29 +98,10 @@ def test_the_description_default_is_an_empty_string() -> None:
     assert first(description, {"fields": {"System.Description": "<p>x</p>"}}) == "<p>x</p>"
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    db = create_database(f"sqlite:///{tmp_path / 'kiosk.db'}")
-    upgrade_to_head(db)
-    try:
-        yield Catalog(db)
-    finally:
-        db.dispose()
-
-
 def test_the_default_blueprints_are_valid_port_blueprints_kiosk_creates(catalog: Catalog) -> None:
     blueprints = default_blueprints()
     identifiers = [bp["identifier"] for bp in blueprints]
-    assert sorted(identifiers) == sorted(
-        [
-            "azureDevopsProject",
-            "azureDevopsRepository",
-            "azureDevopsWorkItem",
-            "azureDevopsBoard",
-            "azureDevopsColumn",
-            "azureDevopsRelease",
-        ]
-    )
+    assert sorted(identifiers) == sorted(OCEAN_BLUEPRINT_IDENTIFIERS)
     for bp in blueprints:
         for relation in bp.get("relations", {}).values():
             assert relation["target"] in identifiers

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
+from tests.support.integrations import OCEAN_BLUEPRINT_IDENTIFIERS
+
 from kiosk.catalog.service import Catalog
 from kiosk.ingest.defaults import default_blueprints
 from kiosk.ingest.initialize import initialize_defaults
 from kiosk.store.engine import Database
 
-NAMES = [
-    "azureDevopsProject",
-    "azureDevopsRepository",
-    "azureDevopsWorkItem",
-    "azureDevopsBoard",
-    "azureDevopsColumn",
-    "azureDevopsRelease",
-]
-
 
 def test_the_default_blueprints_are_created_in_full_on_an_empty_catalog(db: Database) -> None:
     catalog = Catalog(db)
     outcome = initialize_defaults(catalog, actor="integration:ado")
-    assert sorted(outcome.created) == sorted(NAMES)
+    assert sorted(outcome.created) == sorted(OCEAN_BLUEPRINT_IDENTIFIERS)
     assert outcome.existing == ()
     stored = {blueprint["identifier"]: blueprint for blueprint in catalog.list_blueprints()}
-    assert set(NAMES) <= set(stored)
+    assert set(OCEAN_BLUEPRINT_IDENTIFIERS) <= set(stored)
     for blueprint in default_blueprints():
         mine = stored[blueprint["identifier"]]
         assert mine["schema"]["properties"].keys() == blueprint["schema"]["properties"].keys()
@@ -56,4 +49,4 @@ def test_a_second_start_creates_nothing_more(db: Database) -> None:
     initialize_defaults(catalog, actor="integration:ado")
     again = initialize_defaults(catalog, actor="integration:ado")
     assert again.created == ()
-    assert sorted(again.existing) == sorted(NAMES)
+    assert sorted(again.existing) == sorted(OCEAN_BLUEPRINT_IDENTIFIERS)

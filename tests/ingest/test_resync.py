@@ -331,3 +331,110 @@ def test_entities_whose_relation_target_comes_later_in_the_mapping_are_written_a
     columns = identifiers(catalog, "azureDevopsColumn")
     pointing = [w["relations"]["column"] for w in entities(catalog, "azureDevopsWorkItem") if w["relations"]["column"]]
     assert pointing and set(pointing) <= columns
+
+
+def test_a_project_list_failing_mid_page_deletes_nothing(start_emulator: EmulatorFactory, db: Database) -> None:
+    live = start_emulator(config=with_generated_org(CONFIG, projects=104, repos=6, workitems=0, users=5), execute=False)
+    catalog = Catalog(db)
+    for blueprint in BLUEPRINTS:
+        catalog.create_blueprint(blueprint, actor="test")
+    store = IngestStore(db, catalog)
+    assert resync(store, integration(live.base_url)).status == "completed"
+    everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
+    assert len(everything["adoProject"]) == 105  # more than one page of projects ($top=100)
+    gone = azure_repositories(live)[0]
+    live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
+    switches(
+        live,
+        {"faults": [{"path": "/fabrikam/_apis/projects", "failPage": {"page": 1, "status": 500, "times": "always"}}]},
+    )
+    state = resync(store, integration(live.base_url))
+    assert state.status == "failed"
+    assert not state.organizations[0].deletion.ran
+    assert {bp: identifiers(catalog, bp) for bp in everything} == everything
+
+
+def test_one_repositorys_pull_requests_answering_no_data_keep_every_pull_request(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    pull_requests = identifiers(catalog, "adoPullRequest")
+    repos = azure_repositories(live)
+    silent, gone = repos[0], repos[1]
+    live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
+    switches(live, {"faults": [{"path": "/fabrikam/*", "pullRequestsNotFound": silent["id"]}]})
+    state = resync(store, integration(live.base_url))
+    org = state.organizations[0]
+    assert state.status == "completed", state.to_json()
+    [prs] = [r for r in org.resources if r.kind == "pull-request"]
+    assert sum(prs.skipped.values()) == 1
+    # Pull requests are kept whole this time (one repository's were not read), so the deleted
+    # repository, which kept pull requests point at, is spared too.
+    assert identifiers(catalog, "adoPullRequest") == pull_requests
+    assert gone["id"] in identifiers(catalog, "adoRepo")
+    assert org.deletion.ran and org.deletion.spared >= 1 and "adoPullRequest" in (org.deletion.reason or "")
+    # Once every list reads again, the repository and its pull requests go.
+    switches(live, {})
+    assert resync(store, integration(live.base_url)).status == "completed"
+    assert gone["id"] not in identifiers(catalog, "adoRepo")
+    left = identifiers(catalog, "adoPullRequest")
+    assert left and not any(pr.startswith(gone["id"] + "/") for pr in left)
+    assert left == {pr for pr in pull_requests if not pr.startswith(gone["id"] + "/")}
+
+
+def test_a_timeout_deletes_nothing(live: LiveEmulator, catalog: Catalog, store: IngestStore) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
+    gone = azure_repositories(live)[0]
+    live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
+    switches(live, {"faults": [{"pathRegex": ".*/_apis/git/repositories/[^/]+/pullrequests$", "holdSeconds": 3}]})
+    quick = {"retry": RetryPolicy(max_attempts=1, base_delay=0.01, max_delay=0.02), "timeout": 1.0}
+    state = asyncio.run(Resyncer(store, rest_options=quick).run(integration(live.base_url)))
+    assert state.status == "failed"
+    org = state.organizations[0]
+    assert (not org.deletion.ran and "timed out" in (org.error or "").lower()) or "timeout" in (org.error or "").lower()
+    assert {bp: identifiers(catalog, bp) for bp in everything} == everything
+
+
+def test_closed_pull_requests_are_reconciled_by_closing_time(live: LiveEmulator, db: Database) -> None:
+    catalog = Catalog(db)
+    for blueprint in BLUEPRINTS:
+        catalog.create_blueprint(blueprint, actor="test")
+    store = IngestStore(db, catalog)
+    assert resync(store, integration(live.base_url)).status == "completed"
+    repo = next(r for r in azure_repositories(live) if r.get("isDisabled") is not True)
+    project = repo["project"]["name"]
+    active = azure(live, f"{repo['project']['id']}/_apis/git/repositories/{repo['id']}/pullrequests")
+    if not active:
+        answer = live.client.post(
+            f"/_emulator/orgs/fabrikam/projects/{project}/repositories/{repo['id']}/pullrequests",
+            json={"sourceRefName": "refs/heads/feature/x", "targetRefName": repo["defaultBranch"], "title": "x"},
+        )
+        assert answer.status_code == 201, answer.text
+        assert resync(store, integration(live.base_url)).status == "completed"
+        active = azure(live, f"{repo['project']['id']}/_apis/git/repositories/{repo['id']}/pullrequests")
+    pr = active[0]
+    key = f"{repo['id']}/{pr['pullRequestId']}"
+    assert catalog.get_entity("adoPullRequest", key)["properties"]["status"] == "active"
+    answer = live.client.patch(
+        f"/_emulator/orgs/fabrikam/projects/{project}/pullrequests/{pr['pullRequestId']}", json={"status": "abandoned"}
+    )
+    assert answer.status_code == 200, answer.text
+    # Closed just now: within minTimeInDays, so it stays, abandoned.
+    assert resync(store, integration(live.base_url)).status == "completed"
+    assert catalog.get_entity("adoPullRequest", key)["properties"]["status"] == "abandoned"
+    # A mapping asking for closed ones of the last day only still sees it; one that reads none of
+    # the closed ones (maxResults of the other status cannot reach it) keeps only active ones.
+    narrow = parse_port_app_config(
+        {
+            **MAPPING,
+            "resources": [
+                *MAPPING["resources"][:2],
+                {**MAPPING["resources"][2], "selector": {"query": '.status == "active"', "minTimeInDays": 1}},
+            ],
+        }
+    )
+    assert resync(store, integration(live.base_url, mapping=narrow)).status == "completed"
+    left = identifiers(catalog, "adoPullRequest")
+    assert key not in left
+    assert left and all(catalog.get_entity("adoPullRequest", i)["properties"]["status"] == "active" for i in left)

@@ -15,12 +15,11 @@ from hypothesis import strategies as st
 
 from kiosk.core.jq_engine import JqLimits, JqPool, JqResult, JqUnavailable
 from kiosk.ingest.defaults import default_mapping, ocean_default_mapping
-from kiosk.ingest.mapping import ResourceConfig, parse_port_app_config
+from kiosk.ingest.mapping import ResourceConfig, ocean_quotes, parse_port_app_config
 from kiosk.ingest.transform import (
     FieldFailure,
     compile_resource,
     deletion_path,
-    ocean_quotes,
     test_mapping,
 )
 

@@ -15,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.integrations import azure_devops_integration, integrations_yaml, mapping_resource
 from tests.support.kiosk_server import LEASE_ENV, KioskServer, prepare_database
 from tests.support.polling import wait_for
 
 from kiosk.catalog.service import Catalog
-from kiosk.config.secrets import Secret
-from kiosk.ingest.config import Integration, IntegrationSpec
-from kiosk.ingest.mapping import PortAppConfig, parse_port_app_config
+from kiosk.ingest.config import Integration
+from kiosk.ingest.mapping import PortAppConfig
 from kiosk.ingest.resync import Resyncer
 from kiosk.ingest.state import OrgState, ResyncState
 from kiosk.ingest.store import IngestStore
@@ -44,34 +44,8 @@ __all__ = ["start_emulator"]
 MAPPING: dict[str, Any] = {
     "entityDeletionThreshold": 1,
     "resources": [
-        {
-            "kind": "project",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"adoProject"',
-                        "properties": {"state": ".state"},
-                    }
-                }
-            },
-        },
-        {
-            "kind": "repository",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"adoRepo"',
-                        "relations": {"project": ".project.id"},
-                    }
-                }
-            },
-        },
+        mapping_resource("project", "adoProject", properties={"state": ".state"}),
+        mapping_resource("repository", "adoRepo", relations={"project": ".project.id"}),
     ],
 }
 
@@ -85,18 +59,8 @@ def make_integration(
     identifier: str = "ado",
     initialize: bool = False,
 ) -> Integration:
-    spec = IntegrationSpec.model_validate(
-        {
-            "identifier": identifier,
-            "type": "azure-devops",
-            "config": {"organizationUrl": url, "personalAccessToken": {"env": "UNUSED"}},
-            "eventListener": {"type": listener},
-            "scheduledResyncInterval": interval,
-            "initializePortResources": initialize,
-        }
-    )
-    return Integration(
-        spec=spec, mapping=parse_port_app_config(MAPPING), mapping_source="test", personal_access_token=Secret(pat)
+    return azure_devops_integration(
+        url, MAPPING, pat=pat, identifier=identifier, listener=listener, interval=interval, initialize=initialize
     )
 
 
@@ -439,32 +403,11 @@ def test_a_real_resync_over_http(start_emulator: EmulatorFactory, db: Database, 
 
 # ---------------------------------------------------------------------- kiosk server processes
 
-PROCESS_YAML = """\
-integrations:
-  - identifier: ado
-    type: azure-devops
-    config:
-      organizationUrl: {emulator}/fabrikam
-      personalAccessToken: {{env: TEST_EMULATOR_PAT}}
-    eventListener: {{type: {listener}}}
-    initializePortResources: true
-    port-app-config:
-      resources:
-        - kind: project
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings: {{identifier: .id, title: .name, blueprint: '"azureDevopsProject"'}}
-        - kind: repository
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings:
-                identifier: .id
-                title: .name
-                blueprint: '"azureDevopsRepository"'
-                relations: {{project: .project.id}}
-"""
+#: The processes' integration: projects and repositories into Ocean's default blueprints.
+PROCESS_RESOURCES = [
+    mapping_resource("project", "azureDevopsProject"),
+    mapping_resource("repository", "azureDevopsRepository", relations={"project": ".project.id"}),
+]
 
 
 def slow_projects(live: LiveEmulator, latency_ms: int) -> None:
@@ -481,7 +424,7 @@ def resyncs_completed(server: KioskServer) -> float:
 
 def kiosk_processes(tmp_path: Path, database_url: str, emulator: str, listener: str, count: int) -> list[KioskServer]:
     config = tmp_path / "kiosk.yaml"
-    config.write_text(PROCESS_YAML.format(emulator=emulator, listener=listener))
+    config.write_text(integrations_yaml(f"{emulator}/fabrikam", resources=PROCESS_RESOURCES, listener=listener))
     admin = prepare_database(database_url)
     return [KioskServer(tmp_path / f"home{i}", database_url, config, admin, env={LEASE_ENV: "2"}) for i in range(count)]
 

@@ -15,5 +15,8 @@
 - :mod:`tests.support.pipelines`: the seed's incoming-webhook body, checksum and pipeline resource.
 - :mod:`tests.support.threads`: work run in several threads started together.
 - :mod:`tests.support.azure_stack`: kiosk and the Azure DevOps emulator wired to each other.
+- :mod:`tests.support.integrations`: Azure DevOps integrations declared once for every layer: mapping
+  resources, a loaded :class:`~kiosk.ingest.config.Integration`, a kiosk.yaml holding one, the
+  blueprints created up front.
 - :mod:`tests.support.logs`: the process-wide logging state, put back after a test that configures it.
 """

@@ -4,8 +4,6 @@ the emulator's generated organisation (Ocean's default mapping and blueprints), 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,61 +11,20 @@ from typing import Any
 import pytest
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.integrations import integrations_yaml, mapping_resource
 from tests.support.live_kiosk import LiveServer, api_error, start_configured_server
 from tests.support.polling import wait_for
-from tests.web.test_openapi_fuzz import SCHEMATHESIS_CONFIG
+from tests.web.test_openapi_fuzz import run_schemathesis
 
 __all__ = ["start_emulator"]
 
-KIOSK_YAML = """\
-integrations:
-  - identifier: ado
-    type: azure-devops
-    config:
-      organizationUrl: {emulator}/fabrikam
-      personalAccessToken: {{env: TEST_EMULATOR_PAT}}
-      webhookSecret: {{env: TEST_WEBHOOK_SECRET}}
-    eventListener: {{type: WEBHOOKS_ONLY}}
-    initializePortResources: true
-    port-app-config:
-      resources:
-        - kind: project
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings:
-                identifier: .id
-                title: .name
-                blueprint: '"azureDevopsProject"'
-                properties: {{state: .state, visibility: .visibility}}
-        - kind: repository
-          selector: {{query: 'true'}}
-          port:
-            entity:
-              mappings:
-                identifier: .id
-                title: .name
-                blueprint: '"azureDevopsRepository"'
-                properties: {{url: .remoteUrl}}
-                relations: {{project: .project.id}}
-"""
-
 PROJECTS_ONLY: dict[str, Any] = {
     "resources": [
-        {
-            "kind": "project",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"azureDevopsProject"',
-                        "properties": {"revision": ".revision | tonumber", "state": ".name | tonumber"},
-                    }
-                }
-            },
-        }
+        mapping_resource(
+            "project",
+            "azureDevopsProject",
+            properties={"revision": ".revision | tonumber", "state": ".name | tonumber"},
+        )
     ]
 }
 
@@ -79,7 +36,11 @@ def azure(start_emulator: EmulatorFactory) -> LiveEmulator:
 
 @pytest.fixture
 def live(azure: LiveEmulator, tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
-    yield from start_configured_server(tmp_path, database_url, KIOSK_YAML.format(emulator=azure.base_url))
+    yield from start_configured_server(
+        tmp_path,
+        database_url,
+        integrations_yaml(f"{azure.base_url}/fabrikam", webhook_secret_variable="TEST_WEBHOOK_SECRET"),
+    )
 
 
 def detail(live: LiveServer) -> dict[str, Any]:
@@ -174,27 +135,4 @@ def test_replace_and_reset_the_mapping(live: LiveServer) -> None:
 def test_schemathesis_on_the_integration_routes(live: LiveServer, tmp_path: Path) -> None:
     """The fuzz test's run (every check) on these routes with an integration configured, so the
     generated requests reach the mapping checks, the examples and the resync requests, not only 404s."""
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(SCHEMATHESIS_CONFIG)
-    command = [
-        str(Path(sys.executable).with_name("schemathesis")),
-        "--config-file",
-        str(config),
-        "run",
-        f"{live.base_url}/openapi.json",
-        "--include-path-regex",
-        "^/v1/integration",
-        "--checks",
-        "all",
-        "--header",
-        f"Authorization: {live.admin.headers['Authorization']}",
-        "--max-examples",
-        "25",
-        "--workers",
-        "2",
-        "--no-color",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    report = done.stdout + done.stderr
-    assert "Tested: " in report, report
-    assert done.returncode == 0, report[-20_000:]
+    run_schemathesis(live, tmp_path, "--include-path-regex", "^/v1/integration")

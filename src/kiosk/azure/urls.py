@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = ["Host", "OrgUrls", "path_segment"]
 
-Host = Literal["core", "vssps", "vsaex", "vsrm"]
+Host = Literal["core", "vssps", "vsaex", "vsrm", "advsec"]
 
 
 def path_segment(value: str) -> str:
@@ -61,6 +61,15 @@ class OrgUrls:
 
             return cls(core=core, vssps=sub("vssps"), vsaex=sub("vsaex"), vsrm=sub("vsrm"))
         return cls(core=core, vssps=core, vsaex=core, vsrm=core)
+
+    @property
+    def advsec(self) -> str:
+        """Advanced Security's host: ``https://advsec.dev.azure.com/org`` on ``dev.azure.com``, else the org URL
+        itself (as the reference derives it; it has no ``*.visualstudio.com`` form)."""
+        parts = urlsplit(self.core)
+        if (parts.hostname or "").lower() == "dev.azure.com":
+            return urlunsplit((parts.scheme, f"advsec.{parts.netloc.lower()}", parts.path, "", ""))
+        return self.core
 
     def base(self, host: Host) -> str:
         return str(getattr(self, host))

@@ -145,6 +145,11 @@ def demo(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
-        await asyncio.gather(*(s.serve() for s in servers))
+        # The emulator first: the portal's integration resyncs the emulator's org at start.
+        portal_server, emulator_server = servers
+        emulated = asyncio.create_task(emulator_server.serve())
+        while not emulator_server.started and not emulated.done():
+            await asyncio.sleep(0.02)
+        await asyncio.gather(emulated, portal_server.serve())
 
     asyncio.run(run_both())

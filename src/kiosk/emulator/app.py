@@ -46,6 +46,7 @@ from kiosk.emulator.errors import AzureError
 from kiosk.emulator.executor import RunExecutor
 from kiosk.emulator.hooks import ServiceHooks
 from kiosk.emulator.models import Run
+from kiosk.emulator.routes.alerts import add_alert_routes
 from kiosk.emulator.routes.build import add_build_routes, generated_build, generated_definition, generated_definitions
 from kiosk.emulator.routes.changes import add_change_routes
 from kiosk.emulator.routes.common import Token, Top, continuation_page, wrapped
@@ -57,6 +58,7 @@ from kiosk.emulator.routes.graph import add_graph_routes
 from kiosk.emulator.routes.hooks import add_hooks_routes
 from kiosk.emulator.routes.location import add_location_routes
 from kiosk.emulator.routes.release import add_release_routes
+from kiosk.emulator.routes.test import add_test_routes
 from kiosk.emulator.routes.wiki import add_wiki_routes
 from kiosk.emulator.routes.wit import add_wit_routes
 from kiosk.emulator.routes.work import add_work_routes
@@ -410,6 +412,8 @@ def create_emulator_app(
     add_wiki_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
     add_environment_routes(app, emulator, _responses(*_READ))
     add_release_routes(app, emulator, _responses(*_READ))
+    add_test_routes(app, emulator, _responses(*_READ))
+    add_alert_routes(app, emulator, _responses(*_READ))
     add_wit_routes(app, emulator, _responses(*_READ), _responses(*_WRITE))
 
     @app.get("/{org}/{project}/_apis/pipelines", responses=_responses(*_READ))

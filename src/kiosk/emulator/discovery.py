@@ -278,6 +278,16 @@ LOCATIONS: Final[tuple[ResourceLocation, ...]] = (
         "pages",
         "{project}/_apis/wiki/wikis/{wikiIdentifier}/pages/{id}",
     ),
+    # Test runs, results, code coverage (routes/test.py)
+    _loc("cadb3810-d47d-4a3c-a234-fe5f3be50138", "Test", "Runs", "{project}/_apis/test/{resource}/{runId}", 3),
+    _loc(
+        "4637d869-3a76-4468-8057-0bb02aa385cf",
+        "Test",
+        "Results",
+        "{project}/_apis/test/Runs/{runId}/{resource}/{testCaseResultId}",
+        6,
+    ),
+    _loc("77560e8a-4e8c-4d59-894e-a5f264c24444", "Test", "CodeCoverage", "{project}/_apis/test/{resource}"),
     _loc(
         "8572b1fc-2482-47fa-8f74-7e3ed53ee54b",
         "distributedtask",

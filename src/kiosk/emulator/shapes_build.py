@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from kiosk.emulator.models import stable_id
 from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitRepository, Organisation, TimelineStep
+from kiosk.emulator.shapes import RUN_RESULTS
 from kiosk.emulator.shapes_core import azure_date, identity_ref, project_reference, user_ref
 from kiosk.emulator.shapes_git import repository_url
 
@@ -102,8 +103,6 @@ def generated_pipeline_json(org: Organisation, definition: BuildDefinition) -> d
 
 _RUN_STATES = {"completed": "completed", "inProgress": "inProgress", "cancelling": "canceling"}
 """A build's status → the Runs API's RunState (``notStarted`` has no counterpart: ``unknown``)."""
-_RUN_RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "succeeded", "failed": "failed", "canceled": "canceled"}
-"""A build's result → the Runs API's RunResult (which has no partiallySucceeded)."""
 
 
 def generated_run_json(org: Organisation, build: Build) -> dict[str, Any]:
@@ -133,7 +132,7 @@ def generated_run_json(org: Organisation, build: Build) -> dict[str, Any]:
         "name": build.build_number,
     }
     if build.result is not None:
-        body["result"] = _RUN_RESULTS.get(build.result, "unknown")
+        body["result"] = RUN_RESULTS.get(build.result, "unknown")
     if build.finish_time is not None:
         body["finishedDate"] = azure_date(build.finish_time)
     return body

@@ -42,10 +42,11 @@ all of them at once, for the config loader to put a file and line on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -78,6 +79,7 @@ __all__ = [
     "SearchQuery",
     "Selector",
     "jq_syntax_problem",
+    "ocean_quotes",
     "parse_port_app_config",
 ]
 
@@ -105,12 +107,26 @@ def _jq_program(value: Any) -> Any:
     return value
 
 
+#: Ocean's rewrite of single-quoted strings: a ``'`` opening a string (at the start or after white
+#: space, not followed by white space or ``"``) or closing one (not after white space or ``"``, at
+#: the end or before white space) becomes ``"``.
+_SINGLE_QUOTE: Final = re.compile(r"""(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)""")
+
+
+def ocean_quotes(program: str) -> str:
+    """``program`` as Ocean evaluates it: single-quoted strings read as double-quoted ones
+    (``.description // ''`` is ``.description // ""``); anything else unchanged."""
+    if "'" not in program:
+        return program
+    return _SINGLE_QUOTE.sub(r'\1"\2', program)
+
+
 def jq_syntax_problem(program: str) -> str | None:
     """Why ``program`` does not compile (libjq's first line, with the program), or None when it does."""
     if not program.strip():
         return "an empty jq program"
     try:
-        _check_syntax(program)
+        _check_syntax(ocean_quotes(program))
     except ValueError as exc:
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "syntax error")
         return f"{program!r} is not a valid jq program: {first.rstrip(':')}"

@@ -26,10 +26,20 @@ is what the database holds at that moment, and a process killed midway leaves no
 half-deleted), refuses over ``entityDeletionThreshold`` (Ocean's rule: stale candidates / entities
 recorded, refused when strictly greater), spares every candidate another staying entity points at,
 and never deletes an entity the plan did not show as doomed.
+
+**Item marks.** For an item whose version a fetcher can read cheaply (a work item's revision),
+:meth:`IngestStore.write` records, in the same transaction as the entities, an
+:class:`ItemMark`: the item's version and, per entity the resource made of it, what the catalog
+holds right after the write (row id, ``updated_at``, number of relation edges). An item whose
+entity failed is not marked. :meth:`IngestStore.unchanged_items` later answers which items of a
+resource are still exactly as marked — same version, and every entity the same row, not written
+since by anyone (same ``updated_at``), with the same edges (a relation target deleted drops an edge
+without touching the entity) and still recorded for this source — and what entities they made.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,9 +74,10 @@ from kiosk.store.engine import Database
 from kiosk.store.tables import entities as ent_table
 from kiosk.store.tables import entity_datasources as ds_table
 from kiosk.store.tables import entity_relations as rel_table
+from kiosk.store.tables import ingest_item_marks as marks_table
 from kiosk.store.tables import integration_examples, integration_mappings, integration_state
 
-__all__ = ["DeletionPlan", "EntityKey", "IngestStore", "Source", "WriteOutcome"]
+__all__ = ["DeletionPlan", "EntityKey", "IngestStore", "ItemMark", "MarkBatch", "Source", "WriteOutcome"]
 
 #: The integration type in a datasource (Ocean's ``port-ocean/<type>/…``).
 INTEGRATION_TYPE = "azure-devops"
@@ -113,6 +124,24 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True)
+class ItemMark:
+    """One item a resource read in full and mapped: its key (unique in the organisation for the
+    kind), its version (what the fetcher can read cheaply next time), the entities made of it."""
+
+    item: str
+    version: str
+    entities: tuple[EntityKey, ...]
+
+
+@dataclass(frozen=True)
+class MarkBatch:
+    """The marks of one :meth:`IngestStore.write`: ``resource`` is the resource's hash."""
+
+    resource: str
+    items: Sequence[ItemMark]
+
+
+@dataclass(frozen=True)
 class DeletionPlan:
     """What the delete phase of one source would do, as the database stood when it was planned.
 
@@ -154,10 +183,19 @@ class IngestStore:
     # ----------------------------------------------------------------------------- entities
 
     def write(
-        self, source: Source, entities: Sequence[dict[str, Any]], *, merge: bool, create_missing: bool
+        self,
+        source: Source,
+        entities: Sequence[dict[str, Any]],
+        *,
+        merge: bool,
+        create_missing: bool,
+        marks: MarkBatch | None = None,
     ) -> WriteOutcome:
         """Write the new and changed ``entities`` (Port entity documents, each with its
         ``blueprint``) in one transaction, and record ``source`` for every one produced.
+
+        ``marks``: the items these entities were made of, recorded in the same transaction (see
+        the module docstring); an item with an entity that failed, or that is not stored, is not.
 
         With ``merge`` (Ocean's ``enableMergeEntity``) only the keys an entity gives are compared
         and written. An identifier given twice in one call is written once: the later document
@@ -165,7 +203,7 @@ class IngestStore:
         """
         outcome = WriteOutcome()
         groups = _group(entities, merge, outcome.failed)
-        if not groups:
+        if not groups and marks is None:
             return outcome
         changes: list[EntityChange] = []
         listener = self.catalog.listener
@@ -182,6 +220,9 @@ class IngestStore:
                 self._write_blueprint(
                     conn, source, compiled[blueprint], groups[blueprint], merge, create_missing, changes, outcome
                 )
+            if marks is not None:
+                failed = {(f.get("blueprint"), f.get("identifier")) for f in outcome.failed}
+                _save_marks(conn, source.datasource, marks.resource, marks.items, failed)
             announced = announce(listener, conn, changes)
         after_commit(listener, announced)
         self._refresh_statistics(outcome.created)
@@ -283,6 +324,87 @@ class IngestStore:
                 to_record.extend(bulk.entity_ids(conn, blueprint, chunk_ids).values())
             outcome.failed.extend(_from_result(blueprint, error) for error in result.errors)
         _record(conn, datasource, to_record)
+
+    # ----------------------------------------------------------------------------- item marks
+
+    def unchanged_items(
+        self, source: Source, resource: str, versions: Mapping[str, str]
+    ) -> dict[str, tuple[EntityKey, ...]]:
+        """Those of ``versions`` (item key → version read now) whose mark for ``resource`` says
+        the same version and whose entities are still exactly as the mark left them, with the
+        entities each made. Any doubt (no mark, a missing entity, a write since) leaves the item
+        out: it is then read in full."""
+        datasource = source.datasource
+        out: dict[str, tuple[EntityKey, ...]] = {}
+        with self.db.connect() as conn:
+            for chunk in chunks(list(versions), CHUNK):
+                rows = conn.execute(
+                    sa.select(marks_table.c.item, marks_table.c.version, marks_table.c.entities).where(
+                        marks_table.c.datasource == datasource,
+                        marks_table.c.resource == resource,
+                        marks_table.c.item.in_(chunk),
+                    )
+                ).all()
+                candidates = {item: entities for item, version, entities in rows if versions[item] == version}
+                keys = [(str(e[0]), str(e[1])) for entities in candidates.values() for e in entities]
+                stamps = _entity_stamps(conn, datasource, keys)
+                for item, entities in candidates.items():
+                    made = tuple((str(e[0]), str(e[1])) for e in entities)
+                    if all(stamps.get(key) == (e[2], e[3], e[4]) for key, e in zip(made, entities, strict=True)):
+                        out[item] = made
+        return out
+
+    def has_marks(self, source: Source, resource: str) -> bool:
+        """Whether ``resource`` holds any mark for ``source`` (none: a first resync, or a changed
+        mapping, where asking items' versions first would only add requests)."""
+        with self.db.connect() as conn:
+            found = conn.execute(
+                sa.select(marks_table.c.item)
+                .where(marks_table.c.datasource == source.datasource, marks_table.c.resource == resource)
+                .limit(1)
+            ).first()
+        return found is not None
+
+    def forget_items(self, source: Source, resource: str, keep: Collection[str]) -> int:
+        """Delete the marks of ``resource`` for items not in ``keep`` (gone from Azure); how many."""
+        datasource = source.datasource
+        with self.db.begin() as conn:
+            stale = [
+                item
+                for item in conn.execute(
+                    sa.select(marks_table.c.item).where(
+                        marks_table.c.datasource == datasource, marks_table.c.resource == resource
+                    )
+                ).scalars()
+                if item not in keep
+            ]
+            for chunk in chunks(stale, CHUNK):
+                conn.execute(
+                    sa.delete(marks_table).where(
+                        marks_table.c.datasource == datasource,
+                        marks_table.c.resource == resource,
+                        marks_table.c.item.in_(chunk),
+                    )
+                )
+        return len(stale)
+
+    def forget_resources(self, source: Source, keep: Collection[str]) -> int:
+        """Delete the marks of every resource of ``source`` not in ``keep`` (a mapping since
+        changed); how many rows."""
+        with self.db.begin() as conn:
+            result = conn.execute(
+                sa.delete(marks_table).where(
+                    marks_table.c.datasource == source.datasource, marks_table.c.resource.not_in(sorted(keep))
+                )
+            )
+        return int(result.rowcount or 0)
+
+    def blueprints_fingerprint(self) -> str:
+        """A hash of every blueprint's definition: part of a resource's hash, so a blueprint
+        changed since the marks were made (a property's default, a relation) voids them."""
+        with self.db.connect() as conn:
+            docs = blueprint_docs(conn)
+        return hashlib.blake2b(_canonical(docs), digest_size=16).hexdigest()
 
     # ----------------------------------------------------------------------------- delete phase
 
@@ -652,6 +774,78 @@ def _record(conn: Connection, datasource: str, entity_ids: Sequence[int]) -> Non
         conn.exec_driver_sql(
             "INSERT OR IGNORE INTO entity_datasources (datasource, entity_id) SELECT ?, value FROM json_each(?)",
             (datasource, orjson.dumps(list(entity_ids)).decode()),
+        )
+
+
+def _entity_stamps(
+    conn: Connection, datasource: str, keys: Sequence[EntityKey]
+) -> dict[EntityKey, tuple[int, str, int]]:
+    """(row id, ``updated_at``, edge count) of those of ``keys`` stored and recorded for
+    ``datasource``, per blueprint and chunk of identifiers."""
+    by_blueprint: dict[str, list[str]] = {}
+    for blueprint, identifier in keys:
+        by_blueprint.setdefault(blueprint, []).append(identifier)
+    edges = (
+        sa.select(sa.func.count())
+        .select_from(rel_table)
+        .where(rel_table.c.entity_id == ent_table.c.id)
+        .scalar_subquery()
+    )
+    out: dict[EntityKey, tuple[int, str, int]] = {}
+    for blueprint, identifiers in by_blueprint.items():
+        for chunk in chunks(sorted(set(identifiers)), CHUNK):
+            rows = conn.execute(
+                sa.select(ent_table.c.id, ent_table.c.identifier, ent_table.c.updated_at, edges)
+                .join(ds_table, sa.and_(ds_table.c.entity_id == ent_table.c.id, ds_table.c.datasource == datasource))
+                .where(ent_table.c.blueprint == blueprint, ent_table.c.identifier.in_(chunk))
+            )
+            for entity_id, identifier, updated_at, count in rows:
+                out[(blueprint, identifier)] = (int(entity_id), _aware(updated_at).isoformat(), int(count))
+    return out
+
+
+def _save_marks(
+    conn: Connection, datasource: str, resource: str, marks: Sequence[ItemMark], failed: Collection[Any]
+) -> None:
+    """Record ``marks`` (replacing the items' earlier ones) with their entities' stamps as the
+    catalog holds them now; an item one of whose entities ``failed`` or is not stored is left
+    unmarked (its earlier mark deleted), so the next resync reads it in full."""
+    if not marks:
+        return
+    stamps = _entity_stamps(conn, datasource, [key for mark in marks for key in mark.entities])
+    rows: list[dict[str, Any]] = []
+    unmarked: list[str] = []
+    for mark in marks:
+        if all(key in stamps and key not in failed for key in mark.entities):
+            entities = [[*key, *stamps[key]] for key in mark.entities]
+            rows.append(
+                {
+                    "datasource": datasource,
+                    "resource": resource,
+                    "item": mark.item,
+                    "version": mark.version,
+                    "entities": entities,
+                }
+            )
+        else:
+            unmarked.append(mark.item)
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    for chunk in chunks(rows, CHUNK):
+        statement = insert(marks_table)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["datasource", "resource", "item"],
+                set_={"version": statement.excluded.version, "entities": statement.excluded.entities},
+            ),
+            list(chunk),
+        )
+    for chunk in chunks(unmarked, CHUNK):
+        conn.execute(
+            sa.delete(marks_table).where(
+                marks_table.c.datasource == datasource,
+                marks_table.c.resource == resource,
+                marks_table.c.item.in_(chunk),
+            )
         )
 
 

@@ -53,7 +53,7 @@ from typing import Any, Final
 from kiosk.core.jq_compile import Deferred, JqRuntimeError, NotCompilable, compile_program
 from kiosk.core.jq_engine import JqError, JqPool, JqResult, JqStopped, engine
 from kiosk.core.value_kinds import json_type
-from kiosk.ingest.mapping import ResourceConfig, SearchQuery, jq_syntax_problem
+from kiosk.ingest.mapping import ResourceConfig, SearchQuery, jq_syntax_problem, ocean_quotes
 
 __all__ = [
     "CompiledResource",
@@ -62,7 +62,6 @@ __all__ = [
     "MappedBatch",
     "compile_resource",
     "deletion_path",
-    "ocean_quotes",
     "test_mapping",
 ]
 
@@ -91,6 +90,8 @@ class MappedBatch:
     entities: list[dict[str, Any]]
     failures: list[FieldFailure]
     filtered: int
+    #: The index of the raw item each entity was made of (several share one under itemsToParse).
+    owners: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,6 @@ class ExampleResult:
 
 
 # ------------------------------------------------------------------------------ jq as Ocean reads it
-
-#: Ocean's rewrite of single-quoted strings: a ``'`` opening a string (at the start or after white
-#: space, not followed by white space or ``"``) or closing one (not after white space or ``"``, at
-#: the end or before white space) becomes ``"``.
-_SINGLE_QUOTE: Final = re.compile(r"""(^|\s)'(?!\s|")|(?<!\s|")'(\s|$)""")
-
-
-def ocean_quotes(program: str) -> str:
-    """``program`` as Ocean evaluates it: single-quoted strings read as double-quoted ones
-    (``.description // ''`` is ``.description // ""``); anything else unchanged."""
-    if "'" not in program:
-        return program
-    return _SINGLE_QUOTE.sub(r'\1"\2', program)
-
 
 #: A path segment as Ocean's ``itemsToParse`` deletion recognises it: ``.key`` or ``.[…]`` first,
 #: then ``.key``, ``[…]`` or ``.[…]``.
@@ -394,8 +381,9 @@ class CompiledResource:
 
         Raises :class:`kiosk.core.jq_engine.JqUnavailable` when a program needed the jq workers
         and none could take it (transient: the caller retries the batch or fails the kind)."""
-        _, entities, failures, filtered = self._run(items)
-        return MappedBatch([entity for entity in entities if entity is not None], failures, len(filtered))
+        owners, entities, failures, filtered = self._run(items)
+        made = [(owner, entity) for owner, entity in zip(owners, entities, strict=True) if entity is not None]
+        return MappedBatch([entity for _, entity in made], failures, len(filtered), [owner for owner, _ in made])
 
     def warnings(self) -> list[FieldFailure]:
         """The fields mapped to null because their program does not compile (item -1: every item)."""
@@ -488,37 +476,13 @@ class CompiledResource:
         pending: list[tuple[int, int, str, str, str]] = []  # (input, section, key, field name, program)
         suspects: list[int] = []  # inputs whose identifier or blueprint is not (yet) a non-empty string
         top, properties, relations = self._sections
-        top_template, top_runs = top
         for n in kept:
             data = inputs[n]
-            entity = top_template.copy()
-            for key, run, name in top_runs:
-                try:
-                    entity[key] = run(data)
-                except JqRuntimeError as exc:
-                    errors.setdefault(n, {})[name] = _first_line(str(exc))
-                except Deferred:
-                    pending.append((n, 0, key, name, ""))
+            entity = _filled(top, 0, data, n, errors, pending)
             if properties is not None:
-                target = properties[0].copy()
-                for key, run, name in properties[1]:
-                    try:
-                        target[key] = run(data)
-                    except JqRuntimeError as exc:
-                        errors.setdefault(n, {})[name] = _first_line(str(exc))
-                    except Deferred:
-                        pending.append((n, 1, key, name, ""))
-                entity["properties"] = target
+                entity["properties"] = _filled(properties, 1, data, n, errors, pending)
             if relations is not None:
-                target = relations[0].copy()
-                for key, run, name in relations[1]:
-                    try:
-                        target[key] = run(data)
-                    except JqRuntimeError as exc:
-                        errors.setdefault(n, {})[name] = _first_line(str(exc))
-                    except Deferred:
-                        pending.append((n, 2, key, name, ""))
-                entity["relations"] = target
+                entity["relations"] = _filled(relations, 2, data, n, errors, pending)
             out[n] = entity
             identifier, blueprint = entity["identifier"], entity["blueprint"]
             if not (type(identifier) is str and identifier and type(blueprint) is str and blueprint):
@@ -665,6 +629,29 @@ test_mapping.__test__ = False  # type: ignore[attr-defined]  # a "test_" name py
 
 
 # ------------------------------------------------------------------------------------ wording
+
+
+def _filled(
+    section: tuple[dict[str, Any], list[tuple[str, Evaluator, str]]],
+    number: int,
+    data: Any,
+    n: int,
+    errors: dict[int, dict[str, str]],
+    pending: list[tuple[int, int, str, str, str]],
+) -> dict[str, Any]:
+    """Section ``number`` of input ``n``'s entity: a copy of its template with the in-process
+    evaluators' values over ``data``. A jq error is noted in ``errors`` (by field name), a
+    program the compiled evaluator defers to libjq in ``pending`` (answered by the workers)."""
+    template, runs = section
+    target = template.copy()
+    for key, run, name in runs:
+        try:
+            target[key] = run(data)
+        except JqRuntimeError as exc:
+            errors.setdefault(n, {})[name] = _first_line(str(exc))
+        except Deferred:
+            pending.append((n, number, key, name, ""))
+    return target
 
 
 def _first_line(message: str) -> str:

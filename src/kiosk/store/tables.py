@@ -309,3 +309,21 @@ integration_mappings = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=True),
 )
+
+# ------------------------------------------------------------------------------------------------
+# What a resync last made of each item it can prove unchanged (migration 0006).
+
+# One row per (datasource, resource, item): the item's version as the fetcher proves it cheaply
+# (a work item's revision…), and the entities the resource made of it, each with what the catalog
+# held right after (row id, updated_at, edge count), so an entity someone else wrote since is
+# noticed. ``resource`` is a hash of the resource's mapping: a changed mapping matches no row.
+ingest_item_marks = sa.Table(
+    "ingest_item_marks",
+    metadata,
+    sa.Column("datasource", sa.String(1000), nullable=False),
+    sa.Column("resource", sa.String(64), nullable=False),
+    sa.Column("item", sa.String(400), nullable=False),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("entities", JSONDoc, nullable=False),
+    sa.PrimaryKeyConstraint("datasource", "resource", "item"),
+)

@@ -6,8 +6,10 @@ details}``), and every route declares each status it can answer with that schema
 :func:`errors` — so clients (and schemathesis' ``status_code_conformance`` and
 ``response_schema_conformance``) can rely on the description. Routers declare
 :data:`API_ERRORS`, what any API route can answer whatever it does: a malformed request or
-Content-Length (400), no valid token (401), a body over the limit (413), a refused value (422)
-and a busy database (503). Routes add what is theirs: 403 (admin only), 404 (a named resource),
+Content-Length (400), no valid token (401), a body over the limit (413), a refused value (422),
+a busy database (503), and 405 when the path as sent names another resource (a parameter value
+with a ``?`` or ``#`` not percent-encoded ends the path early: ``POST /v1/blueprints/a?b/entities``
+is a POST to blueprint ``a``, which takes none). Routes add what is theirs: 403 (admin only), 404 (a named resource),
 409 (a write that conflicts).
 
 :func:`allowed_methods` is the ``Allow`` header of a 405: Starlette's router answers 405 from
@@ -68,6 +70,7 @@ _MEANINGS = {
     401: "no token, or one that is invalid, expired or revoked",
     403: "the client's role may not do this",
     404: "the named object does not exist",
+    405: "the path as sent names another resource, which does not take this method (see Allow)",
     409: "conflict: exists already, still referenced, or changed by a concurrent request (retry)",
     413: "body over the size limit, or too many items in one call",
     422: "well-formed but invalid; the message names the field",
@@ -81,7 +84,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: What every API route can answer, whatever it does (see the module docstring).
-API_ERRORS = errors(400, 401, 413, 422, 503)
+API_ERRORS = errors(400, 401, 405, 413, 422, 503)
 
 
 def _flattened(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:

@@ -8,9 +8,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import PAT, EmulatorFactory, LiveEmulator
+from tests.ingest.fetch.conftest import FAST_RETRY, ORG, faulty_org, read_kind, resource, rest_get
 
 from kiosk.azure.errors import NotFound, ServerError
 from kiosk.azure.rest import AzureDevOpsRest
@@ -21,21 +20,13 @@ from kiosk.ingest.fetch.base import FetchContext, Item
 from kiosk.ingest.fetch.boards import board_columns, flatten_area_tree, normalized_area_path
 from kiosk.ingest.fetch.registry import fetcher_for
 
-ORG = "fabrikam"
-
-
-def get(live: LiveEmulator, path: str, **params: str) -> Any:
-    answer = live.client.get(f"/{ORG}/{path}", params=params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
 
 def projects(live: LiveEmulator) -> list[dict[str, Any]]:
-    return list(get(live, "_apis/projects")["value"])
+    return list(rest_get(live, "_apis/projects")["value"])
 
 
 def teams_of(live: LiveEmulator, project: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(get(live, f"_apis/projects/{project['id']}/teams", **{"$top": "1000"})["value"])
+    return list(rest_get(live, f"_apis/projects/{project['id']}/teams", **{"$top": "1000"})["value"])
 
 
 # ------------------------------------------------------------------------------------------- pure parts
@@ -94,8 +85,8 @@ def test_every_teams_boards_with_their_detail_and_project(generated_org: LiveEmu
     expected = []
     for project in projects(generated_org):
         for team in teams_of(generated_org, project):
-            for reference in get(generated_org, f"{project['id']}/{team['id']}/_apis/work/boards")["value"]:
-                detail = get(generated_org, f"{project['id']}/{team['id']}/_apis/work/boards/{reference['id']}")
+            for reference in rest_get(generated_org, f"{project['id']}/{team['id']}/_apis/work/boards")["value"]:
+                detail = rest_get(generated_org, f"{project['id']}/{team['id']}/_apis/work/boards/{reference['id']}")
                 expected.append({**reference, **detail, "__project": project})
     model = generated_org.organisation()
     assert len(expected) == sum(len(b) for b in model.boards.values()) > 0
@@ -150,9 +141,9 @@ def test_iterations_of_every_team_with_project_and_team(generated_org: LiveEmula
     expected = []
     for project in projects(generated_org):
         for team in teams_of(generated_org, project):
-            for iteration in get(generated_org, f"{project['id']}/{team['id']}/_apis/work/teamsettings/iterations")[
-                "value"
-            ]:
+            for iteration in rest_get(
+                generated_org, f"{project['id']}/{team['id']}/_apis/work/teamsettings/iterations"
+            )["value"]:
                 expected.append((iteration["id"], team["id"], project["id"], iteration["path"]))
     assert expected
     got = [(i["id"], i["__team"]["id"], i["__project"]["id"], i["path"]) for i in items]
@@ -227,10 +218,7 @@ def test_a_failed_call_raises_never_an_empty_kind(
     start_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch, kind: str, rule: str
 ) -> None:
     monkeypatch.setattr(boards, "TEAMS_PAGE", 1)
-    config = with_generated_org(CONFIG, projects=3, repos=2, workitems=10).replace(
-        "orgs:", f"settings:\n  faults:\n    - {rule}\norgs:", 1
-    )
-    live = start_emulator(config=config, execute=False)
+    live = faulty_org(start_emulator, rule, projects=3, repos=2, workitems=10)
     with pytest.raises(ServerError):
         read_kind(live, kind)
 

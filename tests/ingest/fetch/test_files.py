@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import LiveEmulator
-from tests.ingest.fetch.conftest import read_kind
+from tests.ingest.fetch.conftest import read_kind, set_faults
 
 from kiosk.azure.errors import NotFound, ServerError
 from kiosk.emulator.org.model import Commit, GitRef, GitRepository, Organisation, RepoFile
@@ -114,10 +114,6 @@ def add_file(org: Organisation, repo: GitRepository, path: str, content: bytes) 
     return added
 
 
-def switch_faults(live: LiveEmulator, *rules: dict[str, Any]) -> None:
-    assert live.client.put("/_emulator/switches", json={"faults": list(rules)}).status_code == 200
-
-
 # ---------------------------------------------------------------------------------------------- file kind
 
 
@@ -218,11 +214,11 @@ def test_included_files_of_file_items(generated_org: LiveEmulator) -> None:
 
 
 def test_a_failed_items_batch_or_file_read_raises(generated_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    switch_faults(generated_org, {"path": "*/itemsbatch", "errorRate": 1, "errorStatus": 503})
+    set_faults(generated_org, {"path": "*/itemsbatch", "errorRate": 1, "errorStatus": 503})
     with pytest.raises(ServerError):
         read_kind(generated_org, "file", {"files": {"path": "port.yml"}})
 
-    switch_faults(generated_org, {"path": "*/items", "errorRate": 1, "errorStatus": 500})
+    set_faults(generated_org, {"path": "*/items", "errorRate": 1, "errorStatus": 500})
     monkeypatch.setattr(files, "FILE_BATCH", 1)
     with pytest.raises(ServerError) as caught:
         read_kind(generated_org, "file", {"files": {"path": "*"}})
@@ -308,7 +304,7 @@ def test_project_name_limits_the_repositories_and_a_missing_project_raises(gener
 
 
 def test_a_failed_folder_listing_raises(generated_org: LiveEmulator) -> None:
-    switch_faults(generated_org, {"path": "*/items", "errorRate": 1, "errorStatus": 500})
+    set_faults(generated_org, {"path": "*/items", "errorRate": 1, "errorStatus": 500})
 
     with pytest.raises(ServerError):
         read_kind(generated_org, "folder", {"folders": [{"path": "src/*"}]})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource
+from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource, set_faults
 from tests.support.azure_sdk import with_generated_org
 
 from kiosk.azure.errors import NoDataNotFound, NotFound, RequestTimeout, ServerError
@@ -145,16 +145,14 @@ def test_included_files_on_a_branch_that_moved_read_its_newest_commit(generated_
 
 
 def test_a_failed_included_file_read_raises(generated_org: LiveEmulator) -> None:
-    faults = {"faults": [{"path": "*/items", "errorRate": 1, "errorStatus": 500}]}
-    assert generated_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(generated_org, {"path": "*/items", "errorRate": 1, "errorStatus": 500})
 
     with pytest.raises(ServerError):
         read_kind(generated_org, "repository", {"includedFiles": ["README.md"]})
 
 
 def test_a_failed_repository_list_raises(generated_org: LiveEmulator) -> None:
-    faults = {"faults": [{"path": "*/_apis/git/repositories", "errorRate": 1, "errorStatus": 500}]}
-    assert generated_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(generated_org, {"path": "*/_apis/git/repositories", "errorRate": 1, "errorStatus": 500})
 
     with pytest.raises(ServerError) as caught:
         read_kind(generated_org, "repository")
@@ -215,10 +213,9 @@ def _scoped_to(policy: PolicyConfiguration, repository_id: str) -> bool:
 
 
 def test_a_failed_policy_page_raises(generated_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    faults = {
-        "faults": [{"path": "*/policy/configurations", "failPage": {"page": 1, "status": 503, "times": "always"}}]
-    }
-    assert generated_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(
+        generated_org, {"path": "*/policy/configurations", "failPage": {"page": 1, "status": 503, "times": "always"}}
+    )
     monkeypatch.setattr(git, "PAGE_SIZE", 1)
 
     with pytest.raises(ServerError) as caught:
@@ -259,8 +256,7 @@ def test_branches_are_reshaped_heads_of_healthy_repositories(
 def test_a_repository_disabled_after_it_was_listed_is_skipped_and_counted(generated_org: LiveEmulator) -> None:
     org = generated_org.organisation()
     repo = healthy(org)[0]
-    faults = {"faults": [{"path": "*", "pullRequestsNotFound": repo.id}]}
-    assert generated_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(generated_org, {"path": "*", "pullRequestsNotFound": repo.id})
     skipped: dict[str, int] = {}
 
     items = read_kind(
@@ -275,8 +271,7 @@ def test_a_repository_disabled_after_it_was_listed_is_skipped_and_counted(genera
 
 
 def test_a_failed_refs_list_raises(generated_org: LiveEmulator) -> None:
-    faults = {"faults": [{"path": "*/refs", "holdSeconds": 2}]}
-    assert generated_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(generated_org, {"path": "*/refs", "holdSeconds": 2})
 
     with pytest.raises(RequestTimeout):
         fetch(generated_org, "branch", timeout=0.2)
@@ -347,10 +342,7 @@ def test_closed_pull_requests_are_capped_per_repository_and_status_latest_closed
 
 
 def test_a_failed_pull_request_page_raises(busy_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    faults = {
-        "faults": [{"pathRegex": "(?i)/pullrequests$", "failPage": {"page": 1, "status": 500, "times": "always"}}]
-    }
-    assert busy_org.client.put("/_emulator/switches", json=faults).status_code == 200
+    set_faults(busy_org, {"pathRegex": "(?i)/pullrequests$", "failPage": {"page": 1, "status": 500, "times": "always"}})
     monkeypatch.setattr(git, "PAGE_SIZE", 3)
 
     with pytest.raises(ServerError) as caught:

@@ -4,50 +4,17 @@ reference's enrichment fields; paging is walked to the end; every failure raises
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
-from tests.emulator.conftest import PAT, LiveEmulator
-from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource
+from tests.emulator.conftest import LiveEmulator
+from tests.ingest.fetch.conftest import read_kind, rest_list, set_faults, unstamped
 
 from kiosk.azure.errors import NotFound, RequestTimeout, ServerError
-from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.emulator.org.model import Organisation
 from kiosk.ingest.fetch import pipelines
-from kiosk.ingest.fetch.base import FetchContext, Item
-from kiosk.ingest.fetch.registry import fetcher_for
-
-
-def rest_list(live: LiveEmulator, path: str, **params: Any) -> list[dict[str, Any]]:
-    """A whole list read directly (one page of up to 10,000)."""
-    answer = live.client.get(f"/fabrikam/{path}", params={"$top": 10_000, **params})
-    assert answer.status_code == 200, answer.text
-    assert "x-ms-continuationtoken" not in answer.headers
-    return list(answer.json()["value"])
-
-
-def unstamped(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if not k.startswith("__")}
 
 
 def project_ids(live: LiveEmulator) -> list[str]:
     return [p["id"] for p in rest_list(live, "_apis/projects")]
-
-
-def set_faults(live: LiveEmulator, *rules: dict[str, Any]) -> None:
-    assert live.client.put("/_emulator/switches", json={"faults": list(rules)}).status_code == 200
-
-
-def read_with_timeout(live: LiveEmulator, kind: str, timeout: float) -> list[Item]:
-    """``read_kind`` with a short request timeout (no retries to wait through twice)."""
-
-    async def main() -> list[Item]:
-        url = f"{live.base_url}/fabrikam"
-        async with AzureDevOpsRest(url, PAT, retry=FAST_RETRY, timeout=timeout) as rest:
-            return [i async for batch in fetcher_for(kind)(FetchContext(rest, url), resource(kind)) for i in batch]
-
-    return asyncio.run(main())
 
 
 def generated_build_ids(org: Organisation) -> set[int]:
@@ -278,7 +245,7 @@ def test_environments_are_every_project_s_list(generated_org: LiveEmulator, monk
 def test_a_held_environments_list_is_a_timeout(generated_org: LiveEmulator) -> None:
     set_faults(generated_org, {"path": "*/_apis/distributedtask/environments", "holdSeconds": 2})
     with pytest.raises(RequestTimeout):
-        read_with_timeout(generated_org, "environment", 0.2)
+        read_kind(generated_org, "environment", timeout=0.2)
 
 
 # ---------------------------------------------------------------------------------------------- pipeline-deployment

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import LiveEmulator
-from tests.ingest.fetch.conftest import read_kind
+from tests.ingest.fetch.conftest import read_kind, set_faults
 
 from kiosk.azure.errors import NotFound, ServerError
 from kiosk.emulator.org.model import Organisation
@@ -27,10 +27,6 @@ def tags_of(org: Organisation) -> dict[str, set[str]]:
         p.id: {name[len(PROJECT_TAG_PREFIX) :] for name in p.properties if name.startswith(PROJECT_TAG_PREFIX)}
         for p in org.projects.values()
     }
-
-
-def set_faults(live: LiveEmulator, *rules: dict[str, Any]) -> None:
-    assert live.client.put("/_emulator/switches", json={"faults": list(rules)}).status_code == 200
 
 
 def test_projects_are_the_list_as_azure_gives_it_stamped(generated_org: LiveEmulator) -> None:

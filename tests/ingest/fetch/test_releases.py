@@ -4,41 +4,21 @@ end, failures raised."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import PAT, LiveEmulator
-from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource
+from tests.emulator.conftest import LiveEmulator
+from tests.ingest.fetch.conftest import read_kind, rest_list, set_faults, unstamped
 
 from kiosk.azure.errors import NotFound, RequestTimeout, ServerError
-from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.ingest.fetch import releases
-from kiosk.ingest.fetch.base import FetchContext, Item
-from kiosk.ingest.fetch.registry import fetcher_for
-
-
-def rest_list(live: LiveEmulator, path: str, **params: Any) -> list[dict[str, Any]]:
-    """A whole list read directly (one page of up to 10,000)."""
-    answer = live.client.get(f"/fabrikam/{path}", params={"$top": 10_000, **params})
-    assert answer.status_code == 200, answer.text
-    assert "x-ms-continuationtoken" not in answer.headers
-    return list(answer.json()["value"])
-
-
-def unstamped(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if not k.startswith("__")}
 
 
 def every_project(live: LiveEmulator, what: str, **params: Any) -> list[dict[str, Any]]:
     """``{project}/_apis/release/{what}`` for every project, read directly."""
     projects = rest_list(live, "_apis/projects")
     return [item for p in projects for item in rest_list(live, f"{p['id']}/_apis/release/{what}", **params)]
-
-
-def set_faults(live: LiveEmulator, *rules: dict[str, Any]) -> None:
-    assert live.client.put("/_emulator/switches", json={"faults": list(rules)}).status_code == 200
 
 
 def by_id(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -168,12 +148,5 @@ def test_release_deployments_are_every_project_s_list(
 
 def test_a_held_deployments_list_is_a_timeout(generated_org: LiveEmulator) -> None:
     set_faults(generated_org, {"path": "*/_apis/release/deployments", "holdSeconds": 2})
-
-    async def main() -> list[Item]:
-        url = f"{generated_org.base_url}/fabrikam"
-        async with AzureDevOpsRest(url, PAT, retry=FAST_RETRY, timeout=0.2) as rest:
-            fetch = fetcher_for("release-deployment")
-            return [i async for batch in fetch(FetchContext(rest, url), resource("release-deployment")) for i in batch]
-
     with pytest.raises(RequestTimeout):
-        asyncio.run(main())
+        read_kind(generated_org, "release-deployment", timeout=0.2)

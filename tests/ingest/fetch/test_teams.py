@@ -8,21 +8,13 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.ingest.fetch.conftest import read_kind
+from tests.ingest.fetch.conftest import ORG, faulty_org, read_kind, rest_get
 from tests.support.azure_sdk import with_generated_org
 
 from kiosk.azure.errors import ServerError
 from kiosk.emulator.routes.entitlements import ENTITLEMENTS_PAGE
 from kiosk.ingest.fetch import teams as teams_module
 from kiosk.ingest.fetch.teams import is_legacy_entitlements_version, project_of_group
-
-ORG = "fabrikam"
-
-
-def get(live: LiveEmulator, path: str, **params: str) -> Any:
-    answer = live.client.get(f"/{ORG}/{path}", params=params)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def test_every_team_and_what_the_selector_adds(generated_org: LiveEmulator, monk
     model = generated_org.organisation()
     plain = read_kind(generated_org, "team")
     assert sorted(t["id"] for t in plain) == sorted(model.teams) and len(plain) >= 4
-    listed = {t["id"]: t for t in get(generated_org, "_apis/teams", **{"$top": "1000"})["value"]}
+    listed = {t["id"]: t for t in rest_get(generated_org, "_apis/teams", **{"$top": "1000"})["value"]}
     for team in plain:
         assert {k: v for k, v in team.items() if not k.startswith("__")} == listed[team["id"]]
         assert "__members" not in team and "__areaPaths" not in team
@@ -81,11 +73,11 @@ def test_every_team_and_what_the_selector_adds(generated_org: LiveEmulator, monk
         assert sorted(m["identity"]["id"] for m in team["__members"]) == sorted(own.member_ids)
         assert (
             team["__members"]
-            == get(generated_org, f"_apis/projects/{team['projectId']}/teams/{team['id']}/members", **{"$top": "1000"})[
-                "value"
-            ]
+            == rest_get(
+                generated_org, f"_apis/projects/{team['projectId']}/teams/{team['id']}/members", **{"$top": "1000"}
+            )["value"]
         )
-        assert team["__areaPaths"] == get(
+        assert team["__areaPaths"] == rest_get(
             generated_org, f"{team['projectId']}/{team['id']}/_apis/work/teamsettings/teamfieldvalues"
         )
         assert team["__areaPaths"]["defaultValue"] == (own.area_path or model.projects[own.project_id].name)
@@ -118,7 +110,7 @@ def test_entitlement_users_every_page_and_select(many_users: LiveEmulator) -> No
     assert sorted(u["id"] for u in selected) == sorted(model.users)
     assert any(u["projectEntitlements"] for u in selected)
     for user in selected[:5]:
-        alone = get(many_users, f"_apis/userentitlements/{user['id']}")  # everything selected
+        alone = rest_get(many_users, f"_apis/userentitlements/{user['id']}")  # everything selected
         assert user["projectEntitlements"] == alone["projectEntitlements"]
         assert user["groupAssignments"] == alone["groupAssignments"]
 
@@ -210,9 +202,6 @@ def test_a_failed_call_raises_never_a_partial_kind(
     start_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch, kind: str, selector: dict[str, Any], rule: str
 ) -> None:
     monkeypatch.setattr(teams_module, "TEAMS_PAGE", 1)
-    config = with_generated_org(CONFIG, projects=2, repos=2, workitems=5).replace(
-        "orgs:", f"settings:\n  faults:\n    - {rule}\norgs:", 1
-    )
-    live = start_emulator(config=config, execute=False)
+    live = faulty_org(start_emulator, rule, projects=2, repos=2, workitems=5)
     with pytest.raises(ServerError):
         read_kind(live, kind, selector)

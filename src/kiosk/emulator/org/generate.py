@@ -74,6 +74,7 @@ from kiosk.emulator.org.model import (
     name_key,
     tree_sha1,
 )
+from kiosk.emulator.org.quality import make_alerts, make_test_runs, quality_random
 
 __all__ = [
     "DEFAULT_NOW",
@@ -1105,6 +1106,9 @@ def _generate(
         gen.make_releases(project, project_builds)
         gen.make_work_items(project, item_count)
         gen.make_wiki(project, active[0] if active else None)
+        quality = quality_random(settings.seed, project)  # a stream of its own: nothing else moves
+        make_test_runs(org, project_builds, gen.users, quality)
+        make_alerts(org, active, gen.now, quality)
         # History: every 7th repository renamed, every 12th (not the first) deleted.
         for index, repo in enumerate(list(repos_made)):
             if index % 7 == 3:

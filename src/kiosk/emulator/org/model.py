@@ -44,6 +44,8 @@ __all__ = [
     "BuildDefinition",
     "ClassificationNode",
     "Commit",
+    "CoverageFunction",
+    "CoverageModule",
     "Deployment",
     "Environment",
     "EnvironmentDeployment",
@@ -64,7 +66,10 @@ __all__ = [
     "ReleaseEnvironment",
     "RepoFile",
     "Reviewer",
+    "SecurityAlert",
     "Team",
+    "TestResult",
+    "TestRun",
     "TimelineStep",
     "User",
     "Wiki",
@@ -769,6 +774,103 @@ class Wiki:
     pages: list[WikiPage] = field(default_factory=list)
 
 
+# --- test runs, code coverage, advanced security --------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class TestResult:
+    """One test case's outcome in a run (``TestCaseResult``); ids count from 100000 within their run."""
+
+    __test__ = False  # not a pytest class
+
+    id: int
+    test_case_title: str
+    automated_test_name: str
+    automated_test_storage: str
+    outcome: str
+    """``Passed``, ``Failed``, ``NotExecuted``…"""
+    duration_ms: int
+    started_date: datetime
+    completed_date: datetime
+    priority: int = 2
+    error_message: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class TestRun:
+    """A test run published by a build (``TestRun``)."""
+
+    __test__ = False
+
+    id: int
+    name: str
+    project_id: str
+    build_id: int | None
+    state: str
+    """``Completed``, ``InProgress``, ``Aborted``…"""
+    is_automated: bool
+    owner_id: str
+    started_date: datetime
+    completed_date: datetime | None
+    results: list[TestResult] = field(default_factory=list)
+    revision: int = 1
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for result in self.results if result.outcome == outcome)
+
+
+@dataclass(slots=True, frozen=True)
+class CoverageFunction:
+    """One function's coverage inside a module (``FunctionCoverage``)."""
+
+    name: str
+    namespace: str
+    class_name: str
+    blocks_covered: int
+    blocks_not_covered: int
+    lines_covered: int
+    lines_not_covered: int
+    lines_partially_covered: int
+
+
+@dataclass(slots=True, frozen=True)
+class CoverageModule:
+    """One module's coverage of a build (``ModuleCoverage``)."""
+
+    name: str
+    signature: str
+    block_count: int
+    blocks_covered: int
+    lines_covered: int
+    lines_not_covered: int
+    lines_partially_covered: int
+    functions: tuple[CoverageFunction, ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class SecurityAlert:
+    """An Advanced Security alert of a repository (``Alert``); ``alertId`` is unique in the organisation."""
+
+    id: int
+    repository_id: str
+    project_id: str
+    alert_type: str
+    """``dependency``, ``code`` or ``secret``."""
+    severity: str
+    state: str
+    """``active``, ``dismissed``, ``fixed`` or ``autoDismissed``."""
+    title: str
+    rule_id: str
+    rule_name: str
+    tool_name: str
+    file_path: str
+    line: int
+    commit_id: str
+    first_seen: datetime
+    last_seen: datetime
+    fixed: datetime | None = None
+
+
 # --- history and the container --------------------------------------------------------------------
 
 
@@ -822,6 +924,12 @@ class Organisation:
         self.iterations: dict[str, ClassificationNode] = {}
         """Root iteration node by project id."""
         self.wikis: dict[str, Wiki] = {}
+        self.test_runs: dict[int, TestRun] = {}
+        self.code_coverage: dict[int, list[CoverageModule]] = {}
+        """By build id."""
+        self.alerts: dict[int, SecurityAlert] = {}
+        self.advanced_security: set[str] = set()
+        """Ids of the repositories with Advanced Security on (Azure's default is off)."""
         self.history: list[HistoryEntry] = []
         self._project_names: dict[str, str] = {}
         self._repo_names: dict[tuple[str, str], str] = {}
@@ -908,6 +1016,7 @@ class Organisation:
         tables: tuple[dict[Any, Any], ...] = (
             self.pull_requests, self.policies, self.build_definitions, self.builds, self.environments,
             self.release_definitions, self.releases, self.deployments, self.work_items, self.wikis,
+            self.test_runs, self.alerts,
         )  # fmt: skip
         for table in tables:
             self._drop(table, pid)

@@ -45,6 +45,9 @@ T = TypeVar("T")
 Item = dict[str, Any]
 Batch = list[Item]
 Fetcher = Callable[["FetchContext", ResourceConfig], AsyncIterator[Batch]]
+#: Given {item key: version} read cheaply, the keys of the items the resync already holds exactly
+#: as they are (a fetcher need not read those in full); see :mod:`kiosk.ingest.resync`.
+Unchanged = Callable[[dict[str, str]], Awaitable[set[str]]]
 
 #: Project states whose repositories are not read for child kinds (the reference's
 #: ``_repository_is_healthy``): only ``wellFormed`` projects are.
@@ -89,6 +92,8 @@ class FetchContext:
     ``skipped``: counts of "no data" 404s skipped, by what was skipped (shown in the resync state).
     ``clock``: the resync's "now" (UTC), from which time windows such as closed pull requests'
     ``minTimeInDays`` are counted; replaceable so a fixed organisation can be read at its own date.
+    ``unchanged``: set by the resync for the resource being read, when it can skip items it holds
+    unchanged; a fetcher that can read items' versions cheaply asks it before reading in full.
     """
 
     rest: AzureDevOpsRest
@@ -97,6 +102,7 @@ class FetchContext:
     concurrency: int = 8
     skipped: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    unchanged: Unchanged | None = None
     _projects: asyncio.Task[list[Item]] | None = field(default=None, init=False, repr=False)
     _repositories: dict[str, asyncio.Task[list[Item]]] = field(default_factory=dict, init=False, repr=False)
     _shared: dict[tuple[str, ...], asyncio.Task[Any]] = field(default_factory=dict, init=False, repr=False)

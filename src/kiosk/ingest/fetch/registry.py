@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiosk.ingest.fetch import boards, files, git, pipelines, projects, releases, teams, work_items
+from kiosk.ingest.fetch import boards, files, git, pipelines, projects, quality, releases, teams, wiki, work_items
 from kiosk.ingest.fetch.base import Fetcher
 
 __all__ = ["FETCHERS", "fetcher_for"]
@@ -17,6 +17,8 @@ FETCHERS: dict[str, Fetcher] = {
     **work_items.FETCHERS,
     **boards.FETCHERS,
     **teams.FETCHERS,
+    **quality.FETCHERS,
+    **wiki.FETCHERS,
 }
 
 

@@ -14,14 +14,25 @@ once, each batch yielded as it arrives: at most one page of ids (integers) and t
 are held, never a project's items. Items deleted between the query and the read are left out
 (``errorPolicy=omit`` answers null for them) and counted as skipped: they no longer exist, which is
 what the catalog should say; any other failure raises.
+
+**Unchanged items.** When the resync can skip items it holds unchanged (``ctx.unchanged``), each
+batch of ids is first read cheaply — ``POST {project}/_apis/wit/workitemsbatch`` with the fields
+``System.Id`` and ``System.Rev`` only, a read-only POST — and the resync told each item's version
+(:func:`work_item_version`: its revision, and a fingerprint of the project stamped on it, since a
+renamed project changes what a mapping of ``.__project`` gives without touching the item). Only
+the items it does not hold so are read in full. The id list still comes whole from WIQL, so which
+items exist stays exact.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Final
+
+import orjson
 
 from kiosk.azure.errors import MalformedResponse
 from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, merge_batches
@@ -32,10 +43,13 @@ __all__ = [
     "IDS_PER_READ",
     "WIQL_PAGE",
     "fetch_work_items",
+    "project_fingerprint",
     "read_work_items",
     "strip_order_by",
     "wiql_string",
+    "work_item_mark",
     "work_item_query",
+    "work_item_version",
 ]
 
 WIQL_PAGE: Final = 19_999
@@ -44,8 +58,31 @@ IDS_PER_READ: Final = 200
 """Work items per ``workitems?ids=`` call: Azure's maximum."""
 WIQL_API_VERSION: Final = "7.1-preview.2"
 ITEMS_API_VERSION: Final = "7.1-preview.3"
+BATCH_API_VERSION: Final = "7.1-preview.1"
+REVISION_FIELDS: Final = ("System.Id", "System.Rev")
+"""The fields of the cheap read: enough to know an item's revision."""
 SKIPPED_GONE: Final = "work-item deleted before it was read"
 _log = logging.getLogger("kiosk.ingest.fetch.work_items")
+
+
+def project_fingerprint(project: Item) -> str:
+    """A short hash of the project as stamped on its work items (``__project``)."""
+    return hashlib.blake2b(orjson.dumps(project, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+
+
+def work_item_version(rev: int, fingerprint: str) -> str:
+    """A work item's version as the resync compares it: revision and project fingerprint."""
+    return f"{rev}/{fingerprint}"
+
+
+def work_item_mark(item: Item) -> tuple[str, str] | None:
+    """(key, version) of a work item read in full, as :func:`work_item_version` gives them for the
+    cheap read; None for an item without an integer ``rev`` (never skipped then)."""
+    rev = item.get("rev")
+    project = item.get("__project")
+    if not isinstance(rev, int) or isinstance(rev, bool) or not isinstance(project, dict):
+        return None
+    return str(item["id"]), work_item_version(rev, project_fingerprint(project))
 
 
 def wiql_string(value: str) -> str:
@@ -132,26 +169,39 @@ async def read_work_items(
     if written is not None and (fragment or "") != str(written).strip():
         _log.warning("work-item: the ORDER BY at the end of the selector's wiql is ignored (items are read by id)")
     expand = str(resource.selector_value("expand") or "All")
+    projects = await ctx.projects()
+    # Projects are read ``ctx.concurrency`` at once, each project's batch reads by this many at
+    # once: about ``ctx.concurrency`` reads in flight in all, as many as the client runs. Each
+    # reader holds up to twice its limit of batches for a slow consumer, so more reads per
+    # project would hold many more ``$expand=All`` items (memory) without reading faster.
+    reads_at_once = max(1, ctx.concurrency // max(1, min(len(projects), ctx.concurrency)))
     producers: list[Callable[[], AsyncIterator[Batch]]] = [
-        functools.partial(_project_work_items, ctx, project, fragment, expand, wiql_page, ids_per_read)
-        for project in await ctx.projects()
+        functools.partial(_project_work_items, ctx, project, fragment, expand, wiql_page, ids_per_read, reads_at_once)
+        for project in projects
     ]
     async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
 
 
 async def _project_work_items(
-    ctx: FetchContext, project: Item, fragment: str | None, expand: str, wiql_page: int, ids_per_read: int
+    ctx: FetchContext,
+    project: Item,
+    fragment: str | None,
+    expand: str,
+    wiql_page: int,
+    ids_per_read: int,
+    reads_at_once: int,
 ) -> AsyncIterator[Batch]:
     """One project's items: WIQL pages by id range, each page's ids read ``ids_per_read`` at a time."""
     last = 0
+    fingerprint = project_fingerprint(project)
     while True:
         ids = await _page_of_ids(ctx, project, fragment, last, wiql_page)
         reads: list[Callable[[], AsyncIterator[Batch]]] = [
-            functools.partial(_read_items, ctx, project, ids[start : start + ids_per_read], expand)
+            functools.partial(_read_items, ctx, project, ids[start : start + ids_per_read], expand, fingerprint)
             for start in range(0, len(ids), ids_per_read)
         ]
-        async for batch in merge_batches(reads, ctx.concurrency):
+        async for batch in merge_batches(reads, reads_at_once):
             yield batch
         if len(ids) < wiql_page:
             return
@@ -174,7 +224,42 @@ async def _page_of_ids(ctx: FetchContext, project: Item, fragment: str | None, a
     return ids
 
 
-async def _read_items(ctx: FetchContext, project: Item, ids: list[int], expand: str) -> AsyncIterator[Batch]:
+async def _revisions(ctx: FetchContext, project: Item, ids: list[int]) -> dict[int, int]:
+    """The revision of each of ``ids`` that still exists (the cheap read: two fields)."""
+    path = f"{project['id']}/_apis/wit/workitemsbatch"
+    answer = await ctx.rest.post(
+        path,
+        {"ids": ids, "fields": list(REVISION_FIELDS), "errorPolicy": "omit"},
+        idempotent=True,
+        params={"api-version": BATCH_API_VERSION},
+    )
+    listed = answer.get("value") if isinstance(answer, dict) else None
+    if not isinstance(listed, list):
+        raise MalformedResponse("POST", ctx.rest.urls.url("core", path), "a work-item batch answer without value")
+    asked = set(ids)
+    out: dict[int, int] = {}
+    for item in listed:
+        if item is None:
+            continue
+        item_id, rev = item.get("id"), item.get("rev")
+        if not isinstance(item_id, int) or not isinstance(rev, int) or item_id not in asked:
+            raise MalformedResponse("POST", ctx.rest.urls.url("core", path), "a work item without its id or rev")
+        out[item_id] = rev
+    return out
+
+
+async def _read_items(
+    ctx: FetchContext, project: Item, ids: list[int], expand: str, fingerprint: str
+) -> AsyncIterator[Batch]:
+    if ctx.unchanged is not None:
+        revisions = await _revisions(ctx, project, ids)
+        for _ in range(len(ids) - len(revisions)):
+            ctx.skip(SKIPPED_GONE)
+        versions = {str(item_id): work_item_version(rev, fingerprint) for item_id, rev in revisions.items()}
+        held = await ctx.unchanged(versions)
+        ids = [item_id for item_id in ids if item_id in revisions and str(item_id) not in held]
+        if not ids:
+            return
     answer = await ctx.rest.get(
         f"{project['id']}/_apis/wit/workitems",
         params={

@@ -1,0 +1,144 @@
+"""A whole resync under Azure's rate limit: elapsed time against the least the budget allows.
+
+:mod:`bench.azure_throttled` measures the REST client reading lists; this measures what a user
+waits for: :class:`kiosk.ingest.resync.Resyncer` resyncing a generated organisation with the
+default mapping (projects with their default team, repositories with README and CODEOWNERS,
+policies, boards, columns, work items, releases) into a fresh SQLite catalog, once with
+throttling off (the baseline, and the request count ``N``), then with the emulator's
+``settings.throttling`` on: ``--budget`` TSTUs per ``--window`` seconds, every request costing 1.
+
+The lower bound, as in :mod:`bench.azure_throttled`: at most ``budget`` requests pass per window,
+so ``N`` requests need at least ``(ceil(N / budget) - 1) x window`` seconds. The issue's target is
+a throttled resync within 1.3x of it, with no 429 received and the same entities written.
+
+    python -m bench.resync_throttled [--budget 40] [--window 3] [--projects 4] [--repos 24] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from tests.support.servers import free_port, serving
+
+PAT = "bench-pat"  # the bench org's personal access token (a benchmark's throwaway value)
+TARGET = 1.3
+
+CONFIG = """\
+settings: {executeRuns: false}
+orgs:
+  - name: bench
+    personalAccessTokens: [{env: BENCH_PAT}]
+    generate: {projects: %(projects)d, repos: %(repos)d, workitems: %(workitems)d, seed: 7}
+"""
+
+
+def resync_once(database: Path, url: str) -> tuple[float, int, int, int, str]:
+    """One resync of ``url`` into a fresh catalog at ``database``: (seconds, requests, entities
+    mapped, 429s received, status)."""
+    from kiosk.azure.rest import AzureDevOpsRest
+    from kiosk.catalog.service import Catalog
+    from kiosk.config.secrets import Secret
+    from kiosk.ingest.config import Integration, IntegrationSpec
+    from kiosk.ingest.defaults import default_mapping
+    from kiosk.ingest.initialize import initialize_defaults
+    from kiosk.ingest.resync import Resyncer
+    from kiosk.ingest.store import IngestStore
+    from kiosk.store import create_database, upgrade_to_head
+
+    db = create_database(f"sqlite:///{database}")
+    try:
+        upgrade_to_head(db)
+        catalog = Catalog(db)
+        initialize_defaults(catalog, actor="bench")
+        spec = IntegrationSpec.model_validate(
+            {
+                "identifier": "bench",
+                "type": "azure-devops",
+                "config": {"organizationUrl": url, "personalAccessToken": {"env": "UNUSED"}},
+            }
+        )
+        integration = Integration(spec, default_mapping(), "default", Secret(PAT))
+        clients: list[AzureDevOpsRest] = []
+
+        def client(organization_url: str, pat: str) -> AzureDevOpsRest:
+            clients.append(AzureDevOpsRest(organization_url, pat))
+            return clients[-1]
+
+        started = time.perf_counter()
+        state = asyncio.run(Resyncer(IngestStore(db, catalog), rest_factory=client).run(integration))
+        elapsed = time.perf_counter() - started
+        requests = sum(org.requests for org in state.organizations)
+        throttled = sum(rest.stats.throttled for rest in clients)
+        return elapsed, requests, state.totals()["mapped"], throttled, state.status
+    finally:
+        db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--window", type=float, default=3.0)
+    parser.add_argument("--projects", type=int, default=4)
+    parser.add_argument("--repos", type=int, default=24)
+    parser.add_argument("--workitems", type=int, default=600)
+    parser.add_argument("--quick", action="store_true", help="a smaller org (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.projects, args.repos, args.workitems = 2, 12, 200
+
+    from kiosk.emulator.bootstrap import build_emulator
+    from kiosk.emulator.config import load_emulator_config
+
+    os.environ["BENCH_PAT"] = PAT
+    with tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-throttled-") as tmp:
+        config = Path(tmp) / "emulator.yaml"
+        config.write_text(CONFIG % vars(args))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = build_emulator(
+            load_emulator_config(config), config_dir=Path(tmp), base_url=base, work_dir=Path(tmp) / "work"
+        )
+        with serving(server.app, port), httpx.Client(base_url=base, auth=("", PAT)) as admin:
+            url = f"{base}/bench"
+            plain, requests, entities, _, plain_status = resync_once(Path(tmp) / "plain.db", url)
+            throttling = {"budget": args.budget, "windowSeconds": args.window}
+            admin.put("/_emulator/switches", json={"throttling": throttling}).raise_for_status()
+            throttled, throttled_requests, throttled_entities, refused, status = resync_once(
+                Path(tmp) / "throttled.db", url
+            )
+            admin.put("/_emulator/switches", json={}).raise_for_status()
+
+    bound = (math.ceil(requests / args.budget) - 1) * args.window
+    if bound <= 0:
+        print(f"{requests} requests fit in one budget of {args.budget}: raise the org's size or lower --budget")
+        return 1
+    print(
+        f"org: {args.projects} projects, {args.repos} repositories, {args.workitems} work items; default mapping; "
+        f"{entities} entities in {requests} requests"
+    )
+    print(f"budget {args.budget} per {args.window:g} s window, cost 1 per request")
+    print(f"least time the budget allows: {bound:.2f} s  (ceil({requests}/{args.budget}) - 1) x {args.window:g} s")
+    print(
+        f"throttled resync:   {throttled:.2f} s  = {throttled / bound:.2f}x the bound (target <= {TARGET}x); "
+        f"{throttled_requests} requests, {refused} answered 429, status {status}"
+    )
+    print(f"unthrottled resync: {plain:.2f} s  = {plain / bound:.2f}x the bound (the resync's own cost)")
+    ok = (
+        status == plain_status == "completed"
+        and throttled_entities == entities
+        and refused == 0
+        and throttled / bound <= TARGET
+    )
+    print("target met" if ok else "TARGET NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
