@@ -5,17 +5,20 @@ exactly which entities exist after each step."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.catalog.service import Catalog
-from kiosk.config.secrets import Secret
-from kiosk.ingest.config import Integration, IntegrationSpec
+from kiosk.ingest import resync as resync_module
+from kiosk.ingest.config import Integration
 from kiosk.ingest.defaults import default_mapping, default_mapping_document
+from kiosk.ingest.fetch.base import FetchContext
 from kiosk.ingest.initialize import initialize_defaults
 from kiosk.ingest.mapping import PortAppConfig, parse_port_app_config
 from kiosk.ingest.resync import Resyncer, literal_blueprint
@@ -53,50 +56,23 @@ MAPPING: dict[str, Any] = {
     "enableMergeEntity": True,
     "entityDeletionThreshold": 1,
     "resources": [
-        {
-            "kind": "project",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"adoProject"',
-                        "properties": {"state": ".state", "visibility": ".visibility"},
-                    }
-                }
-            },
-        },
-        {
-            "kind": "repository",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"adoRepo"',
-                        "properties": {"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
-                        "relations": {"project": ".project.id"},
-                    }
-                }
-            },
-        },
-        {
-            "kind": "pull-request",
-            "selector": {"query": "true", "minTimeInDays": 3650, "maxResults": 1000},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": '.repository.id + "/" + (.pullRequestId | tostring)',
-                        "title": ".title",
-                        "blueprint": '"adoPullRequest"',
-                        "properties": {"status": ".status"},
-                        "relations": {"repository": ".repository.id"},
-                    }
-                }
-            },
-        },
+        mapping_resource("project", "adoProject", properties={"state": ".state", "visibility": ".visibility"}),
+        mapping_resource(
+            "repository",
+            "adoRepo",
+            properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
+            relations={"project": ".project.id"},
+        ),
+        mapping_resource(
+            "pull-request",
+            "adoPullRequest",
+            identifier='.repository.id + "/" + (.pullRequestId | tostring)',
+            title=".title",
+            properties={"status": ".status"},
+            relations={"repository": ".repository.id"},
+            minTimeInDays=3650,
+            maxResults=1000,
+        ),
     ],
 }
 
@@ -104,20 +80,8 @@ MAPPING: dict[str, Any] = {
 def integration(
     base_url: str, *, mapping: PortAppConfig | None = None, orgs: list[str] | None = None, pat: str = PAT
 ) -> Integration:
-    urls = orgs or [f"{base_url}/fabrikam"]
-    spec = IntegrationSpec.model_validate(
-        {
-            "identifier": "ado",
-            "type": "azure-devops",
-            "config": {"organizationUrls": urls, "personalAccessToken": {"env": "UNUSED"}},
-        }
-    )
-    return Integration(
-        spec=spec,
-        mapping=mapping or parse_port_app_config(MAPPING),
-        mapping_source="test",
-        personal_access_token=Secret(pat),
-    )
+    """The test integration: fabrikam (or ``orgs``) with :data:`MAPPING` (or ``mapping``)."""
+    return azure_devops_integration(orgs or [f"{base_url}/fabrikam"], mapping or MAPPING, pat=pat)
 
 
 def resync(store: IngestStore, target: Integration) -> ResyncState:
@@ -165,8 +129,7 @@ def live(start_emulator: EmulatorFactory) -> LiveEmulator:
 @pytest.fixture
 def catalog(db: Database) -> Catalog:
     catalog = Catalog(db)
-    for blueprint in BLUEPRINTS:
-        catalog.create_blueprint(blueprint, actor="test")
+    create_blueprints(catalog, BLUEPRINTS, actor="test")
     return catalog
 
 
@@ -336,8 +299,7 @@ def test_entities_whose_relation_target_comes_later_in_the_mapping_are_written_a
 def test_a_project_list_failing_mid_page_deletes_nothing(start_emulator: EmulatorFactory, db: Database) -> None:
     live = start_emulator(config=with_generated_org(CONFIG, projects=104, repos=6, workitems=0, users=5), execute=False)
     catalog = Catalog(db)
-    for blueprint in BLUEPRINTS:
-        catalog.create_blueprint(blueprint, actor="test")
+    create_blueprints(catalog, BLUEPRINTS, actor="test")
     store = IngestStore(db, catalog)
     assert resync(store, integration(live.base_url)).status == "completed"
     everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
@@ -354,32 +316,63 @@ def test_a_project_list_failing_mid_page_deletes_nothing(start_emulator: Emulato
     assert {bp: identifiers(catalog, bp) for bp in everything} == everything
 
 
-def test_one_repositorys_pull_requests_answering_no_data_keep_every_pull_request(
-    live: LiveEmulator, catalog: Catalog, store: IngestStore
+def test_pull_requests_not_all_read_are_kept_whole_and_their_targets_spared(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A fetcher that meets Azure's "no data" answer for one repository (counted as unread): the
+    pull requests are kept whole this time; the other blueprints still delete."""
     assert resync(store, integration(live.base_url)).status == "completed"
     pull_requests = identifiers(catalog, "adoPullRequest")
     repos = azure_repositories(live)
     silent, gone = repos[0], repos[1]
     live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
-    switches(live, {"faults": [{"path": "/fabrikam/*", "pullRequestsNotFound": silent["id"]}]})
+    real = resync_module.fetcher_for
+
+    def one_repository_unread(kind: str) -> Any:
+        fetch = real(kind)
+        if kind != "pull-request":
+            return fetch
+
+        async def fetcher(ctx: FetchContext, resource: Any) -> AsyncIterator[list[dict[str, Any]]]:
+            ctx.skip("pull-request: repository without data (404)", unread=True)
+            async for batch in fetch(ctx, resource):
+                yield [pr for pr in batch if pr["repository"]["id"] != silent["id"]]
+
+        return fetcher
+
+    monkeypatch.setattr(resync_module, "fetcher_for", one_repository_unread)
     state = resync(store, integration(live.base_url))
     org = state.organizations[0]
     assert state.status == "completed", state.to_json()
     [prs] = [r for r in org.resources if r.kind == "pull-request"]
-    assert sum(prs.skipped.values()) == 1
-    # Pull requests are kept whole this time (one repository's were not read), so the deleted
-    # repository, which kept pull requests point at, is spared too.
+    assert prs.skipped == {"pull-request: repository without data (404)": 1}
+    # Pull requests are kept whole this time, so the deleted repository, which kept pull
+    # requests point at, is spared too.
     assert identifiers(catalog, "adoPullRequest") == pull_requests
     assert gone["id"] in identifiers(catalog, "adoRepo")
     assert org.deletion.ran and org.deletion.spared >= 1 and "adoPullRequest" in (org.deletion.reason or "")
     # Once every list reads again, the repository and its pull requests go.
-    switches(live, {})
+    monkeypatch.setattr(resync_module, "fetcher_for", real)
     assert resync(store, integration(live.base_url)).status == "completed"
     assert gone["id"] not in identifiers(catalog, "adoRepo")
     left = identifiers(catalog, "adoPullRequest")
-    assert left and not any(pr.startswith(gone["id"] + "/") for pr in left)
     assert left == {pr for pr in pull_requests if not pr.startswith(gone["id"] + "/")}
+
+
+def test_a_pull_request_list_answering_404_deletes_nothing(
+    live: LiveEmulator, catalog: Catalog, store: IngestStore
+) -> None:
+    assert resync(store, integration(live.base_url)).status == "completed"
+    everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
+    gone = azure_repositories(live)[0]
+    live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
+    project = next(r for r in azure_repositories(live))["project"]["id"]
+    switches(live, {"faults": [{"path": f"/fabrikam/{project}/_apis/git/pullrequests", "notFound": True}]})
+    state = resync(store, integration(live.base_url))
+    assert state.status == "failed"
+    org = state.organizations[0]
+    assert not org.deletion.ran and "404" in (org.error or "")
+    assert {bp: identifiers(catalog, bp) for bp in everything} == everything
 
 
 def test_a_timeout_deletes_nothing(live: LiveEmulator, catalog: Catalog, store: IngestStore) -> None:
@@ -387,19 +380,19 @@ def test_a_timeout_deletes_nothing(live: LiveEmulator, catalog: Catalog, store: 
     everything = {bp: identifiers(catalog, bp) for bp in ("adoProject", "adoRepo", "adoPullRequest")}
     gone = azure_repositories(live)[0]
     live.client.delete(f"/_emulator/orgs/fabrikam/projects/{gone['project']['name']}/repositories/{gone['id']}")
-    switches(live, {"faults": [{"pathRegex": ".*/_apis/git/repositories/[^/]+/pullrequests$", "holdSeconds": 3}]})
+    switches(live, {"faults": [{"pathRegex": ".*/pullrequests$", "holdSeconds": 3}]})
     quick = {"retry": RetryPolicy(max_attempts=1, base_delay=0.01, max_delay=0.02), "timeout": 1.0}
     state = asyncio.run(Resyncer(store, rest_options=quick).run(integration(live.base_url)))
     assert state.status == "failed"
     org = state.organizations[0]
-    assert (not org.deletion.ran and "timed out" in (org.error or "").lower()) or "timeout" in (org.error or "").lower()
+    error = (org.error or "").lower()
+    assert not org.deletion.ran and ("timed out" in error or "timeout" in error)
     assert {bp: identifiers(catalog, bp) for bp in everything} == everything
 
 
 def test_closed_pull_requests_are_reconciled_by_closing_time(live: LiveEmulator, db: Database) -> None:
     catalog = Catalog(db)
-    for blueprint in BLUEPRINTS:
-        catalog.create_blueprint(blueprint, actor="test")
+    create_blueprints(catalog, BLUEPRINTS, actor="test")
     store = IngestStore(db, catalog)
     assert resync(store, integration(live.base_url)).status == "completed"
     repo = next(r for r in azure_repositories(live) if r.get("isDisabled") is not True)

@@ -17,13 +17,12 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.catalog.service import Catalog
-from kiosk.config.secrets import Secret
-from kiosk.ingest.config import Integration, IntegrationSpec
-from kiosk.ingest.mapping import parse_port_app_config
+from kiosk.ingest.config import Integration
 from kiosk.ingest.resync import Resyncer
 from kiosk.ingest.state import ResyncState
 from kiosk.ingest.store import IngestStore
@@ -51,35 +50,15 @@ MAPPING: dict[str, Any] = {
     "enableMergeEntity": True,
     "entityDeletionThreshold": 1,
     "resources": [
-        {
-            "kind": "project",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id",
-                        "title": ".name",
-                        "blueprint": '"adoProject"',
-                        "properties": {"state": ".state"},
-                    }
-                }
-            },
-        },
-        {
-            "kind": "work-item",
-            "selector": {"query": "true"},
-            "port": {
-                "entity": {
-                    "mappings": {
-                        "identifier": ".id | tostring",
-                        "title": '.fields."System.Title"',
-                        "blueprint": '"adoWorkItem"',
-                        "properties": {"state": '.fields."System.State"'},
-                        "relations": {"project": ".__projectId"},
-                    }
-                }
-            },
-        },
+        mapping_resource("project", "adoProject", properties={"state": ".state"}),
+        mapping_resource(
+            "work-item",
+            "adoWorkItem",
+            identifier=".id | tostring",
+            title='.fields."System.Title"',
+            properties={"state": '.fields."System.State"'},
+            relations={"project": ".__projectId"},
+        ),
     ],
 }
 
@@ -113,19 +92,7 @@ class Requests:
 
 
 def integration(base_url: str, mapping: dict[str, Any] | None = None) -> Integration:
-    spec = IntegrationSpec.model_validate(
-        {
-            "identifier": "ado",
-            "type": "azure-devops",
-            "config": {"organizationUrls": [f"{base_url}/fabrikam"], "personalAccessToken": {"env": "UNUSED"}},
-        }
-    )
-    return Integration(
-        spec=spec,
-        mapping=parse_port_app_config(mapping or MAPPING),
-        mapping_source="test",
-        personal_access_token=Secret(PAT),
-    )
+    return azure_devops_integration([f"{base_url}/fabrikam"], mapping or MAPPING, pat=PAT)
 
 
 def entities(catalog: Catalog, blueprint: str) -> dict[str, dict[str, Any]]:
@@ -167,8 +134,7 @@ def live(start_emulator: EmulatorFactory) -> LiveEmulator:
 @pytest.fixture
 def catalog(db: Database) -> Catalog:
     catalog = Catalog(db)
-    for blueprint in BLUEPRINTS:
-        catalog.create_blueprint(blueprint, actor="test")
+    create_blueprints(catalog, BLUEPRINTS, actor="test")
     return catalog
 
 

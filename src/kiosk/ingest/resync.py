@@ -98,7 +98,7 @@ _log = logging.getLogger("kiosk.ingest.resync")
 #: Raw items mapped and written together: big enough that a write is a few large statements,
 #: small enough that the chunk being written, the one waiting and the one being gathered stay a
 #: small part of a resync's memory (100,000 work items are never held, only these chunks).
-CHUNK: Final = 1_000
+CHUNK: Final = 500
 #: Chunks read ahead of the writer: reading goes on while the previous chunk is mapped and written,
 #: and at most this many more chunks are held waiting (peak memory grows by as many chunks).
 WRITE_AHEAD: Final = 1
@@ -304,8 +304,10 @@ class Resyncer:
                         break
                     continue
                 resource_state.skipped = dict(ctx.skipped)
+                unread = bool(ctx.unread)
                 ctx.skipped.clear()
-                if resource_state.unidentified or resource_state.skipped:
+                ctx.unread.clear()
+                if resource_state.unidentified or unread:
                     unsure[blueprint].append(resource.kind)
                 resource_state.status = "completed"
                 await progress.save()
@@ -378,9 +380,14 @@ class Resyncer:
                 except Exception as exc:  # handed to the reader, which raises it
                     failure.append(exc)
 
+        # One look-up at a time: each thread would take a database connection of its own, and on
+        # SQLite every connection keeps its own page cache (tens of MB each on a large catalog).
+        looking_up = asyncio.Lock()
+
         async def unchanged(versions: dict[str, str]) -> set[str]:
             seen.update(versions)
-            held = await asyncio.to_thread(self.store.unchanged_items, source, key, versions)
+            async with looking_up:
+                held = await asyncio.to_thread(self.store.unchanged_items, source, key, versions)
             _count_unchanged(state, produced, held.values(), read=True)
             return set(held)
 

@@ -244,7 +244,7 @@ class IngestStore:
             return
         with self.db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("ANALYZE entities, entity_relations, entity_datasources")
+            conn.exec_driver_sql("ANALYZE entities, entity_relations, entity_datasources, ingest_item_marks")
         self._analyze_after = 2 * self._created_since_analyze
         self._created_since_analyze = 0
 
@@ -337,15 +337,10 @@ class IngestStore:
         datasource = source.datasource
         out: dict[str, tuple[EntityKey, ...]] = {}
         with self.db.connect() as conn:
+            sql = _MARK_QUERIES["postgresql" if conn.dialect.name == "postgresql" else "sqlite"][1]
             for chunk in chunks(list(versions), CHUNK):
-                rows = conn.execute(
-                    sa.select(marks_table.c.item, marks_table.c.version, marks_table.c.entities).where(
-                        marks_table.c.datasource == datasource,
-                        marks_table.c.resource == resource,
-                        marks_table.c.item.in_(chunk),
-                    )
-                ).all()
-                candidates = {item: entities for item, version, entities in rows if versions[item] == version}
+                rows = _driver_rows(conn, sql, (datasource, resource, chunk))
+                candidates = {item: _json(entities) for item, version, entities in rows if versions[item] == version}
                 keys = [(str(e[0]), str(e[1])) for entities in candidates.values() for e in entities]
                 stamps = _entity_stamps(conn, datasource, keys)
                 for item, entities in candidates.items():
@@ -777,6 +772,50 @@ def _record(conn: Connection, datasource: str, entity_ids: Sequence[int]) -> Non
         )
 
 
+_STAMPS_SQL = (
+    "SELECT e.id, e.identifier, e.updated_at, "
+    "(SELECT count(*) FROM entity_relations AS r WHERE r.entity_id = e.id) FROM entities AS e "
+    "JOIN entity_datasources AS d ON d.entity_id = e.id AND d.datasource = {param} "
+    "WHERE e.blueprint = {param} AND e.identifier {identifiers}"
+)
+_MARKS_SQL = (
+    "SELECT item, version, entities FROM ingest_item_marks "
+    "WHERE datasource = {param} AND resource = {param} AND item {identifiers}"
+)
+_MARK_QUERIES = {
+    "postgresql": (
+        _STAMPS_SQL.format(param="%s", identifiers="= ANY(%s)"),
+        _MARKS_SQL.format(param="%s", identifiers="= ANY(%s)"),
+    ),
+    "sqlite": (
+        _STAMPS_SQL.format(param="?", identifiers="IN (SELECT value FROM json_each(?))"),
+        _MARKS_SQL.format(param="?", identifiers="IN (SELECT value FROM json_each(?))"),
+    ),
+}
+
+
+def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of ``sql`` on the driver's own cursor (a list parameter as in :func:`_stored`): these
+    reads run for every item of every resync, where SQLAlchemy's row handling would dominate."""
+    postgres = conn.dialect.name == "postgresql"
+    bound = tuple(
+        (list(p) if postgres else orjson.dumps(list(p)).decode()) if isinstance(p, (list, tuple)) else p for p in params
+    )
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql, bound)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _stamp_time(value: Any) -> str:
+    """``updated_at`` as the driver gives it, as text: a datetime on PostgreSQL, text on SQLite."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _entity_stamps(
     conn: Connection, datasource: str, keys: Sequence[EntityKey]
 ) -> dict[EntityKey, tuple[int, str, int]]:
@@ -785,22 +824,12 @@ def _entity_stamps(
     by_blueprint: dict[str, list[str]] = {}
     for blueprint, identifier in keys:
         by_blueprint.setdefault(blueprint, []).append(identifier)
-    edges = (
-        sa.select(sa.func.count())
-        .select_from(rel_table)
-        .where(rel_table.c.entity_id == ent_table.c.id)
-        .scalar_subquery()
-    )
+    sql = _MARK_QUERIES["postgresql" if conn.dialect.name == "postgresql" else "sqlite"][0]
     out: dict[EntityKey, tuple[int, str, int]] = {}
     for blueprint, identifiers in by_blueprint.items():
         for chunk in chunks(sorted(set(identifiers)), CHUNK):
-            rows = conn.execute(
-                sa.select(ent_table.c.id, ent_table.c.identifier, ent_table.c.updated_at, edges)
-                .join(ds_table, sa.and_(ds_table.c.entity_id == ent_table.c.id, ds_table.c.datasource == datasource))
-                .where(ent_table.c.blueprint == blueprint, ent_table.c.identifier.in_(chunk))
-            )
-            for entity_id, identifier, updated_at, count in rows:
-                out[(blueprint, identifier)] = (int(entity_id), _aware(updated_at).isoformat(), int(count))
+            for entity_id, identifier, updated_at, count in _driver_rows(conn, sql, (datasource, blueprint, chunk)):
+                out[(blueprint, identifier)] = (int(entity_id), _stamp_time(updated_at), int(count))
     return out
 
 

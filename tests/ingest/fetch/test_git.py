@@ -253,21 +253,59 @@ def test_branches_are_reshaped_heads_of_healthy_repositories(
     assert {"feature/ça-va", "main"} & {item["name"] for item in items}
 
 
-def test_a_repository_disabled_after_it_was_listed_is_skipped_and_counted(generated_org: LiveEmulator) -> None:
+def test_pull_requests_of_a_disabled_repository_are_not_read(generated_org: LiveEmulator) -> None:
     org = generated_org.organisation()
     repo = healthy(org)[0]
-    set_faults(generated_org, {"path": "*", "pullRequestsNotFound": repo.id})
+    project = org.projects[repo.project_id].name
+    answer = generated_org.client.patch(
+        f"/_emulator/orgs/fabrikam/projects/{project}/repositories/{repo.id}", json={"isDisabled": True}
+    )
+    assert answer.status_code == 200, answer.text
     skipped: dict[str, int] = {}
+    unread: dict[str, int] = {}
 
     items = read_kind(
-        generated_org, "pull-request", {"minTimeInDays": 400}, context={"skipped": skipped, "clock": emulator_now}
+        generated_org,
+        "pull-request",
+        {"minTimeInDays": 400},
+        context={"skipped": skipped, "unread": unread, "clock": emulator_now},
     )
 
-    assert skipped == {"pull-request: repository without data (404)": 1}
     others = {r.id for r in healthy(org)} - {repo.id}
     assert sorted(item["pullRequestId"] for item in items) == sorted(
         pr.id for pr in org.pull_requests.values() if pr.repository_id in others
     )
+    assert skipped == {} and unread == {}
+
+
+def test_pull_requests_are_read_per_project_not_per_repository(generated_org: LiveEmulator) -> None:
+    """Azure's project-level list: three lists per project instead of three per repository."""
+    org = generated_org.organisation()
+    seen: list[str] = []
+
+    async def main() -> int:
+        url = f"{generated_org.base_url}/fabrikam"
+        async with AzureDevOpsRest(url, PAT, retry=FAST_RETRY) as rest:
+            rest._http.event_hooks["request"].append(_record(seen))
+            ctx = FetchContext(rest, url, clock=emulator_now)
+            count = 0
+            async for batch in fetcher_for("pull-request")(ctx, resource("pull-request", {"minTimeInDays": 400})):
+                count += len(batch)
+            return count
+
+    assert asyncio.run(main()) > 0
+    pull_request_calls = [path for path in seen if path.endswith("/pullrequests")]
+    assert pull_request_calls and all("/_apis/git/pullrequests" in path for path in pull_request_calls)
+    projects_with_repositories = {r.project_id for r in healthy(org)}
+    assert len(pull_request_calls) >= 3 * len(projects_with_repositories)
+    assert len(pull_request_calls) < 3 * len(healthy(org))
+
+
+def _record(seen: list[str]) -> Callable[[Any], Any]:
+    async def hook(request: Any) -> None:
+        seen.append(request.url.path)
+
+    return hook
 
 
 def test_a_failed_refs_list_raises(generated_org: LiveEmulator) -> None:

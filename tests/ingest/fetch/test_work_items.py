@@ -23,10 +23,13 @@ from kiosk.ingest.fetch.work_items import (
     SKIPPED_GONE,
     WIQL_PAGE,
     fetch_work_items,
+    project_fingerprint,
     read_work_items,
     strip_order_by,
     wiql_string,
+    work_item_mark,
     work_item_query,
+    work_item_version,
 )
 
 ORG = "fabrikam"
@@ -323,3 +326,51 @@ def test_a_wiql_answer_that_breaks_the_id_order_raises(generated_org: LiveEmulat
 
     with pytest.raises(MalformedResponse):
         read_paged(generated_org, wiql_page=WIQL_PAGE, ids_per_read=200, transport=Reversed())
+
+
+def test_items_the_resync_holds_unchanged_are_not_read_in_full(generated_org: LiveEmulator) -> None:
+    """With ``ctx.unchanged`` set, each batch's revisions are read cheaply and only the items the
+    resync does not hold at that version are read in full; the versions carry the revision."""
+    model = live_items(generated_org)
+    held_ids = sorted(model)[::2]  # every other item is held at its current revision
+    stale = sorted(model)[1]  # held at an older revision: read again
+    asked: dict[str, str] = {}
+    sent: list[httpx.Request] = []
+
+    async def hook(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async def main() -> list[Item]:
+        url = f"{generated_org.base_url}/{ORG}"
+        async with AzureDevOpsRest(url, PAT, retry=FAST_RETRY) as rest:
+            rest._http.event_hooks["request"].append(hook)
+            ctx = FetchContext(rest, url)
+            projects = {str(p["id"]): p for p in await ctx.projects()}
+
+            def version(item_id: int, rev: int) -> str:
+                return work_item_version(rev, project_fingerprint(projects[model[item_id].project_id]))
+
+            # What the resync holds: every other item at its revision, one more at an older one.
+            recorded = {str(i): version(i, model[i].rev) for i in held_ids}
+            recorded[str(stale)] = version(stale, model[stale].rev - 1)
+
+            async def unchanged(versions: dict[str, str]) -> set[str]:
+                asked.update(versions)
+                return {key for key, found in versions.items() if recorded.get(key) == found}
+
+            ctx.unchanged = unchanged
+            items: list[Item] = []
+            async for batch in read_work_items(ctx, resource("work-item", None)):
+                items.extend(batch)
+            return items
+
+    items = asyncio.run(main())
+    assert set(asked) == {str(i) for i in model}
+    assert sorted(item["id"] for item in items) == sorted(set(model) - set(held_ids))
+    assert all(work_item_mark(item) == (str(item["id"]), asked[str(item["id"])]) for item in items)
+    cheap = [r for r in sent if r.method == "POST" and r.url.path.endswith("/_apis/wit/workitemsbatch")]
+    full = [r for r in sent if r.method == "GET" and r.url.path.endswith("/_apis/wit/workitems")]
+    assert cheap and full
+    assert all(b'"fields":["System.Id","System.Rev"]' in r.content for r in cheap)
+    read_in_full = {int(i) for r in full for i in r.url.params["ids"].split(",")}
+    assert read_in_full == set(model) - set(held_ids)

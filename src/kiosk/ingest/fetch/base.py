@@ -101,6 +101,7 @@ class FetchContext:
     excluded_tags: tuple[str, ...] = ()
     concurrency: int = 8
     skipped: dict[str, int] = field(default_factory=dict)
+    unread: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     unchanged: Unchanged | None = None
     _projects: asyncio.Task[list[Item]] | None = field(default=None, init=False, repr=False)
@@ -117,8 +118,14 @@ class FetchContext:
         item["__organizationName"] = self.organization_name
         return item
 
-    def skip(self, what: str) -> None:
+    def skip(self, what: str, *, unread: bool = False) -> None:
+        """Count an item or list left out, by why. ``unread``: something that may exist was not
+        read (Azure's "no data" answer for a list): the resync then deletes nothing of that
+        resource's blueprint this time. Left out by rule (a disabled repository, a file over
+        1 MiB, an item deleted meanwhile, a path that is not there) is not unread."""
         self.skipped[what] = self.skipped.get(what, 0) + 1
+        if unread:
+            self.unread[what] = self.unread.get(what, 0) + 1
 
     async def projects(self) -> list[Item]:
         """Every project of the organisation (less those with an excluded tag), read once."""

@@ -299,7 +299,7 @@ async def _items_batch(ctx: FetchContext, repository: Item, plan: FilePlan, bran
         lists = await _post_items_batch(ctx, repository, descriptors)
     except NoDataNotFound as exc:
         if (exc.type_key or "").lower() == _REPOSITORY_GONE:
-            ctx.skip("file: repository without data (404)")
+            ctx.skip("file: repository without data (404)", unread=True)
             return None
         if len(descriptors) == 1:
             ctx.skip("file: path not in the repository")
@@ -472,7 +472,7 @@ async def _folder_items(ctx: FetchContext, repository: Item, branch: str, folder
             items += page
     except NoDataNotFound as exc:
         if (exc.type_key or "").lower() == _REPOSITORY_GONE:
-            ctx.skip("folder: repository without data (404)")
+            ctx.skip("folder: repository without data (404)", unread=True)
         else:
             ctx.skip("folder: path not in the repository")
         return None

@@ -8,9 +8,14 @@ Each follows the reference's calls and item shapes (azure-devops-ingestion.md §
   (``git/policy/configurations?repositoryId=&refName=``), each with ``__repository``.
 - ``branch``: per healthy repository, its ``refs/heads/*`` reshaped to
   ``{name, refName, objectId, __repository}``.
-- ``pull-request``: per healthy repository, the active pull requests, then the abandoned and the
-  completed ones *closed* within ``minTimeInDays`` (``queryTimeRangeType=closed``, the fix of
-  OCEAN #2425), at most ``maxResults`` per repository and status, most recently closed first.
+- ``pull-request``: per well-formed project, the active pull requests of its healthy repositories,
+  then the abandoned and the completed ones *closed* within ``minTimeInDays``
+  (``queryTimeRangeType=closed``, the fix of OCEAN #2425), at most ``maxResults`` per repository
+  and status, most recently closed first. Read from Azure's project-level list
+  (``{project}/_apis/git/pullrequests``) rather than the reference's three lists per repository:
+  an organisation of 2,000 repositories in 50 projects costs a few hundred requests instead of 6,000,
+  which is most of a resync's requests and of its share of the rate limit. The per-repository cap
+  is applied to the project's list, which comes most recently closed first.
 
 Repositories are read many at a time (:func:`merge_batches` with ``ctx.concurrency``) and their
 items stream out as each page arrives. A repository whose list answers Azure's "no data" 404 (a
@@ -21,12 +26,21 @@ item; every other error raises.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, timedelta
 from typing import Final
 
 from kiosk.azure.errors import NoDataNotFound
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, merge_batches
+from kiosk.ingest.fetch.base import (
+    UNHEALTHY_PROJECT_STATES,
+    Batch,
+    FetchContext,
+    Fetcher,
+    Item,
+    gather_bounded,
+    merge_batches,
+)
 from kiosk.ingest.fetch.included_files import IncludedFiles, branch_name, repository_path
 from kiosk.ingest.mapping import ResourceConfig
 
@@ -87,7 +101,7 @@ async def _no_data_tolerant(
     except NoDataNotFound:
         if started:
             raise
-        ctx.skip(what)
+        ctx.skip(what, unread=True)
 
 
 # ---------------------------------------------------------------------------------------------- repository
@@ -175,30 +189,45 @@ async def fetch_pull_requests(ctx: FetchContext, resource: ResourceConfig) -> As
     min_days = int(resource.selector_value("minTimeInDays"))
     max_results = int(resource.selector_value("maxResults"))
     since = (ctx.clock().astimezone(UTC) - timedelta(days=min_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    read = functools.partial(_pull_requests, since=since, max_results=max_results)
-    async for batch in _per_repository(ctx, await healthy_repositories(ctx), read):
+    projects = [p for p in await ctx.projects() if str(p.get("state", "wellFormed")) not in UNHEALTHY_PROJECT_STATES]
+    producers = [
+        functools.partial(_project_pull_requests, ctx, project, since=since, max_results=max_results)
+        for project in projects
+    ]
+    async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
 
 
-async def _pull_requests(ctx: FetchContext, repository: Item, *, since: str, max_results: int) -> AsyncIterator[Batch]:
-    """One repository's pull requests: every active one, then per closed status the latest closed."""
-    path = repository_path(repository, "pullrequests")
+async def _project_pull_requests(
+    ctx: FetchContext, project: Item, *, since: str, max_results: int
+) -> AsyncIterator[Batch]:
+    """One project's pull requests of its healthy repositories: every active one, then per closed
+    status the latest ``max_results`` closed of each repository."""
+    healthy = {str(repo["id"]) for repo in await ctx.healthy_repositories(project)}
+    if not healthy:
+        return
+    path = f"{project['id']}/_apis/git/pullrequests"
 
-    async def every_status() -> AsyncIterator[Batch]:
-        async for page in ctx.rest.pages_by_skip(path, params={"searchCriteria.status": "active"}, top=PAGE_SIZE):
-            yield page
-        for status in CLOSED_STATUSES:
-            params = {
-                "searchCriteria.status": status,
-                "searchCriteria.queryTimeRangeType": "closed",
-                "searchCriteria.minTime": since,
-            }
-            pages = ctx.rest.pages_by_skip(path, params=params, top=min(PAGE_SIZE, max_results), max_items=max_results)
-            async for page in pages:
-                yield page
+    def of_healthy(page: Batch) -> Batch:
+        return [ctx.stamp(pr) for pr in page if str(pr.get("repository", {}).get("id")) in healthy]
 
-    async for page in _no_data_tolerant(ctx, repository, "pull-request: repository without data (404)", every_status()):
-        yield [ctx.stamp(pull_request) for pull_request in page]
+    async for page in ctx.rest.pages_by_skip(path, params={"searchCriteria.status": "active"}, top=PAGE_SIZE):
+        yield of_healthy(page)
+    for status in CLOSED_STATUSES:
+        params = {
+            "searchCriteria.status": status,
+            "searchCriteria.queryTimeRangeType": "closed",
+            "searchCriteria.minTime": since,
+        }
+        taken: Counter[str] = Counter()
+        async for page in ctx.rest.pages_by_skip(path, params=params, top=PAGE_SIZE):
+            kept = []
+            for pr in of_healthy(page):
+                repository = str(pr["repository"]["id"])
+                if taken[repository] < max_results:
+                    taken[repository] += 1
+                    kept.append(pr)
+            yield kept
 
 
 FETCHERS: dict[str, Fetcher] = {

@@ -184,7 +184,7 @@ async def _with_group_memberships(ctx: FetchContext, users: Batch) -> Batch:
     subjects = await lookup_subjects(ctx, wanted) if wanted else {}
     for descriptor in dict.fromkeys(wanted):
         if descriptor not in subjects:
-            ctx.skip(SKIPPED_UNKNOWN_SUBJECT)
+            ctx.skip(SKIPPED_UNKNOWN_SUBJECT, unread=True)
     for user in users:
         groups = [subjects[d] for d in containers.get(str(user.get("descriptor", "")), []) if d in subjects]
         projects = {name for group in groups if (name := project_of_group(str(group.get("principalName", ""))))}
@@ -246,7 +246,7 @@ async def fetch_group_members(ctx: FetchContext, resource: ResourceConfig) -> As
         for descriptor in descriptors:
             subject = subjects.get(descriptor)
             if subject is None:
-                ctx.skip(SKIPPED_UNKNOWN_SUBJECT)
+                ctx.skip(SKIPPED_UNKNOWN_SUBJECT, unread=True)
                 continue
             members.append(ctx.stamp({**subject, "__group": group}))
         yield members

@@ -172,8 +172,9 @@ async def read_work_items(
     projects = await ctx.projects()
     # Projects are read ``ctx.concurrency`` at once, each project's batch reads by this many at
     # once: about ``ctx.concurrency`` reads in flight in all, as many as the client runs. Each
-    # reader holds up to twice its limit of batches for a slow consumer, so more reads per
-    # project would hold many more ``$expand=All`` items (memory) without reading faster.
+    # merge holds up to twice its limit of batches for a slow consumer, so more reads per
+    # project would hold many more ``$expand=All`` items (memory) without reading faster; with
+    # many projects each reads its batches in turn, holding none ahead.
     reads_at_once = max(1, ctx.concurrency // max(1, min(len(projects), ctx.concurrency)))
     producers: list[Callable[[], AsyncIterator[Batch]]] = [
         functools.partial(_project_work_items, ctx, project, fragment, expand, wiql_page, ids_per_read, reads_at_once)
@@ -201,8 +202,13 @@ async def _project_work_items(
             functools.partial(_read_items, ctx, project, ids[start : start + ids_per_read], expand, fingerprint)
             for start in range(0, len(ids), ids_per_read)
         ]
-        async for batch in merge_batches(reads, reads_at_once):
-            yield batch
+        if reads_at_once == 1:  # one at a time: read in turn, nothing buffered ahead
+            for read in reads:
+                async for batch in read():
+                    yield batch
+        else:
+            async for batch in merge_batches(reads, reads_at_once):
+                yield batch
         if len(ids) < wiql_page:
             return
         last = ids[-1]
