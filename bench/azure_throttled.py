@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,48 @@ async def timed_read(url: str, concurrency: int) -> tuple[float, int, ClientStat
         return time.perf_counter() - started, items, client.stats
 
 
+def least_time(requests: int, budget: int, window: float) -> float:
+    """The least time ``requests`` take when at most ``budget`` pass per ``window`` seconds: the
+    first budget at once, then one more window per further budget."""
+    return (math.ceil(requests / budget) - 1) * window
+
+
+def print_budget(requests: int, budget: int, window: float, bound: float) -> None:
+    print(f"budget {budget} per {window:g} s window, cost 1 per request")
+    print(f"least time the budget allows: {bound:.2f} s  (ceil({requests}/{budget}) - 1) x {window:g} s")
+
+
+@contextlib.contextmanager
+def generated_org(config: str) -> Iterator[tuple[str, Callable[[int, float], AbstractContextManager[None]]]]:
+    """The emulator with ``config`` (an org ``bench`` whose PAT is :data:`PAT`), served in this
+    process's server thread: its org URL, and ``throttle(budget, window)``, a context in which
+    the emulator's throttling is on (every request costing 1)."""
+    from kiosk.emulator.bootstrap import build_emulator
+    from kiosk.emulator.config import load_emulator_config
+
+    os.environ["BENCH_PAT"] = PAT
+    with tempfile.TemporaryDirectory(prefix="kiosk-bench-throttled-") as tmp:
+        path = Path(tmp) / "emulator.yaml"
+        path.write_text(config)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = build_emulator(
+            load_emulator_config(path), config_dir=Path(tmp), base_url=base, work_dir=Path(tmp) / "work"
+        )
+        with serving(server.app, port), httpx.Client(base_url=base, auth=("", PAT)) as admin:
+
+            @contextlib.contextmanager
+            def throttle(budget: int, window: float) -> Iterator[None]:
+                throttling = {"budget": budget, "windowSeconds": window}
+                admin.put("/_emulator/switches", json={"throttling": throttling}).raise_for_status()
+                try:
+                    yield
+                finally:
+                    admin.put("/_emulator/switches", json={}).raise_for_status()
+
+            yield f"{base}/bench", throttle
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=int, default=50)
@@ -99,28 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.projects, args.repos, args.window, args.budget = 2, 40, 4.0, 60
 
-    from kiosk.emulator.bootstrap import build_emulator
-    from kiosk.emulator.config import load_emulator_config
-
-    os.environ["BENCH_PAT"] = PAT
-    with tempfile.TemporaryDirectory(prefix="kiosk-bench-throttled-") as tmp:
-        config = Path(tmp) / "emulator.yaml"
-        config.write_text(CONFIG % {"projects": args.projects, "repos": args.repos})
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = build_emulator(
-            load_emulator_config(config), config_dir=Path(tmp), base_url=base, work_dir=Path(tmp) / "work"
-        )
-        with serving(server.app, port), httpx.Client(base_url=base, auth=("", PAT)) as admin:
-            url = f"{base}/bench"
-            plain, items, plain_stats = asyncio.run(timed_read(url, args.concurrency))
-            requests = plain_stats.requests
-            throttling = {"budget": args.budget, "windowSeconds": args.window}
-            admin.put("/_emulator/switches", json={"throttling": throttling}).raise_for_status()
+    config = CONFIG % {"projects": args.projects, "repos": args.repos}
+    with generated_org(config) as (url, throttle):
+        plain, items, plain_stats = asyncio.run(timed_read(url, args.concurrency))
+        requests = plain_stats.requests
+        with throttle(args.budget, args.window):
             throttled, throttled_items, stats = asyncio.run(timed_read(url, args.concurrency))
-            admin.put("/_emulator/switches", json={}).raise_for_status()
 
-    bound = (math.ceil(requests / args.budget) - 1) * args.window
+    bound = least_time(requests, args.budget, args.window)
     if bound <= 0:
         print(f"{requests} requests fit in one budget of {args.budget}: raise --projects/--repos or lower --budget")
         return 1
@@ -128,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         f"org: {args.projects} projects, {args.repos} repositories; {items} items in {requests} requests "
         f"(concurrency {args.concurrency})"
     )
-    print(f"budget {args.budget} per {args.window:g} s window, cost 1 per request")
-    print(f"least time the budget allows: {bound:.2f} s  (ceil({requests}/{args.budget}) - 1) x {args.window:g} s")
+    print_budget(requests, args.budget, args.window, bound)
     print(
         f"throttled read:   {throttled:.2f} s  = {throttled / bound:.2f}x the bound (target <= {TARGET}x); "
         f"{stats.requests} requests, {stats.throttled} 429s, {stats.retries} retries, "

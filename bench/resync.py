@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 from bench.common import ROOT, Databases, ratio, selected_engines
+from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
 from tests.support.servers import free_port
 
 PAT = "bench-resync-pat"  # the bench org's token (a benchmark's throwaway value)
@@ -83,62 +84,41 @@ BLUEPRINTS: list[dict[str, Any]] = [
 ]
 
 
-def _resource(kind: str, blueprint: str, identifier: str, title: str, properties: dict[str, str], **more: Any) -> Any:
-    relations = more.pop("relations", {})
-    return {
-        "kind": kind,
-        "selector": {"query": "true", **more},
-        "port": {
-            "entity": {
-                "mappings": {
-                    "identifier": identifier,
-                    "title": title,
-                    "blueprint": json.dumps(blueprint),
-                    "properties": properties,
-                    "relations": relations,
-                }
-            }
-        },
-    }
-
-
 MAPPING: dict[str, Any] = {
     "entityDeletionThreshold": 1,
     "createMissingRelatedEntities": False,
     "resources": [
-        _resource("project", "project", ".id", ".name", {"state": ".state"}),
-        _resource(
+        mapping_resource("project", "project", properties={"state": ".state"}),
+        mapping_resource(
             "repository",
             "repository",
-            ".id",
-            ".name",
-            {"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
+            properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
             relations={"project": ".project.id"},
         ),
-        _resource(
+        mapping_resource(
             "pull-request",
             "pullRequest",
-            '.repository.id + "/" + (.pullRequestId | tostring)',
-            ".title",
-            {"status": ".status", "creator": ".createdBy.uniqueName"},
+            identifier='.repository.id + "/" + (.pullRequestId | tostring)',
+            title=".title",
+            properties={"status": ".status", "creator": ".createdBy.uniqueName"},
             relations={"repository": ".repository.id"},
             minTimeInDays=3650,
             maxResults=1000,
         ),
-        _resource(
+        mapping_resource(
             "build",
             "build",
-            '.__project.id + "/" + (.id | tostring)',
-            ".buildNumber",
-            {"status": ".status", "result": ".result"},
+            identifier='.__project.id + "/" + (.id | tostring)',
+            title=".buildNumber",
+            properties={"status": ".status", "result": ".result"},
             relations={"project": ".__project.id"},
         ),
-        _resource(
+        mapping_resource(
             "work-item",
             "workItem",
-            '.__project.id + "/" + (.id | tostring)',
-            '.fields."System.Title"',
-            {
+            identifier='.__project.id + "/" + (.id | tostring)',
+            title='.fields."System.Title"',
+            properties={
                 "type": '.fields."System.WorkItemType"',
                 "state": '.fields."System.State"',
                 "changedDate": '.fields."System.ChangedDate"',
@@ -156,8 +136,6 @@ MAPPING: dict[str, Any] = {
 def child(database_url: str, organization_url: str) -> dict[str, Any]:
     """Read-only baseline, then two resyncs, in this process; figures as a dict."""
     from kiosk.catalog.service import Catalog
-    from kiosk.config.secrets import Secret
-    from kiosk.ingest.config import Integration, IntegrationSpec
     from kiosk.ingest.mapping import parse_port_app_config
     from kiosk.ingest.resync import Resyncer
     from kiosk.ingest.store import IngestStore
@@ -166,17 +144,11 @@ def child(database_url: str, organization_url: str) -> dict[str, Any]:
     db = create_database(database_url)
     upgrade_to_head(db)
     catalog = Catalog(db)
-    for blueprint in BLUEPRINTS:
-        catalog.create_blueprint(blueprint, actor="bench")
+    create_blueprints(catalog, BLUEPRINTS, actor="bench")
     mapping = parse_port_app_config(MAPPING)
-    spec = IntegrationSpec.model_validate(
-        {
-            "identifier": "bench",
-            "type": "azure-devops",
-            "config": {"organizationUrl": organization_url, "personalAccessToken": {"env": "UNUSED"}},
-        }
+    integration = azure_devops_integration(
+        organization_url, mapping, pat=PAT, identifier="bench", mapping_source="bench"
     )
-    integration = Integration(spec, mapping, "bench", Secret(PAT))
     started = time.perf_counter()
     fetched, read_requests = asyncio.run(_read_only(organization_url, mapping))
     read_only = time.perf_counter() - started

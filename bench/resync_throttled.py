@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
-import os
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from tests.support.servers import free_port, serving
+from bench.azure_throttled import PAT, generated_org, least_time, print_budget
+from tests.support.integrations import azure_devops_integration
 
-PAT = "bench-pat"  # the bench org's personal access token (a benchmark's throwaway value)
 TARGET = 1.3
 
 CONFIG = """\
@@ -44,8 +41,6 @@ def resync_once(database: Path, url: str) -> tuple[float, int, int, int, str]:
     mapped, 429s received, status)."""
     from kiosk.azure.rest import AzureDevOpsRest
     from kiosk.catalog.service import Catalog
-    from kiosk.config.secrets import Secret
-    from kiosk.ingest.config import Integration, IntegrationSpec
     from kiosk.ingest.defaults import default_mapping
     from kiosk.ingest.initialize import initialize_defaults
     from kiosk.ingest.resync import Resyncer
@@ -57,14 +52,9 @@ def resync_once(database: Path, url: str) -> tuple[float, int, int, int, str]:
         upgrade_to_head(db)
         catalog = Catalog(db)
         initialize_defaults(catalog, actor="bench")
-        spec = IntegrationSpec.model_validate(
-            {
-                "identifier": "bench",
-                "type": "azure-devops",
-                "config": {"organizationUrl": url, "personalAccessToken": {"env": "UNUSED"}},
-            }
+        integration = azure_devops_integration(
+            url, default_mapping(), pat=PAT, identifier="bench", mapping_source="default"
         )
-        integration = Integration(spec, default_mapping(), "default", Secret(PAT))
         clients: list[AzureDevOpsRest] = []
 
         def client(organization_url: str, pat: str) -> AzureDevOpsRest:
@@ -93,29 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.projects, args.repos, args.workitems = 2, 12, 200
 
-    from kiosk.emulator.bootstrap import build_emulator
-    from kiosk.emulator.config import load_emulator_config
-
-    os.environ["BENCH_PAT"] = PAT
-    with tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-throttled-") as tmp:
-        config = Path(tmp) / "emulator.yaml"
-        config.write_text(CONFIG % vars(args))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = build_emulator(
-            load_emulator_config(config), config_dir=Path(tmp), base_url=base, work_dir=Path(tmp) / "work"
-        )
-        with serving(server.app, port), httpx.Client(base_url=base, auth=("", PAT)) as admin:
-            url = f"{base}/bench"
-            plain, requests, entities, _, plain_status = resync_once(Path(tmp) / "plain.db", url)
-            throttling = {"budget": args.budget, "windowSeconds": args.window}
-            admin.put("/_emulator/switches", json={"throttling": throttling}).raise_for_status()
+    with (
+        tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-throttled-") as tmp,
+        generated_org(CONFIG % vars(args)) as (url, throttle),
+    ):
+        plain, requests, entities, _, plain_status = resync_once(Path(tmp) / "plain.db", url)
+        with throttle(args.budget, args.window):
             throttled, throttled_requests, throttled_entities, refused, status = resync_once(
                 Path(tmp) / "throttled.db", url
             )
-            admin.put("/_emulator/switches", json={}).raise_for_status()
 
-    bound = (math.ceil(requests / args.budget) - 1) * args.window
+    bound = least_time(requests, args.budget, args.window)
     if bound <= 0:
         print(f"{requests} requests fit in one budget of {args.budget}: raise the org's size or lower --budget")
         return 1
@@ -123,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         f"org: {args.projects} projects, {args.repos} repositories, {args.workitems} work items; default mapping; "
         f"{entities} entities in {requests} requests"
     )
-    print(f"budget {args.budget} per {args.window:g} s window, cost 1 per request")
-    print(f"least time the budget allows: {bound:.2f} s  (ceil({requests}/{args.budget}) - 1) x {args.window:g} s")
+    print_budget(requests, args.budget, args.window, bound)
     print(
         f"throttled resync:   {throttled:.2f} s  = {throttled / bound:.2f}x the bound (target <= {TARGET}x); "
         f"{throttled_requests} requests, {refused} answered 429, status {status}"

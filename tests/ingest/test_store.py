@@ -348,6 +348,24 @@ def test_stale_entities_are_deleted_and_others_writers_never(
     assert {ident for _, _, ident in recorded(db)} == {"p1", "r1", "r2"}
 
 
+def test_the_delete_phase_planned_inside_its_transaction_deletes_the_same(
+    store: IngestStore, db: Database, recorder: Recorder
+) -> None:
+    seed(store, ORG1, ["p1"], ["r1", "r2", "r3", "r4"])
+    store.catalog.upsert_entity("repository", {"identifier": "manual", "properties": {}})
+    recorder.heard.clear()
+    produced = {"project": ["p1"], "repository": ["r1", "r2"]}
+
+    report = store.delete_stale(ORG1, produced, BLUEPRINTS, threshold=0.9, delete_dependents=True)
+
+    assert (report.ran, report.deleted, report.spared, report.candidates, report.existing) == (True, 2, 0, 2, 5)
+    assert surviving(db) == {("project", "p1"), ("repository", "r1"), ("repository", "r2"), ("repository", "manual")}
+    assert recorder.summary() == [("deleted", "repository", "r3"), ("deleted", "repository", "r4")]
+    refused = store.delete_stale(ORG1, {}, BLUEPRINTS, threshold=0.5, delete_dependents=True)
+    assert not refused.ran and "entityDeletionThreshold" in (refused.reason or "")
+    assert surviving(db) == {("project", "p1"), ("repository", "r1"), ("repository", "r2"), ("repository", "manual")}
+
+
 def test_only_the_planned_blueprints_are_candidates(store: IngestStore, db: Database) -> None:
     seed(store, ORG1, ["p1"], ["r1"])
     plan = store.plan_deletion(ORG1, {"project": ["p1"]}, ["project"])  # repository: not in this mapping

@@ -79,7 +79,7 @@ from kiosk.ingest.fetch.registry import FETCHERS, fetcher_for
 from kiosk.ingest.fetch.work_items import work_item_mark
 from kiosk.ingest.mapping import PortAppConfig, ResourceConfig
 from kiosk.ingest.state import OrgState, ResourceState, ResyncState
-from kiosk.ingest.store import EntityKey, IngestStore, ItemMark, MarkBatch, Source
+from kiosk.ingest.store import EntityKey, IngestStore, ItemMark, MarkBatch, Source, WriteOutcome
 from kiosk.ingest.transform import CompiledResource, MappedBatch, compile_resource
 
 __all__ = [
@@ -324,11 +324,11 @@ class Resyncer:
         else:
             org.status = "completed"
             blueprints = (owned | set(produced)) - set(unsure)
-            plan = await asyncio.to_thread(self.store.plan_deletion, source, produced, blueprints)
             org.deletion = await asyncio.to_thread(
-                self.store.delete,
+                self.store.delete_stale,
                 source,
-                plan,
+                produced,
+                blueprints,
                 threshold=config.entityDeletionThreshold,
                 delete_dependents=config.deleteDependentEntities,
             )
@@ -474,9 +474,7 @@ class Resyncer:
             create_missing=config.createMissingRelatedEntities,
             marks=marks,
         )
-        state.created += outcome.created
-        state.updated += outcome.updated
-        state.unchanged += outcome.unchanged
+        _count_written(state, outcome)
         by_key = {(str(e["blueprint"]), str(e["identifier"])): e for e in mapped.entities}
         for error in outcome.failed:
             key = (str(error.get("blueprint")), str(error.get("identifier")))
@@ -501,9 +499,7 @@ class Resyncer:
                 merge=config.enableMergeEntity,
                 create_missing=config.createMissingRelatedEntities,
             )
-            state.created += outcome.created
-            state.updated += outcome.updated
-            state.unchanged += outcome.unchanged
+            _count_written(state, outcome)
             for error in outcome.failed:
                 _failed(state, error)
 
@@ -538,6 +534,12 @@ def _count_unchanged(
         state.unchanged += len(keys)
         for blueprint, identifier in keys:
             produced[blueprint].add(identifier)
+
+
+def _count_written(state: ResourceState, outcome: WriteOutcome) -> None:
+    state.created += outcome.created
+    state.updated += outcome.updated
+    state.unchanged += outcome.unchanged
 
 
 def _failed(state: ResourceState, error: Mapping[str, Any]) -> None:

@@ -411,6 +411,19 @@ class IngestStore:
         with self.db.connect() as conn:
             return _plan(conn, source, produced, frozenset(blueprints))
 
+    def delete_stale(
+        self,
+        source: Source,
+        produced: Mapping[str, Collection[str]],
+        blueprints: Collection[str],
+        *,
+        threshold: float,
+        delete_dependents: bool,
+    ) -> DeletionReport:
+        """The delete phase of a resync, planned and run in one transaction: what
+        :meth:`plan_deletion` then :meth:`delete` do, with the plan made once, inside it."""
+        return self._delete(source, produced, frozenset(blueprints), None, threshold, delete_dependents)
+
     def delete(
         self, source: Source, plan: DeletionPlan, *, threshold: float, delete_dependents: bool
     ) -> DeletionReport:
@@ -429,10 +442,23 @@ class IngestStore:
         """
         if source != plan.source:
             raise ValueError("the plan was made for another source")
+        return self._delete(source, plan.produced, plan.blueprints, plan, threshold, delete_dependents)
+
+    def _delete(
+        self,
+        source: Source,
+        produced: Mapping[str, Collection[str]],
+        blueprints: frozenset[str],
+        planned: DeletionPlan | None,
+        threshold: float,
+        delete_dependents: bool,
+    ) -> DeletionReport:
+        """:meth:`delete`'s work; with no earlier plan, the one made inside the transaction is it."""
         changes: list[EntityChange] = []
         listener = self.catalog.listener
         with self.db.begin() as conn:
-            now = _plan(conn, source, plan.produced, plan.blueprints)
+            now = _plan(conn, source, produced, blueprints)
+            plan = planned if planned is not None else now
             report = DeletionReport(candidates=len(now.candidates), existing=now.existing)
             if now.rate > threshold:
                 report.spared = len(now.spared)
