@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench.emulator_org import bench_org_config
 from tests.support.servers import free_port, serving
 
 from kiosk.azure.ratelimit import ClientStats
@@ -39,14 +40,6 @@ from kiosk.azure.urls import path_segment
 
 PAT = "bench-pat"  # the bench org's personal access token (a benchmark's throwaway value)
 TARGET = 1.3
-
-CONFIG = """\
-settings: {executeRuns: false}
-orgs:
-  - name: bench
-    personalAccessTokens: [{env: BENCH_PAT}]
-    generate: {projects: %(projects)d, repos: %(repos)d, workitems: 10, seed: 7}
-"""
 
 
 async def read_organisation(client: AzureDevOpsRest) -> int:
@@ -144,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.projects, args.repos, args.window, args.budget = 2, 40, 4.0, 60
 
-    config = CONFIG % {"projects": args.projects, "repos": args.repos}
+    config = bench_org_config({"projects": args.projects, "repos": args.repos, "workitems": 10})
     with generated_org(config) as (url, throttle):
         plain, items, plain_stats = asyncio.run(timed_read(url, args.concurrency))
         requests = plain_stats.requests

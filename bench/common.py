@@ -59,6 +59,18 @@ def load_parser(description: str | None, *, total: int) -> argparse.ArgumentPars
     return parser
 
 
+def in_process_parser(description: str | None, *, n: int, n_help: str) -> argparse.ArgumentParser:
+    """The options of a benchmark measured inside this process, with no database: ``--n`` items
+    (``n_help`` says what they are), ``--rounds`` (the median is reported) and ``--quick``.
+    ``--engine`` is accepted and ignored: ``make bench`` passes it to every benchmark."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--n", type=int, default=n, help=n_help)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
+    parser.add_argument("--engine", help="ignored (make bench passes it to every bench)")
+    return parser
+
+
 def load_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """The parsed options, ``--quick`` meaning one round of 500 requests."""
     args = parser.parse_args(argv)

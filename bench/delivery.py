@@ -33,6 +33,7 @@ import httpx
 import orjson
 from bench.common import ROOT, Databases, base_parser, median, percentile, report, selected_engines
 from tests.support.deliveries import new_delivery
+from tests.support.processes import wait_until_answering
 
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.delivery.outbox import Signing
@@ -67,17 +68,11 @@ class Receiver:
         command = [sys.executable, "-m", "kiosk.web.server", "bench.delivery:receiver_app", "--app-dir", str(ROOT)]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.post(self.url, content=b"{}", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError("the receiver did not start")
-            time.sleep(0.1)
+        try:
+            wait_until_answering(self.url, self.process, timeout=60)  # it answers any method
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from bench.common import hammer, latency_text, load_args, load_parser, median, ratio, raw_request
+from bench.emulator_org import bench_org_config
 from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
 
 if TYPE_CHECKING:
@@ -43,14 +44,6 @@ if TYPE_CHECKING:
 PAT = "bench-pat"  # the bench org's personal access token (a benchmark's throwaway value)
 BARE = "/bench/_apis/benchbare"  # under the org: the PAT check and middleware apply, as to the lists
 TARGET = 2000.0
-
-CONFIG = """\
-settings: {executeRuns: false}
-orgs:
-  - name: bench
-    personalAccessTokens: [{env: BENCH_PAT}]
-    generate: {projects: %(projects)d, repos: %(repos)d, workitems: %(workitems)d, builds: 10, seed: 7}
-"""
 
 FIXED_SERVER = """
 import asyncio, sys
@@ -170,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-lists-") as tmp:
         base = Path(tmp)
-        (base / "emulator.yaml").write_text(CONFIG % vars(args))
+        generate = {"projects": args.projects, "repos": args.repos, "workitems": args.workitems, "builds": 10}
+        (base / "emulator.yaml").write_text(bench_org_config(generate))
         port = free_port()
         env = {
             **os.environ,

@@ -10,11 +10,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 
-import httpx
 from bench.common import ROOT
+from tests.support.processes import wait_until_answering
 
 
 def serve_emulator_app(factory: str, port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -28,16 +27,7 @@ def serve_emulator_app(factory: str, port: int, env: Mapping[str, str]) -> subpr
 
 def wait_until_up(port: int, process: subprocess.Popen[bytes], path: str, *, timeout: float = 120.0) -> None:
     """Until ``path`` answers (any status below 500); RuntimeError if ``process`` ends or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError(f"the server on port {port} did not start")
-        time.sleep(0.1)
+    wait_until_answering(f"http://127.0.0.1:{port}{path}", process, timeout=timeout, ready=lambda status: status < 500)
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

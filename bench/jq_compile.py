@@ -18,13 +18,13 @@ It prints entities/s for each (median of ``--rounds`` rounds) and the ratio to l
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jq
+from bench.common import in_process_parser
 
 from kiosk.core.jq_compile import compile_program
 from kiosk.core.jq_engine import JqLimits, JqPool
@@ -78,11 +78,7 @@ def rate(n: int, rounds: int, map_all: Callable[[], object]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="repository items per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
-    parser.add_argument("--engine", help="ignored (make bench passes it to every bench)")
+    parser = in_process_parser(__doc__.splitlines()[0], n=20_000, n_help="repository items per round")
     args = parser.parse_args(argv)
     n, rounds = (500, 2) if args.quick else (args.n, args.rounds)
     items = [repository(index) for index in range(n)]

@@ -31,23 +31,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from bench.common import ROOT, Databases, ratio, selected_engines
+from bench.emulator_org import bench_org_config
 from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
+from tests.support.processes import wait_until_answering
 from tests.support.servers import free_port
 
 PAT = "bench-resync-pat"  # the bench org's token (a benchmark's throwaway value)
 RSS_TARGET_MB = 300.0
 SECOND_TARGET = 0.3
-
-EMULATOR = """\
-settings: {executeRuns: false}
-orgs:
-  - name: bench
-    personalAccessTokens: [{env: BENCH_PAT}]
-    generate: {projects: %(projects)d, repos: %(repos)d, workitems: %(workitems)d, pullRequests: %(prs)d,
-               builds: %(builds)d, seed: 7}
-"""
 
 BLUEPRINTS: list[dict[str, Any]] = [
     {"identifier": "project", "title": "Project", "schema": {"properties": {"state": {"type": "string"}}}},
@@ -196,19 +188,6 @@ async def _read_only(organization_url: str, mapping: Any) -> tuple[int, int]:
 # -- the parent: the emulator, the databases, the report ----------------------------------------
 
 
-def _wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            if httpx.get(f"{base}/_emulator/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("the emulator did not start")
-        time.sleep(0.2)
-
-
 def _report(engine: str, sizes: dict[str, int], figures: dict[str, Any]) -> list[str]:
     one, two = figures["first"], figures["second"]
     entities = one["mapped"]
@@ -250,14 +229,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-") as tmp:
         config = Path(tmp) / "emulator.yaml"
-        config.write_text(EMULATOR % sizes)
+        config.write_text(
+            bench_org_config(
+                {
+                    "projects": sizes["projects"],
+                    "repos": sizes["repos"],
+                    "workitems": sizes["workitems"],
+                    "pullRequests": sizes["prs"],
+                    "builds": sizes["builds"],
+                }
+            )
+        )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "BENCH_PAT": PAT, "KIOSK_HOME": str(Path(tmp) / "home")}
         command = [sys.executable, "-m", "kiosk", "emulator", "--config", str(config), "--port", str(port)]
         emulator = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
         try:
-            _wait_until_up(base, emulator)
+            wait_until_answering(f"{base}/_emulator/healthz", emulator, timeout=600)
             for engine in selected_engines(args.engine):
                 with Databases(engine) as databases:
                     answer = subprocess.run(

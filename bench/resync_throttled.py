@@ -23,17 +23,10 @@ import time
 from pathlib import Path
 
 from bench.azure_throttled import PAT, generated_org, least_time, print_budget
+from bench.emulator_org import bench_org_config
 from tests.support.integrations import azure_devops_integration
 
 TARGET = 1.3
-
-CONFIG = """\
-settings: {executeRuns: false}
-orgs:
-  - name: bench
-    personalAccessTokens: [{env: BENCH_PAT}]
-    generate: {projects: %(projects)d, repos: %(repos)d, workitems: %(workitems)d, seed: 7}
-"""
 
 
 def resync_once(database: Path, url: str) -> tuple[float, int, int, int, str]:
@@ -85,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-throttled-") as tmp,
-        generated_org(CONFIG % vars(args)) as (url, throttle),
+        generated_org(
+            bench_org_config({"projects": args.projects, "repos": args.repos, "workitems": args.workitems})
+        ) as (url, throttle),
     ):
         plain, requests, entities, _, plain_status = resync_once(Path(tmp) / "plain.db", url)
         with throttle(args.budget, args.window):

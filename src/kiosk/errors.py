@@ -59,7 +59,14 @@ class BadRequest(KioskError, status=400, code="bad_request"):
 
 
 class Unauthorized(KioskError, status=401, code="unauthorized"):
-    """Missing or wrong credentials or token."""
+    """Missing or wrong credentials or token. ``challenge`` is the ``WWW-Authenticate`` answered:
+    a bearer token for the API, basic auth where Azure DevOps posts service hooks."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Any = None, challenge: str = "Bearer"
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.challenge = challenge
 
 
 class Forbidden(KioskError, status=403, code="forbidden"):

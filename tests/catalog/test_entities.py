@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.catalog.blueprints import CompiledBlueprint, parse_blueprint
-from kiosk.catalog.entities import StoredEntity, parse_entity, resolve_entity, validate_properties
+from kiosk.catalog.entities import StoredEntity, merged_properties, parse_entity, resolve_entity, validate_properties
 from kiosk.catalog.validation import EntityError
 
 BLUEPRINT = CompiledBlueprint.build(
@@ -142,3 +142,24 @@ def test_relation_shapes() -> None:
             resolve_entity(
                 BLUEPRINT, parse_entity({"identifier": "a", "relations": rels}, "service"), None, merge=False
             )
+
+
+def test_merged_properties_follow_ports_rule_null_clears() -> None:
+    stored = {"a": 1, "b": 2}
+    # A merge: given over stored, a null clearing its property (absent or not).
+    assert merged_properties(stored, {"b": None, "c": 3, "d": None}) == {"a": 1, "c": 3}
+    assert stored == {"a": 1, "b": 2}  # the stored properties are not changed in place
+    # A replacement: given alone, nulls dropped.
+    assert merged_properties(None, {"b": None, "c": 3}) == {"c": 3}
+
+
+def test_undeclared_properties_and_relations_are_refused_in_ports_words() -> None:
+    with pytest.raises(EntityError) as err:
+        validate_properties(BLUEPRINT, {"s": "x", "colour": "red"})
+    assert (err.value.code, err.value.field) == ("unknown_property", "properties.colour")
+    assert err.value.message == "property 'colour' is not defined on blueprint 'service'"
+    incoming = parse_entity({"identifier": "a", "relations": {"team": "t1", "owner": "ana"}}, "service")
+    with pytest.raises(EntityError) as err:
+        resolve_entity(BLUEPRINT, incoming, None, merge=False)
+    assert (err.value.code, err.value.field) == ("unknown_relation", "relations.owner")
+    assert err.value.message == "relation 'owner' is not defined on blueprint 'service'"

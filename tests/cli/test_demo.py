@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.support.processes import wait_until_answering
 from tests.support.servers import free_port
 
 from kiosk.cli.demo import demo_secret
@@ -45,14 +46,8 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
             assert line, "kiosk demo exited:\n" + "".join(banner)
             banner.append(line)
         text = "".join(banner)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{emulator_port}/_emulator/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, text
-                time.sleep(0.1)
+        health = f"http://127.0.0.1:{emulator_port}/_emulator/healthz"
+        wait_until_answering(health, server, timeout=30, log=lambda: text)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
         # The banner's command, exactly as printed (the user pastes it into a shell).

@@ -16,7 +16,17 @@ import pytest
 from tests.support.polling import wait_for
 
 from kiosk.core import jq_engine
-from kiosk.core.jq_engine import JqError, JqLimits, JqPool, JqResult, JqStopped, JqUnavailable, shorten
+from kiosk.core.jq_compile import Deferred, compile_program
+from kiosk.core.jq_engine import (
+    JqError,
+    JqLimits,
+    JqPool,
+    JqResult,
+    JqStopped,
+    JqUnavailable,
+    answer_in_process,
+    shorten,
+)
 
 #: Stopped by the time limit (the issue's reproduction; it froze the server for 45 s in-process).
 SLOW = "[range(1e8)] | length"
@@ -282,3 +292,16 @@ def test_a_worker_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch)
             pool.first("[1] | add", None)  # add: not compiled, so a worker must take it
     finally:
         pool.close()
+
+
+def test_a_compiled_program_answers_in_process_or_defers_to_jq() -> None:
+    assert answer_in_process(compile_program(".a + 1").first, {"a": 1}) == JqResult(2)
+    # jq's runtime error, as the worker reports it: its first line.
+    assert answer_in_process(compile_program(".a + 1").first, {"a": {}}) == JqResult(
+        error="object ({}) and number (1) cannot be added"
+    )
+
+    def defers(value: object) -> object:
+        raise Deferred
+
+    assert answer_in_process(defers, {"a": 1}) is None  # a worker judges this input

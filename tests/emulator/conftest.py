@@ -5,21 +5,21 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.support.azure_sdk import connect
+from tests.support.azure_sdk import connect, with_generated_org
 from tests.support.pipelines import webhook_resources
 from tests.support.servers import free_port, serving
 
 from kiosk.emulator.bootstrap import EmulatorServer, build_emulator
 from kiosk.emulator.config import load_emulator_config
 from kiosk.emulator.errors import server_error_body
-from kiosk.emulator.org.model import Organisation
+from kiosk.emulator.org.model import Organisation, Project
 
 #: The pipeline the emulator runs unless a test gives another: it echoes the webhook's message title.
 HELLO = webhook_resources() + "steps:\n- script: echo ${{ parameters.WebHook.resource.message.title }}\n"
@@ -152,3 +152,23 @@ def start_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 @pytest.fixture
 def emulator(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "generated_org(**sizes): the org the `generated` fixture serves (with_generated_org's sizes)"
+    )
+
+
+@pytest.fixture
+def generated(request: pytest.FixtureRequest, start_emulator: EmulatorFactory) -> LiveEmulator:
+    """An emulator serving a generated org under fabrikam (runs not executed), sized by the closest
+    ``generated_org`` marker: ``pytestmark = pytest.mark.generated_org(repos=12)``; none: the default sizes."""
+    marker = request.node.get_closest_marker("generated_org")
+    sizes = marker.kwargs if marker is not None else {}
+    return start_emulator(config=with_generated_org(CONFIG, **sizes), execute=False)
+
+
+def project_with_most(org: Organisation, items: Iterable[Any]) -> Project:
+    """The project holding the most of ``items`` (anything with a ``project_id``): the one a test reads."""
+    return max(org.projects.values(), key=lambda p: sum(item.project_id == p.id for item in items))

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.org.model import GitRepository, Organisation
 from kiosk.emulator.routes.alerts import ADVANCED_SECURITY_OFF
@@ -18,9 +17,7 @@ from kiosk.emulator.routes.alerts import ADVANCED_SECURITY_OFF
 VERSION = {"api-version": "7.2-preview.1"}
 
 
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, repos=8), execute=False)
+pytestmark = pytest.mark.generated_org(repos=8)
 
 
 def scanned(org: Organisation) -> GitRepository:

@@ -6,13 +6,8 @@ from typing import Any
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG), execute=False)
+from tests.emulator.conftest import PAT, LiveEmulator
+from tests.support.azure_sdk import connect
 
 
 def run_hello(emulator: LiveEmulator) -> tuple[Any, Any]:

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG), execute=False)
+from tests.emulator.conftest import LiveEmulator
 
 
 def test_projects_as_azure_lists_them(generated: LiveEmulator) -> None:

@@ -6,16 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.routes.entitlements import ENTITLEMENTS_PAGE
 from kiosk.emulator.shapes_graph import LICENSE_IDS
 
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, users=250), execute=False)
+pytestmark = pytest.mark.generated_org(users=250)
 
 
 def entitlements_client(emulator: LiveEmulator) -> Any:

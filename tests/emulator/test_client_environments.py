@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.org.model import Environment, Organisation, Project
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG), execute=False)
 
 
 def deployed(org: Organisation) -> tuple[Project, list[Environment]]:

@@ -13,15 +13,12 @@ from azure.devops.v7_1.git.models import (
     GitQueryCommitsCriteria,
     GitVersionDescriptor,
 )
-from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import connect, with_generated_org
+from tests.emulator.conftest import PAT, LiveEmulator
+from tests.support.azure_sdk import connect
 
 from kiosk.emulator.org.model import Commit, GitRepository, Organisation, blob_sha1
 
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, repos=16), execute=False)
+pytestmark = pytest.mark.generated_org(repos=16)
 
 
 def busiest(org: Organisation) -> GitRepository:

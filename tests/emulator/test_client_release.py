@@ -9,26 +9,15 @@ from datetime import timedelta
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator, project_with_most
 
-from kiosk.emulator.org.model import Organisation, Project
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, repos=12), execute=False)
-
-
-def released(org: Organisation) -> Project:
-    """The project with the most releases."""
-    return max(org.projects.values(), key=lambda p: sum(r.project_id == p.id for r in org.releases.values()))
+pytestmark = pytest.mark.generated_org(repos=12)
 
 
 def test_release_definitions_filters_order_expand_and_paging(generated: LiveEmulator) -> None:
     org = generated.organisation()
     client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
-    project = released(org)
+    project = project_with_most(org, org.releases.values())
     mine = [d for d in org.release_definitions.values() if d.project_id == project.id]
     live = [d for d in mine if not d.is_deleted]
     main = next(d for d in live if d.path == "\\")
@@ -91,7 +80,7 @@ def test_release_definitions_filters_order_expand_and_paging(generated: LiveEmul
 def test_releases_newest_first_with_filters_and_paging(generated: LiveEmulator) -> None:
     org = generated.organisation()
     client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
-    project = released(org)
+    project = project_with_most(org, org.releases.values())
     mine = sorted((r for r in org.releases.values() if r.project_id == project.id), key=lambda r: (r.created_on, r.id))
     assert len(mine) >= 3
 
@@ -156,7 +145,7 @@ def test_releases_newest_first_with_filters_and_paging(generated: LiveEmulator) 
 def test_deployments_filters_release_id_and_paging(generated: LiveEmulator) -> None:
     org = generated.organisation()
     client = generated.sdk_client("azure.devops.v7_1.release.ReleaseClient")
-    project = released(org)
+    project = project_with_most(org, org.releases.values())
     mine = sorted((d for d in org.deployments.values() if d.project_id == project.id), key=lambda d: d.id)
     rejected = [d for d in mine if d.operation_status == "Rejected"]
     assert rejected and all(d.deployment_status == "notDeployed" for d in rejected)

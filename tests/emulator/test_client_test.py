@@ -7,26 +7,15 @@ from __future__ import annotations
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator, project_with_most
 
-from kiosk.emulator.org.model import Organisation, Project
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, repos=8), execute=False)
-
-
-def busiest(org: Organisation) -> Project:
-    """The project with the most test runs."""
-    return max(org.projects.values(), key=lambda p: sum(r.project_id == p.id for r in org.test_runs.values()))
+pytestmark = pytest.mark.generated_org(repos=8)
 
 
 def test_test_runs_filters_details_and_paging(generated: LiveEmulator) -> None:
     org = generated.organisation()
     client = generated.sdk_client("azure.devops.v7_1.test.TestClient")
-    project = busiest(org)
+    project = project_with_most(org, org.test_runs.values())
     mine = [r for r in org.test_runs.values() if r.project_id == project.id]
     assert len(mine) >= 3
 

@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.org.model import Organisation, Wiki, blob_sha1
-
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG), execute=False)
 
 
 def batch_request(top: int, **options: Any) -> Any:

@@ -8,15 +8,11 @@ from typing import Any
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
 from azure.devops.v7_1.work_item_tracking.models import TeamContext, Wiql, WorkItemBatchGetRequest
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.org.model import ClassificationNode, Organisation, Project, User, WorkItem
 
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, workitems=300), execute=False)
+pytestmark = pytest.mark.generated_org(workitems=300)
 
 
 def wit_client(emulator: LiveEmulator) -> Any:

@@ -8,16 +8,12 @@ from urllib.parse import quote
 
 import pytest
 from azure.devops.exceptions import AzureDevOpsServiceError
-from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator
-from tests.support.azure_sdk import with_generated_org
+from tests.emulator.conftest import LiveEmulator
 
 from kiosk.emulator.org.model import Organisation, Project, Team
 from kiosk.emulator.shapes_work import iteration_path, team_iterations, time_frame
 
-
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, projects=4), execute=False)
+pytestmark = pytest.mark.generated_org(projects=4)
 
 
 def team_context(**names: str) -> Any:

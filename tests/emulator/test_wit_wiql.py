@@ -13,9 +13,7 @@ from kiosk.emulator.org.model import WorkItemRevision
 WIQL = "/fabrikam/_apis/wit/wiql?api-version=7.1"
 
 
-@pytest.fixture
-def generated(start_emulator: EmulatorFactory) -> LiveEmulator:
-    return start_emulator(config=with_generated_org(CONFIG, workitems=120), execute=False)
+pytestmark = pytest.mark.generated_org(workitems=120)
 
 
 def error_of(response: object) -> tuple[int, str, str]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,12 +25,12 @@ from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.catalog.service import Catalog
 from kiosk.ingest.config import Integration
-from kiosk.ingest.resync import Resyncer
+from kiosk.ingest.resync import CHANGED_SINCE_MARGIN, Resyncer
 from kiosk.ingest.state import ResyncState
 from kiosk.ingest.store import IngestStore
 from kiosk.ingest.transform import CompiledResource
 from kiosk.store.engine import Database
-from kiosk.store.tables import ingest_item_marks
+from kiosk.store.tables import ingest_item_marks, ingest_resource_reads
 
 __all__ = ["start_emulator"]
 
@@ -64,6 +66,7 @@ MAPPING: dict[str, Any] = {
 
 FULL_READ = ("GET", "_apis/wit/workitems")
 CHEAP_READ = ("POST", "_apis/wit/workitemsbatch")
+WIQL = ("POST", "_apis/wit/wiql")
 
 
 class Requests:
@@ -73,10 +76,14 @@ class Requests:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.full_ids: list[int] = []
+        self.cheap_ids: list[int] = []
+        self.org_queries: list[tuple[str, dict[str, str]]] = []  # organisation-level WIQL: (query, params)
 
     def clear(self) -> None:
         self.counts.clear()
         self.full_ids.clear()
+        self.cheap_ids.clear()
+        self.org_queries.clear()
 
     async def hook(self, request: httpx.Request) -> None:
         segments = request.url.path.rstrip("/").split("/")
@@ -84,6 +91,10 @@ class Requests:
         self.counts[key] += 1
         if key == FULL_READ:
             self.full_ids.extend(int(i) for i in request.url.params["ids"].split(","))
+        elif key == CHEAP_READ:
+            self.cheap_ids.extend(json.loads(request.content)["ids"])
+        elif key == WIQL and request.url.path == "/fabrikam/_apis/wit/wiql":
+            self.org_queries.append((json.loads(request.content)["query"], dict(request.url.params)))
 
     def client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
         rest = AzureDevOpsRest(organization_url, pat, **FAST)  # type: ignore[arg-type]
@@ -160,6 +171,16 @@ def written(state: ResyncState) -> tuple[int, int, int]:
     return totals["created"], totals["updated"], totals["deleted"]
 
 
+def read_began(db: Database) -> datetime | None:
+    """When the last complete read of the work-item resource began (the only resource kept so)."""
+    with db.connect() as conn:
+        found = conn.execute(sa.select(ingest_resource_reads.c.began_at)).scalars().all()
+    assert len(found) <= 1
+    if not found:
+        return None
+    return found[0].replace(tzinfo=UTC) if found[0].tzinfo is None else found[0]
+
+
 def marks(db: Database) -> int:
     """The work items marked (keyed by id; items of listed kinds are keyed by a content hash)."""
     with db.connect() as conn:
@@ -181,9 +202,22 @@ def test_a_second_resync_of_an_unchanged_org_reads_no_work_item_in_full(
     assert first.totals()["created"] == len(azure) + projects
     assert marks(db) == len(azure)
 
+    began = read_began(db)
+    assert began is not None and began <= datetime.now(UTC)
     second = resync(store, requests, integration(live.base_url))
     assert requests.counts[FULL_READ] == 0 and requests.full_ids == []
-    assert requests.counts[CHEAP_READ] >= len({item["projectId"] for item in azure.values()})
+    # Not even their revisions: one query of the organisation says none changed since the first
+    # read began (less the margin), and the marks vouch for the rest.
+    assert requests.counts[CHEAP_READ] == 0
+    since = (began - CHANGED_SINCE_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert requests.org_queries == [
+        (
+            f"SELECT [System.Id] FROM WorkItems WHERE ([System.ChangedDate] >= '{since}') AND [System.Id] > 0 "
+            "ORDER BY [System.Id] ASC",
+            {"api-version": "7.1-preview.2", "$top": "19999", "timePrecision": "true"},
+        )
+    ]
+    assert read_began(db) > began  # the second read was complete too
     assert written(second) == (0, 0, 0)
     work_items = second.organizations[0].resources[1]
     assert work_items.fetched == work_items.mapped == work_items.unchanged == len(azure)
@@ -205,6 +239,7 @@ def test_a_changed_work_item_is_read_again_and_updated(
     before = entities(catalog, "adoWorkItem")
 
     state = resync(store, requests, integration(live.base_url))
+    assert requests.cheap_ids == [changed]  # the only one changed since: its revision is read
     assert requests.full_ids == [changed]
     assert written(state) == (0, 1, 0)
     after = entities(catalog, "adoWorkItem")
@@ -361,3 +396,47 @@ def test_listed_items_with_the_same_content_are_not_mapped_again(
     assert written(state) == (0, 1, 0)
     assert catalog.get_entity("adoRepo", renamed)["title"] == "renamed-repo"
     assert entities(catalog, "adoRepo").keys() == repositories.keys()
+
+
+def test_only_a_complete_read_moves_the_time_changes_are_asked_from(
+    live: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore, requests: Requests
+) -> None:
+    azure = azure_work_items(live)
+    resync(store, requests, integration(live.base_url))
+    began = read_began(db)
+    assert began is not None
+    changed = sorted(azure)[7]
+    answer = live.client.patch(
+        f"/_emulator/orgs/fabrikam/projects/{azure[changed]['projectId']}/workitems/{changed}",
+        json={"fields": {"System.Title": "Changed while kiosk could not read"}},
+    )
+    assert answer.status_code == 200, answer.text
+    # Full reads fail: the changed item cannot be read, so this read is not complete.
+    faults = {"faults": [{"pathRegex": ".*/_apis/wit/workitems$", "errorRate": 1, "errorStatus": 500}]}
+    assert live.client.put("/_emulator/switches", json=faults).status_code == 200
+    requests.clear()
+    failed = asyncio.run(Resyncer(store, rest_factory=requests.client).run(integration(live.base_url)))
+    assert failed.status != "completed"
+    assert requests.cheap_ids == [changed]
+    assert read_began(db) == began  # not moved past the change it missed
+    assert live.client.put("/_emulator/switches", json={"faults": []}).status_code == 200
+
+    state = resync(store, requests, integration(live.base_url))
+    assert requests.full_ids == [changed]
+    assert written(state) == (0, 1, 0)
+    assert catalog.get_entity("adoWorkItem", str(changed))["title"] == "Changed while kiosk could not read"
+
+
+def test_without_a_complete_read_every_revision_is_read(
+    live: LiveEmulator, db: Database, store: IngestStore, requests: Requests
+) -> None:
+    azure = azure_work_items(live)
+    resync(store, requests, integration(live.base_url))
+    with db.begin() as conn:  # as after a resync that wrote marks but never finished a read
+        conn.execute(sa.delete(ingest_resource_reads))
+
+    resync(store, requests, integration(live.base_url))
+    assert requests.org_queries == []  # no time to ask changes from
+    assert sorted(requests.cheap_ids) == sorted(azure)
+    assert requests.full_ids == []
+    assert read_began(db) is not None  # this read was complete: the next one asks for changes

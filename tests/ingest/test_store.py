@@ -19,7 +19,7 @@ from kiosk.catalog.service import Catalog
 from kiosk.catalog.validation import EntityError
 from kiosk.ingest import store as store_module
 from kiosk.ingest.state import OrgState, ResourceState, ResyncState
-from kiosk.ingest.store import IngestStore, Source
+from kiosk.ingest.store import IngestStore, ItemMark, MarkBatch, Source
 from kiosk.store import Database
 from kiosk.store.tables import entities, entity_datasources
 
@@ -734,3 +734,42 @@ def test_records_go_with_their_entity_whoever_deletes_it(store: IngestStore, db:
     # A later resync of the same source finds nothing of the deleted entities to plan for.
     plan = store.plan_deletion(ORG1, {"project": ["p1"]}, ["project", "repository"])
     assert (plan.existing, plan.candidates) == (1, ())
+
+
+def test_items_held_as_marked_need_only_their_version_s_suffix(store: IngestStore) -> None:
+    marks = MarkBatch(
+        "res",
+        [
+            ItemMark("1", "7/projA", (("project", "p1"),)),
+            ItemMark("2", "3/projA", (("project", "p2"),)),
+            ItemMark("3", "5/projB", (("project", "p3"),)),
+        ],
+    )
+    store.write(ORG1, [project("p1"), project("p2"), project("p3")], merge=False, create_missing=False, marks=marks)
+    # Any marked revision will do, but the suffix (the project stamped on the item) must match.
+    held = store.unchanged_as_marked(ORG1, "res", {"1": "/projA", "2": "/projA", "3": "/projA", "4": "/projA"})
+    assert held == {"1": (("project", "p1"),), "2": (("project", "p2"),)}
+    # The exact comparison still wants the version itself.
+    assert set(store.unchanged_items(ORG1, "res", {"1": "7/projA", "2": "4/projA"})) == {"1"}
+    # Another source, or another resource, holds none of them.
+    assert store.unchanged_as_marked(ORG2, "res", {"1": "/projA"}) == {}
+    assert store.unchanged_as_marked(ORG1, "other", {"1": "/projA"}) == {}
+    # An entity written by someone since is no longer as marked.
+    store.catalog.patch_entity("project", "p2", {"title": "by hand"}, actor="someone")
+    assert set(store.unchanged_as_marked(ORG1, "res", {"1": "/projA", "2": "/projA"})) == {"1"}
+
+
+def test_when_a_complete_read_began_is_kept_per_source_and_resource(store: IngestStore) -> None:
+    assert store.read_began(ORG1, "res") is None
+    first = datetime(2026, 12, 6, 18, 2, 20, 812587, tzinfo=UTC)
+    store.save_read_began(ORG1, "res", first)
+    store.save_read_began(ORG1, "other", first - timedelta(days=1))
+    assert store.read_began(ORG1, "res") == first
+    assert store.read_began(ORG2, "res") is None
+    later = first + timedelta(hours=1)
+    store.save_read_began(ORG1, "res", later)  # replaced, not added
+    assert store.read_began(ORG1, "res") == later
+    # A resource no longer in the mapping loses it with its marks.
+    store.forget_resources(ORG1, {"other"})
+    assert store.read_began(ORG1, "res") is None
+    assert store.read_began(ORG1, "other") == first - timedelta(days=1)

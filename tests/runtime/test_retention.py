@@ -11,6 +11,7 @@ from tests.store.jobs import age_jobs, finished_job, jobs_left, sentinel_job
 from tests.support.threads import run_together
 
 from kiosk.config.model import RetentionConfig
+from kiosk.ingest.events import REDELIVERY_WINDOW, event_job_kind
 from kiosk.receivers.retention import Policy
 from kiosk.receivers.store import store_events
 from kiosk.runtime.retention import RetentionPruner, policies
@@ -39,6 +40,16 @@ def test_policies_from_config_keep_event_jobs_as_long_as_events() -> None:
         Policy(timedelta(hours=12), 20),
         JobPolicy(timedelta(days=2), timedelta(days=30), {"receiver_event": timedelta(hours=12)}),
     )
+
+
+def test_live_event_jobs_of_each_integration_outlast_azure_s_redeliveries() -> None:
+    _, jobs = policies(RetentionConfig(), ["ado", "ado-two"])
+    assert jobs.done_kept_at_least == {
+        "receiver_event": timedelta(days=7),
+        event_job_kind("ado"): REDELIVERY_WINDOW,
+        event_job_kind("ado-two"): REDELIVERY_WINDOW,
+    }
+    assert jobs.done_max_age < REDELIVERY_WINDOW  # else the rule would change nothing
 
 
 def test_event_jobs_keep_their_dedupe_key_as_long_as_events_are_kept(db: Database) -> None:

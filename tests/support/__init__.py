@@ -5,6 +5,7 @@
 - :mod:`tests.support.live_kiosk`: kiosk's app served that way (:class:`~tests.support.live_kiosk.LiveServer`),
   with or without a kiosk.yaml, and its error bodies.
 - :mod:`tests.support.kiosk_server`: kiosk as a separate server process (kill it, restart it, run two).
+- :mod:`tests.support.processes`: waiting until a server started as a process of its own answers.
 - :mod:`tests.support.receiver`: a loopback webhook receiver that records what kiosk delivers.
 - :mod:`tests.support.deliveries`: deliveries put straight into kiosk's outbox.
 - :mod:`tests.support.events`: webhook payloads as ACR and Azure DevOps post them, and the records

@@ -25,7 +25,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+from tests.support.processes import wait_until_answering
 from tests.support.servers import free_port
 
 if TYPE_CHECKING:
@@ -159,17 +159,9 @@ class KioskServer:
     def _wait_healthy(self) -> None:
         if self.process is None:
             raise RuntimeError("not launched")
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"kiosk exited during start-up ({self.process.returncode}):\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"kiosk was not healthy within {self.startup_timeout:.0f}s:\n{self.output()}")
+        wait_until_answering(
+            f"{self.base_url}/healthz", self.process, timeout=self.startup_timeout, interval=0.05, log=self.output
+        )
 
     @property
     def pid(self) -> int:

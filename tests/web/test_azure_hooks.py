@@ -59,6 +59,7 @@ def post(live: LiveServer, body: Any, headers: dict[str, str], org: str = "acme"
 def test_every_call_needs_the_basic_auth(live: LiveServer, headers: dict[str, str]) -> None:
     response = post(live, event("kiosk-r_1"), headers)
     assert response.status_code == 401 and response.json()["ok"] is False
+    assert response.headers["www-authenticate"].startswith("Basic ")  # what Azure's hook sends, not Bearer
 
 
 def test_an_org_without_hook_auth_takes_no_events(live: LiveServer) -> None:

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import httpx
 import orjson
 import pytest
 from tests.support.kiosk_server import ROOT, KioskServer, fresh_kiosk
+from tests.support.processes import wait_until_answering
 from tests.support.servers import free_port, serving
 
 from kiosk.errors import ConfigError
@@ -169,14 +169,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/_emulator/healthz", timeout=2).status_code == 200:
-                    break
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+        wait_until_answering(f"{base}/_emulator/healthz", process, timeout=60, log=log_path.read_text)
         yield base
     finally:
         process.terminate()

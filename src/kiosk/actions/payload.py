@@ -29,7 +29,7 @@ import orjson
 from kiosk.actions.inputs import MASK
 from kiosk.actions.report_tokens import PLACEHOLDER as REPORT_TOKEN
 from kiosk.core import jq_engine
-from kiosk.core.jq_engine import JqError, JqResult, JqStopped, JqUnavailable
+from kiosk.core.jq_engine import JqError, JqResult, JqStopped, JqUnavailable, first_line
 from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ServiceUnavailable, ValidationFailed
 
@@ -155,7 +155,7 @@ def _compile(expression: str, where: str, template: str) -> Any:
         return compile_jq(expression)
     except ValueError as exc:
         raise ValidationFailed(
-            f"{where}: the template {template!r} is not a valid jq expression: {_first_line(str(exc))}",
+            f"{where}: the template {template!r} is not a valid jq expression: {first_line(str(exc))}",
             code="invalid_action",
             details={"field": where},
         ) from None
@@ -233,7 +233,7 @@ def _value(result: JqResult, template: str, where: str, secrets: Mapping[str, st
     """The template's value (the first result, as Port takes it), or a 422 with jq's error."""
     if result.error is None:
         return result.value
-    message = _first_line(result.error)
+    message = first_line(result.error)
     for value in secrets.values():
         if value:
             message = message.replace(value, MASK)
@@ -242,8 +242,3 @@ def _value(result: JqResult, template: str, where: str, secrets: Mapping[str, st
         code="template_failed",
         details={"field": where},
     )
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else "error"

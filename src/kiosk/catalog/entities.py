@@ -14,12 +14,13 @@ each entity on its own lets a bulk call store the others.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.catalog.blueprints import CompiledBlueprint
 from kiosk.catalog.identifiers import is_entity_identifier
-from kiosk.catalog.validation import EntityError
+from kiosk.catalog.validation import EntityError, undeclared
 from kiosk.core.json_depth import depth_message, exceeds_depth, too_deep_at
 
 ENTITY_KEYS = frozenset({"identifier", "title", "icon", "blueprint", "team", "properties", "relations"})
@@ -148,6 +149,22 @@ def _canonical_relation(name: str, value: Any, many: bool) -> list[str]:
     return [value]
 
 
+def merged_properties(stored: Mapping[str, Any] | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    """An entity's properties after a write, by Port's rule: ``given`` over ``stored`` (a merge,
+    PATCH or ``merge=true``) or alone (``stored`` None: a replacement), a null value clearing its
+    property. Public so that whatever predicts a write's outcome (a change check before writing)
+    applies the catalog's own rule rather than a copy of it."""
+    if stored is None:
+        return {key: value for key, value in given.items() if value is not None}
+    properties = dict(stored)
+    for key, value in given.items():
+        if value is None:
+            properties.pop(key, None)
+        else:
+            properties[key] = value
+    return properties
+
+
 def resolve_entity(
     compiled: CompiledBlueprint,
     incoming: EntityIn,
@@ -162,15 +179,10 @@ def resolve_entity(
     base = existing if (merge and existing is not None) else None
     given_props = incoming.properties or {}
     if base is None:
-        properties = {k: v for k, v in given_props.items() if v is not None}  # Port: null clears
+        properties = merged_properties(None, given_props)
         relations: Relations = {}
     else:
-        properties = dict(base.properties)
-        for key, value in given_props.items():
-            if value is None:
-                properties.pop(key, None)
-            else:
-                properties[key] = value
+        properties = merged_properties(base.properties, given_props)
         relations = {k: list(v) for k, v in base.relations.items()}
 
     given = incoming.relations or {}
@@ -178,11 +190,7 @@ def resolve_entity(
     for name, value in given.items():
         is_many = many.get(name)
         if is_many is None:
-            raise EntityError(
-                f"relation {name!r} is not defined on blueprint {compiled.identifier!r}",
-                code="unknown_relation",
-                field=f"relations.{name}",
-            )
+            raise undeclared("relation", name, compiled.identifier)
         if not is_many and value.__class__ is str and is_entity_identifier(value):
             relations[name] = [value]
         else:

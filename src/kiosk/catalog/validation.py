@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import fastjsonschema
 import orjson
@@ -64,6 +64,16 @@ class EntityError(Exception):
         self.code = code
         self.field = field
         self.status = status
+
+
+def undeclared(kind: Literal["property", "relation"], name: str, blueprint: str) -> EntityError:
+    """The refusal of a property or relation an entity gives and its blueprint does not declare,
+    worded as Port words it (``unknown_property`` / ``unknown_relation``, on ``properties.<name>``
+    / ``relations.<name>``)."""
+    group = "properties" if kind == "property" else "relations"
+    return EntityError(
+        f"{kind} {name!r} is not defined on blueprint {blueprint!r}", code=f"unknown_{kind}", field=f"{group}.{name}"
+    )
 
 
 class InvalidValue(Exception):
@@ -340,11 +350,7 @@ class PropertiesValidator:
         for name, value in properties.items():
             check = checkers.get(name)
             if check is None:
-                raise EntityError(
-                    f"property {name!r} is not defined on blueprint {self.blueprint!r}",
-                    code="unknown_property",
-                    field=f"properties.{name}",
-                )
+                raise undeclared("property", name, self.blueprint)
             try:
                 stored = check(value)
             except InvalidValue as exc:

@@ -1,11 +1,13 @@
-"""``kiosk integrations list|status|resync|test-mapping|mapping``: the Azure DevOps integrations.
+"""``kiosk integrations list|status|resync|events|hooks|test-mapping|mapping``: the Azure DevOps integrations.
 
 Like the other API-backed commands (:mod:`kiosk.cli.actions`), these talk to a running kiosk
 through :class:`kiosk.cli.api.Api` (``--url`` / ``$KIOSK_URL``, the credentials of
 ``$KIOSK_CLIENT_ID``/``$KIOSK_CLIENT_SECRET`` or ``$KIOSK_HOME/credentials``). One does not:
 ``resync NAME --once`` runs the resync here, in the foreground, from kiosk.yaml and the database
 of ``$KIOSK_HOME`` / ``$KIOSK_DATABASE_URL`` — no server needed — taking the same lease a
-server's resync takes, so it never runs beside one (:mod:`kiosk.runtime.integrations`).
+server's resync takes, so it never runs beside one (:mod:`kiosk.runtime.integrations`). ``hooks
+NAME`` works the same way: it checks (or applies) the integration's service-hook subscriptions
+from here, under the lease a server's reconcile takes.
 """
 
 from __future__ import annotations
@@ -215,6 +217,54 @@ def _resync_here(name: str, config: Path | None) -> Any:
         jq_engine.shutdown()
 
 
+@integrations_app.command("events")
+@reports_errors
+def integrations_events(
+    name: NameArgument,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Events per page.")] = 50,
+    cursor: Annotated[
+        int | None, typer.Option("--from", min=1, max=2_147_483_647, help="The cursor a previous page printed.")
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """The live events the integration received, newest first: when, state, type, the object they are
+    about; the stored events by state and what the server refused since it started."""
+    params: dict[str, Any] = {"limit": limit}
+    if cursor is not None:
+        params["from"] = cursor
+    answer = Api(url).call("GET", f"/v1/integration/{name}/events", params=params)
+    counts = answer["counts"]
+    here = answer["receivedByThisProcess"]
+    refused = ", ".join(f"{reason} {n}" for reason, n in here["refused"].items())
+    typer.echo(
+        f"{name}: events at {answer['path']}; stored: "
+        + ", ".join(f"{state} {n}" for state, n in counts.items())
+        + f"; since the server started: {here['stored']} stored, {here['duplicates']} duplicate(s), refused {refused}"
+    )
+    processed = answer.get("processedByThisProcess")
+    if processed is not None:
+        typer.echo(
+            f"processing: lag {float(answer.get('lagSeconds') or 0):.1f} s; since the server started: "
+            f"{processed['processed']} processed, {processed['skipped']} skipped, {processed['failed']} failed, "
+            f"{processed['retried']} retried"
+        )
+        for failure in processed["lastErrors"][:5]:
+            typer.echo(f"  failed {_when(failure['at'])}  {failure['eventType']}  {failure['error']}")
+    elif "processing" in answer:
+        typer.echo("processing: none in this server (the integration's listener takes no events)")
+    if not answer["events"]:
+        typer.echo("no events")
+    # One event per line (a table would cut object keys to the terminal's width).
+    for e in answer["events"]:
+        error = f"  ({e['error']})" if e.get("error") else ""
+        typer.echo(
+            f"{e['id']}  {_when(e['receivedAt'])}  {e['state']}  {e['eventType']}  "
+            f"{e['objectKey'] or '-'}  {e['eventId']}{error}"
+        )
+    if answer.get("next"):
+        typer.echo(f"more: kiosk integrations events {name} --from {answer['next']}")
+
+
 @integrations_app.command("test-mapping")
 @reports_errors
 def integrations_test_mapping(
@@ -296,3 +346,58 @@ def integrations_mapping(
     where = f"replaced through the API at {_when(replaced['at'])} by {replaced['by']}" if source == "api" else source
     typer.echo(f"# mapping of {name}: {where}")
     typer.echo(yaml.safe_dump(integration["config"], sort_keys=False, allow_unicode=True), nl=False)
+
+
+@integrations_app.command("hooks")
+@reports_errors
+def integrations_hooks(
+    name: NameArgument,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the plan only (the default); exit code 1 when changes are needed.")
+    ] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply the plan and print what was done (exit code 1 if a step failed).")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The plan that makes the integration's service-hook subscriptions in Azure DevOps exactly what its
+    mapping needs: what would be created, updated (re-enabled, new credentials) or deleted, and why.
+    Runs here, from kiosk.yaml and the database; no server needed."""
+    if check and apply:
+        raise BadRequest("give --check or --apply, not both")
+    report = _hooks_here(name, config, apply=apply)
+    for line in report.lines():
+        typer.echo(line)
+    if apply:
+        done = sum(len(org.results) for org in report.organizations) - report.failures
+        typer.echo(f"{name}: {done} change(s) made, {report.failures} failed")
+        if report.failures:
+            raise typer.Exit(EXIT_FAILURE)
+    elif report.changes:
+        typer.echo(f"{name}: changes needed (apply them: kiosk integrations hooks {name} --apply)")
+        raise typer.Exit(EXIT_FAILURE)
+    else:
+        typer.echo(f"{name}: the subscriptions match")
+
+
+def _hooks_here(name: str, config: Path | None, *, apply: bool) -> Any:
+    """Check or apply ``name``'s subscriptions in this process, wired as the server wires them."""
+    import os
+
+    from kiosk.catalog.service import Catalog
+    from kiosk.config import load_config
+    from kiosk.config.integrations import resolve_integrations
+    from kiosk.ingest.store import IngestStore
+    from kiosk.runtime.integrations import IntegrationRunner
+
+    settings = load_settings(config)
+    if settings.config_path is None:
+        raise ConfigError("no config: pass --config FILE or set KIOSK_CONFIG (the integrations are in kiosk.yaml)")
+    quiet_logging()
+    loaded = load_config(settings.config_path)
+    integrations = resolve_integrations(loaded, env=os.environ, base_dir=settings.config_path.resolve().parent)
+    with open_database(settings) as db:
+        runner = IntegrationRunner(
+            db, IngestStore(db, Catalog(db)), integrations, public_url=loaded.azureDevOps.publicUrl
+        )
+        return runner.reconcile_hooks(name, apply=apply)

@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -75,7 +75,7 @@ import orjson
 
 from kiosk.core.jq_compile import CompiledProgram, Deferred, JqRuntimeError, NotCompilable, compile_program
 from kiosk.core.jq_paths import NOT_FOLLOWED, follow, simple_path
-from kiosk.core.jq_worker import ANSWER, PROGRESS, PROGRESS_SIZE, REQUEST
+from kiosk.core.jq_worker import ANSWER, PROGRESS, PROGRESS_SIZE, REQUEST, first_line
 
 __all__ = [
     "JqError",
@@ -84,10 +84,12 @@ __all__ = [
     "JqResult",
     "JqStopped",
     "JqUnavailable",
+    "answer_in_process",
     "configure",
     "engine",
     "first",
     "first_each",
+    "first_line",
     "shorten",
     "shutdown",
 ]
@@ -176,6 +178,19 @@ class JqResult:
 
 
 _EMPTY = JqResult()
+
+
+def answer_in_process(run: Callable[[Any], Any], value: Any) -> JqResult | None:
+    """``run(value)``, a program compiled to Python (:mod:`kiosk.core.jq_compile`), as a result,
+    its runtime error as the worker would report jq's; None when the program defers this input to
+    jq (:class:`~kiosk.core.jq_compile.Deferred`), for a worker to judge. Public so that every
+    caller that runs compiled programs itself answers by the engine's rule."""
+    try:
+        return JqResult(run(value))
+    except JqRuntimeError as exc:
+        return JqResult(error=first_line(str(exc)))
+    except Deferred:
+        return None
 
 
 def _json_text(value: Any) -> bytes:
@@ -485,17 +500,10 @@ class JqPool:
                     results.append(JqResult(value))
                     continue
             closure = compiled[program]
-            if closure is not None:
-                try:
-                    results.append(JqResult(closure.first(inputs[index])))
-                    continue
-                except JqRuntimeError as exc:
-                    results.append(JqResult(error=_first_line(str(exc))))
-                    continue
-                except Deferred:
-                    pass
-            results.append(None)
-            rest.append((program, index))
+            result = None if closure is None else answer_in_process(closure.first, inputs[index])
+            results.append(result)
+            if result is None:
+                rest.append((program, index))
         if rest:
             try:
                 answered = iter(self._evaluate_in_worker(programs, inputs, rest, len(rest)))
@@ -643,12 +651,6 @@ def compiled_program(expression: str) -> CompiledProgram | None:
         return compile_program(expression)
     except NotCompilable:
         return None
-
-
-def _first_line(message: str) -> str:
-    """An error message as the worker reports it: its first non-blank line, stripped."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "error"
 
 
 def _last_line(text: str) -> str:

@@ -125,7 +125,8 @@ class _Progress:
         _SEQUENCE.pack_into(self.block, 0, self.sequence)
 
 
-def _first_line(message: str) -> str:
+def first_line(message: str) -> str:
+    """An error message as kiosk reports jq's: its first non-blank line, stripped ("error" when blank)."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     return lines[0] if lines else "error"
 
@@ -137,7 +138,7 @@ def _evaluate(expression: str, text: str) -> bytes:
     except MemoryError:
         raise
     except Exception as exc:  # jq's errors are ValueError; anything else is reported the same way
-        return orjson.dumps({"error": _first_line(str(exc))})
+        return orjson.dumps({"error": first_line(str(exc))})
 
 
 def _cells(header: list[Any], inputs: int) -> list[tuple[int, int]]:

@@ -27,8 +27,9 @@ import asyncio
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -49,7 +50,7 @@ from kiosk.emulator.models import Run
 from kiosk.emulator.routes.alerts import add_alert_routes
 from kiosk.emulator.routes.build import add_build_routes, generated_build, generated_definition, generated_definitions
 from kiosk.emulator.routes.changes import add_change_routes
-from kiosk.emulator.routes.common import Token, Top, continuation_page, wrapped
+from kiosk.emulator.routes.common import Token, Top, continuation_page, from_query, wrapped
 from kiosk.emulator.routes.core import add_core_routes
 from kiosk.emulator.routes.entitlements import add_entitlement_routes
 from kiosk.emulator.routes.environments import add_environment_routes
@@ -99,6 +100,20 @@ _FILE: Final = re.compile(FILE_PATTERN)
 # The api-version from the query or the Accept header; a read without one is served at 7.1.
 Version = Annotated[str | None, Depends(request_api_version)]
 Expand = Annotated[str | None, Query(alias="$expand")]
+
+
+@dataclass(frozen=True, slots=True)
+class LogShown:
+    """How a run's log is shown: ``$expand=signedContent`` adds a signed URL to read it without the PAT."""
+
+    expand: Expand = None
+
+    @property
+    def signed(self) -> bool:
+        return (self.expand or "").lower() == "signedcontent"
+
+
+LogShownParams = Annotated[LogShown, Depends(from_query(LogShown))]
 OrgName = Annotated[str, PathParam(pattern=ORG_PATTERN)]
 ProjectName = Annotated[str, PathParam(pattern=NAME_PATTERN)]
 
@@ -257,6 +272,26 @@ _AUTH_HEADERS: Final = {
 }
 
 
+_PLACES: Final = ("path", "query", "header", "cookie", "body")
+
+
+def first_invalid(errors: Sequence[Any]) -> dict[str, Any]:
+    """The validation error a 400 names: the first in the path, else in the query, headers, cookies, body.
+
+    FastAPI lists a dependency's errors before the route's own, and a route's query parameters come
+    from dependencies (``from_query``) while its path parameters are its own; in this order a request
+    with several invalid values names the one it named when every parameter was the route's own.
+    """
+    if not errors:
+        return {"loc": (), "msg": "invalid request"}
+
+    def place(error: Any) -> int:
+        where = tuple(error.get("loc", ()))
+        return _PLACES.index(where[0]) if where and where[0] in _PLACES else len(_PLACES)
+
+    return dict(min(errors, key=place))  # min keeps the first of equals
+
+
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses: Azure's error JSON for each code (401 with Azure's headers).
 
@@ -334,7 +369,7 @@ def create_emulator_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        first = first_invalid(exc.errors())
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _azure(AzureError(400, "ArgumentException", f"{where}: {first.get('msg', 'invalid')}"))
 
@@ -505,17 +540,11 @@ def create_emulator_app(
 
     @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs", responses=_responses(*_READ))
     def list_logs(
-        org: str,
-        project: str,
-        pipeline_id: int,
-        run_id: int,
-        api_version: Version = None,
-        expand: Expand = None,
+        org: str, project: str, pipeline_id: int, run_id: int, shown: LogShownParams, api_version: Version = None
     ) -> Response:
         _versioned(api_version)
         found = _pipeline_run(org, project, pipeline_id, run_id)
-        signed = (expand or "").lower() == "signedcontent"
-        logs = [log_json(base, found, log_id, signed=signed) for log_id in sorted(found.logs)]
+        logs = [log_json(base, found, log_id, signed=shown.signed) for log_id in sorted(found.logs)]
         owner = found.pipeline.project
         url = f"{base}/{owner.org}/{owner.id}/_apis/pipelines/{pipeline_id}/runs/{run_id}/logs"
         return FastJSONResponse({"logs": logs, "url": url})
@@ -527,14 +556,14 @@ def create_emulator_app(
         pipeline_id: int,
         run_id: int,
         log_id: int,
+        shown: LogShownParams,
         api_version: Version = None,
-        expand: Expand = None,
     ) -> Response:
         _versioned(api_version)
         found = _pipeline_run(org, project, pipeline_id, run_id)
         if log_id not in found.logs:
             raise AzureError(404, "LogNotFoundException", f"Log {log_id} of run {run_id} was not found.")
-        return FastJSONResponse(log_json(base, found, log_id, signed=(expand or "").lower() == "signedcontent"))
+        return FastJSONResponse(log_json(base, found, log_id, signed=shown.signed))
 
     @app.get("/{org}/{project}/_apis/build/builds/{build_id}", responses=_responses(*_READ))
     def get_build(org: str, project: str, build_id: int, api_version: Version = None) -> Response:
@@ -629,12 +658,12 @@ def create_emulator_app(
             raise AzureError(404, "TriggerRecordNotFoundException", f"trigger call {trigger_id} is not recorded")
         return FastJSONResponse(trigger_json(record))
 
-    @app.post(
-        "/_emulator/orgs/{org}/projects/{project}/connections",
-        status_code=201,
-        responses=_responses(*_WRITE, 409),
-        openapi_extra=_json_body(ConnectionRequest),
-    )
+    def registration(resource: str, body: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``POST /_emulator/orgs/{org}/projects/{project}/{resource}`` with a ``body`` to register: 201, or 409."""
+        path = f"/_emulator/orgs/{{org}}/projects/{{project}}/{resource}"
+        return app.post(path, status_code=201, responses=_responses(*_WRITE, 409), openapi_extra=_json_body(body))
+
+    @registration("connections", ConnectionRequest)
     async def add_connection(org: OrgName, project: ProjectName, request: Request) -> Response:
         """Register an Incoming WebHook connection (the secret is never returned)."""
         body: ConnectionRequest = await _json(request, ConnectionRequest)
@@ -656,12 +685,7 @@ def create_emulator_app(
             status_code=201,
         )
 
-    @app.post(
-        "/_emulator/orgs/{org}/projects/{project}/pipelines",
-        status_code=201,
-        responses=_responses(*_WRITE, 409),
-        openapi_extra=_json_body(PipelineRequest),
-    )
+    @registration("pipelines", PipelineRequest)
     async def add_pipeline(org: OrgName, project: ProjectName, request: Request) -> Response:
         """Register a pipeline from YAML text (and its templates), written into a repository directory."""
         body: PipelineRequest = await _json(request, PipelineRequest)

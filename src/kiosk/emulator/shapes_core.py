@@ -16,12 +16,18 @@ __all__ = [
     "azure_date",
     "collection_json",
     "identity_ref",
+    "links_json",
     "project_json",
     "project_properties",
     "project_reference",
     "team_json",
     "team_member_json",
 ]
+
+
+def links_json(**hrefs: str) -> dict[str, Any]:
+    """Azure's ``_links``: each name to ``{"href": url}``, in the order given (``self`` first, as Azure)."""
+    return {name: {"href": url} for name, url in hrefs.items()}
 
 
 def azure_date(value: datetime | None) -> str | None:

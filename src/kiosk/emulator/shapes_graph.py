@@ -18,7 +18,7 @@ import binascii
 from typing import Any, Final
 
 from kiosk.emulator.org.model import Group, Organisation, Project, User
-from kiosk.emulator.shapes_core import azure_date
+from kiosk.emulator.shapes_core import azure_date, links_json
 
 __all__ = [
     "LICENSE_IDS",
@@ -80,13 +80,13 @@ def subject_kind(descriptor: str) -> str:
 
 def _subject_links(org: Organisation, descriptor: str, self_url: str) -> dict[str, Any]:
     graph = f"{org.url}/{_GRAPH}"
-    return {
-        "self": {"href": self_url},
-        "memberships": {"href": f"{graph}/Memberships/{descriptor}"},
-        "membershipState": {"href": f"{graph}/MembershipStates/{descriptor}"},
-        "storageKey": {"href": f"{graph}/StorageKeys/{descriptor}"},
-        "avatar": {"href": f"{org.url}/_apis/GraphProfile/MemberAvatars/{descriptor}"},
-    }
+    return links_json(
+        self=self_url,
+        memberships=f"{graph}/Memberships/{descriptor}",
+        membershipState=f"{graph}/MembershipStates/{descriptor}",
+        storageKey=f"{graph}/StorageKeys/{descriptor}",
+        avatar=f"{org.url}/_apis/GraphProfile/MemberAvatars/{descriptor}",
+    )
 
 
 def subject_url(org: Organisation, subject: User | Group) -> str:
@@ -180,25 +180,15 @@ def membership_state_json(org: Organisation, descriptor: str, *, active: bool) -
 def storage_key_json(org: Organisation, descriptor: str, storage_key: str) -> dict[str, Any]:
     """A ``GraphStorageKeyResult``."""
     graph = f"{org.url}/{_GRAPH}"
-    return {
-        "value": storage_key,
-        "_links": {
-            "self": {"href": f"{graph}/StorageKeys/{descriptor}"},
-            "descriptor": {"href": f"{graph}/Descriptors/{storage_key}"},
-        },
-    }
+    here, there = f"{graph}/StorageKeys/{descriptor}", f"{graph}/Descriptors/{storage_key}"
+    return {"value": storage_key, "_links": links_json(self=here, descriptor=there)}
 
 
 def descriptor_result_json(org: Organisation, storage_key: str, descriptor: str) -> dict[str, Any]:
     """A ``GraphDescriptorResult``."""
     graph = f"{org.url}/{_GRAPH}"
-    return {
-        "value": descriptor,
-        "_links": {
-            "self": {"href": f"{graph}/Descriptors/{storage_key}"},
-            "storageKey": {"href": f"{graph}/StorageKeys/{descriptor}"},
-        },
-    }
+    here, there = f"{graph}/Descriptors/{storage_key}", f"{graph}/StorageKeys/{descriptor}"
+    return {"value": descriptor, "_links": links_json(self=here, storageKey=there)}
 
 
 # --- member entitlements --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from kiosk.emulator.org.model import (
     ReleaseDefinition,
     ReleaseEnvironment,
 )
-from kiosk.emulator.shapes_core import azure_date, user_ref
+from kiosk.emulator.shapes_core import azure_date, links_json, user_ref
 
 __all__ = [
     "DEFINITION_EXPANDS",
@@ -135,36 +135,34 @@ def release_url(org: Organisation, release: Release) -> str:
 
 def _definition_links(org: Organisation, project: Project, definition: ReleaseDefinition) -> dict[str, Any]:
     web = f"{_web(org, project)}/_release?definitionId={definition.id}"
-    return {"self": {"href": definition_url(org, definition)}, "web": {"href": web}}
+    return links_json(self=definition_url(org, definition), web=web)
+
+
+def _shallow_reference(item_id: int, name: str, url: str, links: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """A release area ``…ShallowReference``: id and name, what more the type has, then its url and links."""
+    return {"id": item_id, "name": name, **more, "url": url, "_links": links}
 
 
 def _definition_reference(org: Organisation, definition: ReleaseDefinition) -> dict[str, Any]:
     """A ``ReleaseDefinitionShallowReference``."""
     project = org.projects[definition.project_id]
-    return {
-        "id": definition.id,
-        "name": definition.name,
-        "path": definition.path,
-        "projectReference": _project_ref(project),
-        "url": definition_url(org, definition),
-        "_links": _definition_links(org, project, definition),
-    }
+    url, links = definition_url(org, definition), _definition_links(org, project, definition)
+    return _shallow_reference(
+        definition.id, definition.name, url, links, path=definition.path, projectReference=_project_ref(project)
+    )
 
 
 def _release_links(org: Organisation, project: Project, release: Release) -> dict[str, Any]:
     web = f"{_web(org, project)}/_releaseProgress?releaseId={release.id}&_a=release-pipeline-progress"
-    return {"self": {"href": release_url(org, release)}, "web": {"href": web}}
+    return links_json(self=release_url(org, release), web=web)
 
 
 def _release_reference(org: Organisation, release: Release) -> dict[str, Any]:
     """A ``ReleaseShallowReference``."""
     project = org.projects[release.project_id]
-    return {
-        "id": release.id,
-        "name": release.name,
-        "url": release_url(org, release),
-        "_links": _release_links(org, project, release),
-    }
+    return _shallow_reference(
+        release.id, release.name, release_url(org, release), _release_links(org, project, release)
+    )
 
 
 def _artifacts(org: Organisation, build_id: int | None, *, with_version: bool) -> list[dict[str, Any]]:

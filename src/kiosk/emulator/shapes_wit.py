@@ -25,7 +25,7 @@ from kiosk.emulator.org.model import (
     WorkItemRelation,
     WorkItemType,
 )
-from kiosk.emulator.shapes_core import azure_date, identity_ref
+from kiosk.emulator.shapes_core import azure_date, identity_ref, links_json
 from kiosk.emulator.wiql import FIELDS, FieldDef, QueryResult
 
 __all__ = [
@@ -162,15 +162,15 @@ def _work_item_links(org: Organisation, item: WorkItem) -> dict[str, Any]:
     url = work_item_url(org, item)
     project = org.projects.get(item.project_id)
     web = f"{org.url}/{quote(project.name if project else item.project_id, safe='')}/_workitems/edit/{item.id}"
-    return {
-        "self": {"href": url},
-        "workItemUpdates": {"href": f"{url}/updates"},
-        "workItemRevisions": {"href": f"{url}/revisions"},
-        "workItemComments": {"href": f"{url}/comments"},
-        "html": {"href": web},
-        "workItemType": {"href": _type_url(org, item.project_id, item.work_item_type)},
-        "fields": {"href": f"{org.url}/{item.project_id}/_apis/wit/fields"},
-    }
+    return links_json(
+        self=url,
+        workItemUpdates=f"{url}/updates",
+        workItemRevisions=f"{url}/revisions",
+        workItemComments=f"{url}/comments",
+        html=web,
+        workItemType=_type_url(org, item.project_id, item.work_item_type),
+        fields=f"{org.url}/{item.project_id}/_apis/wit/fields",
+    )
 
 
 def work_item_json(

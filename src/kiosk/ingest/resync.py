@@ -22,10 +22,13 @@ The resource is named by :func:`resource_hash` — its mapping, its place, the w
 kiosk's version, every blueprint's definition and the excluded tags — so a change to any of these
 matches no mark and everything is read, mapped and written again.
 
-* *Work items* (:data:`MARKED_KINDS`): the WIQL id lists are still read whole; then each batch's
-  revisions are read cheaply (``workitemsbatch`` with two fields), and only items whose version
-  (revision + a fingerprint of the project stamped on them) differs from the mark, or whose
-  entities are not exactly as the mark left them, are read in full.
+* *Work items* (:data:`MARKED_KINDS`): the WIQL id lists are still read whole. When the resource's
+  last complete read began at a known time (Azure's, :meth:`IngestStore.read_began`), the
+  organisation is asked which items changed since (less :data:`CHANGED_SINCE_MARGIN`); the others
+  are held as marked without another request. The rest have their revisions read cheaply
+  (``workitemsbatch`` with two fields), and only items whose version (revision + a fingerprint of
+  the project stamped on them) differs from the mark, or whose entities are not exactly as the
+  mark left them, are read in full. A complete read records when it began, for the next.
 * *Every other kind* is read whole from its lists anyway; an item whose whole content hashes to a
   mark (:func:`content_mark`) whose entities are untouched is not mapped nor compared.
 
@@ -33,8 +36,9 @@ What is *proven*: the item exists (it is in this resync's lists) and is at the s
 has the same content; its entities are the same rows, written by nobody since (same
 ``updated_at``), with the same relation edges (a deleted target drops an edge without touching
 the entity), still recorded for this source. What is *trusted*: that a mapping is a function of
-its item (jq programs without ``now`` or ``env``), and that Azure bumps a work item's revision
-whenever its ``$expand=All`` answer changes (fields, relations, links). An item skipped this way
+its item (jq programs without ``now`` or ``env``), that Azure bumps a work item's revision
+whenever its ``$expand=All`` answer changes (fields, relations, links), and that it sets
+``System.ChangedDate`` with every revision. An item skipped this way
 contributes its marked entities to what the resync produced, so they are not deleted; an item
 gone from the lists contributes nothing, so its entities are deleted exactly as before — the
 delete phase still compares the whole produced set with what this source recorded. Marks of
@@ -74,7 +78,7 @@ from kiosk.azure.errors import AuthenticationFailed, AzureRestError
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.ingest.config import Integration
 from kiosk.ingest.examples import sample_examples
-from kiosk.ingest.fetch.base import FetchContext, Item
+from kiosk.ingest.fetch.base import FetchContext, Item, Unchanged
 from kiosk.ingest.fetch.registry import FETCHERS, fetcher_for
 from kiosk.ingest.fetch.work_items import work_item_mark
 from kiosk.ingest.mapping import PortAppConfig, ResourceConfig
@@ -110,6 +114,12 @@ SAVE_EVERY: Final = 1.0
 MISSING_TARGET: Final = "related_entity_not_found"
 #: Raw items kept per kind for test-mapping.
 EXAMPLES: Final = 5
+#: Look-ups of marks at once on PostgreSQL (SQLite: one).
+LOOKUPS_AT_ONCE_POSTGRES: Final = 3
+#: How much earlier than the last complete read began the next resync asks Azure what changed:
+#: a change committed just before a query may not show in it, and Azure's clocks are several
+#: machines. Items changed in this window are only read cheaply again (their revisions).
+CHANGED_SINCE_MARGIN: Final = timedelta(minutes=10)
 
 #: Mapping failures on these fields leave the item's entity unknown, so deleting is unsafe.
 _IDENTITY_FIELDS: Final = frozenset({"identifier", "blueprint", "selector.query", "itemsToParse"})
@@ -380,16 +390,22 @@ class Resyncer:
                 except Exception as exc:  # handed to the reader, which raises it
                     failure.append(exc)
 
-        # One look-up at a time: each thread would take a database connection of its own, and on
-        # SQLite every connection keeps its own page cache (tens of MB each on a large catalog).
-        looking_up = asyncio.Lock()
+        # On SQLite one look-up at a time: each thread would take a database connection of its
+        # own, and every SQLite connection keeps its own page cache (tens of MB each on a large
+        # catalog). PostgreSQL does the work in its own processes: a few at once overlap.
+        looking_up = asyncio.Semaphore(LOOKUPS_AT_ONCE_POSTGRES if self.store.db.is_postgres else 1)
 
-        async def unchanged(versions: dict[str, str]) -> set[str]:
-            seen.update(versions)
-            async with looking_up:
-                held = await asyncio.to_thread(self.store.unchanged_items, source, key, versions)
-            _count_unchanged(state, produced, held.values(), read=True)
-            return set(held)
+        def vouched(lookup: Callable[[Source, str, dict[str, str]], dict[str, tuple[EntityKey, ...]]]) -> Unchanged:
+            # The fetcher's question to the marks: which of these items does the catalog hold as
+            # they are (each key asked is an item Azure listed, so it is seen).
+            async def ask(versions: dict[str, str]) -> set[str]:
+                seen.update(versions)
+                async with looking_up:
+                    held = await asyncio.to_thread(lookup, source, key, versions)
+                _count_unchanged(state, produced, held.values(), read=True)
+                return set(held)
+
+            return ask
 
         async def unchanged_content(items: list[Item]) -> list[Item]:
             # The items whose content this resource holds marked are neither mapped nor compared.
@@ -400,15 +416,25 @@ class Resyncer:
             _count_unchanged(state, produced, held.values(), read=False)
             return [item for item, k in zip(items, keys, strict=True) if k is None or k not in held]
 
+        def stop_asking() -> None:
+            ctx.unchanged = ctx.as_marked = None
+            ctx.changed_since = None
+
         async def finish() -> None:
             # The writer finishes what is queued (each write is whole), then ends.
-            ctx.unchanged = None
+            stop_asking()
             await queue.put(None)
             await writer
 
         holds = await asyncio.to_thread(self.store.has_marks, source, key)
+        began = await asyncio.to_thread(self.store.read_began, source, key) if holds and proven else None
         writer = asyncio.ensure_future(write_chunks())
-        ctx.unchanged = unchanged if holds and proven else None
+        ctx.read_began = None
+        if holds and proven:
+            ctx.unchanged = vouched(self.store.unchanged_items)
+            if began is not None:
+                ctx.changed_since = began - CHANGED_SINCE_MARGIN
+                ctx.as_marked = vouched(self.store.unchanged_as_marked)
         pending: list[Item] = []
         try:
             async for batch in fetcher_for(resource.kind)(ctx, resource):
@@ -426,7 +452,7 @@ class Resyncer:
             if pending and not failure:
                 await queue.put(pending)
         except asyncio.CancelledError:
-            ctx.unchanged = None
+            stop_asking()
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -438,6 +464,8 @@ class Resyncer:
         if failure:
             raise failure[0]
         await asyncio.to_thread(self.store.forget_items, source, key, seen.keys())
+        if proven and ctx.read_began is not None:  # read whole: its marks are exact as of then
+            await asyncio.to_thread(self.store.save_read_began, source, key, ctx.read_began)
 
     async def _write(
         self,

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kiosk.core.jq_compile import Deferred, JqRuntimeError, NotCompilable, compile_program
-from kiosk.core.jq_engine import JqError, JqPool, JqResult, JqStopped, engine
+from kiosk.core.jq_engine import JqError, JqPool, JqResult, JqStopped, answer_in_process, engine, first_line
 from kiosk.core.value_kinds import json_type
 from kiosk.ingest.mapping import ResourceConfig, SearchQuery, jq_syntax_problem, ocean_quotes
 
@@ -539,17 +539,10 @@ class CompiledResource:
         rest: list[int] = []
         run = program.run
         for n in indexes:
-            if run is not None:
-                try:
-                    results.append(JqResult(run(inputs[n])))
-                    continue
-                except JqRuntimeError as exc:
-                    results.append(JqResult(error=_first_line(str(exc))))
-                    continue
-                except Deferred:
-                    pass
-            results.append(None)
-            rest.append(n)
+            result = answer_in_process(run, inputs[n]) if run is not None else None
+            results.append(result)
+            if result is None:  # deferred to jq, or no compiled program
+                rest.append(n)
         if rest:
             answered = iter(self._workers([(program.text, inputs[n]) for n in rest]))
             return [result if result is not None else next(answered) for result in results]
@@ -648,15 +641,10 @@ def _filled(
         try:
             target[key] = run(data)
         except JqRuntimeError as exc:
-            errors.setdefault(n, {})[name] = _first_line(str(exc))
+            errors.setdefault(n, {})[name] = first_line(str(exc))
         except Deferred:
             pending.append((n, number, key, name, ""))
     return target
-
-
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "error"
 
 
 def _describe(value: Any) -> str:

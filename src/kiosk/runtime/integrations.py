@@ -22,11 +22,18 @@ integrations this process knows, each run in a thread of its own with its own ev
 (:class:`kiosk.ingest.resync.Resyncer` is async). ``kiosk integrations resync NAME --once`` uses
 the same runner without its thread (:meth:`IntegrationRunner.run_now`), so a resync from the
 command line also takes the lease and never runs beside a server's.
+
+**Service hooks.** An integration with a base URL (``appHost``, else kiosk's ``publicUrl``) whose
+listener is not ONCE has its subscriptions reconciled (:mod:`kiosk.ingest.hooks`) at start, again
+after its mapping is replaced or reset (:meth:`IntegrationRunner.hooks_changed`), and retried while
+Azure cannot be reached. One thread per such integration does it, under the integration's
+reconcile lease, so processes started together create each subscription once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -43,7 +50,10 @@ from sqlalchemy.engine import Connection
 
 from kiosk.errors import Conflict, NotFound
 from kiosk.ingest.config import Integration, IntegrationSpec
+from kiosk.ingest.hooks.reconcile import HookReconciler, ReconcileReport
 from kiosk.ingest.initialize import initialize_defaults
+from kiosk.ingest.live.processor import EventProcessor
+from kiosk.ingest.live.visibility import event_lag
 from kiosk.ingest.mapping import MappingError, PortAppConfig, parse_port_app_config
 from kiosk.ingest.resync import Resyncer
 from kiosk.ingest.state import ResyncState
@@ -75,6 +85,7 @@ __all__ = [
     "request_resync",
     "resync_job_kind",
     "schedule_for",
+    "takes_events",
 ]
 
 log = logging.getLogger("kiosk.integrations")
@@ -113,6 +124,12 @@ def schedule_for(spec: IntegrationSpec) -> Schedule:
         minutes = spec.scheduledResyncInterval
         return Schedule(at_start=True, interval=None if minutes is None else timedelta(minutes=minutes))
     return Schedule(at_start=listener == "ONCE", interval=None)
+
+
+def takes_events(spec: IntegrationSpec) -> bool:
+    """Whether events can arrive for the integration, so its processor runs: listener POLLING or
+    WEBHOOKS_ONLY (ONCE reads once and listens to nothing)."""
+    return spec.eventListener.type in ("POLLING", "WEBHOOKS_ONLY")
 
 
 def next_resync_at(spec: IntegrationSpec, finished_at: datetime) -> datetime | None:
@@ -176,6 +193,11 @@ def effective_mapping(integration: Integration, store: IngestStore) -> tuple[Por
     return integration.mapping, integration.mapping_source
 
 
+def _mapping_in_force(integration: Integration, store: IngestStore) -> PortAppConfig:
+    """The mapping events are processed with: the resync's (:func:`effective_mapping`)."""
+    return effective_mapping(integration, store)[0]
+
+
 # -------------------------------------------------------------------------------------- runner
 
 
@@ -223,6 +245,10 @@ class IntegrationRunner:
         lease_seconds: float = 60.0,
         poll_seconds: float = 5.0,
         on_finished: Callable[[str, ResyncState], None] | None = None,
+        public_url: str | None = None,
+        hooks: HookReconciler | None = None,
+        hooks_retry_seconds: float = 60.0,
+        event_options: dict[str, Any] | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -234,8 +260,29 @@ class IntegrationRunner:
         self._kinds = {resync_job_kind(name): name for name in self.integrations}
         self._running: dict[str, _Running] = {}
         self._initialized: set[str] = set()
+        # A resync and the integration's event processor may both be first: one creates.
+        self._initializing = threading.Lock()
         self._lock = threading.Lock()
         self._thread = QueueThread(self._loop, name="kiosk-resyncs", what="resync runner")
+        self.hooks = hooks or HookReconciler(db, public_url=public_url)
+        self.hooks_retry_seconds = hooks_retry_seconds
+        self._hook_keepers: dict[str, _HookKeeper] = {}
+        #: The last reconcile of each integration's subscriptions this process made (its keeper's).
+        self.hook_reports: dict[str, ReconcileReport] = {}
+        #: The live-event processor of each integration that takes events (listener POLLING or
+        #: WEBHOOKS_ONLY), started and stopped with the runner; ``event_options`` go to each.
+        self.event_processors: dict[str, EventProcessor] = {
+            identifier: EventProcessor(
+                db,
+                store,
+                integration,
+                mapping=functools.partial(_mapping_in_force, integration, store),
+                prepare=functools.partial(self._initialize, integration),
+                **(event_options or {}),
+            )
+            for identifier, integration in self.integrations.items()
+            if takes_events(integration.spec)
+        }
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -249,12 +296,23 @@ class IntegrationRunner:
                     outcome = request_resync(conn, identifier, trigger="start")
                     log.info("resync at start: %s", outcome, extra={"integration": identifier})
         self._thread.start()
+        for processor in self.event_processors.values():
+            processor.start()
+        for identifier, integration in self.integrations.items():
+            if self.keeps_hooks(integration):
+                keeper = _HookKeeper(self, identifier)
+                self._hook_keepers[identifier] = keeper
+                keeper.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming, cancel the resyncs running here and hand their jobs back (due now: the
         next start, or another process, runs them again), waiting up to ``timeout`` seconds."""
         self._thread.stop(timeout)
+        for keeper in self._hook_keepers.values():
+            keeper.stop(timeout)
+        for processor in self.event_processors.values():
+            processor.stop(timeout)
         with self._lock:
             running = list(self._running.values())
         for run in running:
@@ -280,6 +338,41 @@ class IntegrationRunner:
             outcome = request_resync(conn, identifier, trigger=trigger)
         self._thread.wake.set()
         return outcome
+
+    def event_processing(self) -> dict[str, dict[str, float]]:
+        """Per integration with a processor: what it handled (this process) and the lag (every
+        process's events), for ``/metrics``."""
+        lags = event_lag(self.db, list(self.event_processors))
+        out: dict[str, dict[str, float]] = {}
+        for identifier, processor in self.event_processors.items():
+            stats = processor.stats.to_json()
+            out[identifier] = {
+                **{name: float(stats[name]) for name in ("processed", "skipped", "failed", "retried")},
+                "lagSeconds": lags[identifier],
+            }
+        return out
+
+    def events_stored(self, identifier: str) -> None:
+        """Events of ``identifier`` were stored in this process: its processor looks at once."""
+        processor = self.event_processors.get(identifier)
+        if processor is not None:
+            processor.notify()
+
+    def keeps_hooks(self, integration: Integration) -> bool:
+        """Whether this runner keeps ``integration``'s subscriptions: a base URL, and a listener that is not ONCE."""
+        return integration.spec.eventListener.type != "ONCE" and self.hooks.target(integration).url is not None
+
+    def reconcile_hooks(self, identifier: str, *, apply: bool) -> ReconcileReport:
+        """Check (or apply) ``identifier``'s subscriptions now, in this thread, with its effective mapping."""
+        integration = self.integration(identifier)
+        mapping, _ = effective_mapping(integration, self.store)
+        return self.hooks.run(self.hooks.target(integration, mapping), apply=apply)
+
+    def hooks_changed(self, identifier: str) -> None:
+        """The integration's mapping changed: reconcile its subscriptions again (in the background)."""
+        keeper = self._hook_keepers.get(identifier)
+        if keeper is not None:
+            keeper.changed.set()
 
     def is_running(self, identifier: str) -> bool:
         """Whether a resync of ``identifier`` holds its lease now, in any process."""
@@ -461,16 +554,17 @@ class IntegrationRunner:
     def _initialize(self, integration: Integration) -> None:
         """``initializePortResources``: the default blueprints, before this process's first resync
         of the integration (Ocean does it at each start; nothing is created when one exists)."""
-        if not integration.spec.initializePortResources or integration.identifier in self._initialized:
-            return
-        outcome = initialize_defaults(self.store.catalog, actor=f"integration:{integration.identifier}")
-        if outcome.created:
-            log.info(
-                "created the default blueprints: %s",
-                ", ".join(outcome.created),
-                extra={"integration": integration.identifier},
-            )
-        self._initialized.add(integration.identifier)
+        with self._initializing:
+            if not integration.spec.initializePortResources or integration.identifier in self._initialized:
+                return
+            outcome = initialize_defaults(self.store.catalog, actor=f"integration:{integration.identifier}")
+            if outcome.created:
+                log.info(
+                    "created the default blueprints: %s",
+                    ", ".join(outcome.created),
+                    extra={"integration": integration.identifier},
+                )
+            self._initialized.add(integration.identifier)
 
     def _cancelled(self, job: Job, identifier: str, latest: list[ResyncState], *, lost: bool) -> None:
         if lost:
@@ -485,3 +579,54 @@ class IntegrationRunner:
             if self.on_finished is not None:
                 self.on_finished(identifier, state)
         log.info("resync of %s aborted by the stop; it runs again at the next start", identifier)
+
+
+class _HookKeeper:
+    """Reconciles one integration's subscriptions: at start, after each change, and again after a
+    failure (Azure unreachable, a listing refused) every ``hooks_retry_seconds`` until it succeeds."""
+
+    def __init__(self, runner: IntegrationRunner, identifier: str) -> None:
+        self.runner = runner
+        self.identifier = identifier
+        self.changed = threading.Event()
+        self.stopping = threading.Event()
+        self.changed.set()  # the start is the first change
+        self._thread = threading.Thread(target=self._loop, name=f"kiosk-hooks-{identifier}"[:60], daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self.stopping.set()
+        self.changed.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            self.changed.wait()
+            if self.stopping.is_set():
+                return
+            self.changed.clear()
+            try:
+                report = self.runner.reconcile_hooks(self.identifier, apply=True)
+                self.runner.hook_reports[self.identifier] = report
+            except Exception as exc:  # Azure or the database: said, and tried again later
+                log.warning(
+                    "cannot reconcile the service-hook subscriptions yet: %s",
+                    exc,
+                    extra={"integration": self.identifier},
+                )
+                if self.stopping.wait(self.runner.hooks_retry_seconds):
+                    return
+                self.changed.set()
+                continue
+            if report.failures:
+                log.warning(
+                    "%d service-hook subscription change(s) failed; retried in %.0f s",
+                    report.failures,
+                    self.runner.hooks_retry_seconds,
+                    extra={"integration": self.identifier},
+                )
+                if self.stopping.wait(self.runner.hooks_retry_seconds):
+                    return
+                self.changed.set()

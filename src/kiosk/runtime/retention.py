@@ -11,10 +11,12 @@ rounds of several processes on one database are safe together (see the two prune
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kiosk.config.model import RetentionConfig
+from kiosk.ingest.events import kept_event_jobs
 from kiosk.receivers.pruner import EventPruner
 from kiosk.receivers.retention import Policy, kept_jobs
 from kiosk.store.engine import Database
@@ -25,13 +27,14 @@ from kiosk.store.queue_retention import JobPolicy, JobPruner
 __all__ = ["PruneReport", "RetentionPruner", "policies"]
 
 
-def policies(retention: RetentionConfig) -> tuple[Policy, JobPolicy]:
-    """The events' policy and the jobs' policy of ``retention:`` (done event jobs kept as long as events)."""
+def policies(retention: RetentionConfig, integrations: Iterable[str] = ()) -> tuple[Policy, JobPolicy]:
+    """The events' policy and the jobs' policy of ``retention:``: done jobs of received events kept
+    as long as the events, those of ``integrations``' live events as long as Azure redelivers."""
     events = Policy.from_config(retention)
     jobs = JobPolicy(
         done_max_age=timedelta(days=retention.jobs.doneMaxAgeDays),
         dead_max_age=timedelta(days=retention.jobs.deadMaxAgeDays),
-        done_kept_at_least=kept_jobs(events),
+        done_kept_at_least={**kept_jobs(events), **kept_event_jobs(integrations)},
     )
     return events, jobs
 
@@ -73,8 +76,8 @@ class RetentionPruner:
         self.jobs = JobPruner(db, jobs, batch=batch, rest=rest)
 
     @classmethod
-    def from_config(cls, db: Database, retention: RetentionConfig) -> RetentionPruner:
-        return cls(db, *policies(retention))
+    def from_config(cls, db: Database, retention: RetentionConfig, integrations: Iterable[str] = ()) -> RetentionPruner:
+        return cls(db, *policies(retention, integrations))
 
     def run(self, now: datetime | None = None, *, stop: threading.Event | None = None) -> PruneReport:
         """One round at ``now`` (default: the clock; one ``now`` for the whole round, so its parts

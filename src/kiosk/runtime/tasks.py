@@ -64,7 +64,8 @@ def retention_pruner(context: TaskContext, *, interval: float | None = None) -> 
     together by one deployment do not all prune at the same instant.
     """
     retention = context.config.retention
-    pruner = RetentionPruner.from_config(context.db, retention)
+    identifiers = [spec.identifier for spec in context.config.integrations]
+    pruner = RetentionPruner.from_config(context.db, retention, identifiers)
 
     def prune() -> bool:
         report = pruner.run(stop=periodic.stopping)

@@ -478,6 +478,27 @@ class JobQueue:
             )
         self._forget(job_ids)
 
+    def defer(self, job_ids: Sequence[int], run_after: datetime) -> None:
+        """Hand back claimed jobs this worker did not start, due at ``run_after``, claim uncounted:
+        :meth:`release` with a later time (a job that must wait for an earlier one of its kind)."""
+        if not job_ids:
+            return
+        now = utcnow()
+        with self.db.begin() as conn:
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id.in_(list(job_ids)), jobs.c.status == RUNNING, jobs.c.locked_by == self.worker_id)
+                .values(
+                    status=PENDING,
+                    run_after=run_after,
+                    attempts=sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+                    locked_by=None,
+                    locked_until=None,
+                    updated_at=now,
+                )
+            )
+        self._forget(job_ids)
+
     def extend(self, job_id: int) -> bool:
         """Renew the lease of a job this worker holds (for work that runs longer than the lease)."""
         now = utcnow()

@@ -327,3 +327,32 @@ ingest_item_marks = sa.Table(
     sa.Column("entities", JSONDoc, nullable=False),
     sa.PrimaryKeyConstraint("datasource", "resource", "item"),
 )
+
+
+# When the last complete read of a resource (named as in ingest_item_marks) began, by Azure's
+# clock (migration 0008): its marks are exact as of then, so the next resync asks Azure only for
+# the items changed since (work items) and holds the others as marked.
+ingest_resource_reads = sa.Table(
+    "ingest_resource_reads",
+    metadata,
+    sa.Column("datasource", sa.String(1000), nullable=False),
+    sa.Column("resource", sa.String(64), nullable=False),
+    sa.Column("began_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("datasource", "resource"),
+)
+
+# ------------------------------------------------------------------------------------------------
+# An integration's service-hook subscriptions (migration 0007).
+
+# Per integration and organisation, a salted fingerprint of the consumer inputs (URL, basic auth)
+# last applied to its subscriptions: Azure masks the password, so a changed webhookSecret is found
+# by comparing fingerprints (kiosk.ingest.hooks.fingerprint), never by keeping the secret.
+integration_hooks = sa.Table(
+    "integration_hooks",
+    metadata,
+    sa.Column("integration", sa.String(100), nullable=False),
+    sa.Column("organization", sa.String(500), nullable=False),
+    sa.Column("fingerprint", sa.String(200), nullable=False),
+    sa.Column("applied_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("integration", "organization"),
+)

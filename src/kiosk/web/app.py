@@ -7,6 +7,7 @@ before the server listens, rather than a half-started server.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -39,7 +40,8 @@ from kiosk.config.model import KioskConfig
 from kiosk.config.resolved import resolve_config_secrets
 from kiosk.core import jq_engine
 from kiosk.delivery.worker import DeliveryWorker, FinalOutcome
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, Unauthorized
+from kiosk.ingest.events_queue import stored_event_counts
 from kiosk.ingest.store import IngestStore
 from kiosk.runtime.background import Background
 from kiosk.runtime.integrations import IntegrationRunner
@@ -56,6 +58,7 @@ from kiosk.web.routes import azure_hooks as azure_hook_routes
 from kiosk.web.routes import blueprints as blueprint_routes
 from kiosk.web.routes import deliveries as delivery_routes
 from kiosk.web.routes import entities as entity_routes
+from kiosk.web.routes import integration_hooks as integration_hook_routes
 from kiosk.web.routes import integrations as integration_routes
 from kiosk.web.routes.receivers import install_receivers
 
@@ -65,7 +68,7 @@ log = logging.getLogger("kiosk.web")
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KioskError)
     async def kiosk_error(_: Request, exc: KioskError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": exc.challenge} if isinstance(exc, Unauthorized) else None
         return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -226,8 +229,11 @@ def create_app(settings: Settings) -> FastAPI:
         IngestStore(db, catalog),
         integrations,
         on_finished=lambda name, state: metrics.resyncs.labels(name, state.status).inc(),
+        public_url=config.azureDevOps.publicUrl,  # the base of integrations' service hooks without appHost
     )
     metrics.watch_integrations(integration_runner.snapshot)
+    metrics.watch_event_processing(integration_runner.event_processing)
+    metrics.watch_integration_events(functools.partial(stored_event_counts, db, list(integration_runner.integrations)))
     app.state.settings = settings
     app.state.db = db
     app.state.catalog = catalog
@@ -253,6 +259,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(delivery_routes.router)
     app.include_router(azure_hook_routes.router)
     app.include_router(integration_routes.router)
+    app.include_router(integration_hook_routes.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # After the middlewares: the receivers' lane goes in front of them (see kiosk.web.lane).

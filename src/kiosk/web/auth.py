@@ -7,6 +7,9 @@ logs) is for the run's own pipeline, with its report token (``Bearer krt_…``, 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -88,3 +91,22 @@ async def require_run_reporter(run_id: str, request: Request) -> RunReporter:
             details={"run": run_id},
         )
     return RunReporter(client_id=principal.client_id)
+
+
+def check_basic_auth(header: str, username: str, password: str) -> bool:
+    """Whether ``header`` (an ``Authorization`` value) is Basic with exactly ``username:password``.
+
+    Both parts are compared in constant time, each always (no early exit on the user name), and a
+    malformed header compares as empty credentials, so the answer's timing says nothing about
+    which part was wrong. Empty configured credentials never match.
+    """
+    scheme, _, value = header.strip().partition(" ")
+    given_user, given_password = b"", b""
+    if scheme.lower() == "basic":
+        try:
+            given_user, _, given_password = base64.b64decode(value.strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            given_user, given_password = b"", b""
+    user_ok = hmac.compare_digest(given_user, username.encode())
+    password_ok = hmac.compare_digest(given_password, password.encode())
+    return user_ok and password_ok and bool(username) and bool(password)

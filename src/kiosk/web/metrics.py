@@ -9,12 +9,13 @@ a traceback, which 100 aborted uploads used to turn into 0.5 MB of stderr.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,6 +57,22 @@ class Metrics:
             ["integration", "status"],
             registry=self.registry,
         )
+
+        # Live events of the integrations (kiosk.web.routes.integration_hooks): counted here, as
+        # duplicates and refusals leave no row in the database.
+        self.integration_events = IntegrationEventCounts()
+        self.registry.register(self.integration_events)
+
+    def watch_integration_events(self, stored: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+        """Report the integrations' stored live events by state (``stored()``: per integration, per
+        state; the job rows every process shares) at each scrape."""
+        self.registry.register(StoredEventsCollector(stored))
+
+    def watch_event_processing(self, snapshot: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        """Report the integrations' live-event processing from ``snapshot()`` (per integration:
+        ``processed``, ``skipped``, ``failed``, ``retried`` by this process, ``lagSeconds`` from the
+        database) at each scrape."""
+        self.registry.register(EventProcessingCollector(snapshot))
 
     def watch_integrations(self, snapshot: Callable[[], Sequence[RunnerSnapshot]]) -> None:
         """Report every integration's latest resync from ``snapshot`` (the saved state, shared by
@@ -123,6 +140,117 @@ class IntegrationCollector(Collector):
                     entities.add_metric([item.identifier, kind, outcome], float(value))
             deleted.add_metric([item.identifier], float(state.totals()["deleted"]))
         yield from (running, duration, ended, entities, deleted)
+
+
+class IntegrationEventCounts(Collector):
+    """Per integration, the live events this process received: ``stored``, ``duplicate`` (a
+    redelivery recognised, nothing stored) and refused by reason (``auth``: missing or wrong
+    credentials, ``no_secret``: the integration has no webhookSecret, ``malformed``: not a JSON
+    object, too deep, or a service-hook field missing). A body over the size limit is refused
+    before the route and shows only in ``kiosk_http_requests_total``.
+
+    Plain counters behind a lock rather than prometheus Counters: the events API reads them back
+    (``receivedByThisProcess``), which prometheus' client offers no public way to do.
+    """
+
+    OUTCOMES = ("stored", "duplicate")
+    REASONS = ("auth", "no_secret", "malformed")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: dict[tuple[str, str], int] = {}
+        self._refused: dict[tuple[str, str], int] = {}
+
+    def received(self, integration: str, outcome: str) -> None:
+        with self._lock:
+            self._received[(integration, outcome)] = self._received.get((integration, outcome), 0) + 1
+
+    def refused(self, integration: str, reason: str) -> None:
+        with self._lock:
+            self._refused[(integration, reason)] = self._refused.get((integration, reason), 0) + 1
+
+    def counts(self, integration: str) -> dict[str, Any]:
+        """``{stored, duplicates, refused: {reason: n}}`` of ``integration`` (zeros included)."""
+        with self._lock:
+            return {
+                "stored": self._received.get((integration, "stored"), 0),
+                "duplicates": self._received.get((integration, "duplicate"), 0),
+                "refused": {reason: self._refused.get((integration, reason), 0) for reason in self.REASONS},
+            }
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        received = CounterMetricFamily(
+            "kiosk_integration_events_received",
+            "Live events the integration's endpoint accepted, by outcome (stored, duplicate)",
+            labels=["integration", "outcome"],
+        )
+        refused = CounterMetricFamily(
+            "kiosk_integration_events_refused",
+            "Live events the integration's endpoint refused, by reason (auth, no_secret, malformed)",
+            labels=["integration", "reason"],
+        )
+        with self._lock:
+            received_now, refused_now = dict(self._received), dict(self._refused)
+        for (integration, outcome), value in sorted(received_now.items()):
+            received.add_metric([integration, outcome], float(value))
+        for (integration, reason), value in sorted(refused_now.items()):
+            refused.add_metric([integration, reason], float(value))
+        yield from (received, refused)
+
+
+class StoredEventsCollector(Collector):
+    """Per integration, its live events kept in the database by state (pending, processing,
+    processed, failed): read at scrape time, so the events every process stored show."""
+
+    def __init__(self, stored: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+        self._stored = stored
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        events = GaugeMetricFamily(
+            "kiosk_integration_events",
+            "Live events of the integration kept in the database, by state",
+            labels=["integration", "state"],
+        )
+        for integration, by_state in sorted(self._stored().items()):
+            for state, value in by_state.items():
+                events.add_metric([integration, state], float(value))
+        yield events
+
+
+class EventProcessingCollector(Collector):
+    """Per integration, its live events processed, skipped, failed and retried by this process's
+    processor since it started, and the lag: seconds since its oldest unprocessed event arrived."""
+
+    OUTCOMES = ("processed", "skipped", "failed", "retried")
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        handled = CounterMetricFamily(
+            "kiosk_integration_events_handled",
+            "Live events this process's processor handled, by outcome (processed, skipped, failed, retried)",
+            labels=["integration", "outcome"],
+        )
+        lag = GaugeMetricFamily(
+            "kiosk_integration_events_lag_seconds",
+            "Seconds since the integration's oldest event not yet processed arrived (0: none waiting)",
+            labels=["integration"],
+        )
+        for integration, values in sorted(self._snapshot().items()):
+            for outcome in self.OUTCOMES:
+                handled.add_metric([integration, outcome], float(values.get(outcome, 0)))
+            lag.add_metric([integration], float(values.get("lagSeconds", 0)))
+        yield from (handled, lag)
 
 
 class MetricsMiddleware:

@@ -12,20 +12,22 @@ exist in the project answers Azure's TF401019 404.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from dataclasses import dataclass
+from typing import Annotated, Final
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import GitRepository, Organisation
 from kiosk.emulator.routes.common import (
     ApiVersion,
-    Token,
-    Top,
+    DeclaredResponses,
+    TokenPaged,
     continuation_page,
     find_project,
     find_repository,
+    from_query,
     wrapped,
 )
 from kiosk.emulator.routes.query_params import choices, enum_pattern
@@ -59,35 +61,39 @@ def _enabled(org: Organisation, project: str, repository: str) -> GitRepository:
     return repo
 
 
-def add_alert_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class AlertsQuery:
+    """Which alerts of a repository: by state, severity and type, a page by token."""
+
+    states: States = None
+    severity: Severities = None
+    alert_type: AlertType = None
+
+
+AlertsParams = Annotated[AlertsQuery, Depends(from_query(AlertsQuery))]
+
+
+def add_alert_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses) -> None:
     """Add the Advanced Security alert routes."""
 
     @app.get("/{org}/{project}/_apis/alert/repositories/{repository}/alerts", responses=responses)
     async def alerts(
-        org: str,
-        project: str,
-        repository: str,
-        api_version: ApiVersion,
-        states: States = None,
-        severity: Severities = None,
-        alert_type: AlertType = None,
-        top: Top = None,
-        token: Token = None,
+        org: str, project: str, repository: str, query: AlertsParams, paging: TokenPaged, api_version: ApiVersion
     ) -> Response:
         """The repository's ``Alert`` list by id, filtered by the criteria given."""
         data = emulator.organisation(org)
         repo = _enabled(data, project, repository)
-        wanted_states = choices("criteria.states", states, _STATES)
-        wanted_severities = choices("criteria.severity", severity, _SEVERITIES)
+        wanted_states = choices("criteria.states", query.states, _STATES)
+        wanted_severities = choices("criteria.severity", query.severity, _SEVERITIES)
         listed = [
             alert
             for alert in data.alerts.values()
             if alert.repository_id == repo.id
             and (not wanted_states or alert.state.lower() in wanted_states)
             and (not wanted_severities or alert.severity in wanted_severities)
-            and (alert_type is None or alert.alert_type == alert_type.lower())
+            and (query.alert_type is None or alert.alert_type == query.alert_type.lower())
         ]
-        page, next_token = continuation_page(listed, top, token, default=_ALERTS_PAGE)
+        page, next_token = continuation_page(listed, paging.top, paging.token, default=_ALERTS_PAGE)
         return wrapped([alert_json(data, alert) for alert in page], token=next_token)
 
     @app.get("/{org}/{project}/_apis/alert/repositories/{repository}/alerts/{alert_id}", responses=responses)

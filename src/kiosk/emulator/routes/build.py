@@ -17,13 +17,24 @@ from functools import partial
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.models import Run
 from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitRepository, Organisation
-from kiosk.emulator.routes.common import ApiVersion, Token, Top, continuation_page, find_project, wrapped
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    DeclaredResponses,
+    Token,
+    TokenPaged,
+    Top,
+    continuation_page,
+    find_project,
+    from_query,
+    in_project,
+    wrapped,
+)
 from kiosk.emulator.routes.git import pull_request_work_item_ids
 from kiosk.emulator.routes.query_params import IDS_PATTERN, enum_pattern, ids
 from kiosk.emulator.routes.rendered import RenderedJson, encoded_list
@@ -306,10 +317,8 @@ def generated_build(emulator: Emulator, org: str, project: str, build_id: int) -
     found = data.project(project)
     if found is None or found.configured:
         return None
-    build = data.builds.get(build_id)
-    if build is None or build.project_id != found.id:
-        raise AzureError(404, "BuildNotFoundException", f"The requested build {build_id} could not be found.")
-    return data, build
+    message = f"The requested build {build_id} could not be found."
+    return data, in_project(data.builds.get(build_id), found, "BuildNotFoundException", message)
 
 
 def generated_definitions(emulator: Emulator, org: str, project: str) -> list[BuildDefinition] | None:
@@ -377,50 +386,56 @@ def build_work_item_ids(org: Organisation, build: Build) -> list[int]:
     return ids
 
 
-def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: dict[int | str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class DefinitionsQuery:
+    """Which build definitions: ``name`` (``*`` wildcards), ``path``, ``repositoryId``,
+    ``definitionIds``, in ``queryOrder``, a page by token."""
+
+    name: Annotated[str | None, Query(max_length=400)] = None
+    path: Annotated[str | None, Query(max_length=400)] = None
+    repository_id: Annotated[str | None, Query(alias="repositoryId", max_length=64)] = None
+    definition_ids: Annotated[str | None, Query(alias="definitionIds", max_length=2000, pattern=IDS_PATTERN)] = None
+    query_order: Annotated[str | None, Query(alias="queryOrder", pattern=enum_pattern(_DEFINITION_ORDERS))] = None
+
+
+DefinitionsParams = Annotated[DefinitionsQuery, Depends(from_query(DefinitionsQuery))]
+
+
+def add_build_routes(app: FastAPI, emulator: Emulator, base: str, responses: DeclaredResponses) -> None:
     """Add the build definition and builds-list routes."""
 
     @app.get("/{org}/{project}/_apis/build/definitions", responses=responses)
     async def definitions(
-        org: str,
-        project: str,
-        api_version: ApiVersion,
-        name: Annotated[str | None, Query(max_length=400)] = None,
-        path: Annotated[str | None, Query(max_length=400)] = None,
-        repository_id: Annotated[str | None, Query(alias="repositoryId", max_length=64)] = None,
-        definition_ids: Annotated[
-            str | None, Query(alias="definitionIds", max_length=2000, pattern=IDS_PATTERN)
-        ] = None,
-        query_order: Annotated[str | None, Query(alias="queryOrder", pattern=enum_pattern(_DEFINITION_ORDERS))] = None,
-        top: Top = None,
-        token: Token = None,
+        org: str, project: str, query: DefinitionsParams, paging: TokenPaged, api_version: ApiVersion
     ) -> Response:
         """``BuildDefinitionReference`` list (``name`` with ``*`` wildcards, ``path``, ``repositoryId``,
         ``definitionIds``, ``queryOrder``), paged by token."""
         data = emulator.organisation(org)
         found = find_project(data, project)
-        wanted_ids = ids("definitionIds", definition_ids)
+        wanted_ids = ids("definitionIds", query.definition_ids)
         listed = [
             d
             for d in data.build_definitions.values()
             if d.project_id == found.id
             and (wanted_ids is None or d.id in wanted_ids)
-            and (not repository_id or d.repository_id == repository_id.lower())
-            and (not path or d.path.lower() == path.replace("/", "\\").lower())
+            and (not query.repository_id or d.repository_id == query.repository_id.lower())
+            and (not query.path or d.path.lower() == query.path.replace("/", "\\").lower())
         ]
-        if name:
-            pattern = name.lower()
+        if query.name:
+            pattern = query.name.lower()
             if pattern.endswith("*"):
                 listed = [d for d in listed if d.name.lower().startswith(pattern.rstrip("*"))]
             else:
                 listed = [d for d in listed if d.name.lower() == pattern]
-        order = (query_order or "none").lower()
+        order = (query.query_order or "none").lower()
         if order not in _DEFINITION_ORDERS:
-            raise AzureError(400, "ArgumentException", f"queryOrder {query_order!r}: use e.g. definitionNameAscending")
+            raise AzureError(
+                400, "ArgumentException", f"queryOrder {query.query_order!r}: use e.g. definitionNameAscending"
+            )
         if order != "none":
             key, newest_first = _DEFINITION_ORDERS[order]
             listed.sort(key=key, reverse=newest_first)
-        page, next_token = continuation_page(listed, top, token)
+        page, next_token = continuation_page(listed, paging.top, paging.token)
         return wrapped([build_definition_json(data, d) for d in page], token=next_token)
 
     @app.get("/{org}/{project}/_apis/build/definitions/{definition_id}", responses=responses)

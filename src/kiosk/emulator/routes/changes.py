@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypedDict, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
@@ -26,8 +26,8 @@ from kiosk.emulator.bodies import check_json_content_type, has_body, parse_json,
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org import changes
 from kiosk.emulator.org.changes import Change, FileEdit, Ids
-from kiosk.emulator.org.model import Organisation, Project, WorkItem
-from kiosk.emulator.routes.common import find_project, find_pull_request, find_release, find_repository
+from kiosk.emulator.org.model import Organisation, Project, User, WorkItem
+from kiosk.emulator.routes.common import find_project, find_pull_request, find_release, find_repository, in_project
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_build import generated_build_json
 from kiosk.emulator.shapes_git import pull_request_json, push_json, repository_json
@@ -181,15 +181,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Stamp(TypedDict):
+    """The keywords every mutation of :mod:`kiosk.emulator.org.changes` takes: who, when, and the ids."""
+
+    by: User
+    at: datetime
+    ids: Ids
+
+
 def _work_item(org: Organisation, project: Project, work_item_id: int) -> WorkItem:
-    item = org.work_items.get(work_item_id)
-    if item is None or item.project_id != project.id:
-        raise AzureError(
-            404,
-            "WorkItemUnauthorizedAccessException",
-            f"TF401232: Work item {work_item_id} does not exist, or you do not have permissions to read it.",
-        )
-    return item
+    message = f"TF401232: Work item {work_item_id} does not exist, or you do not have permissions to read it."
+    return in_project(org.work_items.get(work_item_id), project, "WorkItemUnauthorizedAccessException", message)
 
 
 def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, json_body: JsonBody) -> None:
@@ -207,19 +209,26 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         events = [{"id": e.id, "eventType": e.event_type} for e in change.events]
         return FastJSONResponse({"value": value, "events": events}, status_code=status)
 
+    def stamp(data: Organisation, who: str | None) -> Stamp:
+        """Who makes a change (``by``: a user of ``data``, else its first) and when, with the ids it takes."""
+        return {"by": changes.find_user(data, who), "at": _now(), "ids": ids}
+
+    def created(path: str, body: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``POST {_PREFIX}/{path}`` taking a ``body`` and answering 201 with what it created."""
+        return app.post(f"{_PREFIX}/{path}", status_code=201, responses=write, openapi_extra=json_body(body))
+
     def _scope(org: str, project: str) -> tuple[Organisation, Project]:
         data = emulator.organisation(org)
         return data, find_project(data, project)
 
     # -- repositories
 
-    @app.post(f"{_PREFIX}/repositories", status_code=201, responses=write, openapi_extra=json_body(RepositoryCreate))
+    @created("repositories", RepositoryCreate)
     async def create_repository(org: str, project: str, request: Request) -> Response:
         """A new, empty repository → ``git.repo.created``."""
         data, found = _scope(org, project)
         body = await _body(request, RepositoryCreate)
-        by = changes.find_user(data, body.by)
-        change = changes.create_repository(data, found, body.name, by=by, at=_now(), ids=ids)
+        change = changes.create_repository(data, found, body.name, **stamp(data, body.by))
         return _answer(org, change, repository_json(data, change.value, links=True), 201)
 
     @app.patch(f"{_PREFIX}/repositories/{{repository}}", responses=write, openapi_extra=json_body(RepositoryUpdate))
@@ -228,12 +237,12 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         data, found = _scope(org, project)
         repo = find_repository(data, repository, found)
         body = await _body(request, RepositoryUpdate)
-        by, at = changes.find_user(data, body.by), _now()
+        who = stamp(data, body.by)
         done = Change(repo)
         if body.name is not None:
-            done.events += changes.rename_repository(data, repo, body.name, by=by, at=at, ids=ids).events
+            done.events += changes.rename_repository(data, repo, body.name, **who).events
         if body.is_disabled is not None:
-            done.events += changes.set_repository_disabled(data, repo, body.is_disabled, by=by, at=at, ids=ids).events
+            done.events += changes.set_repository_disabled(data, repo, body.is_disabled, **who).events
         return _answer(org, done, repository_json(data, repo, links=True))
 
     @app.delete(f"{_PREFIX}/repositories/{{repository}}", responses=write)
@@ -241,28 +250,21 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         """Delete a repository (its id and name stay in the history) → ``git.repo.deleted``."""
         data, found = _scope(org, project)
         repo = find_repository(data, repository, found)
-        change = changes.delete_repository(data, repo, by=changes.find_user(data, None), at=_now(), ids=ids)
+        change = changes.delete_repository(data, repo, **stamp(data, None))
         return _answer(org, change, repository_json(data, repo))
 
-    @app.post(
-        f"{_PREFIX}/repositories/{{repository}}/pushes",
-        status_code=201,
-        responses=write,
-        openapi_extra=json_body(PushCreate),
-    )
+    @created("repositories/{repository}/pushes", PushCreate)
     async def create_push(org: str, project: str, repository: str, request: Request) -> Response:
         """A commit of ``changes`` on ``branch``, or ``refUpdates`` creating/deleting branches → ``git.push``."""
         data, found = _scope(org, project)
         repo = find_repository(data, repository, found)
         body = await _body(request, PushCreate)
-        by = changes.find_user(data, body.by)
+        who = stamp(data, body.by)
         author = changes.find_user(data, body.author) if body.author is not None else None
         change = changes.push(
             data,
             repo,
-            by=by,
-            at=_now(),
-            ids=ids,
+            **who,
             branch=body.branch,
             base_branch=body.base_branch,
             edits=[FileEdit(c.path, c.content, c.change_type or "") for c in body.changes],
@@ -274,12 +276,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
 
     # -- pull requests
 
-    @app.post(
-        f"{_PREFIX}/repositories/{{repository}}/pullrequests",
-        status_code=201,
-        responses=write,
-        openapi_extra=json_body(PullRequestCreate),
-    )
+    @created("repositories/{repository}/pullrequests", PullRequestCreate)
     async def create_pull_request(org: str, project: str, repository: str, request: Request) -> Response:
         """An active pull request → ``git.pullrequest.created``."""
         data, found = _scope(org, project)
@@ -294,9 +291,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
             description=body.description,
             reviewers=body.reviewers,
             is_draft=body.is_draft,
-            by=changes.find_user(data, body.by),
-            at=_now(),
-            ids=ids,
+            **stamp(data, body.by),
         )
         return _answer(org, change, pull_request_json(data, repo, change.value), 201)
 
@@ -308,7 +303,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         data, found = _scope(org, project)
         pr = find_pull_request(data, pull_request_id, found)
         body = await _body(request, PullRequestUpdate)
-        by, at = changes.find_user(data, body.by), _now()
+        who = stamp(data, body.by)
         done = changes.update_pull_request(
             data,
             pr,
@@ -316,25 +311,22 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
             description=body.description,
             is_draft=body.is_draft,
             reviewers=body.reviewers,
-            by=by,
-            at=at,
-            ids=ids,
+            **who,
         )
         if body.status == "completed":
-            done.events += changes.complete_pull_request(data, pr, by=by, at=at, ids=ids).events
+            done.events += changes.complete_pull_request(data, pr, **who).events
         elif body.status == "abandoned":
-            done.events += changes.abandon_pull_request(data, pr, by=by, at=at, ids=ids).events
+            done.events += changes.abandon_pull_request(data, pr, **who).events
         return _answer(org, done, pull_request_json(data, data.repositories[pr.repository_id], pr))
 
     # -- work items
 
-    @app.post(f"{_PREFIX}/workitems", status_code=201, responses=write, openapi_extra=json_body(WorkItemCreate))
+    @created("workitems", WorkItemCreate)
     async def create_work_item(org: str, project: str, request: Request) -> Response:
         """A work item of ``type`` with ``fields`` → ``workitem.created``."""
         data, found = _scope(org, project)
         body = await _body(request, WorkItemCreate)
-        by = changes.find_user(data, body.by)
-        change = changes.create_work_item(data, found, body.type, body.fields, by=by, at=_now(), ids=ids)
+        change = changes.create_work_item(data, found, body.type, body.fields, **stamp(data, body.by))
         return _answer(org, change, work_item_json(data, change.value, expand="all"), 201)
 
     @app.patch(f"{_PREFIX}/workitems/{{work_item_id}}", responses=write, openapi_extra=json_body(WorkItemUpdate))
@@ -343,8 +335,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         data, found = _scope(org, project)
         item = _work_item(data, found, work_item_id)
         body = await _body(request, WorkItemUpdate)
-        by = changes.find_user(data, body.by)
-        change = changes.update_work_item(data, item, body.fields, by=by, at=_now(), ids=ids)
+        change = changes.update_work_item(data, item, body.fields, **stamp(data, body.by))
         return _answer(org, change, work_item_json(data, item, expand="all"))
 
     @app.delete(f"{_PREFIX}/workitems/{{work_item_id}}", responses=write)
@@ -352,7 +343,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         """Move a work item to the recycle bin → ``workitem.deleted``."""
         data, found = _scope(org, project)
         item = _work_item(data, found, work_item_id)
-        change = changes.delete_work_item(data, item, by=changes.find_user(data, None), at=_now(), ids=ids)
+        change = changes.delete_work_item(data, item, **stamp(data, None))
         return _answer(org, change, work_item_json(data, item, expand="all"))
 
     @app.post(
@@ -365,28 +356,21 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
         data, found = _scope(org, project)
         item = _work_item(data, found, work_item_id)
         body = await _body(request, ActorOnly, required=False)
-        change = changes.restore_work_item(data, item, by=changes.find_user(data, body.by), at=_now(), ids=ids)
+        change = changes.restore_work_item(data, item, **stamp(data, body.by))
         return _answer(org, change, work_item_json(data, item, expand="all"))
 
-    @app.post(
-        f"{_PREFIX}/workitems/{{work_item_id}}/comments",
-        status_code=201,
-        responses=write,
-        openapi_extra=json_body(CommentCreate),
-    )
+    @created("workitems/{work_item_id}/comments", CommentCreate)
     async def comment_work_item(org: str, project: str, work_item_id: WorkItemId, request: Request) -> Response:
         """A comment in the discussion → ``workitem.commented`` and ``workitem.updated``."""
         data, found = _scope(org, project)
         item = _work_item(data, found, work_item_id)
         body = await _body(request, CommentCreate)
-        change = changes.comment_work_item(
-            data, item, body.text, by=changes.find_user(data, body.by), at=_now(), ids=ids
-        )
+        change = changes.comment_work_item(data, item, body.text, **stamp(data, body.by))
         return _answer(org, change, work_item_json(data, item, expand="all"), 201)
 
     # -- builds and releases
 
-    @app.post(f"{_PREFIX}/builds", status_code=201, responses=write, openapi_extra=json_body(BuildCreate))
+    @created("builds", BuildCreate)
     async def complete_build(org: str, project: str, request: Request) -> Response:
         """A finished build of a (generated project's) definition → ``build.complete``."""
         data, found = _scope(org, project)
@@ -397,13 +381,11 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
             body.definition_id,
             body.result,
             branch=body.source_branch,
-            by=changes.find_user(data, body.by),
-            at=_now(),
-            ids=ids,
+            **stamp(data, body.by),
         )
         return _answer(org, change, generated_build_json(data, change.value), 201)
 
-    @app.post(f"{_PREFIX}/releases", status_code=201, responses=write, openapi_extra=json_body(ReleaseCreate))
+    @created("releases", ReleaseCreate)
     async def create_release(org: str, project: str, request: Request) -> Response:
         """A release of a definition → ``ms.vss-release.release-created-event``."""
         data, found = _scope(org, project)
@@ -414,18 +396,11 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
             body.definition_id,
             build_id=body.build_id,
             description=body.description,
-            by=changes.find_user(data, body.by),
-            at=_now(),
-            ids=ids,
+            **stamp(data, body.by),
         )
         return _answer(org, change, release_json(data, change.value, full=True), 201)
 
-    @app.post(
-        f"{_PREFIX}/releases/{{release_id}}/deployments",
-        status_code=201,
-        responses=write,
-        openapi_extra=json_body(DeploymentCreate),
-    )
+    @created("releases/{release_id}/deployments", DeploymentCreate)
     async def complete_deployment(org: str, project: str, release_id: ReleaseId, request: Request) -> Response:
         """A finished deployment of one of the release's stages → ``ms.vss-release.deployment-completed-event``."""
         data, found = _scope(org, project)
@@ -437,9 +412,7 @@ def add_change_routes(app: FastAPI, emulator: Emulator, responses: Responses, js
             body.environment,
             body.status,
             comment=body.comment,
-            by=changes.find_user(data, body.by),
-            at=_now(),
-            ids=ids,
+            **stamp(data, body.by),
         )
         return _answer(org, change, deployment_json(data, change.value), 201)
 

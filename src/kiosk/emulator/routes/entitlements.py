@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -26,7 +27,7 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, User
-from kiosk.emulator.routes.common import continuation_page, skip_page
+from kiosk.emulator.routes.common import DeclaredResponses, continuation_page, existing, from_query, skip_page
 from kiosk.emulator.routes.query_params import enum_pattern
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_graph import LICENSE_IDS, user_entitlement_json
@@ -190,45 +191,46 @@ def _select(value: str | None) -> frozenset[str]:
 
 
 def _user(org: Organisation, user_id: str) -> User:
-    found = org.users.get(user_id.lower())
-    if found is None:
-        raise AzureError(
-            404, "MemberNotFoundException", f"The user with id {user_id[:64]} is not a member of this organization."
-        )
-    return found
+    message = f"The user with id {user_id[:64]} is not a member of this organization."
+    return existing(org.users.get(user_id.lower()), "MemberNotFoundException", message)
 
 
-def add_entitlement_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class EntitlementsQuery:
+    """A page of user entitlements in either api-version's form: ``$filter``/``$orderBy`` and the
+    token, or the legacy ``filter``/``sortOption`` with ``top``/``skip``; ``select`` says what each shows."""
+
+    token: Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")] = None
+    select: Annotated[str | None, Query(max_length=200, pattern=enum_pattern(_SELECTABLE, many=True))] = None
+    filter_: Annotated[str | None, Query(alias="$filter", max_length=2000)] = None
+    order_by: Annotated[str | None, Query(alias="$orderBy", max_length=100, pattern=enum_pattern(_ORDERS))] = None
+    top: Annotated[int | None, Query(ge=0, le=_LEGACY_MAX_TOP)] = None
+    skip: Annotated[int | None, Query(ge=0, le=100_000_000)] = None
+    legacy_filter: Annotated[str | None, Query(alias="filter", max_length=2000)] = None
+    sort_option: Annotated[str | None, Query(alias="sortOption", max_length=100, pattern=enum_pattern(_ORDERS))] = None
+
+
+EntitlementsParams = Annotated[EntitlementsQuery, Depends(from_query(EntitlementsQuery))]
+
+
+def add_entitlement_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses) -> None:
     """Add the user entitlement routes over each org's users."""
 
     @app.get("/{org}/_apis/userentitlements", responses=responses)
-    async def user_entitlements(
-        org: str,
-        api_version: EntitlementVersion,
-        token: Annotated[str | None, Query(alias="continuationToken", pattern=r"^[0-9]{1,9}$")] = None,
-        select: Annotated[str | None, Query(max_length=200, pattern=enum_pattern(_SELECTABLE, many=True))] = None,
-        filter_: Annotated[str | None, Query(alias="$filter", max_length=2000)] = None,
-        order_by: Annotated[str | None, Query(alias="$orderBy", max_length=100, pattern=enum_pattern(_ORDERS))] = None,
-        top: Annotated[int | None, Query(ge=0, le=_LEGACY_MAX_TOP)] = None,
-        skip: Annotated[int | None, Query(ge=0, le=100_000_000)] = None,
-        legacy_filter: Annotated[str | None, Query(alias="filter", max_length=2000)] = None,
-        sort_option: Annotated[
-            str | None, Query(alias="sortOption", max_length=100, pattern=enum_pattern(_ORDERS))
-        ] = None,
-    ) -> Response:
+    async def user_entitlements(org: str, query: EntitlementsParams, api_version: EntitlementVersion) -> Response:
         """Entitlements of the organisation's users, in the api-version's form (module docstring)."""
         data = emulator.organisation(org)
-        chosen = _select(select)
+        chosen = _select(query.select)
         users = list(data.users.values())
         if _legacy(api_version):
-            wanted = parse_entitlement_filter(data, legacy_filter or "")
-            listed = _ordered([u for u in users if wanted(u)], sort_option, "sortOption")
-            page = skip_page(listed, top, skip, default=ENTITLEMENTS_PAGE)
+            wanted = parse_entitlement_filter(data, query.legacy_filter or "")
+            listed = _ordered([u for u in users if wanted(u)], query.sort_option, "sortOption")
+            page = skip_page(listed, query.top, query.skip, default=ENTITLEMENTS_PAGE)
             items = [user_entitlement_json(data, u, chosen) for u in page]
             return FastJSONResponse({"count": len(items), "value": items})
-        wanted = parse_entitlement_filter(data, filter_ or "")
-        listed = _ordered([u for u in users if wanted(u)], order_by, "$orderBy")
-        page_users, next_token = continuation_page(listed, None, token, default=ENTITLEMENTS_PAGE)
+        wanted = parse_entitlement_filter(data, query.filter_ or "")
+        listed = _ordered([u for u in users if wanted(u)], query.order_by, "$orderBy")
+        page_users, next_token = continuation_page(listed, None, query.token, default=ENTITLEMENTS_PAGE)
         items = [user_entitlement_json(data, u, chosen) for u in page_users]
         return FastJSONResponse(
             {"members": items, "items": items, "continuationToken": next_token, "totalCount": len(listed)}

@@ -10,25 +10,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import Response
 
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError, repository_not_found
-from kiosk.emulator.org.model import POLICY_DISPLAY_NAMES, Commit, GitRepository, Organisation, Project, PullRequest
+from kiosk.emulator.org.model import POLICY_DISPLAY_NAMES, Commit, GitRepository, Organisation, PullRequest
 from kiosk.emulator.routes.common import (
     ApiVersion,
-    Skip,
+    DeclaredResponses,
+    SkipPage,
+    SkipPaged,
     Token,
+    TokenPaged,
     Top,
     continuation_page,
-    find_project,
     find_pull_request,
     find_repository,
+    from_query,
+    org_and_project,
     skip_page,
     wrapped,
 )
@@ -304,24 +309,97 @@ def _time_range_is_closed(value: str | None) -> bool:
     return kind == "closed"
 
 
-def add_git_routes(
-    app: FastAPI,
-    emulator: Emulator,
-    responses: dict[int | str, dict[str, Any]],
-    write: dict[int | str, dict[str, Any]],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class RefsQuery:
+    """Which refs: ``filter`` (a name prefix after ``refs/``) and ``filterContains``."""
+
+    filter: Annotated[str | None, Query(max_length=400)] = None
+    filter_contains: Annotated[str | None, Query(alias="filterContains", max_length=400)] = None
+
+
+RefsParams = Annotated[RefsQuery, Depends(from_query(RefsQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsQuery:
+    """Which item: ``path`` (or ``scopePath``) at a version, how deep, with content or metadata, in
+    which ``$format``."""
+
+    path: Annotated[str | None, Query(max_length=1000)] = None
+    scope_path: Annotated[str | None, Query(alias="scopePath", max_length=1000)] = None
+    recursion_level: Annotated[str | None, Query(alias="recursionLevel")] = None
+    include_content: Annotated[bool, Query(alias="includeContent")] = False
+    include_metadata: Annotated[bool, Query(alias="includeContentMetadata")] = False
+    version: Annotated[str | None, Query(alias="versionDescriptor.version", max_length=400)] = None
+    version_type: Annotated[str | None, Query(alias="versionDescriptor.versionType")] = None
+    format: Annotated[str | None, Query(alias="$format")] = None
+
+
+ItemsParams = Annotated[ItemsQuery, Depends(from_query(ItemsQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """A page of a commit's changes: ``top``/``skip``, without the ``$`` of other lists."""
+
+    top: Annotated[int | None, Query(ge=0, le=100_000)] = None
+    skip: Annotated[int | None, Query(ge=0, le=100_000_000)] = None
+
+
+ChangesPaged = Annotated[ChangesPage, Depends(from_query(ChangesPage))]
+
+
+def _commit(repo: GitRepository, commit_id: str) -> Commit:
+    """A commit of ``repo`` by its full SHA-1, or Azure's 404 (TF401028)."""
+    found = _usable(repo).commits.get(commit_id.lower())
+    if found is None:
+        raise AzureError(404, "GitObjectNotFoundException", f"TF401028: The reference {commit_id[:64]} does not exist.")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestsQuery(SkipPage):
+    """A page of pull requests by ``searchCriteria.status`` (the other criteria are read from the query)."""
+
+    status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyScope:
+    """Policies scoped to a repository (``repositoryId``) and a branch (``refName``); none: any."""
+
+    repository_id: Annotated[str | None, Query(alias="repositoryId", max_length=64)] = None
+    ref_name: Annotated[str | None, Query(alias="refName", max_length=400)] = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyQuery:
+    """A page of policies by token, of one type (``policyType``; none: every type)."""
+
+    policy_type: Annotated[str | None, Query(alias="policyType", max_length=64)] = None
+    top: Top = None
+    token: Token = None
+
+
+PullRequestsParams = Annotated[PullRequestsQuery, Depends(from_query(PullRequestsQuery))]
+PolicyScopeParams = Annotated[PolicyScope, Depends(from_query(PolicyScope))]
+PolicyParams = Annotated[PolicyQuery, Depends(from_query(PolicyQuery))]
+
+
+def add_git_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses, write: DeclaredResponses) -> None:
     """Add the Git and policy routes over each org's :class:`~kiosk.emulator.org.model.Organisation`.
 
     ``responses`` are the read routes' declared error answers, ``write`` those of a route with a body.
     """
 
-    def _org_and_project(org: str, project: str | None) -> tuple[Organisation, Project | None]:
-        data = emulator.organisation(org)
-        return data, (find_project(data, project) if project is not None else None)
-
     def _repo(org: str, project: str | None, repository: str) -> tuple[Organisation, GitRepository]:
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         return data, find_repository(data, repository, found)
+
+    def _usable_repo(org: str, project: str, repository: str) -> tuple[Organisation, GitRepository]:
+        """A repository whose content is read: a disabled one is not found."""
+        data, repo = _repo(org, project, repository)
+        return data, _usable(repo)
 
     # -- repositories
 
@@ -329,7 +407,7 @@ def add_git_routes(
 
     def _repositories(org: str, project: str | None, include_links: bool) -> Response:
         """Every repository (of the project), each one's JSON encoded once while the org stays unchanged."""
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         repos = data.project_repositories(found.id) if found is not None else list(data.repositories.values())
         render = partial(repository_json, data, links=include_links)
         return encoded_list(rendered.encoded_many(data, f"repository {include_links}", repos, _repository_id, render))
@@ -366,59 +444,43 @@ def add_git_routes(
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/refs", responses=responses)
     async def refs(
-        org: str,
-        project: str,
-        repository: str,
-        api_version: ApiVersion,
-        filter: Annotated[str | None, Query(max_length=400)] = None,
-        filter_contains: Annotated[str | None, Query(alias="filterContains", max_length=400)] = None,
-        top: Top = None,
-        token: Token = None,
+        org: str, project: str, repository: str, query: RefsParams, paging: TokenPaged, api_version: ApiVersion
     ) -> Response:
         """Refs whose name starts with ``refs/`` + ``filter`` (and contains ``filterContains``), paged by token."""
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
-        prefix = "refs/" + (filter or "").removeprefix("refs/")
+        data, repo = _usable_repo(org, project, repository)
+        prefix = "refs/" + (query.filter or "").removeprefix("refs/")
         listed = [
             r
             for r in repo.refs.values()
-            if r.name.startswith(prefix) and (not filter_contains or filter_contains.lower() in r.name.lower())
+            if r.name.startswith(prefix)
+            and (not query.filter_contains or query.filter_contains.lower() in r.name.lower())
         ]
-        page, next_token = continuation_page(listed, top, token)
+        page, next_token = continuation_page(listed, paging.top, paging.token)
         return wrapped([ref_json(data, repo, r) for r in page], token=next_token)
 
     # -- items
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/items", responses=responses)
     async def items(
-        request: Request,
-        org: str,
-        project: str,
-        repository: str,
-        api_version: ApiVersion,
-        path: Annotated[str | None, Query(max_length=1000)] = None,
-        scope_path: Annotated[str | None, Query(alias="scopePath", max_length=1000)] = None,
-        recursion_level: Annotated[str | None, Query(alias="recursionLevel")] = None,
-        include_content: Annotated[bool, Query(alias="includeContent")] = False,
-        include_metadata: Annotated[bool, Query(alias="includeContentMetadata")] = False,
-        version: Annotated[str | None, Query(alias="versionDescriptor.version", max_length=400)] = None,
-        version_type: Annotated[str | None, Query(alias="versionDescriptor.versionType")] = None,
-        format: Annotated[str | None, Query(alias="$format")] = None,
+        request: Request, org: str, project: str, repository: str, wanted: ItemsParams, api_version: ApiVersion
     ) -> Response:
         """A file (JSON ``GitItem``, or its bytes for a non-JSON ``Accept``), a folder, or a folder's items."""
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         query = request.query_params
-        commit, shown, kind = _resolve(repo, version or query.get("version"), version_type or query.get("versionType"))
-        target = _normal_path(path if path is not None else scope_path)
+        commit, shown, kind = _resolve(
+            repo, wanted.version or query.get("version"), wanted.version_type or query.get("versionType")
+        )
+        target = _normal_path(wanted.path if wanted.path is not None else wanted.scope_path)
         if not _exists(commit, target):
             raise _not_found_item(repo, target, commit, shown)
-        level = (recursion_level or "none").lower()
+        level = (wanted.recursion_level or "none").lower()
         if level not in _FOLDER_LEVELS:
-            raise AzureError(400, "ArgumentException", f"recursionLevel {recursion_level!r} is not a recursion level")
+            raise AzureError(
+                400, "ArgumentException", f"recursionLevel {wanted.recursion_level!r} is not a recursion level"
+            )
         accept = (request.headers.get("accept") or "*/*").split(";")[0].split(",")[0].strip().lower()
-        wants_json = (format or "").lower() == "json" or accept == "application/json"
-        if not wants_json and (format or "").lower() != "zip" and target in commit.files:
+        wants_json = (wanted.format or "").lower() == "json" or accept == "application/json"
+        if not wants_json and (wanted.format or "").lower() != "zip" and target in commit.files:
             media = "text/plain; charset=utf-8" if accept == "text/plain" else "application/octet-stream"
             return Response(commit.files[target].content, media_type=media)
 
@@ -430,11 +492,11 @@ def add_git_routes(
                 item_path,
                 version=shown,
                 version_type=kind,
-                content=include_content,
-                metadata=include_metadata,
+                content=wanted.include_content,
+                metadata=wanted.include_metadata,
             )
 
-        if path is not None and scope_path is None and level == "none":
+        if wanted.path is not None and wanted.scope_path is None and level == "none":
             return FastJSONResponse(one(target))
         if target in commit.files:
             return wrapped([one(target)])
@@ -456,8 +518,7 @@ def add_git_routes(
         for flag in ("includeContentMetadata", "latestProcessedChange", "includeLinks"):
             if flag in body and not isinstance(body[flag], bool):
                 raise AzureError(400, "ArgumentException", f"{flag}: true or false is expected")
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         metadata = bool(body.get("includeContentMetadata"))
         value = []
         for descriptor in descriptors:
@@ -488,8 +549,7 @@ def add_git_routes(
         """Commits reachable from a branch (default: the default one), newest first; ``searchCriteria.*``
         (``ids``, ``author``, ``user``, ``fromDate``/``toDate``, ``fromCommitId``/``toCommitId``, ``itemPath``,
         ``excludeDeletes``, ``showOldestCommitsFirst``, ``$top``/``$skip``)."""
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         query = request.query_params
         if not repo.commits:
             return wrapped([])
@@ -517,31 +577,17 @@ def add_git_routes(
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits/{commit_id}", responses=responses)
     async def commit(org: str, project: str, repository: str, commit_id: str, api_version: ApiVersion) -> Response:
         data, repo = _repo(org, project, repository)
-        found = _usable(repo).commits.get(commit_id.lower())
-        if found is None:
-            raise AzureError(
-                404, "GitObjectNotFoundException", f"TF401028: The reference {commit_id[:64]} does not exist."
-            )
+        found = _commit(repo, commit_id)
         return FastJSONResponse(commit_json(data, repo, found, full=True))
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/commits/{commit_id}/changes", responses=responses)
     async def commit_changes(
-        org: str,
-        project: str,
-        repository: str,
-        commit_id: str,
-        api_version: ApiVersion,
-        top: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-        skip: Annotated[int | None, Query(ge=0, le=100_000_000)] = None,
+        org: str, project: str, repository: str, commit_id: str, paging: ChangesPaged, api_version: ApiVersion
     ) -> Response:
         """``GitCommitChanges``: ``{changeCounts, changes}``, no count/value wrapper; ``top``/``skip`` (no ``$``)."""
         data, repo = _repo(org, project, repository)
-        found = _usable(repo).commits.get(commit_id.lower())
-        if found is None:
-            raise AzureError(
-                404, "GitObjectNotFoundException", f"TF401028: The reference {commit_id[:64]} does not exist."
-            )
-        page = skip_page(found.changes, top, skip)
+        found = _commit(repo, commit_id)
+        page = skip_page(found.changes, paging.top, paging.skip)
         return FastJSONResponse(
             {
                 "changeCounts": change_counts(found),
@@ -560,8 +606,7 @@ def add_git_routes(
     ) -> Response:
         """Every branch's head, ahead/behind counts against the base (default: the default branch);
         with ``name``, that branch alone (one object)."""
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         query = request.query_params
         branches = [r for r in repo.refs.values() if r.name.startswith("refs/heads/") and r.object_id in repo.commits]
         if name is not None:
@@ -594,9 +639,8 @@ def add_git_routes(
         org: str,
         project: str,
         repository: str,
+        paging: SkipPaged,
         api_version: ApiVersion,
-        top: Top = None,
-        skip: Skip = None,
     ) -> Response:
         """Pushes, newest first (``$top``/``$skip``); ``searchCriteria.pusherId``, ``.refName``,
         ``.fromDate``/``.toDate``, ``.includeRefUpdates``."""
@@ -615,7 +659,9 @@ def add_git_routes(
             and (until is None or p.date <= until)
         ]
         updates = _flag(query.get("searchCriteria.includeRefUpdates"))
-        return wrapped([push_json(data, repo, p, ref_updates=updates) for p in skip_page(listed, top, skip)])
+        return wrapped(
+            [push_json(data, repo, p, ref_updates=updates) for p in skip_page(listed, paging.top, paging.skip)]
+        )
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pushes/{push_id}", responses=responses)
     async def push(org: str, project: str, repository: str, push_id: int, api_version: ApiVersion) -> Response:
@@ -633,17 +679,14 @@ def add_git_routes(
         org: str,
         project: str,
         repository: str,
+        query: PullRequestsParams,
         api_version: ApiVersion,
-        top: Top = None,
-        skip: Skip = None,
-        status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None,
     ) -> Response:
         """A repository's pull requests: ``searchCriteria.status`` (default active), ``.queryTimeRangeType``
         (created/closed) with ``.minTime``/``.maxTime`` bounding that time, ``$top``/``$skip``."""
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         mine = [pr for pr in data.pull_requests.values() if pr.repository_id == repo.id]
-        page = skip_page(_filter_pull_requests(mine, request.query_params), top, skip, default=101)
+        page = skip_page(_filter_pull_requests(mine, request.query_params), query.top, query.skip, default=101)
         return wrapped([pull_request_json(data, repo, pr, in_list=True) for pr in page])
 
     @app.get("/{org}/{project}/_apis/git/repositories/{repository}/pullRequests/{pull_request_id}", responses=responses)
@@ -661,8 +704,7 @@ def add_git_routes(
     def _repository_pull_request(
         org: str, project: str, repository: str, pull_request_id: int
     ) -> tuple[Organisation, GitRepository, PullRequest]:
-        data, repo = _repo(org, project, repository)
-        _usable(repo)
+        data, repo = _usable_repo(org, project, repository)
         pr = find_pull_request(data, pull_request_id, None)
         if pr.repository_id != repo.id:
             raise AzureError(
@@ -679,13 +721,12 @@ def add_git_routes(
         project: str,
         repository: str,
         pull_request_id: int,
+        paging: TokenPaged,
         api_version: ApiVersion,
-        top: Top = None,
-        token: Token = None,
     ) -> Response:
         """The pull request's commits (source not in target), newest first; ``$top`` and a continuation token."""
         data, repo, pr = _repository_pull_request(org, project, repository, pull_request_id)
-        page, next_token = continuation_page(pull_request_commits(repo, pr), top, token)
+        page, next_token = continuation_page(pull_request_commits(repo, pr), paging.top, paging.token)
         return wrapped([commit_json(data, repo, c) for c in page], token=next_token)
 
     @app.get(
@@ -704,21 +745,19 @@ def add_git_routes(
         request: Request,
         org: str,
         project: str,
+        query: PullRequestsParams,
         api_version: ApiVersion,
-        top: Top = None,
-        skip: Skip = None,
-        status: Annotated[str | None, Query(alias="searchCriteria.status", pattern=PR_STATUS_PATTERN)] = None,
     ) -> Response:
         """The project's pull requests across its repositories (same criteria)."""
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         repos = {r.id: r for r in data.project_repositories(found.id) if not r.is_disabled}
         mine = [pr for pr in data.pull_requests.values() if pr.repository_id in repos]
-        page = skip_page(_filter_pull_requests(mine, request.query_params), top, skip, default=101)
+        page = skip_page(_filter_pull_requests(mine, request.query_params), query.top, query.skip, default=101)
         return wrapped([pull_request_json(data, repos[pr.repository_id], pr, in_list=True) for pr in page])
 
     def _by_id(org: str, project: str | None, pull_request_id: int) -> Response:
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         pr = find_pull_request(data, pull_request_id, found)
         return FastJSONResponse(pull_request_json(data, data.repositories[pr.repository_id], pr))
 
@@ -737,7 +776,7 @@ def add_git_routes(
     def _policies(
         org: str, project: str, repository_id: str | None, ref_name: str | None, policy_type: str | None
     ) -> tuple[Organisation, list[Any]]:
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         listed = []
         for policy in data.policies.values():
@@ -754,35 +793,26 @@ def add_git_routes(
             listed.append(policy)
         return data, listed
 
+    def _policy_page(org: str, project: str, scope: PolicyScope, query: PolicyQuery) -> Response:
+        data, listed = _policies(org, project, scope.repository_id, scope.ref_name, query.policy_type)
+        page, next_token = continuation_page(listed, query.top, query.token)
+        return wrapped([policy_json(data, p) for p in page], token=next_token)
+
     @app.get("/{org}/{project}/_apis/git/policy/configurations", responses=responses)
     async def git_policy_configurations(
         org: str,
         project: str,
+        scope: PolicyScopeParams,
+        query: PolicyParams,
         api_version: ApiVersion,
-        repository_id: Annotated[str | None, Query(alias="repositoryId", max_length=64)] = None,
-        ref_name: Annotated[str | None, Query(alias="refName", max_length=400)] = None,
-        policy_type: Annotated[str | None, Query(alias="policyType", max_length=64)] = None,
-        top: Top = None,
-        token: Token = None,
     ) -> Response:
         """Branch policies of a repository (or the project), paged by token."""
-        data, listed = _policies(org, project, repository_id, ref_name, policy_type)
-        page, next_token = continuation_page(listed, top, token)
-        return wrapped([policy_json(data, p) for p in page], token=next_token)
+        return _policy_page(org, project, scope, query)
 
     @app.get("/{org}/{project}/_apis/policy/configurations", responses=responses)
-    async def policy_configurations(
-        org: str,
-        project: str,
-        api_version: ApiVersion,
-        policy_type: Annotated[str | None, Query(alias="policyType", max_length=64)] = None,
-        top: Top = None,
-        token: Token = None,
-    ) -> Response:
+    async def policy_configurations(org: str, project: str, query: PolicyParams, api_version: ApiVersion) -> Response:
         """The project's policy configurations, paged by token."""
-        data, listed = _policies(org, project, None, None, policy_type)
-        page, next_token = continuation_page(listed, top, token)
-        return wrapped([policy_json(data, p) for p in page], token=next_token)
+        return _policy_page(org, project, PolicyScope(), query)
 
     @app.get("/{org}/{project}/_apis/policy/configurations/{configuration_id}", responses=responses)
     async def policy_configuration(org: str, project: str, configuration_id: int, api_version: ApiVersion) -> Response:
@@ -797,7 +827,7 @@ def add_git_routes(
         return FastJSONResponse(policy_json(data, found))
 
     def _policy_type(org: str, project: str, type_id: str) -> dict[str, Any]:
-        data, found = _org_and_project(org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         url = f"{data.url}/{found.id}/_apis/policy/types/{type_id}"
         return {

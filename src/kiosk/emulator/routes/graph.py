@@ -12,15 +12,16 @@ project's groups; the organisation's own scope descriptor narrows groups to the 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import Response
 
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Group, Organisation, Project, User
-from kiosk.emulator.routes.common import ApiVersion, Token, continuation_page, wrapped
+from kiosk.emulator.routes.common import ApiVersion, DeclaredResponses, Token, continuation_page, from_query, wrapped
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_graph import (
     descriptor_result_json,
@@ -151,6 +152,23 @@ def _memberships(org: Organisation, subject: User | Group, direction: str, depth
     return out
 
 
+def _users_in(org: Organisation, scope: Project | str | None) -> list[User]:
+    """The users a scope (:func:`_scope`) holds: a project's members, else every user."""
+    members = _project_member_descriptors(org, scope) if isinstance(scope, Project) else None
+    return [user for user in org.users.values() if members is None or user.descriptor in members]
+
+
+def _groups_in(org: Organisation, scope: Project | str | None) -> list[Group]:
+    """The groups a scope (:func:`_scope`) holds: the org's own (``"org"``), a project's, or every group."""
+    return [
+        group
+        for group in org.groups.values()
+        if scope is None
+        or (scope == "org" and group.project_id is None)
+        or (isinstance(scope, Project) and group.project_id == scope.id)
+    ]
+
+
 def _storage_key(org: Organisation, descriptor: str) -> str:
     subject = org.subject(descriptor)
     if subject is not None:
@@ -161,34 +179,40 @@ def _storage_key(org: Organisation, descriptor: str) -> str:
     raise _not_found("subject descriptor", descriptor)
 
 
-def add_graph_routes(
-    app: FastAPI,
-    emulator: Emulator,
-    responses: dict[int | str, dict[str, Any]],
-    write: dict[int | str, dict[str, Any]],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class SubjectsQuery:
+    """Which users or groups: by ``subjectTypes`` and ``scopeDescriptor``, a page by token."""
+
+    subject_types: SubjectTypes = None
+    scope: ScopeDescriptor = None
+    token: Token = None
+
+
+SubjectsParams = Annotated[SubjectsQuery, Depends(from_query(SubjectsQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipsQuery:
+    """Which way memberships are followed from a subject (``direction``), and how far (``depth``)."""
+
+    direction: Annotated[str | None, Query(max_length=20)] = None
+    depth: Annotated[int, Query(ge=1, le=20)] = 1
+
+
+MembershipsParams = Annotated[MembershipsQuery, Depends(from_query(MembershipsQuery))]
+
+
+def add_graph_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses, write: DeclaredResponses) -> None:
     """Add the graph routes over each org's users and groups."""
 
     @app.get("/{org}/_apis/graph/users", responses=responses)
-    async def users(
-        org: str,
-        api_version: ApiVersion,
-        subject_types: SubjectTypes = None,
-        scope: ScopeDescriptor = None,
-        token: Token = None,
-    ) -> Response:
+    async def users(org: str, query: SubjectsParams, api_version: ApiVersion) -> Response:
         """``GraphUser`` list, 500 a page, the next page's token in ``X-MS-ContinuationToken``."""
         data = emulator.organisation(org)
-        kinds = _subject_types(subject_types)
-        found = _scope(data, scope)
-        members = _project_member_descriptors(data, found) if isinstance(found, Project) else None
-        listed = [
-            user
-            for user in data.users.values()
-            if (kinds is None or subject_kind(user.descriptor) in kinds)
-            and (members is None or user.descriptor in members)
-        ]
-        page, next_token = continuation_page(listed, None, token, default=GRAPH_PAGE)
+        kinds = _subject_types(query.subject_types)
+        found = _scope(data, query.scope)
+        listed = [user for user in _users_in(data, found) if kinds is None or subject_kind(user.descriptor) in kinds]
+        page, next_token = continuation_page(listed, None, query.token, default=GRAPH_PAGE)
         return wrapped([graph_user_json(data, u) for u in page], token=next_token)
 
     @app.get("/{org}/_apis/graph/users/{descriptor}", responses=responses)
@@ -197,28 +221,13 @@ def add_graph_routes(
         return FastJSONResponse(graph_user_json(data, _user(data, descriptor)))
 
     @app.get("/{org}/_apis/graph/groups", responses=responses)
-    async def groups(
-        org: str,
-        api_version: ApiVersion,
-        subject_types: SubjectTypes = None,
-        scope: ScopeDescriptor = None,
-        token: Token = None,
-    ) -> Response:
+    async def groups(org: str, query: SubjectsParams, api_version: ApiVersion) -> Response:
         """``GraphGroup`` list (every scope's, or one scope's), paged like users."""
         data = emulator.organisation(org)
-        kinds = _subject_types(subject_types)
-        found = _scope(data, scope)
-        listed = [
-            group
-            for group in data.groups.values()
-            if (kinds is None or subject_kind(group.descriptor) in kinds)
-            and (
-                found is None
-                or (found == "org" and group.project_id is None)
-                or (isinstance(found, Project) and group.project_id == found.id)
-            )
-        ]
-        page, next_token = continuation_page(listed, None, token, default=GRAPH_PAGE)
+        kinds = _subject_types(query.subject_types)
+        found = _scope(data, query.scope)
+        listed = [g for g in _groups_in(data, found) if kinds is None or subject_kind(g.descriptor) in kinds]
+        page, next_token = continuation_page(listed, None, query.token, default=GRAPH_PAGE)
         return wrapped([graph_group_json(data, g) for g in page], token=next_token)
 
     @app.get("/{org}/_apis/graph/groups/{descriptor}", responses=responses)
@@ -227,22 +236,16 @@ def add_graph_routes(
         return FastJSONResponse(graph_group_json(data, _group(data, descriptor)))
 
     @app.get("/{org}/_apis/graph/memberships/{descriptor}", responses=responses)
-    async def memberships(
-        org: str,
-        descriptor: str,
-        api_version: ApiVersion,
-        direction: Annotated[str | None, Query(max_length=20)] = None,
-        depth: Annotated[int, Query(ge=1, le=20)] = 1,
-    ) -> Response:
+    async def memberships(org: str, descriptor: str, query: MembershipsParams, api_version: ApiVersion) -> Response:
         """Direct memberships (``depth`` 1): the groups ``descriptor`` is in (``up``, the default) or its members."""
         data = emulator.organisation(org)
         subject = data.subject(descriptor)
         if subject is None:
             raise _not_found("subject descriptor", descriptor)
-        way = (direction or "up").lower()
+        way = (query.direction or "up").lower()
         if way not in ("up", "down"):
-            raise AzureError(400, "ArgumentException", f"direction {direction!r}: use up or down")
-        return wrapped(_memberships(data, subject, way, depth))
+            raise AzureError(400, "ArgumentException", f"direction {query.direction!r}: use up or down")
+        return wrapped(_memberships(data, subject, way, query.depth))
 
     def _membership(org: str, member: str, container: str) -> tuple[Organisation, User | Group, Group]:
         data = emulator.organisation(org)
@@ -326,18 +329,11 @@ def add_graph_routes(
         found = _scope(data, scope)
         wanted = {k.lower() for k in kinds} if kinds else {"user", "group"}
         prefix = text.casefold()
-        members = _project_member_descriptors(data, found) if isinstance(found, Project) else None
         subjects: list[User | Group] = []
         if "user" in wanted:
-            subjects += [u for u in data.users.values() if members is None or u.descriptor in members]
+            subjects += _users_in(data, found)
         if "group" in wanted:
-            subjects += [
-                g
-                for g in data.groups.values()
-                if found is None
-                or (found == "org" and g.project_id is None)
-                or (isinstance(found, Project) and g.project_id == found.id)
-            ]
+            subjects += _groups_in(data, found)
         matching = [
             s
             for s in subjects

@@ -339,31 +339,19 @@ def add_hooks_routes(
 
     @app.get("/{org}/_apis/hooks/consumers/{consumer_id}", responses=read)
     async def consumer(
-        org: str,
-        consumer_id: str,
-        api_version: ApiVersion,
-        publisher_id: PublisherFilter = None,
+        org: str, consumer_id: str, api_version: ApiVersion, publisher_id: PublisherFilter = None
     ) -> Response:
-        name = _consumer(org, consumer_id)
-        return FastJSONResponse(consumer_json(base, name))
+        return FastJSONResponse(consumer_json(base, _consumer(org, consumer_id)))
 
     @app.get("/{org}/_apis/hooks/consumers/{consumer_id}/actions", responses=read)
     async def consumer_actions(
-        org: str,
-        consumer_id: str,
-        api_version: ApiVersion,
-        publisher_id: PublisherFilter = None,
+        org: str, consumer_id: str, api_version: ApiVersion, publisher_id: PublisherFilter = None
     ) -> Response:
-        name = _consumer(org, consumer_id)
-        return wrapped([consumer_action_json(base, name)])
+        return wrapped([consumer_action_json(base, _consumer(org, consumer_id))])
 
     @app.get("/{org}/_apis/hooks/consumers/{consumer_id}/actions/{action_id}", responses=read)
     async def consumer_action(
-        org: str,
-        consumer_id: str,
-        action_id: str,
-        api_version: ApiVersion,
-        publisher_id: PublisherFilter = None,
+        org: str, consumer_id: str, action_id: str, api_version: ApiVersion, publisher_id: PublisherFilter = None
     ) -> Response:
         name = _consumer(org, consumer_id)
         if action_id != CONSUMER_ACTION_ID:

@@ -8,8 +8,6 @@ client asking for a resource the emulator does not serve fails at once with the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from starlette.responses import Response
 
@@ -20,16 +18,14 @@ from kiosk.emulator.discovery import (
     resource_areas_json,
 )
 from kiosk.emulator.errors import AzureError
-from kiosk.emulator.routes.common import ApiVersion, wrapped
+from kiosk.emulator.routes.common import ApiVersion, DeclaredResponses, wrapped
 from kiosk.emulator.service import Emulator
 from kiosk.web.responses import FastJSONResponse
 
 __all__ = ["add_location_routes"]
 
 
-def add_location_routes(
-    router: FastAPI, emulator: Emulator, base: str, responses: dict[int | str, dict[str, Any]]
-) -> None:
+def add_location_routes(router: FastAPI, emulator: Emulator, base: str, responses: DeclaredResponses) -> None:
     """Add the discovery routes of ``emulator``, whose URLs start at ``base``, to the app."""
     locations = [location_json(location) for location in LOCATIONS]
 

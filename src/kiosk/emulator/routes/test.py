@@ -11,14 +11,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from dataclasses import dataclass
+from typing import Annotated, Final
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Project, TestRun
-from kiosk.emulator.routes.common import ApiVersion, Skip, find_project, skip_page, wrapped
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    DeclaredResponses,
+    Skip,
+    find_project,
+    from_query,
+    in_project,
+    skip_page,
+    wrapped,
+)
 from kiosk.emulator.routes.query_params import choices, enum_pattern
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_test import COVERAGE_MODULES, build_coverage_json, result_json, run_json
@@ -44,12 +54,13 @@ BuildUri = Annotated[
     str | None, Query(alias="buildUri", pattern=r"^[vV][sS][tT][fF][sS]:///[bB]uild/[bB]uild/[0-9]{1,9}$")
 ]
 
+IncludeDetails = Annotated[bool, Query(alias="includeDetails")]
+
 
 def _run(org: Organisation, project: Project, run_id: int) -> TestRun:
-    run = org.test_runs.get(run_id)
-    if run is None or run.project_id != project.id:
-        raise AzureError(404, "TestObjectNotFoundException", f"Test run {run_id} not found.")
-    return run
+    return in_project(
+        org.test_runs.get(run_id), project, "TestObjectNotFoundException", f"Test run {run_id} not found."
+    )
 
 
 def _build_id(build_uri: str) -> int:
@@ -60,39 +71,64 @@ def _build_id(build_uri: str) -> int:
     return int(tail)
 
 
-def add_test_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class RunsQuery:
+    """Test runs by ``buildUri`` and ``automated``, with statistics or not; a ``$top``/``$skip`` page."""
+
+    include_run_details: Annotated[bool, Query(alias="includeRunDetails")] = False
+    build_uri: BuildUri = None
+    automated: Annotated[bool | None, Query(alias="automated")] = None
+    top: RunsTop = None
+    skip: Skip = None
+
+
+RunsParams = Annotated[RunsQuery, Depends(from_query(RunsQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsQuery:
+    """A run's results by ``outcomes``; a ``$top`` (at most 1000) / ``$skip`` page."""
+
+    details_to_include: Annotated[str | None, Query(alias="detailsToInclude", max_length=200)] = None
+    outcomes: Outcomes = None
+    top: ResultsTop = None
+    skip: Skip = None
+
+
+ResultsParams = Annotated[ResultsQuery, Depends(from_query(ResultsQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageQuery:
+    """The build whose coverage is asked (``buildId``), and how much of it (``flags``)."""
+
+    build_id: Annotated[int, Query(alias="buildId", ge=0, le=2_147_483_647)]
+    flags: Annotated[int, Query(alias="flags", ge=0, le=7)] = COVERAGE_MODULES
+
+
+CoverageParams = Annotated[CoverageQuery, Depends(from_query(CoverageQuery))]
+
+
+def add_test_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses) -> None:
     """Add the test run, result and code coverage routes."""
 
     @app.get("/{org}/{project}/_apis/test/runs", responses=responses)
-    async def test_runs(
-        org: str,
-        project: str,
-        api_version: ApiVersion,
-        include_run_details: Annotated[bool, Query(alias="includeRunDetails")] = False,
-        build_uri: BuildUri = None,
-        automated: Annotated[bool | None, Query(alias="automated")] = None,
-        top: RunsTop = None,
-        skip: Skip = None,
-    ) -> Response:
+    async def test_runs(org: str, project: str, query: RunsParams, api_version: ApiVersion) -> Response:
         """The project's ``TestRun`` list by id, ``$top``/``$skip`` paged."""
         data = emulator.organisation(org)
         found = find_project(data, project)
         runs = [run for run in data.test_runs.values() if run.project_id == found.id]
-        if build_uri is not None:
-            build_id = _build_id(build_uri)
+        if query.build_uri is not None:
+            build_id = _build_id(query.build_uri)
             runs = [run for run in runs if run.build_id == build_id]
-        if automated is not None:
-            runs = [run for run in runs if run.is_automated == automated]
-        page = skip_page(runs, top, skip, default=_RUNS_PAGE)
-        return wrapped([run_json(data, run, details=include_run_details) for run in page])
+        if query.automated is not None:
+            runs = [run for run in runs if run.is_automated == query.automated]
+        page = skip_page(runs, query.top, query.skip, default=_RUNS_PAGE)
+        return wrapped([run_json(data, run, details=query.include_run_details) for run in page])
 
     @app.get("/{org}/{project}/_apis/test/runs/{run_id}", responses=responses)
     async def test_run(
-        org: str,
-        project: str,
-        run_id: int,
-        api_version: ApiVersion,
-        include_details: Annotated[bool, Query(alias="includeDetails")] = False,
+        org: str, project: str, run_id: int, api_version: ApiVersion, include_details: IncludeDetails = False
     ) -> Response:
         """One ``TestRun`` (with its statistics, as Azure's get answers it)."""
         data = emulator.organisation(org)
@@ -100,21 +136,14 @@ def add_test_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
 
     @app.get("/{org}/{project}/_apis/test/runs/{run_id}/results", responses=responses)
     async def test_results(
-        org: str,
-        project: str,
-        run_id: int,
-        api_version: ApiVersion,
-        details_to_include: Annotated[str | None, Query(alias="detailsToInclude", max_length=200)] = None,
-        outcomes: Outcomes = None,
-        top: ResultsTop = None,
-        skip: Skip = None,
+        org: str, project: str, run_id: int, query: ResultsParams, api_version: ApiVersion
     ) -> Response:
         """The run's ``TestCaseResult`` list by id, ``$top`` (at most 1000) / ``$skip`` paged."""
         data = emulator.organisation(org)
         run = _run(data, find_project(data, project), run_id)
-        wanted = choices("outcomes", outcomes, _OUTCOMES)
+        wanted = choices("outcomes", query.outcomes, _OUTCOMES)
         results = [r for r in run.results if not wanted or r.outcome.lower() in wanted]
-        page = skip_page(results, top, skip, default=_RESULTS_MAX)
+        page = skip_page(results, query.top, query.skip, default=_RESULTS_MAX)
         return wrapped([result_json(data, run, result) for result in page])
 
     @app.get("/{org}/{project}/_apis/test/runs/{run_id}/results/{result_id}", responses=responses)
@@ -128,18 +157,12 @@ def add_test_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str,
         return FastJSONResponse(result_json(data, run, result))
 
     @app.get("/{org}/{project}/_apis/test/codecoverage", responses=responses)
-    async def code_coverage(
-        org: str,
-        project: str,
-        api_version: ApiVersion,
-        build_id: Annotated[int, Query(alias="buildId", ge=0, le=2_147_483_647)],
-        flags: Annotated[int, Query(alias="flags", ge=0, le=7)] = COVERAGE_MODULES,
-    ) -> Response:
+    async def code_coverage(org: str, project: str, query: CoverageParams, api_version: ApiVersion) -> Response:
         """The build's ``BuildCoverage`` list: one configuration when the build has coverage, else empty."""
         data = emulator.organisation(org)
         found = find_project(data, project)
-        build = data.builds.get(build_id)
-        modules = data.code_coverage.get(build_id)
+        build = data.builds.get(query.build_id)
+        modules = data.code_coverage.get(query.build_id)
         if build is None or build.project_id != found.id or modules is None:
             return wrapped([])
-        return wrapped([build_coverage_json(data, build, modules, flags)])
+        return wrapped([build_coverage_json(data, build, modules, query.flags)])

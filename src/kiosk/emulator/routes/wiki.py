@@ -8,15 +8,24 @@ the next token in the ``x-ms-continuationtoken`` header, sent only while pages r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Organisation, Project, Wiki, WikiPage
-from kiosk.emulator.routes.common import ApiVersion, continuation_page, find_project, wrapped
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    DeclaredResponses,
+    continuation_page,
+    existing,
+    find_project,
+    from_query,
+    wrapped,
+)
 from kiosk.emulator.routes.query_params import enum_pattern
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_wiki import (
@@ -44,7 +53,7 @@ _BATCH_SCHEMA: Final[dict[str, Any]] = {
         "pageViewsForDays": {"type": "integer", "minimum": 0, "maximum": 30},
     },
 }
-_PAGE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+_PAGE_RESPONSES: Final[DeclaredResponses] = {
     200: {
         "description": "The page (JSON), or its markdown when the request accepts text/plain.",
         "content": {"application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}}},
@@ -56,14 +65,8 @@ IncludeContent = Annotated[bool, Query(alias="includeContent")]
 
 
 def _find_wiki(org: Organisation, id_or_name: str, project_id: str | None) -> Wiki:
-    wiki = org.wiki(id_or_name, project_id)
-    if wiki is None:
-        raise AzureError(
-            404,
-            "WikiNotFoundException",
-            f"The wiki {id_or_name[:200]} does not exist or you do not have permissions to access it.",
-        )
-    return wiki
+    message = f"The wiki {id_or_name[:200]} does not exist or you do not have permissions to access it."
+    return existing(org.wiki(id_or_name, project_id), "WikiNotFoundException", message)
 
 
 def _wants_text(request: Request) -> bool:
@@ -73,16 +76,18 @@ def _wants_text(request: Request) -> bool:
 
 
 def _page_response(
-    request: Request, org: Organisation, wiki: Wiki, page: WikiPage | None, depth: int, include_content: bool
+    request: Request, org: Organisation, wiki: Wiki, page: WikiPage | None, tree: PageTreeQuery
 ) -> Response:
     """The page (``None``: the root) as JSON or markdown, with its ``ETag``."""
     content = page.content if page is not None else ""
     headers = {"ETag": page_etag(content)}
     if _wants_text(request):
         return PlainTextResponse(content, headers=headers)
+    depth = _RECURSION[(tree.recursion_level or "none").lower()]
     if page is None:
         return FastJSONResponse(root_page_json(org, wiki, depth=depth), headers=headers)
-    return FastJSONResponse(page_json(org, wiki, page, depth=depth, include_content=include_content), headers=headers)
+    shown = page_json(org, wiki, page, depth=depth, include_content=tree.include_content)
+    return FastJSONResponse(shown, headers=headers)
 
 
 def _batch_request(body: Any) -> tuple[int, str | None, bool]:
@@ -111,13 +116,34 @@ def _wikis(org: Organisation, project: Project | None) -> Response:
     return wrapped([wiki_json(org, wiki) for wiki in listed])
 
 
-def add_wiki_routes(
-    app: FastAPI,
-    emulator: Emulator,
-    read: dict[int | str, dict[str, Any]],
-    write: dict[int | str, dict[str, Any]],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class PageTreeQuery:
+    """How much of a page tree: ``recursionLevel`` levels of sub-pages, with their content or not."""
+
+    recursion_level: Recursion = None
+    include_content: IncludeContent = False
+
+
+PageTreeParams = Annotated[PageTreeQuery, Depends(from_query(PageTreeQuery))]
+
+
+@dataclass(frozen=True, slots=True)
+class PagePath:
+    """A page's ``path`` in its wiki (``/`` is the root)."""
+
+    path: Annotated[str, Query(max_length=1000)] = ROOT_PATH
+
+
+PagePathParams = Annotated[PagePath, Depends(from_query(PagePath))]
+
+
+def add_wiki_routes(app: FastAPI, emulator: Emulator, read: DeclaredResponses, write: DeclaredResponses) -> None:
     """Add the wiki routes over each org's wikis."""
+
+    def wiki_of(org: str, project: str, wiki: str) -> tuple[Organisation, Wiki]:
+        """The org, and the project's wiki by GUID or name (Azure's 404 for either missing)."""
+        data = emulator.organisation(org)
+        return data, _find_wiki(data, wiki, find_project(data, project).id)
 
     @app.get("/{org}/_apis/wiki/wikis", responses=read)
     async def org_wikis(org: str, api_version: ApiVersion) -> Response:
@@ -137,8 +163,8 @@ def add_wiki_routes(
 
     @app.get("/{org}/{project}/_apis/wiki/wikis/{wiki}", responses=read)
     async def project_wiki(org: str, project: str, wiki: str, api_version: ApiVersion) -> Response:
-        data = emulator.organisation(org)
-        return FastJSONResponse(wiki_json(data, _find_wiki(data, wiki, find_project(data, project).id)))
+        data, found = wiki_of(org, project, wiki)
+        return FastJSONResponse(wiki_json(data, found))
 
     @app.post(
         "/{org}/{project}/_apis/wiki/wikis/{wiki}/pagesbatch",
@@ -149,8 +175,7 @@ def add_wiki_routes(
         """``WikiPageDetail`` list, depth first; body ``top`` (1 to 100) and ``continuationToken``."""
         body = await read_json(request, _MAX_BATCH_BODY)
         top, token, view_stats = _batch_request(body)
-        data = emulator.organisation(org)
-        found = _find_wiki(data, wiki, find_project(data, project).id)
+        _, found = wiki_of(org, project, wiki)
         page, next_token = continuation_page(page_tree(found), top, token)
         return wrapped([page_detail_json(p, with_view_stats=view_stats) for p in page], token=next_token)
 
@@ -160,18 +185,15 @@ def add_wiki_routes(
         project: str,
         wiki: str,
         request: Request,
+        at: PagePathParams,
+        tree: PageTreeParams,
         api_version: ApiVersion,
-        path: Annotated[str, Query(max_length=1000)] = ROOT_PATH,
-        recursion_level: Recursion = None,
-        include_content: IncludeContent = False,
     ) -> Response:
         """A page by path (``/`` is the root), with ``recursionLevel`` levels of sub-pages."""
-        data = emulator.organisation(org)
-        found = _find_wiki(data, wiki, find_project(data, project).id)
-        wanted = "/" + path.strip().strip("/")
-        depth = _RECURSION[(recursion_level or "none").lower()]
+        data, found = wiki_of(org, project, wiki)
+        wanted = "/" + at.path.strip().strip("/")
         if wanted == ROOT_PATH:
-            return _page_response(request, data, found, None, depth, include_content)
+            return _page_response(request, data, found, None, tree)
         key = wanted.casefold()
         page = next((p for p in found.pages if p.path.casefold() == key), None)
         if page is None:
@@ -180,7 +202,7 @@ def add_wiki_routes(
                 "WikiPageNotFoundException",
                 f"The page '{wanted[:300]}' specified is not found in the wiki.",
             )
-        return _page_response(request, data, found, page, depth, include_content)
+        return _page_response(request, data, found, page, tree)
 
     @app.get("/{org}/{project}/_apis/wiki/wikis/{wiki}/pages/{page_id}", responses={**read, **_PAGE_RESPONSES})
     async def page_by_id(
@@ -189,17 +211,14 @@ def add_wiki_routes(
         wiki: str,
         page_id: int,
         request: Request,
+        tree: PageTreeParams,
         api_version: ApiVersion,
-        recursion_level: Recursion = None,
-        include_content: IncludeContent = False,
     ) -> Response:
         """A page by id."""
-        data = emulator.organisation(org)
-        found = _find_wiki(data, wiki, find_project(data, project).id)
+        data, found = wiki_of(org, project, wiki)
         page = next((p for p in found.pages if p.id == page_id), None)
         if page is None:
             raise AzureError(
                 404, "WikiPageNotFoundException", f"The page with id {page_id} specified is not found in the wiki."
             )
-        depth = _RECURSION[(recursion_level or "none").lower()]
-        return _page_response(request, data, found, page, depth, include_content)
+        return _page_response(request, data, found, page, tree)

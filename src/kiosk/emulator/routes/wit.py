@@ -19,18 +19,28 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from starlette.responses import Response
 
 from kiosk.emulator.bodies import read_json
 from kiosk.emulator.errors import AzureError, azure_error_body
 from kiosk.emulator.org.model import ClassificationNode, Organisation, Project, WorkItem, WorkItemType
-from kiosk.emulator.routes.common import ApiVersion, Skip, Top, find_project, skip_page, wrapped
+from kiosk.emulator.routes.common import (
+    ApiVersion,
+    DeclaredResponses,
+    SkipPage,
+    SkipPaged,
+    from_query,
+    org_and_project,
+    skip_page,
+    wrapped,
+)
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_wit import (
     EXPANDS,
@@ -96,6 +106,47 @@ IgnoredExpand = Annotated[str | None, Query(alias="$expand", max_length=40)]
 WiqlTop = Annotated[str | None, Query(alias="$top", max_length=20, json_schema_extra={"pattern": WIQL_TOP_PATTERN})]
 TimePrecision = Annotated[bool, Query(alias="timePrecision")]
 Group = Annotated[str, PathParam(json_schema_extra={"pattern": GROUP_PATTERN})]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemQuery:
+    """How a work item is shown: only some ``fields``, or ``$expand``-ed, as it was ``asOf`` a time."""
+
+    fields: Fields = None
+    as_of: AsOf = None
+    expand: Expand = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsQuery:
+    """Work items by ``ids``, shown as :class:`ItemQuery` says; ``errorPolicy``: whether a missing one fails."""
+
+    ids: Ids = None
+    fields: Fields = None
+    as_of: AsOf = None
+    expand: Expand = None
+    error_policy: ErrorPolicy = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionsQuery(SkipPage):
+    """A page of a work item's revisions, each ``$expand``-ed."""
+
+    expand: Expand = None
+
+
+@dataclass(frozen=True, slots=True)
+class WiqlQuery:
+    """A WIQL query's ``$top`` and ``timePrecision`` (times compared to the second, not the day)."""
+
+    top: WiqlTop = None
+    time_precision: TimePrecision = False
+
+
+ItemParams = Annotated[ItemQuery, Depends(from_query(ItemQuery))]
+ItemsParams = Annotated[ItemsQuery, Depends(from_query(ItemsQuery))]
+RevisionsParams = Annotated[RevisionsQuery, Depends(from_query(RevisionsQuery))]
+WiqlParams = Annotated[WiqlQuery, Depends(from_query(WiqlQuery))]
 _WIQL_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "required": ["query"],
@@ -262,11 +313,6 @@ def _list_bytes(parts: Sequence[bytes]) -> Response:
 # --- lookups --------------------------------------------------------------------------------------
 
 
-def _scope(emulator: Emulator, org: str, project: str | None) -> tuple[Organisation, Project | None]:
-    data = emulator.organisation(org)
-    return data, (find_project(data, project) if project is not None else None)
-
-
 def _live_item(data: Organisation, project: Project | None, item_id: int) -> WorkItem:
     item = data.work_items.get(item_id)
     if item is None or item.is_deleted or (project is not None and item.project_id != project.id):
@@ -306,12 +352,7 @@ def _roots(data: Organisation, project: Project) -> list[ClassificationNode]:
 # --- the routes -----------------------------------------------------------------------------------
 
 
-def add_wit_routes(
-    app: FastAPI,
-    emulator: Emulator,
-    read: dict[int | str, dict[str, Any]],
-    write: dict[int | str, dict[str, Any]],
-) -> None:
+def add_wit_routes(app: FastAPI, emulator: Emulator, read: DeclaredResponses, write: DeclaredResponses) -> None:
     """Add the work item tracking routes over each org's :class:`~kiosk.emulator.org.model.Organisation`."""
     shaped = _ShapedItems()
 
@@ -341,17 +382,10 @@ def add_wit_routes(
                 parts.append(orjson.dumps(work_item_json(data, item, expand=expand, fields=fields, rev=rev)))
         return _list_bytes(parts)
 
-    def one_item(
-        data: Organisation,
-        project: Project | None,
-        item_id: int,
-        fields: str | None,
-        expand: str | None,
-        as_of: str | None,
-    ) -> Response:
-        wanted = _parse_fields(fields.split(",") if fields is not None else None)
-        how = _parse_expand(expand, wanted is not None)
-        when = _parse_as_of(as_of)
+    def one_item(data: Organisation, project: Project | None, item_id: int, query: ItemQuery) -> Response:
+        wanted = _parse_fields(query.fields.split(",") if query.fields is not None else None)
+        how = _parse_expand(query.expand, wanted is not None)
+        when = _parse_as_of(query.as_of)
         item = _live_item(data, project, item_id)
         rev = _revision_at(item, when) if when is not None else None
         if when is not None and rev is None:
@@ -360,20 +394,11 @@ def add_wit_routes(
             return Response(shaped.get(data, item, how, True), media_type="application/json")
         return FastJSONResponse(work_item_json(data, item, expand=how, fields=wanted, rev=rev, links=True))
 
-    def list_items(
-        data: Organisation,
-        project: Project | None,
-        ids: str | None,
-        fields: str | None,
-        expand: str | None,
-        as_of: str | None,
-        error_policy: str | None,
-    ) -> Response:
-        wanted = _parse_fields(fields.split(",") if fields is not None else None)
-        how = _parse_expand(expand, wanted is not None)
-        return items_response(
-            data, project, _parse_ids(ids), wanted, how, _parse_as_of(as_of), _parse_policy(error_policy)
-        )
+    def list_items(data: Organisation, project: Project | None, query: ItemsQuery) -> Response:
+        wanted = _parse_fields(query.fields.split(",") if query.fields is not None else None)
+        how = _parse_expand(query.expand, wanted is not None)
+        ids, as_of, omit = _parse_ids(query.ids), _parse_as_of(query.as_of), _parse_policy(query.error_policy)
+        return items_response(data, project, ids, wanted, how, as_of, omit)
 
     async def batch(data: Organisation, project: Project | None, request: Request) -> Response:
         body = await read_json(request, _MAX_BODY)
@@ -393,9 +418,9 @@ def add_wit_routes(
         how = _parse_expand(expand, wanted is not None)
         return items_response(data, project, _checked_ids(ids), wanted, how, _parse_as_of(as_of), _parse_policy(policy))
 
-    def updates(data: Organisation, project: Project | None, item_id: int, top: int | None, skip: int | None) -> Any:
+    def updates(data: Organisation, project: Project | None, item_id: int, paging: SkipPage) -> Any:
         item = _live_item(data, project, item_id)
-        revs = skip_page(range(1, item.rev + 1), top, skip, default=_HISTORY_PAGE)
+        revs = skip_page(range(1, item.rev + 1), paging.top, paging.skip, default=_HISTORY_PAGE)
         return wrapped([update_json(data, item, rev) for rev in revs])
 
     def update(data: Organisation, project: Project | None, item_id: int, number: int) -> Response:
@@ -406,12 +431,10 @@ def add_wit_routes(
             )
         return FastJSONResponse(update_json(data, item, number))
 
-    def revisions(
-        data: Organisation, project: Project | None, item_id: int, top: int | None, skip: int | None, expand: str | None
-    ) -> Response:
+    def revisions(data: Organisation, project: Project | None, item_id: int, query: RevisionsQuery) -> Response:
         item = _live_item(data, project, item_id)
-        how = _parse_expand(expand, False)
-        revs = skip_page(range(1, item.rev + 1), top, skip, default=_HISTORY_PAGE)
+        how = _parse_expand(query.expand, False)
+        revs = skip_page(range(1, item.rev + 1), query.top, query.skip, default=_HISTORY_PAGE)
         return wrapped([revision_json(data, item, rev, expand=how) for rev in revs])
 
     def revision(
@@ -465,10 +488,10 @@ def add_wit_routes(
         project: Project | None,
         team_name: str | None,
         request: Request,
-        top: str | None,
-        time_precision: bool,
+        query: WiqlQuery,
     ) -> Response:
         limit: int | None = None
+        top = query.top
         if top is not None:
             if not _WIQL_TOP.fullmatch(top):
                 raise _bad(
@@ -494,7 +517,7 @@ def add_wit_routes(
             project=project,
             team=team,
             me=next(iter(data.users.values()), None),
-            time_precision=time_precision,
+            time_precision=query.time_precision,
         )
         try:
             result = run_query(parse_wiql(text), context, top=limit)
@@ -505,130 +528,90 @@ def add_wit_routes(
     # ---- work items, org- and project-level
 
     @app.get("/{org}/_apis/wit/workitems", responses=read)
-    async def org_work_items(
-        org: str,
-        api_version: ApiVersion,
-        ids: Ids = None,
-        fields: Fields = None,
-        as_of: AsOf = None,
-        expand: Expand = None,
-        error_policy: ErrorPolicy = None,
-    ) -> Response:
+    async def org_work_items(org: str, query: ItemsParams, api_version: ApiVersion) -> Response:
         """Up to 200 ``WorkItem``s by id, in the order asked."""
-        data, _ = _scope(emulator, org, None)
-        return list_items(data, None, ids, fields, expand, as_of, error_policy)
+        data, _ = org_and_project(emulator, org, None)
+        return list_items(data, None, query)
 
     @app.get("/{org}/{project}/_apis/wit/workitems", responses=read)
-    async def project_work_items(
-        org: str,
-        project: str,
-        api_version: ApiVersion,
-        ids: Ids = None,
-        fields: Fields = None,
-        as_of: AsOf = None,
-        expand: Expand = None,
-        error_policy: ErrorPolicy = None,
-    ) -> Response:
+    async def project_work_items(org: str, project: str, query: ItemsParams, api_version: ApiVersion) -> Response:
         """Up to 200 ``WorkItem``s of the project by id."""
-        data, found = _scope(emulator, org, project)
-        return list_items(data, found, ids, fields, expand, as_of, error_policy)
+        data, found = org_and_project(emulator, org, project)
+        return list_items(data, found, query)
 
     @app.get("/{org}/_apis/wit/workitems/{item_id}", responses=read)
-    async def org_work_item(
-        org: str,
-        item_id: int,
-        api_version: ApiVersion,
-        fields: Fields = None,
-        as_of: AsOf = None,
-        expand: Expand = None,
-    ) -> Response:
-        data, _ = _scope(emulator, org, None)
-        return one_item(data, None, item_id, fields, expand, as_of)
+    async def org_work_item(org: str, item_id: int, query: ItemParams, api_version: ApiVersion) -> Response:
+        data, _ = org_and_project(emulator, org, None)
+        return one_item(data, None, item_id, query)
 
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}", responses=read)
     async def project_work_item(
-        org: str,
-        project: str,
-        item_id: int,
-        api_version: ApiVersion,
-        fields: Fields = None,
-        as_of: AsOf = None,
-        expand: Expand = None,
+        org: str, project: str, item_id: int, query: ItemParams, api_version: ApiVersion
     ) -> Response:
-        data, found = _scope(emulator, org, project)
-        return one_item(data, found, item_id, fields, expand, as_of)
+        data, found = org_and_project(emulator, org, project)
+        return one_item(data, found, item_id, query)
 
     batch_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH_SCHEMA}}}}
 
     @app.post("/{org}/_apis/wit/workitemsbatch", responses=write, openapi_extra=batch_body)
     async def org_work_items_batch(org: str, request: Request, api_version: ApiVersion) -> Response:
         """``workItemsBatch``: the ids and options in the body."""
-        data, _ = _scope(emulator, org, None)
+        data, _ = org_and_project(emulator, org, None)
         return await batch(data, None, request)
 
     @app.post("/{org}/{project}/_apis/wit/workitemsbatch", responses=write, openapi_extra=batch_body)
     async def project_work_items_batch(org: str, project: str, request: Request, api_version: ApiVersion) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         return await batch(data, found, request)
 
     # ---- updates and revisions
 
     @app.get("/{org}/_apis/wit/workitems/{item_id}/updates", responses=read)
-    async def org_updates(org: str, item_id: int, api_version: ApiVersion, top: Top = None, skip: Skip = None) -> Any:
+    async def org_updates(org: str, item_id: int, paging: SkipPaged, api_version: ApiVersion) -> Any:
         """``WorkItemUpdate``s, oldest first (``$top``/``$skip``)."""
-        data, _ = _scope(emulator, org, None)
-        return updates(data, None, item_id, top, skip)
+        data, _ = org_and_project(emulator, org, None)
+        return updates(data, None, item_id, paging)
 
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}/updates", responses=read)
-    async def project_updates(
-        org: str, project: str, item_id: int, api_version: ApiVersion, top: Top = None, skip: Skip = None
-    ) -> Any:
-        data, found = _scope(emulator, org, project)
-        return updates(data, found, item_id, top, skip)
+    async def project_updates(org: str, project: str, item_id: int, paging: SkipPaged, api_version: ApiVersion) -> Any:
+        data, found = org_and_project(emulator, org, project)
+        return updates(data, found, item_id, paging)
 
     @app.get("/{org}/_apis/wit/workitems/{item_id}/updates/{number}", responses=read)
     async def org_update(org: str, item_id: int, number: int, api_version: ApiVersion) -> Response:
-        data, _ = _scope(emulator, org, None)
+        data, _ = org_and_project(emulator, org, None)
         return update(data, None, item_id, number)
 
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}/updates/{number}", responses=read)
     async def project_update(org: str, project: str, item_id: int, number: int, api_version: ApiVersion) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         return update(data, found, item_id, number)
 
     @app.get("/{org}/_apis/wit/workitems/{item_id}/revisions", responses=read)
-    async def org_revisions(
-        org: str, item_id: int, api_version: ApiVersion, top: Top = None, skip: Skip = None, expand: Expand = None
-    ) -> Response:
+    async def org_revisions(org: str, item_id: int, query: RevisionsParams, api_version: ApiVersion) -> Response:
         """Every revision as a whole ``WorkItem``, oldest first (``$top``/``$skip``)."""
-        data, _ = _scope(emulator, org, None)
-        return revisions(data, None, item_id, top, skip, expand)
+        data, _ = org_and_project(emulator, org, None)
+        return revisions(data, None, item_id, query)
 
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}/revisions", responses=read)
     async def project_revisions(
-        org: str,
-        project: str,
-        item_id: int,
-        api_version: ApiVersion,
-        top: Top = None,
-        skip: Skip = None,
-        expand: Expand = None,
+        org: str, project: str, item_id: int, query: RevisionsParams, api_version: ApiVersion
     ) -> Response:
-        data, found = _scope(emulator, org, project)
-        return revisions(data, found, item_id, top, skip, expand)
+        data, found = org_and_project(emulator, org, project)
+        return revisions(data, found, item_id, query)
 
     @app.get("/{org}/_apis/wit/workitems/{item_id}/revisions/{number}", responses=read)
     async def org_revision(
         org: str, item_id: int, number: int, api_version: ApiVersion, expand: Expand = None
     ) -> Response:
-        data, _ = _scope(emulator, org, None)
+        data, _ = org_and_project(emulator, org, None)
         return revision(data, None, item_id, number, expand)
 
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}/revisions/{number}", responses=read)
     async def project_revision(
         org: str, project: str, item_id: int, number: int, api_version: ApiVersion, expand: Expand = None
     ) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         return revision(data, found, item_id, number, expand)
 
     # ---- comments (project-scoped only, as Azure's)
@@ -646,7 +629,7 @@ def add_wit_routes(
         order: Annotated[str | None, Query(pattern=f"^{_any_case('asc', 'desc')}$")] = None,
     ) -> Response:
         """A ``CommentList``, newest first unless ``order=asc``, paged by ``continuationToken``."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         item = _live_item(data, found, item_id)
         listed = [c for c in item.comments if include_deleted or not c.is_deleted]
         if (order or "desc").lower() == "desc":
@@ -678,7 +661,7 @@ def add_wit_routes(
         include_deleted: Annotated[bool, Query(alias="includeDeleted")] = False,
         expand: IgnoredExpand = None,
     ) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         item = _live_item(data, found, item_id)
         return FastJSONResponse(comment_json(data, item, _comment(data, item, comment_id, include_deleted)))
 
@@ -690,7 +673,7 @@ def add_wit_routes(
     @app.get("/{org}/{project}/_apis/wit/workitems/{item_id}/comments/{comment_id}/versions", responses=read)
     async def comment_versions(org: str, project: str, item_id: int, comment_id: int, api_version: ApiVersion) -> Any:
         """The versions of a comment the emulator keeps: its current one."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         item = _live_item(data, found, item_id)
         return wrapped([_version_json(data, item, _comment(data, item, comment_id, True))])
 
@@ -698,7 +681,7 @@ def add_wit_routes(
     async def comment_version(
         org: str, project: str, item_id: int, comment_id: int, version: int, api_version: ApiVersion
     ) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         item = _live_item(data, found, item_id)
         current = _comment(data, item, comment_id, True)
         if version != current.version:
@@ -714,43 +697,43 @@ def add_wit_routes(
     @app.get("/{org}/_apis/wit/recyclebin", responses=read)
     async def org_recycle_bin(org: str, api_version: ApiVersion, ids: Ids = None) -> Response:
         """Deleted work items: ``{id, url}`` each, or ``WorkItemDeleteReference``s for ``ids``."""
-        data, _ = _scope(emulator, org, None)
+        data, _ = org_and_project(emulator, org, None)
         return recycle_bin(data, None, ids)
 
     @app.get("/{org}/{project}/_apis/wit/recyclebin", responses=read)
     async def project_recycle_bin(org: str, project: str, api_version: ApiVersion, ids: Ids = None) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         return recycle_bin(data, found, ids)
 
     @app.get("/{org}/_apis/wit/recyclebin/{item_id}", responses=read)
     async def org_recycled(org: str, item_id: int, api_version: ApiVersion) -> Response:
-        data, _ = _scope(emulator, org, None)
+        data, _ = org_and_project(emulator, org, None)
         return recycled(data, None, item_id)
 
     @app.get("/{org}/{project}/_apis/wit/recyclebin/{item_id}", responses=read)
     async def project_recycled(org: str, project: str, item_id: int, api_version: ApiVersion) -> Response:
         """A ``WorkItemDelete``: who deleted the item, when, and the item itself (``resource``)."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         return recycled(data, found, item_id)
 
     # ---- work item types and states
 
     @app.get("/{org}/{project}/_apis/wit/workitemtypes", responses=read)
     async def work_item_types(org: str, project: str, api_version: ApiVersion) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         return wrapped([work_item_type_json(data, found, kind) for kind in data.work_item_types.get(found.id, [])])
 
     @app.get("/{org}/{project}/_apis/wit/workitemtypes/{type_name}", responses=read)
     async def work_item_type(org: str, project: str, type_name: str, api_version: ApiVersion) -> Response:
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         return FastJSONResponse(work_item_type_json(data, found, _type(data, found, type_name)))
 
     @app.get("/{org}/{project}/_apis/wit/workitemtypes/{type_name}/states", responses=read)
     async def work_item_type_states(org: str, project: str, type_name: str, api_version: ApiVersion) -> Response:
         """``WorkItemStateColor``s of a type, in workflow order."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         kind = _type(data, found, type_name)
         return wrapped([work_item_type_state_json(s.name, s.color, s.category) for s in kind.states])
@@ -779,7 +762,7 @@ def add_wit_routes(
 
     @app.get("/{org}/{project}/_apis/wit/fields", responses=read)
     async def project_fields(org: str, project: str, api_version: ApiVersion, expand: IgnoredExpand = None) -> Response:
-        data, _ = _scope(emulator, org, project)
+        data, _ = org_and_project(emulator, org, project)
         return fields_list(data)
 
     @app.get("/{org}/_apis/wit/fields/{name}", responses=read)
@@ -789,7 +772,7 @@ def add_wit_routes(
 
     @app.get("/{org}/{project}/_apis/wit/fields/{name}", responses=read)
     async def project_field(org: str, project: str, name: str, api_version: ApiVersion) -> Response:
-        data, _ = _scope(emulator, org, project)
+        data, _ = org_and_project(emulator, org, project)
         return one_field(data, name)
 
     # ---- classification nodes
@@ -804,7 +787,7 @@ def add_wit_routes(
         error_policy: ErrorPolicy = None,
     ) -> Response:
         """The area and iteration roots, or the nodes ``ids`` (``$depth`` levels of children)."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         roots = _roots(data, found)
         omit = _parse_policy(error_policy)
@@ -839,7 +822,7 @@ def add_wit_routes(
         org: str, project: str, group: Group, api_version: ApiVersion, depth: Depth = None
     ) -> Response:
         """The ``Areas`` or ``Iterations`` root (``$depth`` levels of children; none by default)."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         return node_response(data, found, group, "", depth)
 
@@ -848,7 +831,7 @@ def add_wit_routes(
         org: str, project: str, group: Group, path: str, api_version: ApiVersion, depth: Depth = None
     ) -> Response:
         """A node by its path below the root (``Web``, ``Sprint 1``; ``\\`` between levels)."""
-        data, found = _scope(emulator, org, project)
+        data, found = org_and_project(emulator, org, project)
         assert found is not None
         return node_response(data, found, group, path, depth)
 
@@ -864,39 +847,26 @@ def add_wit_routes(
     wiql_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": _WIQL_SCHEMA}}}}
 
     @app.post("/{org}/_apis/wit/wiql", responses=write, openapi_extra=wiql_body)
-    async def org_wiql(
-        org: str, request: Request, api_version: ApiVersion, top: WiqlTop = None, time_precision: TimePrecision = False
-    ) -> Response:
+    async def org_wiql(org: str, request: Request, query: WiqlParams, api_version: ApiVersion) -> Response:
         """Run a WIQL query: a ``WorkItemQueryResult`` (ids or link rows only)."""
-        data, _ = _scope(emulator, org, None)
-        return await wiql(data, None, None, request, top, time_precision)
+        data, _ = org_and_project(emulator, org, None)
+        return await wiql(data, None, None, request, query)
 
     @app.post("/{org}/{project}/_apis/wit/wiql", responses=write, openapi_extra=wiql_body)
     async def project_wiql(
-        org: str,
-        project: str,
-        request: Request,
-        api_version: ApiVersion,
-        top: WiqlTop = None,
-        time_precision: TimePrecision = False,
+        org: str, project: str, request: Request, query: WiqlParams, api_version: ApiVersion
     ) -> Response:
         """WIQL with ``@Project`` (and the project's default team for ``@CurrentIteration``)."""
-        data, found = _scope(emulator, org, project)
-        return await wiql(data, found, None, request, top, time_precision)
+        data, found = org_and_project(emulator, org, project)
+        return await wiql(data, found, None, request, query)
 
     @app.post("/{org}/{project}/{team}/_apis/wit/wiql", responses=write, openapi_extra=wiql_body)
     async def team_wiql(
-        org: str,
-        project: str,
-        team: str,
-        request: Request,
-        api_version: ApiVersion,
-        top: WiqlTop = None,
-        time_precision: TimePrecision = False,
+        org: str, project: str, team: str, request: Request, query: WiqlParams, api_version: ApiVersion
     ) -> Response:
         """WIQL in a team's context (``@CurrentIteration`` is that team's)."""
-        data, found = _scope(emulator, org, project)
-        return await wiql(data, found, team, request, top, time_precision)
+        data, found = org_and_project(emulator, org, project)
+        return await wiql(data, found, team, request, query)
 
 
 def _with_parents(root: ClassificationNode) -> list[tuple[ClassificationNode, ClassificationNode | None]]:

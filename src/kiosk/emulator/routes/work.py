@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from kiosk.emulator.errors import AzureError
 from kiosk.emulator.org.model import Board, Organisation, Project, Team
-from kiosk.emulator.routes.common import ApiVersion, find_project, wrapped
+from kiosk.emulator.routes.common import ApiVersion, DeclaredResponses, find_project, wrapped
 from kiosk.emulator.routes.query_params import enum_pattern
 from kiosk.emulator.service import Emulator
 from kiosk.emulator.shapes_work import (
@@ -87,7 +87,7 @@ def _without_team(handler: Handler) -> Handler:
     return default_team
 
 
-def add_work_routes(app: FastAPI, emulator: Emulator, responses: dict[int | str, dict[str, Any]]) -> None:
+def add_work_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses) -> None:
     """Add the team-scoped work routes, each with and without the ``{team}`` segment."""
 
     def route(path: str) -> Callable[[Handler], Handler]:

@@ -608,8 +608,11 @@ def _run(query: Query, context: QueryContext, top: int | None) -> QueryResult:
     order = [(_field(item.field), item.descending) for item in query.order_by]
     as_of = _parse_date(query.as_of) if query.as_of is not None else None
     result_as_of = as_of or context.now
-    items = context.org.work_items.values()
+    items: Iterable[WorkItem] = context.org.work_items.values()
     if query.source == "workitems":
+        pinned = _pinned_project(query.where) if as_of is None else None
+        if pinned is not None:  # as Azure's index would: only that project's items are looked at
+            items = [item for item in items if str(item.fields.get("System.TeamProject", "")).casefold() == pinned]
         predicate = compile_condition(query.where, context) if query.where is not None else None
         rows = [row for row in _as_of_rows(items, as_of) if predicate is None or predicate(row)]
         _check_size(len(rows), top)
@@ -620,6 +623,23 @@ def _run(query: Query, context: QueryContext, top: int | None) -> QueryResult:
             ids = ids[:top]
         return QueryResult("flat", columns, order, result_as_of, ids)
     return _run_link_query(query, context, columns, order, as_of, result_as_of, top)
+
+
+def _pinned_project(where: Condition | None) -> str | None:
+    """The project (case-folded) that a ``[System.TeamProject] = 'name'`` term of the WHERE's
+    top-level conjunction pins, if any: only its items can match, so only they need evaluating
+    (the term is still evaluated with the rest). Items as they are now: not for ``asOf``."""
+    parts = where.parts if isinstance(where, And) else (where,) if where is not None else ()
+    for part in parts:
+        if not isinstance(part, Comparison) or part.operator != "=" or part.field.prefix is not None:
+            continue
+        value = part.values[0] if len(part.values) == 1 else None
+        if not isinstance(value, Literal) or not isinstance(value.value, str):
+            continue
+        found = find_field(part.field.name)
+        if found is not None and found.reference_name == "System.TeamProject":
+            return value.value.casefold()
+    return None
 
 
 def _run_link_query(

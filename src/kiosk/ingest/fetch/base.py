@@ -30,10 +30,12 @@ from kiosk.azure.urls import Host
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
+    "AsMarked",
     "Batch",
     "FetchContext",
     "Fetcher",
     "Item",
+    "Unchanged",
     "gather_bounded",
     "get_object",
     "merge_batches",
@@ -48,6 +50,10 @@ Fetcher = Callable[["FetchContext", ResourceConfig], AsyncIterator[Batch]]
 #: Given {item key: version} read cheaply, the keys of the items the resync already holds exactly
 #: as they are (a fetcher need not read those in full); see :mod:`kiosk.ingest.resync`.
 Unchanged = Callable[[dict[str, str]], Awaitable[set[str]]]
+#: Given {item key: version suffix}, the keys of the items the resync holds exactly as their marks
+#: left them, whatever revision the mark names, provided it ends with the suffix: for items a
+#: changed-since query proved untouched since their marks were made (no version read at all).
+AsMarked = Callable[[dict[str, str]], Awaitable[set[str]]]
 
 #: Project states whose repositories are not read for child kinds (the reference's
 #: ``_repository_is_healthy``): only ``wellFormed`` projects are.
@@ -94,6 +100,12 @@ class FetchContext:
     ``minTimeInDays`` are counted; replaceable so a fixed organisation can be read at its own date.
     ``unchanged``: set by the resync for the resource being read, when it can skip items it holds
     unchanged; a fetcher that can read items' versions cheaply asks it before reading in full.
+    ``changed_since`` and ``as_marked``: set besides ``unchanged`` when the resource's marks date
+    from a complete read that began at ``changed_since`` (Azure's time) or later; a fetcher that
+    can ask Azure which items changed since then (work items: WIQL on ``System.ChangedDate``)
+    asks ``as_marked`` about the others, reading not even their versions.
+    ``read_began``: the earliest server time a fetcher saw before reading this resource's items
+    (:meth:`server_time`); the resync keeps it, after a complete read, as the next ``changed_since``.
     """
 
     rest: AzureDevOpsRest
@@ -104,6 +116,9 @@ class FetchContext:
     unread: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     unchanged: Unchanged | None = None
+    changed_since: datetime | None = None
+    as_marked: AsMarked | None = None
+    read_began: datetime | None = None
     _projects: asyncio.Task[list[Item]] | None = field(default=None, init=False, repr=False)
     _repositories: dict[str, asyncio.Task[list[Item]]] = field(default_factory=dict, init=False, repr=False)
     _shared: dict[tuple[str, ...], asyncio.Task[Any]] = field(default_factory=dict, init=False, repr=False)
@@ -126,6 +141,12 @@ class FetchContext:
         self.skipped[what] = self.skipped.get(what, 0) + 1
         if unread:
             self.unread[what] = self.unread.get(what, 0) + 1
+
+    def server_time(self, when: datetime) -> None:
+        """Note a time Azure gave for an answer that precedes reads of this resource's items (a
+        WIQL answer's ``asOf``): the earliest one noted is when the resource's read began."""
+        if self.read_began is None or when < self.read_began:
+            self.read_began = when
 
     async def projects(self) -> list[Item]:
         """Every project of the organisation (less those with an excluded tag), read once."""
@@ -161,6 +182,18 @@ class FetchContext:
         result: T = await asyncio.shield(task)
         return result
 
+    async def limited_to(self, project: Item, repositories: list[Item]) -> FetchContext:
+        """A context for the same organisation whose only project is ``project`` and whose only
+        repositories are ``repositories`` (of that project), with the same client and limits: a
+        live event reads one repository's child kinds with those kinds' own fetchers."""
+        limited = FetchContext(
+            self.rest, self.organization_url, excluded_tags=self.excluded_tags, concurrency=self.concurrency
+        )
+        limited.clock = self.clock
+        limited._projects = asyncio.ensure_future(_given([project]))
+        limited._repositories[str(project["id"])] = asyncio.ensure_future(_given(list(repositories)))
+        return limited
+
     async def _read_projects(self) -> list[Item]:
         projects: list[Item] = []
         async for page in self.rest.pages_by_header_token("_apis/projects", params={"includeCapabilities": "true"}):
@@ -184,6 +217,11 @@ class FetchContext:
         async for page in self.rest.whole_list(f"{project['id']}/_apis/git/repositories"):
             repos.extend(page)
         return repos
+
+
+async def _given(value: T) -> T:
+    """``value``, as the awaitable a cached read is."""
+    return value
 
 
 async def get_object(

@@ -27,11 +27,10 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "board_columns",
     "fetch_area_paths",
     "fetch_boards",
@@ -187,11 +186,3 @@ async def fetch_area_paths(ctx: FetchContext, resource: ResourceConfig) -> Async
     producers = [functools.partial(project_areas, project) for project in await ctx.projects()]
     async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "board": fetch_boards,
-    "column": fetch_columns,
-    "iteration": fetch_iterations,
-    "area-path": fetch_area_paths,
-}

@@ -44,14 +44,13 @@ from urllib.parse import quote
 import yaml
 
 from kiosk.azure.errors import MalformedResponse, NoDataNotFound
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, merge_batches
 from kiosk.ingest.fetch.git import all_repositories
 from kiosk.ingest.fetch.included_files import IncludedFiles, branch_name, read_file_text, repository_path
 from kiosk.ingest.kinds import FilePattern, FolderPattern
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "FILE_BATCH",
     "MAX_FILE_BYTES",
     "FilePlan",
@@ -61,6 +60,9 @@ __all__ = [
     "is_glob",
     "parse_content",
     "plan_files",
+    "read_files",
+    "read_pattern_folders",
+    "repository_folder_patterns",
 ]
 
 #: Files larger than this are skipped (the reference's ``MAX_ALLOWED_FILE_SIZE_IN_BYTES``).
@@ -372,22 +374,50 @@ async def fetch_folders(ctx: FetchContext, resource: ResourceConfig) -> AsyncIte
         return
     requested: list[str] = list(resource.selector_value("includedFiles") or [])
     repositories = await _folder_repositories(ctx, resource.selector_value("project_name"))
-    work: list[tuple[Item, str | None, str]] = []
-    for repo in repositories:
-        name = str(repo.get("name", "")).casefold()
-        for pattern in patterns:
-            if not pattern.repos:
-                work.append((repo, None, pattern.path))
-            work += [(repo, m.branch, pattern.path) for m in pattern.repos if m.name.casefold() == name]
-    producers = []
-    seen: set[tuple[str, str | None, str]] = set()
-    for repo, branch, path in work:  # a pattern for all repositories and one naming this one: read once
-        key = (str(repo["id"]), branch, path)
-        if key not in seen:
-            seen.add(key)
-            producers.append(functools.partial(_pattern_folders, ctx, repo, branch, path, requested))
+    producers = [
+        functools.partial(_pattern_folders, ctx, repo, branch, path, requested)
+        for repo in repositories
+        for branch, path in repository_folder_patterns(patterns, repo)
+    ]
     async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
+
+
+def repository_folder_patterns(patterns: Sequence[FolderPattern], repository: Item) -> list[tuple[str | None, str]]:
+    """The (branch, pattern path) pairs the folder selector reads in ``repository``: a pattern without
+    ``repos`` on the default branch (None), and one per entry naming the repository, on its branch.
+    A pair asked twice (a pattern for all repositories and one naming this one) is read once."""
+    name = str(repository.get("name", "")).casefold()
+    pairs: list[tuple[str | None, str]] = []
+    for pattern in patterns:
+        if not pattern.repos:
+            pairs.append((None, pattern.path))
+        pairs += [(m.branch, pattern.path) for m in pattern.repos if m.name.casefold() == name]
+    return list(dict.fromkeys(pairs))
+
+
+async def read_pattern_folders(
+    ctx: FetchContext, repository: Item, branch: str | None, pattern: str, requested: list[str]
+) -> list[Item]:
+    """The folder kind's items ``pattern`` names in ``repository`` on ``branch`` (None: its default
+    branch), exactly as :func:`fetch_folders` makes them; none for a disabled repository, one
+    without the branch, or a path it does not have."""
+    items: list[Item] = []
+    async for batch in _pattern_folders(ctx, repository, branch, pattern, requested):
+        items += batch
+    return items
+
+
+async def read_files(ctx: FetchContext, repository: Item, paths: Sequence[str], requested: list[str]) -> list[Item]:
+    """The file kind's items of the files ``paths`` (repository paths, taken literally) on
+    ``repository``'s default branch, exactly as :func:`fetch_files` makes them. A path the branch
+    does not have, a folder, or a file over 1 MiB gives no item; so does every path of a disabled
+    repository or one without a default branch (the resync reads none there either)."""
+    literals = tuple(dict.fromkeys("/" + path.strip("/") for path in paths if path.strip("/")))
+    items: list[Item] = []
+    async for batch in _repository_files(ctx, repository, plan=FilePlan(literals), requested=requested):
+        items += batch
+    return items
 
 
 async def _folder_repositories(ctx: FetchContext, project_name: str | None) -> list[Item]:
@@ -477,6 +507,3 @@ async def _folder_items(ctx: FetchContext, repository: Item, branch: str, folder
             ctx.skip("folder: path not in the repository")
         return None
     return items
-
-
-FETCHERS: dict[str, Fetcher] = {"file": fetch_files, "folder": fetch_folders}

@@ -29,14 +29,13 @@ import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, timedelta
-from typing import Final
+from typing import Any, Final
 
 from kiosk.azure.errors import NoDataNotFound
 from kiosk.ingest.fetch.base import (
     UNHEALTHY_PROJECT_STATES,
     Batch,
     FetchContext,
-    Fetcher,
     Item,
     gather_bounded,
     merge_batches,
@@ -45,9 +44,9 @@ from kiosk.ingest.fetch.included_files import IncludedFiles, branch_name, reposi
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "PAGE_SIZE",
     "all_repositories",
+    "branch_item",
     "fetch_branches",
     "fetch_pull_requests",
     "fetch_repositories",
@@ -168,17 +167,23 @@ async def _branches(ctx: FetchContext, repository: Item) -> AsyncIterator[Batch]
     )
     async for page in _no_data_tolerant(ctx, repository, "branch: repository without data (404)", pages):
         yield [
-            ctx.stamp(
-                {
-                    "name": ref["name"].removeprefix("refs/heads/"),
-                    "refName": ref["name"],
-                    "objectId": ref["objectId"],
-                    "__repository": repository,
-                }
-            )
+            branch_item(ctx, repository, ref["name"], ref["objectId"])
             for ref in page
             if str(ref.get("name", "")).startswith("refs/heads/")
         ]
+
+
+def branch_item(ctx: FetchContext, repository: Item, ref_name: str, object_id: Any) -> Item:
+    """The branch kind's item for the ref ``refs/heads/<name>`` of ``repository``: the reference's
+    reshaped ``{name, refName, objectId, __repository}``, stamped (live events make the same item)."""
+    return ctx.stamp(
+        {
+            "name": ref_name.removeprefix("refs/heads/"),
+            "refName": ref_name,
+            "objectId": object_id,
+            "__repository": repository,
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pull-request
@@ -228,11 +233,3 @@ async def _project_pull_requests(
                     taken[repository] += 1
                     kept.append(pr)
             yield kept
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "repository": fetch_repositories,
-    "repository-policy": fetch_repository_policies,
-    "branch": fetch_branches,
-    "pull-request": fetch_pull_requests,
-}

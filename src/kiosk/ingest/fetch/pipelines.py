@@ -19,12 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from kiosk.azure.errors import MalformedResponse
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, get_object, merge_batches
+from kiosk.azure.errors import MalformedResponse, NoDataNotFound
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, get_object, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "PAGE_SIZE",
     "fetch_builds",
     "fetch_environments",
@@ -155,7 +154,9 @@ async def first_commit(ctx: FetchContext, project: Item, build: Item) -> Item | 
     timestamp, with ``__sha``, ``__timestamp`` and ``__commitCount`` (how many changes); when no change
     has a timestamp, the build's source commit (``git/repositories/{repo}/commits/{sha}``) with a count
     of 1; None when neither is there (no changes and no source commit: a build of a configured
-    pipeline without a repository). Any error raises."""
+    pipeline without a repository), or when the build's repository is gone or disabled (Azure's "no
+    data" 404 below it; counted): builds outlive their repository, and one deleted repository must
+    not fail every later resync of the organisation. Any other error raises."""
     changes: list[Item] = []
     async for page in _pages(ctx, f"{project['id']}/_apis/build/builds/{build['id']}/changes"):
         changes.extend(page)
@@ -172,11 +173,15 @@ async def first_commit(ctx: FetchContext, project: Item, build: Item) -> Item | 
     repository_id = (build.get("repository") or {}).get("id")
     if not (source_version and repository_id):
         return None
-    commit = await get_object(
-        ctx.rest,
-        f"{project['id']}/_apis/git/repositories/{repository_id}/commits/{source_version}",
-        params={"api-version": "7.1"},
-    )
+    try:
+        commit = await get_object(
+            ctx.rest,
+            f"{project['id']}/_apis/git/repositories/{repository_id}/commits/{source_version}",
+            params={"api-version": "7.1"},
+        )
+    except NoDataNotFound:
+        ctx.skip("build: first commit in a repository that is gone or disabled")
+        return None
     committed = (commit.get("committer") or {}).get("date")
     if not committed:
         return None
@@ -261,13 +266,3 @@ async def fetch_pipeline_deployments(ctx: FetchContext, resource: ResourceConfig
     projects = await ctx.projects()
     async for batch in merge_batches(_each_project(ctx, projects, project_records), ctx.concurrency):
         yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "pipeline": fetch_pipelines,
-    "pipeline-run": fetch_pipeline_runs,
-    "pipeline-stage": fetch_pipeline_stages,
-    "build": fetch_builds,
-    "environment": fetch_environments,
-    "pipeline-deployment": fetch_pipeline_deployments,
-}

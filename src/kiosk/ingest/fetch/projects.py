@@ -11,10 +11,10 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Final
 
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, get_object
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, get_object
 from kiosk.ingest.mapping import ResourceConfig
 
-__all__ = ["FETCHERS", "PROJECTS_PER_BATCH", "fetch_projects"]
+__all__ = ["PROJECTS_PER_BATCH", "fetch_projects"]
 
 #: How many projects one yielded batch holds (and, with ``defaultTeam``, how many re-reads one round awaits).
 PROJECTS_PER_BATCH: Final = 50
@@ -36,6 +36,3 @@ async def fetch_projects(ctx: FetchContext, resource: ResourceConfig) -> AsyncIt
 async def _full_project(ctx: FetchContext, project: Item) -> Item:
     """The project with ``defaultTeam`` and capabilities; a project gone since the list raises (never dropped)."""
     return await get_object(ctx.rest, f"_apis/projects/{project['id']}")
-
-
-FETCHERS: dict[str, Fetcher] = {"project": fetch_projects}

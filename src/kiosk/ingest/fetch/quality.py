@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from kiosk.azure.errors import StatusError
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, get_object, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, get_object, merge_batches
 from kiosk.ingest.fetch.git import healthy_repositories
 from kiosk.ingest.kinds import AdvancedSecurityCriteria, CodeCoverage
 from kiosk.ingest.mapping import ResourceConfig
@@ -37,7 +37,6 @@ __all__ = [
     "ADVANCED_SECURITY_API_VERSION",
     "ADVANCED_SECURITY_OFF",
     "ALERTS_PAGE",
-    "FETCHERS",
     "RESULTS_PAGE",
     "RUNS_PAGE",
     "criteria_params",
@@ -153,9 +152,3 @@ async def fetch_advanced_security_alerts(ctx: FetchContext, resource: ResourceCo
     producers = [functools.partial(_repository_alerts, ctx, params, repo) for repo in repositories]
     async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "test-run": fetch_test_runs,
-    "advanced-security-alert": fetch_advanced_security_alerts,
-}

@@ -11,11 +11,10 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "PAGE_SIZE",
     "fetch_release_definitions",
     "fetch_release_deployments",
@@ -91,10 +90,3 @@ async def fetch_release_deployments(ctx: FetchContext, resource: ResourceConfig)
     """Every project's release deployments (``release/deployments``), as Azure gives them."""
     async for batch in _per_project(ctx, "_apis/release/deployments", {}, _as_is):
         yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "release": fetch_releases,
-    "release-definition": fetch_release_definitions,
-    "release-deployment": fetch_release_deployments,
-}

@@ -29,11 +29,10 @@ from typing import Any, Final
 
 from kiosk.azure.errors import MalformedResponse
 from kiosk.azure.paging import SkipPager
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "fetch_group_members",
     "fetch_groups",
     "fetch_members",
@@ -254,12 +253,3 @@ async def fetch_group_members(ctx: FetchContext, resource: ResourceConfig) -> As
     async for groups in _groups(ctx):
         async for batch in merge_batches([functools.partial(of_group, group) for group in groups], ctx.concurrency):
             yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "team": fetch_teams,
-    "member": fetch_members,
-    "user": fetch_users,
-    "group": fetch_groups,
-    "group-member": fetch_group_members,
-}

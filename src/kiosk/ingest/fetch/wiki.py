@@ -20,10 +20,10 @@ import functools
 from collections.abc import AsyncIterator
 from typing import Final
 
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, gather_bounded, get_object, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, get_object, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
-__all__ = ["CONTENT_CONCURRENCY", "DEFAULT_API_VERSION", "FETCHERS", "PAGE_SIZE", "fetch_wiki_pages"]
+__all__ = ["CONTENT_CONCURRENCY", "DEFAULT_API_VERSION", "PAGE_SIZE", "fetch_wiki_pages"]
 
 #: ``top`` of each ``pagesbatch`` call: the reference's page size. A module variable so that a test can
 #: make a wiki span many batches.
@@ -74,6 +74,3 @@ async def fetch_wiki_pages(ctx: FetchContext, resource: ResourceConfig) -> Async
     producers = [functools.partial(_wiki_pages, ctx, wiki, project, params, include_content) for wiki, project in wikis]
     async for batch in merge_batches(producers, ctx.concurrency):
         yield batch
-
-
-FETCHERS: dict[str, Fetcher] = {"wiki": fetch_wiki_pages}

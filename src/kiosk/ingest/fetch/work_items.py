@@ -22,6 +22,14 @@ batch of ids is first read cheaply — ``POST {project}/_apis/wit/workitemsbatch
 renamed project changes what a mapping of ``.__project`` gives without touching the item). Only
 the items it does not hold so are read in full. The id list still comes whole from WIQL, so which
 items exist stays exact.
+
+**Changed since.** When the resource's marks date from a complete read that began at a known
+server time (``ctx.changed_since``, the earliest WIQL ``asOf`` of that read, less a margin the
+resync takes), the organisation is first asked which of its items changed since then (one WIQL
+with ``[System.ChangedDate] >= …`` and ``timePrecision``, paged the same way). Azure sets
+``System.ChangedDate`` with every revision, so an item not in that answer is at the revision its
+mark was made from: it is held as marked (``ctx.as_marked``) without even its revision being read.
+Only the changed items, and any the marks cannot vouch for, go through the cheap read above.
 """
 
 from __future__ import annotations
@@ -30,20 +38,23 @@ import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import orjson
 
 from kiosk.azure.errors import MalformedResponse
-from kiosk.ingest.fetch.base import Batch, FetchContext, Fetcher, Item, merge_batches
+from kiosk.ingest.fetch.base import Batch, FetchContext, Item, merge_batches
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
-    "FETCHERS",
     "IDS_PER_READ",
     "WIQL_PAGE",
+    "changed_since_clause",
     "fetch_work_items",
+    "parse_azure_time",
     "project_fingerprint",
+    "project_suffix",
     "read_work_items",
     "strip_order_by",
     "wiql_string",
@@ -72,7 +83,12 @@ def project_fingerprint(project: Item) -> str:
 
 def work_item_version(rev: int, fingerprint: str) -> str:
     """A work item's version as the resync compares it: revision and project fingerprint."""
-    return f"{rev}/{fingerprint}"
+    return f"{rev}{project_suffix(fingerprint)}"
+
+
+def project_suffix(fingerprint: str) -> str:
+    """How every version of an item stamped with this project ends (:func:`work_item_version`)."""
+    return f"/{fingerprint}"
 
 
 def work_item_mark(item: Item) -> tuple[str, str] | None:
@@ -142,14 +158,38 @@ def _order_by_at(text: str, index: int) -> bool:
     return text[after:end].upper() == "BY" and (end == len(text) or not _word_char(text[end]))
 
 
-def work_item_query(project_name: str, fragment: str | None, after_id: int) -> str:
-    """The WIQL of one page: the project's items matching ``fragment`` with an id above ``after_id``."""
+def work_item_query(project_name: str | None, fragment: str | None, after_id: int) -> str:
+    """The WIQL of one page: the project's items (every project's: None) matching ``fragment``
+    with an id above ``after_id``."""
     # WIQL, not SQL: the name is a quoted literal, and the fragment is the mapping author's own query.
-    query = f"SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = {wiql_string(project_name)}"  # noqa: S608
+    terms = [] if project_name is None else [f"[System.TeamProject] = {wiql_string(project_name)}"]
     if fragment:
-        query += f" AND ({fragment})"
-    query += f" AND [System.Id] > {after_id} ORDER BY [System.Id] ASC"
-    return query
+        terms.append(f"({fragment})")
+    terms.append(f"[System.Id] > {after_id}")
+    return f"SELECT [System.Id] FROM WorkItems WHERE {' AND '.join(terms)} ORDER BY [System.Id] ASC"  # noqa: S608
+
+
+def changed_since_clause(since: datetime) -> str:
+    """The WIQL condition "changed at or after ``since``", to the second (asked with
+    ``timePrecision=true``: without it Azure compares dates by day)."""
+    return f"[System.ChangedDate] >= '{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+
+
+def parse_azure_time(value: Any) -> datetime | None:
+    """A time as Azure writes it (``2026-12-06T18:02:20.8125870Z``: up to seven decimals) in UTC,
+    to the microsecond; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    whole, dot, rest = text.partition(".")
+    if dot:  # keep at most six decimals; the zone after them stays
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{whole}.{rest[: min(digits, 6)]}{rest[digits:]}" if digits else whole + rest
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 async def fetch_work_items(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
@@ -193,11 +233,19 @@ async def _project_work_items(
     ids_per_read: int,
     reads_at_once: int,
 ) -> AsyncIterator[Batch]:
-    """One project's items: WIQL pages by id range, each page's ids read ``ids_per_read`` at a time."""
+    """One project's items: WIQL pages by id range, each page's ids read ``ids_per_read`` at a time
+    (those a changed-since query and their marks vouch for are not read at all)."""
     last = 0
     fingerprint = project_fingerprint(project)
+    changed = await _changed_ids(ctx, wiql_page)
     while True:
-        ids = await _page_of_ids(ctx, project, fragment, last, wiql_page)
+        full_page = await _page_of_ids(ctx, project, fragment, last, wiql_page)
+        ids = full_page
+        if changed is not None and ctx.as_marked is not None:
+            suffix = project_suffix(fingerprint)
+            stable = {str(item_id): suffix for item_id in ids if item_id not in changed}
+            held = await ctx.as_marked(stable) if stable else set()
+            ids = [item_id for item_id in ids if str(item_id) not in held]
         reads: list[Callable[[], AsyncIterator[Batch]]] = [
             functools.partial(_read_items, ctx, project, ids[start : start + ids_per_read], expand, fingerprint)
             for start in range(0, len(ids), ids_per_read)
@@ -209,20 +257,58 @@ async def _project_work_items(
         else:
             async for batch in merge_batches(reads, reads_at_once):
                 yield batch
-        if len(ids) < wiql_page:
+        if len(full_page) < wiql_page:
             return
-        last = ids[-1]
+        last = full_page[-1]
 
 
-async def _page_of_ids(ctx: FetchContext, project: Item, fragment: str | None, after_id: int, top: int) -> list[int]:
-    path = f"{project['id']}/_apis/wit/wiql"
-    query = work_item_query(str(project["name"]), fragment, after_id)
-    answer = await ctx.rest.post(
-        path, {"query": query}, idempotent=True, params={"api-version": WIQL_API_VERSION, "$top": str(top)}
-    )
+async def _changed_ids(ctx: FetchContext, wiql_page: int) -> set[int] | None:
+    """The ids of the organisation's work items changed since ``ctx.changed_since``; None when the
+    resync gave no such time (nothing to vouch for).
+
+    One query for the whole organisation, read once and shared by every project's read: an item
+    changed anywhere is read again wherever it is listed, so neither the user's ``wiql`` (which
+    may name ``@project``) nor the project is needed to narrow it."""
+    since = ctx.changed_since
+    if ctx.unchanged is None or ctx.as_marked is None or since is None:
+        return None
+
+    async def read() -> set[int]:
+        query = changed_since_clause(since)
+        changed: set[int] = set()
+        last = 0
+        while True:
+            ids = await _page_of_ids(ctx, None, query, last, wiql_page, time_precision=True)
+            changed.update(ids)
+            if len(ids) < wiql_page:
+                return changed
+            last = ids[-1]
+
+    return await ctx.shared(("work-item", "changed-since", since.isoformat(), str(wiql_page)), read)
+
+
+async def _page_of_ids(
+    ctx: FetchContext,
+    project: Item | None,
+    fragment: str | None,
+    after_id: int,
+    top: int,
+    *,
+    time_precision: bool = False,
+) -> list[int]:
+    """One page of ids of ``project``'s (None: the organisation's) items matching ``fragment``."""
+    path = "_apis/wit/wiql" if project is None else f"{project['id']}/_apis/wit/wiql"
+    query = work_item_query(None if project is None else str(project["name"]), fragment, after_id)
+    params = {"api-version": WIQL_API_VERSION, "$top": str(top)}
+    if time_precision:
+        params["timePrecision"] = "true"
+    answer = await ctx.rest.post(path, {"query": query}, idempotent=True, params=params)
     references = answer.get("workItems") if isinstance(answer, dict) else None
     if not isinstance(references, list):
         raise MalformedResponse("POST", ctx.rest.urls.url("core", path), "a WIQL answer without workItems")
+    as_of = parse_azure_time(answer.get("asOf"))
+    if as_of is not None:  # the items listed are read after this: it bounds when the read began
+        ctx.server_time(as_of)
     ids = [int(reference["id"]) for reference in references]
     # Paging rests on ascending ids above ``after_id``; an answer breaking that would loop or skip.
     if any(item_id <= after_id for item_id in ids) or ids != sorted(set(ids)) or len(ids) > top:
@@ -288,8 +374,3 @@ async def _read_items(
         item["__project"] = project
         items.append(ctx.stamp(item))
     yield items
-
-
-FETCHERS: dict[str, Fetcher] = {
-    "work-item": fetch_work_items,
-}

@@ -5,6 +5,10 @@ rather than writing them again.
 A revision records history: whatever it builds with these helpers must stay the DDL it built when
 it was written, so a helper here is never changed in a way that alters its output — a new shape
 gets a new helper. Names follow the naming convention of :data:`kiosk.store.tables.metadata`.
+
+A revision's docstring says what it builds and nothing else: its ``revision`` and
+``down_revision`` variables, which Alembic reads, are the one record of where it stands in the
+chain (``script.py.mako`` writes new revisions so).
 """
 
 from __future__ import annotations

@@ -13,10 +13,7 @@ sees acknowledged is never lost. Events of other types are acknowledged and igno
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import functools
-import hmac
 import logging
 
 from fastapi import APIRouter, Request
@@ -26,6 +23,7 @@ from kiosk.actions.runs import finish_run_from_pipeline
 from kiosk.azure.run_events import EVENT_TYPE, parse_run_state_event
 from kiosk.config.resolved import ResolvedSecrets
 from kiosk.errors import NotFound, Unauthorized
+from kiosk.web.auth import check_basic_auth
 from kiosk.web.bodies import read_json
 from kiosk.web.responses import FastJSONResponse, errors
 
@@ -39,17 +37,11 @@ def _check_auth(request: Request, org: str) -> None:
     if expected is None:
         raise NotFound(f"no Azure DevOps organisation {org!r} takes service-hook events here", code="unknown_org")
     username, password = expected
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    given_user, given_password = "", ""
-    if scheme.lower() == "basic":
-        with contextlib.suppress(ValueError, UnicodeDecodeError):  # malformed: stays empty, refused below
-            given_user, _, given_password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    user_ok = hmac.compare_digest(given_user.encode(), username.encode())
-    password_ok = hmac.compare_digest(given_password.encode(), password.reveal().encode())
-    if not (user_ok and password_ok):
+    if not check_basic_auth(request.headers.get("authorization", ""), username, password.reveal()):
         raise Unauthorized(
-            "service-hook events need the basic auth configured for this organisation", code="unauthorized"
+            "service-hook events need the basic auth configured for this organisation",
+            code="unauthorized",
+            challenge='Basic realm="kiosk service hooks", charset="UTF-8"',
         )
 
 

@@ -262,6 +262,7 @@ async def replace_mapping(
 
     def save() -> dict[str, Any]:
         runner.store.save_mapping(integration_id, body.config, actor=principal.client_id)
+        runner.hooks_changed(integration_id)  # the kinds may have changed: so may the subscriptions needed
         return _detail(runner, integration)
 
     return FastJSONResponse({"ok": True, "integration": await run_in_threadpool(save)})
@@ -277,6 +278,7 @@ async def reset_mapping(
 
     def reset() -> dict[str, Any]:
         runner.store.clear_mapping(integration_id)
+        runner.hooks_changed(integration_id)
         return _detail(runner, integration)
 
     return FastJSONResponse({"ok": True, "integration": await run_in_threadpool(reset)})

@@ -1,8 +1,4 @@
-"""Initial schema: blueprints, entities, relations, API clients, server state.
-
-Revision ID: 0001
-Revises:
-"""
+"""Initial schema: blueprints, entities, relations, API clients, server state."""
 
 import sqlalchemy as sa
 from alembic import op

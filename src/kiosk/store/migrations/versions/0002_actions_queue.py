@@ -1,8 +1,4 @@
-"""Self-service actions, their runs and logs; the durable job queue; outbound deliveries and attempts.
-
-Revision ID: 0002
-Revises: 0001
-"""
+"""Self-service actions, their runs and logs; the durable job queue; outbound deliveries and attempts."""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,8 +1,4 @@
-"""Inbound webhook receivers: received events, what their reactions did, and watch refresh state.
-
-Revision ID: 0003
-Revises: 0002
-"""
+"""Inbound webhook receivers: received events, what their reactions did, and watch refresh state."""
 
 import sqlalchemy as sa
 from alembic import op

@@ -1,8 +1,4 @@
-"""API clients can be revoked: ``clients.revoked_at``.
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""API clients can be revoked: ``clients.revoked_at``."""
 
 import sqlalchemy as sa
 from alembic import op

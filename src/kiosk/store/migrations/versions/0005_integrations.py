@@ -1,8 +1,4 @@
-"""The Azure DevOps integration: entity datasources, resync state, raw examples, replaced mappings.
-
-Revision ID: 0005
-Revises: 0004
-"""
+"""The Azure DevOps integration: entity datasources, resync state, raw examples, replaced mappings."""
 
 import sqlalchemy as sa
 from alembic import op

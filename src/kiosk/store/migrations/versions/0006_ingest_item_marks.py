@@ -1,8 +1,4 @@
-"""What a resync last made of each item it can prove unchanged (the unchanged resync skips it).
-
-Revision ID: 0006
-Revises: 0005
-"""
+"""What a resync last made of each item it can prove unchanged (the unchanged resync skips it)."""
 
 import sqlalchemy as sa
 from alembic import op

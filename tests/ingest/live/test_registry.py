@@ -1,0 +1,49 @@
+"""The handler table: every event type to the kinds it changes, merged from each module's table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from kiosk.ingest.events import KNOWN_EVENT_TYPES
+from kiosk.ingest.fetch.base import FetchContext
+from kiosk.ingest.fetch.registry import FETCHERS
+from kiosk.ingest.live import handlers_pipelines, handlers_pull_requests, handlers_work
+from kiosk.ingest.live.model import Refetched
+from kiosk.ingest.live.registry import HANDLERS, handlers_for, merge_tables
+from kiosk.ingest.mapping import ResourceConfig
+
+
+async def nothing(ctx: FetchContext, resource: ResourceConfig, event: Mapping[str, Any]) -> Refetched:
+    return Refetched(resource.kind)
+
+
+def test_the_work_pull_request_build_and_run_events_reach_their_kinds() -> None:
+    for event_type in ("workitem.created", "workitem.updated", "workitem.restored", "workitem.commented"):
+        assert handlers_for(event_type) == {"work-item": handlers_work.read_work_item}
+    assert handlers_for("workitem.deleted") == {"work-item": handlers_work.read_work_item}
+    for event_type in ("git.pullrequest.created", "git.pullrequest.updated", "git.pullrequest.merged"):
+        assert handlers_for(event_type)["pull-request"] is handlers_pull_requests.read_pull_request
+    assert handlers_for("build.complete")["build"] is handlers_pipelines.read_build
+    for event_type in handlers_pipelines.RUN_EVENTS:
+        assert handlers_for(event_type)["pipeline-run"] is handlers_pipelines.read_pipeline_run
+        assert handlers_for(event_type)["pipeline-stage"] is handlers_pipelines.read_pipeline_stages
+    assert handlers_for("ms.vss-unknown.thing") == {}
+
+
+def test_every_handled_type_is_keyed_and_every_kind_has_a_fetcher() -> None:
+    assert set(HANDLERS) <= KNOWN_EVENT_TYPES  # a handled event is ordered by its object
+    assert {kind for kinds in HANDLERS.values() for kind in kinds} <= set(FETCHERS)
+
+
+def test_merging_skips_kinds_without_a_fetcher_and_refuses_two_handlers_of_one_kind() -> None:
+    merged = merge_tables({"a": {"build": nothing, "no-such-kind": nothing}}, {"a": {"work-item": nothing}})
+    assert merged == {"a": {"build": nothing, "work-item": nothing}}
+
+    async def other(ctx: FetchContext, resource: ResourceConfig, event: Mapping[str, Any]) -> Refetched:
+        return Refetched(resource.kind)
+
+    with pytest.raises(ValueError, match="two handlers"):
+        merge_tables({"a": {"build": nothing}}, {"a": {"build": other}})
