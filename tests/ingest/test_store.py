@@ -680,7 +680,7 @@ def test_the_quick_check_is_sound(
     store.write(ORG1, [project("p1"), project("p2"), repo("r2"), repo("r3"), base], merge=False, create_missing=False)
     with db.connect() as conn:
         compiled = store.catalog.blueprints.load(conn, "repository")
-        ((stored, _),) = store_module._stored(conn, "repository", ["r1"], ORG1.datasource, True).values()
+        ((stored, _, _),) = store_module._stored(conn, "repository", ["r1"], ORG1.datasource, True).values()
     dates = store_module._datetime_properties(compiled)
     for merge in (True, False):
         quick = store_module._same_as_stored(compiled, dates, doc, stored, merge)
@@ -773,3 +773,31 @@ def test_when_a_complete_read_began_is_kept_per_source_and_resource(store: Inges
     store.forget_resources(ORG1, {"other"})
     assert store.read_began(ORG1, "res") is None
     assert store.read_began(ORG1, "other") == first - timedelta(days=1)
+
+
+def test_a_resync_leaves_what_live_events_wrote_after_it_began(store: IngestStore) -> None:
+    store.write(ORG1, [project("p1"), project("p2")], merge=False, create_missing=False)
+    began = datetime.now(UTC)
+    live = store.write(ORG1, [project("p1", state="live")], merge=False, create_missing=False, live=True)
+    assert (live.updated, live.newer) == (1, 0)
+    assert store.catalog.get_entity("project", "p1")["updatedBy"] == ORG1.live_actor
+    # The resync read p1 before the event: what it read is older, and is not written back …
+    stale = [project("p1", state="old"), project("p2", state="new")]
+    outcome = store.write(ORG1, stale, merge=False, create_missing=False, newer_since=began)
+    assert (outcome.updated, outcome.unchanged, outcome.newer) == (1, 1, 1)
+    assert store.catalog.get_entity("project", "p1")["properties"]["state"] == "live"
+    # … while a resync that began after the event writes over it as usual.
+    later = store.write(ORG1, stale, merge=False, create_missing=False, newer_since=datetime.now(UTC))
+    assert (later.updated, later.newer) == (1, 0)
+    assert store.catalog.get_entity("project", "p1")["properties"]["state"] == "old"
+
+
+def test_the_delete_phase_keeps_what_was_written_after_the_resync_began(store: IngestStore) -> None:
+    store.write(ORG1, [project("p1"), project("p2")], merge=False, create_missing=False)
+    began = datetime.now(UTC)
+    store.write(ORG1, [project("p3")], merge=False, create_missing=False, live=True)  # an event, meanwhile
+    report = store.delete_stale(
+        ORG1, {"project": ["p1"]}, ["project"], threshold=1, delete_dependents=False, written_since=began
+    )
+    assert report.ran and report.deleted == 1
+    assert {e["identifier"] for e in store.catalog.list_entities("project", limit=10)[0]} == {"p1", "p3"}

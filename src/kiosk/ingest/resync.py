@@ -191,6 +191,8 @@ class Resyncer:
         self.store = store
         self._rest_options = dict(rest_options or {})
         self._rest_factory = rest_factory
+        # When each organisation's running resync began (see IngestStore.write's newer_since).
+        self._began: dict[Source, datetime] = {}
 
     def _client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
         if self._rest_factory is not None:
@@ -259,6 +261,8 @@ class Resyncer:
         org.status = "running"
         org.started_at = _now()
         source = Source(integration.identifier, org.url)
+        # What live events write from now on is newer than what this resync reads: not undone.
+        self._began[source] = org.started_at
         produced: dict[str, set[str]] = defaultdict(set)
         owned: set[str] = set()
         # Blueprints some of whose items were not read or not identified: nothing of theirs is
@@ -341,6 +345,7 @@ class Resyncer:
                 blueprints,
                 threshold=config.entityDeletionThreshold,
                 delete_dependents=config.deleteDependentEntities,
+                written_since=org.started_at,
             )
             if unsure and org.deletion.reason is None:
                 kinds = sorted({kind for kinds in unsure.values() for kind in kinds})
@@ -501,6 +506,7 @@ class Resyncer:
             merge=config.enableMergeEntity,
             create_missing=config.createMissingRelatedEntities,
             marks=marks,
+            newer_since=self._began.get(source),
         )
         _count_written(state, outcome)
         by_key = {(str(e["blueprint"]), str(e["identifier"])): e for e in mapped.entities}
@@ -526,6 +532,7 @@ class Resyncer:
                 entities,
                 merge=config.enableMergeEntity,
                 create_missing=config.createMissingRelatedEntities,
+                newer_since=self._began.get(source),
             )
             _count_written(state, outcome)
             for error in outcome.failed:

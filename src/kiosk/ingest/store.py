@@ -43,7 +43,7 @@ import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import sqlalchemy as sa
@@ -72,7 +72,7 @@ from kiosk.errors import KioskError
 from kiosk.ingest.state import DeletionReport, ResyncState
 from kiosk.store import bulk
 from kiosk.store.engine import Database
-from kiosk.store.queue import aware
+from kiosk.store.queue import aware, db_time
 from kiosk.store.tables import entities as ent_table
 from kiosk.store.tables import entity_datasources as ds_table
 from kiosk.store.tables import entity_relations as rel_table
@@ -114,6 +114,12 @@ class Source:
         """The ``createdBy``/``updatedBy`` of what it writes (the catalog keeps 200 characters)."""
         return f"kiosk/{INTEGRATION_TYPE}/{self.integration}"[:200]
 
+    @property
+    def live_actor(self) -> str:
+        """The ``updatedBy`` of what its live events write: told apart from the resync's, so a
+        resync running meanwhile leaves an event's newer entity as it is."""
+        return f"kiosk/{INTEGRATION_TYPE}/{self.integration}/live"[:200]
+
 
 @dataclass
 class WriteOutcome:
@@ -123,6 +129,8 @@ class WriteOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: Of ``unchanged``: left as a live event wrote them after ``newer_since`` (see :meth:`IngestStore.write`).
+    newer: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -193,9 +201,16 @@ class IngestStore:
         merge: bool,
         create_missing: bool,
         marks: MarkBatch | None = None,
+        live: bool = False,
+        newer_since: datetime | None = None,
     ) -> WriteOutcome:
         """Write the new and changed ``entities`` (Port entity documents, each with its
         ``blueprint``) in one transaction, and record ``source`` for every one produced.
+
+        ``live``: written by a live event (:attr:`Source.live_actor`). ``newer_since``: when the
+        resync writing began reading; an entity a live event wrote after that is newer than what
+        the resync read, and is left as it is (counted unchanged and ``newer``) — the resync must
+        not undo an event that came while it ran.
 
         ``marks``: the items these entities were made of, recorded in the same transaction (see
         the module docstring); an item with an entity that failed, or that is not stored, is not.
@@ -221,7 +236,13 @@ class IngestStore:
                     )
             for blueprint in _write_order(compiled):
                 self._write_blueprint(
-                    conn, source, compiled[blueprint], groups[blueprint], merge, create_missing, changes, outcome
+                    conn,
+                    source,
+                    compiled[blueprint],
+                    groups[blueprint],
+                    _WriteOptions(merge, create_missing, live, newer_since),
+                    changes,
+                    outcome,
                 )
             if marks is not None:
                 failed = {(f.get("blueprint"), f.get("identifier")) for f in outcome.failed}
@@ -257,8 +278,7 @@ class IngestStore:
         source: Source,
         compiled: CompiledBlueprint,
         docs: list[dict[str, Any]],
-        merge: bool,
-        create_missing: bool,
+        options: _WriteOptions,
         changes: list[EntityChange],
         outcome: WriteOutcome,
     ) -> None:
@@ -266,6 +286,8 @@ class IngestStore:
         in one set-based call (so relations between them resolve), record the source."""
         blueprint = compiled.identifier
         datasource = source.datasource
+        merge = options.merge
+        newer_than = (options.newer_since, source.live_actor) if options.newer_since is not None else None
         with_relations = bool(compiled.relation_names)
         dates = _datetime_properties(compiled)
         changed: list[EntityIn] = []
@@ -274,10 +296,16 @@ class IngestStore:
         to_record: list[int] = []
         for chunk in chunks(docs, CHUNK):
             identifiers = [i for doc in chunk if isinstance(i := doc.get("identifier"), str)]
-            stored = _stored(conn, blueprint, identifiers, datasource, with_relations)
+            stored = _stored(conn, blueprint, identifiers, datasource, with_relations, newer_than)
             for doc in chunk:
                 identifier = doc.get("identifier")
                 found = stored.get(identifier) if isinstance(identifier, str) else None
+                if found is not None and found[2]:  # a live event's, newer than what was read
+                    outcome.unchanged += 1
+                    outcome.newer += 1
+                    if not found[1]:
+                        to_record.append(found[0].id)
+                    continue
                 # An unchanged entity costs the quick check alone: no parse, no validation.
                 if found is not None and _same_as_stored(compiled, dates, doc, found[0], merge):
                     outcome.unchanged += 1
@@ -290,7 +318,7 @@ class IngestStore:
                     outcome.failed.append(_from_result(blueprint, error_result(0, identifier, exc)))
                     continue
                 if found is not None:
-                    current, recorded = found
+                    current, recorded, _ = found
                     if _unchanged(compiled, entity, current, merge):
                         outcome.unchanged += 1
                         if not recorded:
@@ -307,8 +335,8 @@ class IngestStore:
                 list(enumerate(changed)),
                 upsert=True,
                 merge=merge,
-                create_missing=create_missing,
-                actor=source.actor,
+                create_missing=options.create_missing,
+                actor=source.live_actor if options.live else source.actor,
                 changes=changes,
             )
             look_up: list[str] = []  # written entities whose id is not known yet: the new ones
@@ -469,6 +497,34 @@ class IngestStore:
                     out[str(item)] = tuple((str(e[0]), str(e[1])) for e in _json(entities))
         return out
 
+    def related_entities(self, source: Source, blueprint: str, targets: Collection[EntityKey]) -> set[EntityKey]:
+        """The entities of ``blueprint`` recorded for ``source`` with a relation to any of
+        ``targets``: how a live event finds the children of a repository Azure no longer has (its
+        branches, pull requests … cannot be listed any more)."""
+        target = ent_table.alias("target")
+        by_blueprint: dict[str, list[str]] = {}
+        for target_blueprint, identifier in targets:
+            by_blueprint.setdefault(target_blueprint, []).append(identifier)
+        out: set[EntityKey] = set()
+        with self.db.connect() as conn:
+            for target_blueprint, identifiers in sorted(by_blueprint.items()):
+                for chunk in chunks(sorted(set(identifiers)), CHUNK):
+                    rows = conn.execute(
+                        sa.select(ent_table.c.blueprint, ent_table.c.identifier)
+                        .distinct()
+                        .join(ds_table, ds_table.c.entity_id == ent_table.c.id)
+                        .join(rel_table, rel_table.c.entity_id == ent_table.c.id)
+                        .join(target, target.c.id == rel_table.c.target_id)
+                        .where(
+                            ds_table.c.datasource == source.datasource,
+                            ent_table.c.blueprint == blueprint,
+                            target.c.blueprint == target_blueprint,
+                            target.c.identifier.in_(chunk),
+                        )
+                    )
+                    out.update((str(b), str(i)) for b, i in rows)
+        return out
+
     def delete_entities(
         self, source: Source, keys: Collection[EntityKey], *, resource: str | None = None, items: Collection[str] = ()
     ) -> tuple[int, int]:
@@ -537,10 +593,13 @@ class IngestStore:
         *,
         threshold: float,
         delete_dependents: bool,
+        written_since: datetime | None = None,
     ) -> DeletionReport:
         """The delete phase of a resync, planned and run in one transaction: what
-        :meth:`plan_deletion` then :meth:`delete` do, with the plan made once, inside it."""
-        return self._delete(source, produced, frozenset(blueprints), None, threshold, delete_dependents)
+        :meth:`plan_deletion` then :meth:`delete` do, with the plan made once, inside it.
+        ``written_since``: when the resync began reading; an entity written after that (by a live
+        event that came meanwhile) is newer than what the resync read, and is kept."""
+        return self._delete(source, produced, frozenset(blueprints), None, threshold, delete_dependents, written_since)
 
     def delete(
         self, source: Source, plan: DeletionPlan, *, threshold: float, delete_dependents: bool
@@ -570,12 +629,13 @@ class IngestStore:
         planned: DeletionPlan | None,
         threshold: float,
         delete_dependents: bool,
+        written_since: datetime | None = None,
     ) -> DeletionReport:
         """:meth:`delete`'s work; with no earlier plan, the one made inside the transaction is it."""
         changes: list[EntityChange] = []
         listener = self.catalog.listener
         with self.db.begin() as conn:
-            now = _plan(conn, source, produced, blueprints)
+            now = _plan(conn, source, produced, blueprints, written_since)
             plan = planned if planned is not None else now
             report = DeletionReport(candidates=len(now.candidates), existing=now.existing)
             if now.rate > threshold:
@@ -735,7 +795,8 @@ def _write_order(compiled: Mapping[str, CompiledBlueprint]) -> list[str]:
 
 
 _STORED_SQL = (
-    "SELECT e.id, e.identifier, e.title, e.icon, e.team, e.properties, d.entity_id FROM entities AS e "
+    "SELECT e.id, e.identifier, e.title, e.icon, e.team, e.properties, d.entity_id, "
+    "(e.updated_at > {param} AND e.updated_by = {param}) FROM entities AS e "
     "LEFT JOIN entity_datasources AS d ON d.entity_id = e.id AND d.datasource = {param} "
     "WHERE e.blueprint = {param} AND e.identifier {identifiers}"
 )
@@ -757,10 +818,16 @@ _STORED = {
 
 
 def _stored(
-    conn: Connection, blueprint: str, identifiers: Sequence[str], datasource: str, with_relations: bool
-) -> dict[str, tuple[StoredEntity, bool]]:
-    """The stored entities among ``identifiers`` (with their relations) and whether each is
-    recorded for ``datasource`` yet: one query, plus one for the edges.
+    conn: Connection,
+    blueprint: str,
+    identifiers: Sequence[str],
+    datasource: str,
+    with_relations: bool,
+    newer_than: tuple[datetime, str] | None = None,
+) -> dict[str, tuple[StoredEntity, bool, bool]]:
+    """The stored entities among ``identifiers`` (with their relations), whether each is recorded
+    for ``datasource`` yet, and whether it was written after ``newer_than``'s time by its actor:
+    one query, plus one for the edges.
 
     On the driver's own cursor, as :mod:`kiosk.store.bulk` writes: this read runs for every
     entity of every resync, and SQLAlchemy's per-row result handling would cost more than the
@@ -775,12 +842,13 @@ def _stored(
     assert driver is not None
     cursor = driver.cursor()
     try:
-        cursor.execute(entities_sql, (datasource, blueprint, as_list(identifiers)))
-        out: dict[str, tuple[StoredEntity, bool]] = {}
+        since, actor = newer_than if newer_than is not None else (_NEVER, "")
+        cursor.execute(entities_sql, (db_time(conn, since), actor, datasource, blueprint, as_list(identifiers)))
+        out: dict[str, tuple[StoredEntity, bool, bool]] = {}
         by_id: dict[int, StoredEntity] = {}
-        for entity_id, identifier, title, icon, team, properties, recorded in cursor.fetchall():
+        for entity_id, identifier, title, icon, team, properties, recorded, newer in cursor.fetchall():
             stored = StoredEntity(entity_id, identifier, title, icon, _json(team) or [], _json(properties) or {})
-            out[identifier] = (stored, recorded is not None)
+            out[identifier] = (stored, recorded is not None, bool(newer))
             by_id[entity_id] = stored
         if with_relations and by_id:
             cursor.execute(edges_sql, (as_list(list(by_id)),))
@@ -789,6 +857,20 @@ def _stored(
     finally:
         cursor.close()
     return out
+
+
+#: A time no entity is written after (no entity is newer than it).
+_NEVER: Final = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _WriteOptions:
+    """How :meth:`IngestStore.write` writes (see its docstring)."""
+
+    merge: bool
+    create_missing: bool
+    live: bool
+    newer_since: datetime | None
 
 
 def _json(value: Any) -> Any:
@@ -1057,21 +1139,28 @@ def _from_result(blueprint: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan(
-    conn: Connection, source: Source, produced: Mapping[str, Collection[str]], blueprints: frozenset[str]
+    conn: Connection,
+    source: Source,
+    produced: Mapping[str, Collection[str]],
+    blueprints: frozenset[str],
+    written_since: datetime | None = None,
 ) -> DeletionPlan:
+    """What a delete phase would do; an entity written after ``written_since`` is no candidate."""
     datasource = source.datasource
     kept = {bp: frozenset(idents) for bp, idents in produced.items()}
     existing = 0
     candidates: dict[int, EntityKey] = {}
     if blueprints:
         rows = conn.execute(
-            sa.select(ent_table.c.id, ent_table.c.blueprint, ent_table.c.identifier)
+            sa.select(ent_table.c.id, ent_table.c.blueprint, ent_table.c.identifier, ent_table.c.updated_at)
             .join(ds_table, ds_table.c.entity_id == ent_table.c.id)
             .where(ds_table.c.datasource == datasource, ent_table.c.blueprint.in_(sorted(blueprints)))
         )
         nothing: frozenset[str] = frozenset()
-        for entity_id, blueprint, identifier in rows:
+        for entity_id, blueprint, identifier, updated_at in rows:
             existing += 1
+            if written_since is not None and aware(updated_at) > written_since:
+                continue  # written while the resync ran: newer than what it read
             if identifier not in kept.get(blueprint, nothing):
                 candidates[entity_id] = (blueprint, identifier)
     shared = _recorded_elsewhere(conn, datasource, sorted(candidates))

@@ -461,41 +461,32 @@ class JobQueue:
 
     def release(self, job_ids: Sequence[int]) -> None:
         """Hand back claimed jobs this worker never started (a graceful stop): due now, claim uncounted."""
-        if not job_ids:
-            return
-        now = utcnow()
-        with self.db.begin() as conn:
-            conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.id.in_(list(job_ids)), jobs.c.status == RUNNING, jobs.c.locked_by == self.worker_id)
-                .values(
-                    status=PENDING,
-                    attempts=sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
-                    locked_by=None,
-                    locked_until=None,
-                    updated_at=now,
-                )
-            )
-        self._forget(job_ids)
+        self._hand_back(job_ids, None)
 
     def defer(self, job_ids: Sequence[int], run_after: datetime) -> None:
         """Hand back claimed jobs this worker did not start, due at ``run_after``, claim uncounted:
         :meth:`release` with a later time (a job that must wait for an earlier one of its kind)."""
+        self._hand_back(job_ids, run_after)
+
+    def _hand_back(self, job_ids: Sequence[int], run_after: datetime | None) -> None:
+        """Jobs this worker holds back to pending (due at ``run_after``, or as they were), the claim
+        that took them not counted as an attempt."""
         if not job_ids:
             return
-        now = utcnow()
+        values: dict[str, Any] = {
+            "status": PENDING,
+            "attempts": sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
+            "locked_by": None,
+            "locked_until": None,
+            "updated_at": utcnow(),
+        }
+        if run_after is not None:
+            values["run_after"] = run_after
         with self.db.begin() as conn:
             conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id.in_(list(job_ids)), jobs.c.status == RUNNING, jobs.c.locked_by == self.worker_id)
-                .values(
-                    status=PENDING,
-                    run_after=run_after,
-                    attempts=sa.case((jobs.c.attempts > 0, jobs.c.attempts - 1), else_=0),
-                    locked_by=None,
-                    locked_until=None,
-                    updated_at=now,
-                )
+                .values(**values)
             )
         self._forget(job_ids)
 

@@ -5,11 +5,13 @@ delivering the envelopes, stored as the endpoint stores them, processed into a r
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, EmulatorFactory, LiveEmulator, start_emulator
 from tests.emulator.hooks.conftest import PROJECT_ID, subscribe
 from tests.support.azure_sdk import with_generated_org
@@ -28,6 +30,7 @@ from kiosk.ingest.resync import Resyncer
 from kiosk.ingest.store import IngestStore
 from kiosk.store.engine import Database
 from kiosk.store.queue import JobQueue
+from kiosk.store.tables import ingest_item_marks
 
 __all__ = ["start_emulator"]
 
@@ -397,3 +400,111 @@ def test_the_processors_thread_processes_what_it_is_told_of_and_stops_cleanly(
     assert entity(catalog, "adoWorkItem", f"wi-{item['id']}-Task") is not None
     assert events.stop(5.0)
     assert events.stats.processed == 1 and [state for _, state, _ in states(db)] == ["processed"]
+
+
+REPOSITORY_BLUEPRINTS: list[dict[str, Any]] = [
+    {"identifier": "adoRepo", "title": "Repository"},
+    {
+        "identifier": "adoBranch",
+        "title": "Branch",
+        "relations": {"repository": {"target": "adoRepo", "required": False, "many": False}},
+    },
+    {"identifier": "adoLooseBranch", "title": "Branch, no relation"},
+]
+BRANCH_IDENTIFIER = '.__repository.id + "/" + .name'
+
+
+@pytest.fixture
+def repository_hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
+    receiver = Receiver()
+    with serving(receiver) as base:
+        subscribe(azure, base + "/hook", "git.repo.deleted", publisher_inputs={"projectId": PROJECT_ID})
+        yield Hooks(azure, receiver, db)
+
+
+def test_a_deleted_repository_takes_the_entities_related_to_it_and_leaves_the_rest_to_the_resync(
+    repository_hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+) -> None:
+    create_blueprints(catalog, REPOSITORY_BLUEPRINTS, actor="test")
+    target = integration(
+        azure,
+        mapping_resource("repository", "adoRepo"),
+        mapping_resource(
+            "branch", "adoBranch", identifier=BRANCH_IDENTIFIER, relations={"repository": ".__repository.id"}
+        ),
+        mapping_resource("branch", "adoLooseBranch", identifier=BRANCH_IDENTIFIER),
+    )
+    ledger = repository_hooks.change("POST", "repositories", {"name": "ledger"})
+    repository_hooks.change("POST", "repositories", {"name": "journal"})
+    for repository, branch in (("ledger", "main"), ("ledger", "feature"), ("journal", "main")):
+        push = {"branch": branch, "changes": [{"path": f"/{branch}.txt", "content": branch}]}
+        repository_hooks.change("POST", f"repositories/{repository}/pushes", push)
+    state = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    assert state.status == "completed", state.to_json()
+    ledger_id = ledger["value"]["id"]
+    ours = {f"{ledger_id}/main", f"{ledger_id}/feature"}
+    branches, loose = identifiers(catalog, "adoBranch"), identifiers(catalog, "adoLooseBranch")
+    assert ours < branches and branches == loose  # journal's too
+
+    repository_hooks.change("DELETE", "repositories/ledger")
+    repository_hooks.deliver(1)
+    assert drain(processor(db, store, target)) == 1
+    assert states(db) == [("git.repo.deleted", "processed", None)]
+    assert ledger_id not in identifiers(catalog, "adoRepo")
+    assert identifiers(catalog, "adoBranch") == branches - ours  # found by their relation to it
+    # Without a relation the event cannot tell which they are: none is guessed, the resync deletes them.
+    assert identifiers(catalog, "adoLooseBranch") == loose
+    asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    assert identifiers(catalog, "adoLooseBranch") == loose - ours
+
+
+def test_events_during_a_full_resync_are_neither_undone_nor_deleted(
+    hooks: Hooks,
+    azure: LiveEmulator,
+    db: Database,
+    catalog: Catalog,
+    store: IngestStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = integration(azure)
+    before = create_item(hooks, "Before")
+    hooks.deliver(1)
+    assert drain(processor(db, store, target)) == 1
+    with db.begin() as conn:  # no marks: the resync reads the item in full, and writes what it read
+        conn.execute(sa.delete(ingest_item_marks))
+    # The resync reads the work items, then waits before its first write while events come.
+    read, go = threading.Event(), threading.Event()
+    write = store.write
+
+    def write_after_the_events(*args: Any, **options: Any) -> Any:
+        if not read.is_set():
+            read.set()
+            assert go.wait(60)
+        return write(*args, **options)
+
+    monkeypatch.setattr(store, "write", write_after_the_events)
+    outcome: list[Any] = []
+    resync = threading.Thread(
+        target=lambda: outcome.append(asyncio.run(Resyncer(store, rest_options=FAST).run(target)))
+    )
+    resync.start()
+    try:
+        assert read.wait(60)
+        hooks.change("PATCH", f"workitems/{before['id']}", {"fields": {"System.Title": "Renamed live"}})
+        born = create_item(hooks, "Born live")
+        hooks.deliver(2)
+        assert drain(processor(db, store, target)) == 2
+    finally:
+        go.set()
+        resync.join(60)
+    (state,) = outcome
+    assert state.status == "completed", state.to_json()
+    # What the resync read was older than what the events wrote: it undid nothing of theirs …
+    renamed = entity(catalog, "adoWorkItem", f"wi-{before['id']}-Task")
+    assert renamed is not None and renamed["title"] == "Renamed live"
+    # … and the item born after it read the list is no stale entity of its delete phase.
+    assert entity(catalog, "adoWorkItem", f"wi-{born['id']}-Task") is not None
+    assert state.organizations[0].deletion.ran
+    # The next resync, reading after the events, agrees.
+    again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    assert again.totals()["created"] == again.totals()["deleted"] == again.totals()["updated"] == 0

@@ -18,18 +18,21 @@ for a reason a retry cannot change, so it is not retried.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kiosk.ingest.fetch.base import Item
-from kiosk.ingest.live.model import Refetched
+from kiosk.ingest.live.model import REPOSITORY_GONE, Refetched
 from kiosk.ingest.mapping import PortAppConfig, ResourceConfig
-from kiosk.ingest.resync import MARKED_KINDS, content_mark, resource_hash
+from kiosk.ingest.resync import MARKED_KINDS, content_mark, literal_blueprint, resource_hash
 from kiosk.ingest.store import EntityKey, IngestStore, ItemMark, MarkBatch, Source
 from kiosk.ingest.transform import CompiledResource, MappedBatch, compile_resource
 
 __all__ = ["Applied", "ApplyFailed", "PreparedResource", "apply_refetched", "prepare_resources"]
+
+_log = logging.getLogger("kiosk.ingest.live")
 
 
 class ApplyFailed(Exception):
@@ -75,6 +78,8 @@ class Applied:
     unchanged: int = 0
     deleted: int = 0
     unrecorded: int = 0
+    #: Gone repositories whose children could not be found from the event (the next resync deletes them).
+    left_to_resync: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -127,13 +132,57 @@ async def _entities_of(
     return found
 
 
+async def _children_of_gone_repositories(
+    store: IngestStore,
+    source: Source,
+    prepared: PreparedResource,
+    repositories: Sequence[PreparedResource],
+    markers: Sequence[Item],
+) -> set[EntityKey] | None:
+    """The entities of ``prepared``'s blueprint that relate to the entity of a repository Azure no
+    longer has (:data:`~kiosk.ingest.live.model.REPOSITORY_GONE` markers): a gone repository's
+    branches, files, pull requests … cannot be listed any more, and a marker is never mapped itself
+    (a mapping of a marker could name another entity). None when they cannot be found this way — the
+    resource's blueprint depends on the item, or the mapping names no repository entity — and the
+    next resync, which lists what exists, deletes them."""
+    blueprint = literal_blueprint(prepared.resource.port.entity.mappings.blueprint)
+    # Each repository as known, with the organisation fields the marker was stamped with.
+    stamped = [
+        {**marker[REPOSITORY_GONE], **{k: v for k, v in marker.items() if k != REPOSITORY_GONE}}
+        for marker in markers
+        if isinstance(marker.get(REPOSITORY_GONE), dict)
+    ]
+    if blueprint is None or not stamped:
+        return None
+    targets: set[EntityKey] = set()
+    for repository_resource in repositories:
+        mapped = await asyncio.to_thread(repository_resource.unfiltered.map, stamped)
+        failed = {failure.item for failure in mapped.failures if failure.field in ("identifier", "blueprint")}
+        targets.update(
+            (str(entity["blueprint"]), str(entity["identifier"]))
+            for owner, entity in zip(mapped.owners, mapped.entities, strict=True)
+            if owner not in failed
+        )
+    if not targets:
+        return None
+    return await asyncio.to_thread(store.related_entities, source, blueprint, targets)
+
+
 async def apply_refetched(
-    store: IngestStore, source: Source, config: PortAppConfig, prepared: PreparedResource, refetched: Refetched
+    store: IngestStore,
+    source: Source,
+    config: PortAppConfig,
+    prepared: PreparedResource,
+    refetched: Refetched,
+    repositories: Sequence[PreparedResource] = (),
 ) -> Applied:
     """Write ``refetched.items`` by ``prepared``'s mapping and delete what is gone or left out.
-    Raises :class:`ApplyFailed` (after writing and deleting what it could) when an item failed to
-    map or an entity was refused."""
+    ``repositories``: the mapping's repository resources, which say what entity a gone repository
+    was, so that its children are found by their relation to it. Raises :class:`ApplyFailed`
+    (after writing and deleting what it could) when an item failed to map or an entity was refused."""
     applied = Applied()
+    markers = [item for item in refetched.gone if REPOSITORY_GONE in item]
+    gone = [item for item in refetched.gone if REPOSITORY_GONE not in item]
     kind = prepared.resource.kind
     doomed: set[EntityKey] = set()
     # Never deleted by the same event: what it just wrote for another item (two items, one identifier).
@@ -163,16 +212,28 @@ async def apply_refetched(
             merge=config.enableMergeEntity,
             create_missing=config.createMissingRelatedEntities,
             marks=MarkBatch(prepared.key, marks),
+            live=True,
         )
         applied.written = outcome.created + outcome.updated
         applied.unchanged = outcome.unchanged
         applied.errors.extend(
             f"{error.get('blueprint')}/{error.get('identifier')}: {error.get('message')}" for error in outcome.failed
         )
-    doomed |= await _entities_of(store, source, prepared, refetched.gone)
-    if doomed or refetched.gone:
+    doomed |= await _entities_of(store, source, prepared, gone)
+    if markers:
+        children = await _children_of_gone_repositories(store, source, prepared, repositories, markers)
+        if children is None:
+            applied.left_to_resync += len(markers)
+            _log.info(
+                "%s: the entities of a gone repository's items cannot be found from the event;"
+                " the next resync deletes them",
+                kind,
+            )
+        else:
+            doomed |= children
+    if doomed or gone:
         # A left-out item keeps the (empty) mark just written; a gone item's mark goes with it.
-        forget = [key for item in refetched.gone if (key := _mark_key(kind, item)) is not None]
+        forget = [key for item in gone if (key := _mark_key(kind, item)) is not None]
         deleted, unrecorded = await asyncio.to_thread(
             store.delete_entities, source, doomed - written, resource=prepared.key, items=forget
         )

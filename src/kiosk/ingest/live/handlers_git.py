@@ -53,7 +53,7 @@ from kiosk.ingest.fetch.included_files import IncludedFiles, branch_name, reposi
 from kiosk.ingest.fetch.registry import fetcher_for
 from kiosk.ingest.kinds import FilePattern, FolderPattern
 from kiosk.ingest.live.event_fields import MalformedEvent
-from kiosk.ingest.live.model import EventHandler, Refetched
+from kiosk.ingest.live.model import REPOSITORY_GONE, EventHandler, Refetched
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
@@ -84,13 +84,6 @@ REPOSITORY_EVENTS: Final = (
     "git.repo.undeleted",
     "git.repo.deleted",
 )
-#: The one field of a gone item that stands for *every* item of its kind in one repository (its
-#: value: the repository as known, ``id`` and ``project.id`` at least), returned for the child kinds
-#: of a repository that is deleted or disabled, whose items Azure no longer lists. The processor
-#: deletes the entities that resource made of that repository's items (by their marks, or by
-#: relation to the repository). Nothing else is in the item, so a mapping that reads
-#: ``__repository`` or ``repo`` gives it no identifier and it never deletes an entity by mistake.
-REPOSITORY_GONE: Final = "__repositoryGone"
 #: Changes read per ``commits/{sha}/changes`` call.
 CHANGES_PAGE: Final = 1000
 _REPOSITORY_IN_URL: Final = re.compile(r"/repositories/([^/?#]+)", re.IGNORECASE)

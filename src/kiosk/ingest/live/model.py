@@ -18,7 +18,14 @@ from typing import Any
 from kiosk.ingest.fetch.base import FetchContext, Item
 from kiosk.ingest.mapping import ResourceConfig
 
-__all__ = ["EventHandler", "Refetched"]
+__all__ = ["REPOSITORY_GONE", "EventHandler", "Refetched"]
+
+#: The one field of a gone item that stands for *every* item of its kind in one repository (its
+#: value: the repository as known, ``id`` and ``project.id`` at least), returned for the child kinds
+#: of a repository that is deleted or disabled, whose items Azure no longer lists. Such an item is
+#: never mapped (a mapping of it could name another entity): the processor deletes the entities of
+#: the resource's blueprint that relate to the repository's entity, or leaves them to the next resync.
+REPOSITORY_GONE = "__repositoryGone"
 
 
 @dataclass

@@ -49,6 +49,7 @@ from kiosk.ingest.events import event_job_kind
 from kiosk.ingest.fetch.base import FetchContext
 from kiosk.ingest.live.apply import ApplyFailed, PreparedResource, apply_refetched, prepare_resources
 from kiosk.ingest.live.event_fields import MalformedEvent
+from kiosk.ingest.live.model import REPOSITORY_GONE
 from kiosk.ingest.live.registry import handlers_for
 from kiosk.ingest.mapping import PortAppConfig
 from kiosk.ingest.resync import resource_hash
@@ -395,9 +396,15 @@ class EventProcessor:
             organization = event_organization(event, self.integration.spec.config.organization_urls())
             source = Source(self.identifier, organization)
             ctx = context(organization)
-            for resource in chosen:
-                refetched = await handlers[resource.resource.kind](ctx, resource.resource, event)
-                await apply_refetched(self.store, source, config, resource, refetched)
+            repositories = [p for p in prepared if p.resource.kind == "repository"]
+            answers = [
+                (resource, await handlers[resource.resource.kind](ctx, resource.resource, event)) for resource in chosen
+            ]
+            # The children of a gone repository are found by their relation to its entity, so
+            # they go first: deleting the repository's entity takes those relations with it.
+            answers.sort(key=lambda answer: not any(REPOSITORY_GONE in item for item in answer[1].gone))
+            for resource, refetched in answers:
+                await apply_refetched(self.store, source, config, resource, refetched, repositories)
         except (MalformedEvent, ApplyFailed) as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}", retry_at=None)
             return None
