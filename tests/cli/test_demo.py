@@ -100,6 +100,17 @@ def test_the_demo_runs_the_webhook_pipeline_end_to_end(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, runs
             time.sleep(0.2)
+
+        # The catalog follows the emulator's activity: its service hooks, subscribed by kiosk at
+        # start, deliver each change, and the integration processes it.
+        deadline = time.monotonic() + 90
+        while True:
+            live = httpx.get(f"http://127.0.0.1:{port}/v1/integration/azure-devops/events", headers=headers).json()
+            if live["counts"].get("processed", 0) >= 3:
+                break
+            assert time.monotonic() < deadline, live
+            time.sleep(0.5)
+        assert live["counts"].get("failed", 0) == 0, live
     finally:
         server.send_signal(signal.SIGINT)
         try:
