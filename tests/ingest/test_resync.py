@@ -126,18 +126,6 @@ def live(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=with_generated_org(CONFIG, projects=3, repos=8, workitems=40, users=12), execute=False)
 
 
-@pytest.fixture
-def catalog(db: Database) -> Catalog:
-    catalog = Catalog(db)
-    create_blueprints(catalog, BLUEPRINTS, actor="test")
-    return catalog
-
-
-@pytest.fixture
-def store(db: Database, catalog: Catalog) -> IngestStore:
-    return IngestStore(db, catalog)
-
-
 def test_literal_blueprints_are_recognised() -> None:
     assert literal_blueprint('"adoRepo"') == "adoRepo"
     assert literal_blueprint(' "a b" ') == "a b"

@@ -480,11 +480,6 @@ def catalog(db: Database) -> Catalog:
 
 
 @pytest.fixture
-def store(db: Database, catalog: Catalog) -> IngestStore:
-    return IngestStore(db, catalog)
-
-
-@pytest.fixture
 def target(live: LiveEmulator) -> Integration:
     """The integration reading fabrikam with :func:`mapping`."""
     return azure_devops_integration(f"{live.base_url}/fabrikam", mapping(), pat=PAT)

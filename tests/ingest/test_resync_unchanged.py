@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
-from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
+from tests.support.integrations import azure_devops_integration, mapping_resource
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
@@ -140,18 +140,6 @@ def azure_work_items(live: LiveEmulator) -> dict[int, dict[str, Any]]:
 def live(start_emulator: EmulatorFactory) -> LiveEmulator:
     config = with_generated_org(CONFIG, projects=3, repos=4, workitems=WORK_ITEMS, users=12)
     return start_emulator(config=config, execute=False)
-
-
-@pytest.fixture
-def catalog(db: Database) -> Catalog:
-    catalog = Catalog(db)
-    create_blueprints(catalog, BLUEPRINTS, actor="test")
-    return catalog
-
-
-@pytest.fixture
-def store(db: Database, catalog: Catalog) -> IngestStore:
-    return IngestStore(db, catalog)
 
 
 @pytest.fixture

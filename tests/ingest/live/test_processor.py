@@ -32,24 +32,12 @@ from kiosk.store.engine import Database
 from kiosk.store.queue import JobQueue
 from kiosk.store.tables import ingest_item_marks
 
-__all__ = ["start_emulator"]
+__all__ = ["BLUEPRINTS", "start_emulator"]  # BLUEPRINTS: the catalog fixture (tests/ingest/conftest.py) reads it
 
 
 @pytest.fixture
 def azure(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=HOOKS_SETTINGS + CONFIG, execute=False)
-
-
-@pytest.fixture
-def catalog(db: Database) -> Catalog:
-    catalog = Catalog(db)
-    create_blueprints(catalog, BLUEPRINTS, actor="test")
-    return catalog
-
-
-@pytest.fixture
-def store(db: Database, catalog: Catalog) -> IngestStore:
-    return IngestStore(db, catalog)
 
 
 @pytest.fixture

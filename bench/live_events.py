@@ -1,0 +1,498 @@
+"""Live events at 200 per second with a full resync running: event → entity latency, and intake.
+
+Issue 14's figures. A kiosk server (one process, loopback, :class:`~tests.support.kiosk_server.KioskServer`)
+holds an Azure DevOps integration ``live`` (eventListener WEBHOOKS_ONLY, ``appHost`` and
+``webhookSecret`` set) reading a generated organisation served by kiosk's emulator in a process of
+its own. kiosk creates the organisation's service-hook subscriptions itself at start; the bench
+waits for them. Then, at the same moment, the emulator's activity generator starts making changes
+(200/s for 30 s; ``--quick``: 50/s for 5 s) and a full resync of ``live`` is requested through
+``POST /v1/integration/live/resync``. The activity stops after the window; the bench waits until
+every received event is finished and the resync is done.
+
+**Latency, per event**: from the moment the emulator made the change — the envelope's
+``createdDate``, the emulator's wall clock when the change was applied, to the microsecond — to the
+moment kiosk finished it — the event job's ``updated_at``, set by ``complete()`` right after the
+entities were written and committed. Both clocks are this machine's. Each event is also split at
+the job's ``created_at`` (when kiosk's endpoint stored it): delivery (emulator → kiosk's 200) and
+processing (stored → written). Events no resource of the mapping cares about are completed at once
+with a note ("skipped"); they are counted apart and not in the latencies.
+
+**Baseline, same run, same server**: a second integration, ``intake`` (eventListener ONCE, so no
+processor: its events are stored and never processed; an empty mapping, so its start resync reads
+nothing), takes the same envelopes — those the live run stored, under fresh ids — POSTed as fast as
+a keep-alive client can (:func:`bench.common.hammer`, 8 connections, median of 3 rounds). The print
+gives intake/s, the live run's processing/s and their ratio.
+
+    python -m bench.live_events [--engine sqlite|postgres|both] [--quick] [--seconds S] [--rate R]
+
+The emulator side is served by :func:`emulator_app` (the emulator from ``BENCH_LIVE_CONFIG``, its
+activity generator built but not started, plus ``POST /_bench/activity/{start,stop}``), so the
+window starts when the subscriptions exist, not when the emulator does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+import yaml
+
+from bench.common import ROOT, Databases, hammer, median, percentile, raw_request, ratio, selected_engines
+from bench.emulator_org import bench_org_config
+from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
+from tests.support.integrations import mapping_resource
+from tests.support.servers import free_port
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+PAT = "bench-live-pat"  # the bench org's token (a benchmark's throwaway value)
+HOOK_USER = "kiosk-bench"
+HOOK_SECRET = "bench-live-hook-secret"  # the integrations' basic-auth password (throwaway)
+LIVE = "live"
+INTAKE = "intake"
+P50_TARGET_MS = 100.0
+P99_TARGET_MS = 500.0
+SEED = 11
+
+#: The catalog the events and the resync write: the resync bench's kinds plus branches (pushes are
+#: the activity's most frequent change).
+BLUEPRINTS: list[dict[str, Any]] = [
+    {"identifier": "project", "title": "Project", "schema": {"properties": {"state": {"type": "string"}}}},
+    {
+        "identifier": "repository",
+        "title": "Repository",
+        "schema": {"properties": {"url": {"type": "string"}, "defaultBranch": {"type": "string"}}},
+        "relations": {"project": {"target": "project", "many": False, "required": False}},
+    },
+    {
+        "identifier": "branch",
+        "title": "Branch",
+        "schema": {"properties": {"commit": {"type": "string"}}},
+        "relations": {"repository": {"target": "repository", "many": False, "required": False}},
+    },
+    {
+        "identifier": "pullRequest",
+        "title": "Pull request",
+        "schema": {"properties": {"status": {"type": "string"}, "creator": {"type": "string"}}},
+        "relations": {"repository": {"target": "repository", "many": False, "required": False}},
+    },
+    {
+        "identifier": "build",
+        "title": "Build",
+        "schema": {"properties": {"status": {"type": "string"}, "result": {"type": "string"}}},
+        "relations": {"project": {"target": "project", "many": False, "required": False}},
+    },
+    {
+        "identifier": "workItem",
+        "title": "Work item",
+        "schema": {"properties": {"type": {"type": "string"}, "state": {"type": "string"}}},
+        "relations": {"project": {"target": "project", "many": False, "required": False}},
+    },
+]
+
+RESOURCES: list[dict[str, Any]] = [
+    mapping_resource("project", "project", properties={"state": ".state"}),
+    mapping_resource(
+        "repository",
+        "repository",
+        properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
+        relations={"project": ".project.id"},
+    ),
+    mapping_resource(
+        "branch",
+        "branch",
+        identifier='.__repository.id + "/" + .name',
+        properties={"commit": ".objectId"},
+        relations={"repository": ".__repository.id"},
+    ),
+    mapping_resource(
+        "pull-request",
+        "pullRequest",
+        identifier='.repository.id + "/" + (.pullRequestId | tostring)',
+        title=".title",
+        properties={"status": ".status", "creator": ".createdBy.uniqueName"},
+        relations={"repository": ".repository.id"},
+        minTimeInDays=3650,
+        maxResults=1000,
+    ),
+    mapping_resource(
+        "build",
+        "build",
+        identifier='.__project.id + "/" + (.id | tostring)',
+        title=".buildNumber",
+        properties={"status": ".status", "result": ".result"},
+        relations={"project": ".__project.id"},
+    ),
+    mapping_resource(
+        "work-item",
+        "workItem",
+        identifier='.__project.id + "/" + (.id | tostring)',
+        title='.fields."System.Title"',
+        properties={"type": '.fields."System.WorkItemType"', "state": '.fields."System.State"'},
+        relations={"project": ".__projectId"},
+        wiql="[System.Id] > 0",
+    ),
+]
+
+
+# -- the emulator process -----------------------------------------------------------------------
+
+
+def emulator_app() -> FastAPI:
+    """The emulator of ``BENCH_LIVE_CONFIG`` at ``BENCH_BASE_URL``, with an activity generator of
+    ``BENCH_LIVE_RATE`` changes/s that only ``POST /_bench/activity/start`` starts (and ``/stop``
+    stops); ``GET /_emulator/activity`` reports it as usual."""
+    from kiosk.emulator.activity import ActivityGenerator, ActivitySpec
+    from kiosk.emulator.bootstrap import build_emulator
+    from kiosk.emulator.config import load_emulator_config
+    from kiosk.runtime.tuning import tune_for_server
+    from kiosk.web.responses import FastJSONResponse
+
+    config = Path(os.environ["BENCH_LIVE_CONFIG"])
+    server = build_emulator(
+        load_emulator_config(config), config_dir=config.parent, base_url=os.environ["BENCH_BASE_URL"]
+    )
+    generator = ActivityGenerator(server.emulator, ActivitySpec(rate=os.environ["BENCH_LIVE_RATE"], seed=SEED))
+    server.app.state.activity = generator
+
+    @server.app.post("/_bench/activity/start")
+    async def start() -> FastJSONResponse:
+        generator.start()
+        return FastJSONResponse(generator.describe())
+
+    @server.app.post("/_bench/activity/stop")
+    async def stop() -> FastJSONResponse:
+        await generator.stop()
+        return FastJSONResponse(generator.describe())
+
+    tune_for_server()
+    return server.app
+
+
+# -- kiosk's configuration ----------------------------------------------------------------------
+
+
+def kiosk_yaml(organization_url: str, app_host: str) -> str:
+    """kiosk.yaml: ``live`` (events processed, subscriptions kept at ``app_host``) and ``intake``
+    (events stored only: the baseline), both reading ``organization_url``."""
+
+    def integration(identifier: str, listener: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "organizationUrl": organization_url,
+            "personalAccessToken": {"env": "BENCH_PAT"},
+            "webhookSecret": {"env": "BENCH_HOOK_SECRET"},
+            "webhookAuthUsername": HOOK_USER,
+        }
+        if listener != "ONCE":
+            config["appHost"] = app_host
+        return {
+            "identifier": identifier,
+            "type": "azure-devops",
+            "config": config,
+            "eventListener": {"type": listener},
+            "initializePortResources": False,
+            "port-app-config": {"resources": resources},
+        }
+
+    document = {"integrations": [integration(LIVE, "WEBHOOKS_ONLY", RESOURCES), integration(INTAKE, "ONCE", [])]}
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def azure_time(text: str) -> datetime:
+    """Azure's ``2026-12-06T19:00:00.1234567Z`` (seven fractional digits at most) as an aware datetime."""
+    head, _, fraction = text.rstrip("Z").partition(".")
+    moment = datetime.fromisoformat(head).replace(tzinfo=UTC)
+    if not fraction:
+        return moment
+    return moment.replace(microsecond=int((fraction + "000000")[:6]))
+
+
+@dataclass
+class EventTimes:
+    """The live run's events as the job rows tell it: counts, and per processed event its delivery,
+    processing and total latency in seconds."""
+
+    received: int = 0
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unfinished: int = 0
+    delivery: list[float] = field(default_factory=list)
+    processing: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+    first_change: datetime | None = None
+    last_finish: datetime | None = None
+    by_type: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def event_times(rows: Sequence[tuple[str, str | None, dict[str, Any], datetime, datetime]]) -> EventTimes:
+    """Classify ``(status, last_error, payload, created_at, updated_at)`` job rows (times aware UTC)."""
+    out = EventTimes(received=len(rows))
+    for status, note, payload, stored, finished in rows:
+        if status == "dead":
+            out.failed += 1
+            if note and len(out.errors) < 5:
+                out.errors.append(note[:200])
+            continue
+        if status != "done":
+            out.unfinished += 1
+            continue
+        if note and note.startswith("skipped"):
+            out.skipped += 1
+            continue
+        out.processed += 1
+        made = azure_time(str(payload["event"]["createdDate"]))
+        out.delivery.append((stored - made).total_seconds())
+        out.processing.append((finished - stored).total_seconds())
+        total = (finished - made).total_seconds()
+        out.total.append(total)
+        out.by_type.setdefault(str(payload.get("eventType")), []).append(total)
+        out.first_change = made if out.first_change is None else min(out.first_change, made)
+        out.last_finish = finished if out.last_finish is None else max(out.last_finish, finished)
+    return out
+
+
+def read_event_rows(
+    database_url: str, identifier: str
+) -> list[tuple[str, str | None, dict[str, Any], datetime, datetime]]:
+    """The event jobs of ``identifier``, straight from the jobs table."""
+    import sqlalchemy as sa
+
+    from kiosk.ingest.events import event_job_kind
+    from kiosk.store import create_database
+    from kiosk.store.queue import aware
+    from kiosk.store.tables import jobs
+
+    db = create_database(database_url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.status, jobs.c.last_error, jobs.c.payload, jobs.c.created_at, jobs.c.updated_at)
+                .where(jobs.c.kind == event_job_kind(identifier))
+                .order_by(jobs.c.id)
+            ).all()
+    finally:
+        db.dispose()
+    return [(str(r[0]), r[1], dict(r[2]), aware(r[3]), aware(r[4])) for r in rows]
+
+
+def unfinished_events(database_url: str, identifier: str) -> int:
+    return sum(1 for row in read_event_rows(database_url, identifier) if row[0] not in ("done", "dead"))
+
+
+def ms(values: Sequence[float], p: float) -> str:
+    return f"{percentile(values, p) * 1000:.0f}" if values else "-"
+
+
+def intake_requests(envelopes: Sequence[dict[str, Any]], round_tag: str) -> list[bytes]:
+    """The envelopes as POSTs to the intake endpoint, each under a fresh event id (``round_tag``)."""
+    auth = base64.b64encode(f"{HOOK_USER}:{HOOK_SECRET}".encode()).decode()
+    headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
+    out = []
+    for index, envelope in enumerate(envelopes):
+        body = {**envelope, "id": f"{round_tag}-{index}-{envelope.get('id')}", "notificationId": index + 1}
+        out.append(raw_request("POST", f"/hooks/integrations/{INTAKE}", orjson.dumps(body), headers))
+    return out
+
+
+# -- one engine -----------------------------------------------------------------------------------
+
+
+def wait_for_subscriptions(emulator: httpx.Client, consumer: str, timeout: float = 120.0) -> int:
+    """Until the org holds kiosk's subscriptions (their count steady for 2 s); how many."""
+    deadline = time.monotonic() + timeout
+    count, steady_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        answer = emulator.get("/bench/_apis/hooks/subscriptions", params={"api-version": "7.1"})
+        answer.raise_for_status()
+        now = sum(1 for s in answer.json()["value"] if s["consumerInputs"].get("url") == consumer)
+        if now != count:
+            count, steady_since = now, time.monotonic()
+        elif count > 0 and time.monotonic() - steady_since >= 2.0:
+            return count
+        time.sleep(0.25)
+    raise RuntimeError(f"kiosk's subscriptions did not settle in {timeout:.0f} s (saw {count})")
+
+
+def wait_resync(kiosk: httpx.Client, timeout: float) -> dict[str, Any]:
+    """Until ``live``'s resync is finished (it has none before the bench asks for one); its state
+    and totals."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        detail = kiosk.get(f"/v1/integration/{LIVE}").json()["integration"]["kiosk"]
+        state = detail["state"] or {}
+        if state.get("status") in ("completed", "failed", "aborted") and state.get("finished_at"):
+            return {**state, "totals": detail["totals"]}
+        time.sleep(0.5)
+    raise RuntimeError(f"the resync did not finish in {timeout:.0f} s")
+
+
+def run_engine(engine: str, args: argparse.Namespace, organization_url: str, emulator: httpx.Client) -> list[str]:
+    """The live run and its baseline on ``engine``; the report's lines."""
+    with Databases(engine) as databases:
+        server = databases.server(env={"BENCH_PAT": PAT, "BENCH_HOOK_SECRET": HOOK_SECRET})
+        config = server.home / "kiosk.yaml"
+        server.home.mkdir(parents=True, exist_ok=True)
+        config.write_text(kiosk_yaml(organization_url, server.base_url))
+        server.config_path = config
+        server.start()
+        try:
+            return _measure(engine, args, server, emulator)
+        finally:
+            server.stop()
+
+
+def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx.Client) -> list[str]:
+    kiosk: httpx.Client = server.client
+    for blueprint in BLUEPRINTS:
+        answer = kiosk.post("/v1/blueprints", json=blueprint)
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(f"blueprint {blueprint['identifier']}: {answer.status_code} {answer.text[:300]}")
+    subscriptions = wait_for_subscriptions(emulator, f"{server.base_url}/hooks/integrations/{LIVE}")
+    load_before = os.getloadavg()[0]
+
+    started = time.monotonic()
+    emulator.post("/_bench/activity/start").raise_for_status()
+    asked = kiosk.post(f"/v1/integration/{LIVE}/resync")
+    if asked.status_code != 202:
+        raise RuntimeError(f"resync request: {asked.status_code} {asked.text[:300]}")
+    time.sleep(args.seconds)
+    activity = emulator.post("/_bench/activity/stop").json()
+    window = time.monotonic() - started
+    load_during = os.getloadavg()[0]
+
+    resync = wait_resync(kiosk, timeout=1800)
+    deadline = time.monotonic() + 600
+    while unfinished_events(server.database_url, LIVE) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    times = event_times(read_event_rows(server.database_url, LIVE))
+
+    # The baseline: the same envelopes, fresh ids, to the endpoint of an integration that stores only.
+    envelopes = [row[2]["event"] for row in read_event_rows(server.database_url, LIVE)]
+    rates = []
+    for round_index in range(args.rounds):
+        requests = intake_requests(envelopes, f"r{round_index}")[: args.intake_total]
+        while len(requests) < args.intake_total:  # fewer stored envelopes than calls: more fresh ids
+            requests += intake_requests(envelopes, f"r{round_index}x{len(requests)}")[
+                : args.intake_total - len(requests)
+            ]
+        rate, _latencies, statuses = hammer(server.port, requests, total=len(requests), concurrency=8)
+        if set(statuses) != {200}:
+            raise RuntimeError(f"intake answered {statuses}")
+        rates.append(rate)
+    intake = median(rates)
+
+    span = (
+        (times.last_finish - times.first_change).total_seconds()
+        if times.last_finish is not None and times.first_change is not None
+        else 0.0
+    )
+    finished = times.processed + times.skipped
+    processing_rate = finished / span if span > 0 else 0.0
+    totals = resync.get("totals") or {}
+    resync_s = (
+        datetime.fromisoformat(str(resync["finished_at"]).replace("Z", "+00:00"))
+        - datetime.fromisoformat(str(resync["started_at"]).replace("Z", "+00:00"))
+    ).total_seconds()
+    met = (
+        bool(times.total)
+        and percentile(times.total, 50) * 1000 <= P50_TARGET_MS
+        and percentile(times.total, 99) * 1000 <= P99_TARGET_MS
+    )
+    lines = [
+        f"live_events[{engine}] activity {args.rate}/s for {window:.1f} s: {activity['total']} changes, "
+        f"{activity['eventsTotal']} events made; {subscriptions} subscriptions; load average "
+        f"{load_before:.2f} before, {load_during:.2f} at the end of the window",
+        f"  events: {times.received} received, {times.processed} processed, {times.skipped} skipped "
+        f"(no resource for them), {times.failed} failed, {times.unfinished} unfinished"
+        + (f"; errors: {times.errors}" if times.errors else ""),
+        f"  event -> entity written: p50 {ms(times.total, 50)} ms, p99 {ms(times.total, 99)} ms, "
+        f"max {ms(times.total, 100)} ms (targets p50 <= {P50_TARGET_MS:.0f}, p99 <= {P99_TARGET_MS:.0f}: "
+        f"{'met' if met else 'NOT met'})",
+        f"    of which delivery (change -> stored): p50 {ms(times.delivery, 50)} ms, p99 {ms(times.delivery, 99)} ms; "
+        f"processing (stored -> written): p50 {ms(times.processing, 50)} ms, p99 {ms(times.processing, 99)} ms",
+        "    per type (p50 / p99 ms, n): "
+        + ", ".join(
+            f"{name} {ms(values, 50)} / {ms(values, 99)} ({len(values)})"
+            for name, values in sorted(times.by_type.items(), key=lambda item: -len(item[1]))
+        ),
+        f"  full resync meanwhile: {resync.get('status')}, {resync_s:.1f} s, "
+        f"{totals.get('mapped', '?')} entities mapped ({totals.get('created', '?')} created)",
+        f"  processing {processing_rate:,.0f} events/s (first change -> last written, {span:.1f} s), "
+        f"bare intake {intake:,.0f} events/s (median of {args.rounds} x {args.intake_total}, 8 connections), "
+        f"ratio {ratio(processing_rate, intake):.2f}",
+    ]
+    return lines
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="5 s at 50/s on a small org (a smoke run)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the activity runs")
+    parser.add_argument("--rate", type=float, default=200.0, help="changes per second")
+    parser.add_argument("--projects", type=int, default=10)
+    parser.add_argument("--repos", type=int, default=300)
+    parser.add_argument("--workitems", type=int, default=20_000)
+    parser.add_argument("--intake-total", type=int, default=3000, help="calls per baseline round")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline rounds (the median is reported)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.rate, args.projects, args.repos, args.workitems = 5.0, 50.0, 2, 20, 500
+        args.intake_total, args.rounds = 500, 1
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"python -m bench.live_events {' '.join(argv if argv is not None else sys.argv[1:])}  ({started})", flush=True
+    )
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="kiosk-bench-live-") as tmp:
+        config = Path(tmp) / "emulator.yaml"
+        generate = {"projects": args.projects, "repos": args.repos, "workitems": args.workitems}
+        config.write_text(bench_org_config({**generate, "pullRequests": 3, "builds": 3}))
+        for engine in selected_engines(args.engine):
+            # A fresh org per engine: the first engine's activity would change the second's.
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {
+                **os.environ,
+                "BENCH_PAT": PAT,
+                "BENCH_LIVE_CONFIG": str(config),
+                "BENCH_BASE_URL": base,
+                "BENCH_LIVE_RATE": f"{args.rate:g}/s",
+                "KIOSK_HOME": str(Path(tmp) / f"emulator-home-{engine}"),
+            }
+            process = serve_emulator_app("bench.live_events:emulator_app", port, env)
+            try:
+                wait_until_up(port, process, "/_emulator/healthz", timeout=600)
+                with httpx.Client(base_url=base, auth=("", PAT), timeout=60) as emulator:
+                    lines = run_engine(engine, args, f"{base}/bench", emulator)
+                print("\n".join(lines), flush=True)
+            except Exception as exc:  # one engine failing still lets the other run
+                print(f"live_events[{engine}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                ok = False
+            finally:
+                stop_server(process)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
