@@ -4,6 +4,7 @@ catalog, and the events API, ``/metrics`` and ``kiosk integrations events`` show
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ import pytest
 from tests.emulator.conftest import EmulatorFactory, LiveEmulator, start_emulator
 from tests.emulator.hooks.conftest import HOOKS_CONFIG, PROJECT_ID, subscribe
 from tests.support.integrations import integrations_yaml, mapping_resource
-from tests.support.live_kiosk import LiveServer, start_configured_server
+from tests.support.live_kiosk import LiveServer, configured_settings, start_configured_server
 from tests.support.polling import wait_for
+from tests.support.servers import free_port, serving
 from typer.testing import CliRunner
 
 from kiosk.cli.app import app as cli
+from kiosk.web.app import create_app
 
 __all__ = ["start_emulator"]
 
@@ -108,3 +111,51 @@ def test_the_catalog_follows_the_emulators_events(
     lines = done.output.strip().splitlines()
     assert lines[1] == ("processing: lag 0.0 s; since the server started: 3 processed, 0 skipped, 0 failed, 0 retried")
     assert sum("  processed  workitem." in line for line in lines) == 3
+
+
+def test_an_event_azure_could_not_deliver_while_kiosk_was_down_arrives_when_it_is_back(
+    start_emulator: EmulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Azure's retry schedule at a hundredth: transient retries over ~2.5 s, then one every 12 s.
+    azure = start_emulator(config=HOOKS_CONFIG.replace("retryScale: 0.00001", "retryScale: 0.01"), execute=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hooks/integrations/ado"
+    subscription = subscribe(
+        azure,
+        url,
+        "workitem.created",
+        publisher_inputs={"projectId": PROJECT_ID},
+        basicAuthUsername=USER,
+        basicAuthPassword=SECRET,
+    )
+    item = change(azure, "POST", "workitems", {"type": "Task", "fields": {"System.Title": "While kiosk was down"}})
+    # Nothing listens: Azure's first attempts fail (connection refused) and it keeps retrying.
+    wait_for(lambda: _failed_attempts(azure, subscription["id"]) >= 2)
+
+    monkeypatch.setenv("LIVE_HOOKS_SECRET", SECRET)
+    config = integrations_yaml(
+        f"{azure.base_url}/fabrikam", resources=[WORK_ITEMS], webhook_secret_variable="LIVE_HOOKS_SECRET"
+    ).replace("      webhookSecret:", f"      webhookAuthUsername: {USER}\n      webhookSecret:", 1)
+    settings = configured_settings(tmp_path, f"sqlite:///{tmp_path / 'kiosk.db'}", config)
+    with serving(create_app(settings), port):
+        creds = json.loads(Path(settings.credentials_path).read_text())
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as admin:
+            token = admin.post("/v1/auth/access_token", json=creds).json()["accessToken"]
+            admin.headers["Authorization"] = f"Bearer {token}"
+
+            def stored() -> dict[str, Any] | None:
+                answer = admin.get(f"/v1/blueprints/azureDevopsWorkItem/entities/item-{item['id']}")
+                return dict(answer.json()["entity"]) if answer.status_code == 200 else None
+
+            entity = wait_for(stored, timeout=60)
+    assert entity["title"] == "While kiosk was down"
+    answer = azure.client.get(f"/fabrikam/_apis/hooks/subscriptions/{subscription['id']}?api-version=7.1")
+    assert answer.json()["status"] == "enabled"  # the success ended any probation
+
+
+def _failed_attempts(azure: LiveEmulator, subscription_id: str) -> int:
+    answer = azure.client.get(
+        "/_emulator/hooks/deliveries", params={"subscription": subscription_id, "status": "failed"}
+    )
+    assert answer.status_code == 200, answer.text
+    return len(answer.json()["value"])
