@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 import yaml
-from bench.common import Databases, hammer, median, percentile, ratio, raw_request, selected_engines
+from bench.common import Databases, _connection, median, percentile, ratio, raw_request, selected_engines
 from bench.emulator_org import bench_org_config
 from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
 from tests.support.integrations import mapping_resource
@@ -324,6 +324,24 @@ def hook_requests(envelopes: Sequence[dict[str, Any]], identifier: str, tag: str
     return out
 
 
+def send_each(port: int, requests: Sequence[bytes], *, concurrency: int = 8) -> tuple[float, dict[int, int]]:
+    """Send every one of ``requests`` once, over ``concurrency`` keep-alive connections (each its own
+    share); (requests per second, count per status). :func:`bench.common.hammer` cycles one list on
+    every connection, so each would repeat the same events: here they would be redeliveries."""
+    import asyncio
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    shares = [requests[i::concurrency] for i in range(concurrency)]
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(_connection(port, share, len(share), latencies, statuses) for share in shares if share))
+        return time.perf_counter() - started
+
+    return len(requests) / asyncio.run(run()), statuses
+
+
 def split_rows(rows: Sequence[EventRow], tag: str) -> tuple[list[EventRow], list[EventRow]]:
     """The rows of events the emulator sent, and those the bench sent under ``tag``."""
     ours = [row for row in rows if str(row[2].get("eventId", "")).startswith(tag)]
@@ -424,7 +442,9 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
 
     # 2. Processing capacity, quiet server: the same envelopes under fresh ids, sent to ``live`` at
     # once (a backlog), drained by its processor.
-    hammer(server.port, hook_requests(envelopes, LIVE, "cap", args.backlog), total=args.backlog, concurrency=8)
+    _, statuses = send_each(server.port, hook_requests(envelopes, LIVE, "cap", args.backlog))
+    if set(statuses) != {200}:
+        raise RuntimeError(f"the live endpoint answered {statuses}")
     wait_finished(server.database_url)
     _, backlog_rows = split_rows(read_event_rows(server.database_url, LIVE), "cap")
     backlog = event_times(backlog_rows)
@@ -434,7 +454,7 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     rates = []
     for round_index in range(args.rounds):
         calls = hook_requests(envelopes, INTAKE, f"r{round_index}", args.intake_total)
-        rate, _latencies, statuses = hammer(server.port, calls, total=len(calls), concurrency=8)
+        rate, statuses = send_each(server.port, calls)
         if set(statuses) != {200}:
             raise RuntimeError(f"the intake endpoint answered {statuses}")
         rates.append(rate)

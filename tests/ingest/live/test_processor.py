@@ -496,3 +496,62 @@ def test_events_during_a_full_resync_are_neither_undone_nor_deleted(
     # The next resync, reading after the events, agrees.
     again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
     assert again.totals()["created"] == again.totals()["deleted"] == again.totals()["updated"] == 0
+
+
+PUSH_BLUEPRINTS: list[dict[str, Any]] = [
+    {"identifier": "adoPushedBranch", "title": "Branch"},
+    {"identifier": "adoFile", "title": "File"},
+]
+
+
+@pytest.fixture
+def push_hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
+    receiver = Receiver()
+    with serving(receiver) as base:
+        subscribe(azure, base + "/hook", "git.push", publisher_inputs={"projectId": PROJECT_ID})
+        yield Hooks(azure, receiver, db)
+
+
+def test_a_push_deleting_a_branch_and_a_file_deletes_their_entities(
+    push_hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+) -> None:
+    create_blueprints(catalog, PUSH_BLUEPRINTS, actor="test")
+    target = integration(
+        azure,
+        mapping_resource("branch", "adoPushedBranch", identifier='.__repository.name + "/" + .name'),
+        mapping_resource(
+            "file",
+            "adoFile",
+            identifier='.repo.name + ":" + .file.path',
+            title=".file.path",
+            files={"path": ["README.md", "src/*.py"]},
+        ),
+    )
+    push_hooks.change("POST", "repositories", {"name": "ledger"})
+    first = {
+        "branch": "main",
+        "changes": [{"path": "/README.md", "content": "# L\n"}, {"path": "/src/a.py", "content": "a"}],
+    }
+    push_hooks.change("POST", "repositories/ledger/pushes", first)
+    refs = azure.client.get(f"/fabrikam/{PROJECT_ID}/_apis/git/repositories/ledger/refs", params={"filter": "heads/"})
+    main = next(str(r["objectId"]) for r in refs.json()["value"] if r["name"] == "refs/heads/main")
+    push_hooks.change("POST", "repositories/ledger/pushes", {"refUpdates": [{"name": "feature", "newObjectId": main}]})
+    push_hooks.envelopes(2)  # the two pushes before kiosk read the org: the resync below has them
+    state = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    assert state.status == "completed", state.to_json()
+    assert {"ledger/main", "ledger/feature"} <= identifiers(catalog, "adoPushedBranch")
+    assert identifiers(catalog, "adoFile") == {"ledger:README.md", "ledger:src/a.py"}
+
+    gone = {"refUpdates": [{"name": "feature", "oldObjectId": main, "newObjectId": "0" * 40}]}
+    push_hooks.change("POST", "repositories/ledger/pushes", gone)
+    removed = {"branch": "main", "changes": [{"path": "/README.md", "changeType": "delete"}]}
+    push_hooks.change("POST", "repositories/ledger/pushes", removed)
+    push_hooks.deliver(2)
+    assert drain(processor(db, store, target)) == 2
+    assert states(db) == [("git.push", "processed", None)] * 2
+    assert "ledger/feature" not in identifiers(catalog, "adoPushedBranch")
+    assert "ledger/main" in identifiers(catalog, "adoPushedBranch")
+    assert identifiers(catalog, "adoFile") == {"ledger:src/a.py"}
+    # What the events did is what a resync finds: it changes nothing.
+    again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    assert (again.totals()["created"], again.totals()["deleted"]) == (0, 0)
