@@ -72,6 +72,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.resync $(BENCH_ARGS)
 	$(BIN)/python -m bench.azure_throttled $(BENCH_ARGS)
 	$(BIN)/python -m bench.resync_throttled $(BENCH_ARGS)
+	$(BIN)/python -m bench.live_events $(BENCH_ARGS)
 
 clean:
 	rm -rf .kiosk .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info

@@ -17,28 +17,44 @@ the job's ``created_at`` (when kiosk's endpoint stored it): delivery (emulator �
 processing (stored → written). Events no resource of the mapping cares about are completed at once
 with a note ("skipped"); they are counted apart and not in the latencies.
 
+**Processing capacity**: then, the server quiet (activity stopped, resync done), the same
+envelopes under fresh ids are POSTed to ``live`` all at once and its processor drains the backlog:
+events finished per second, first stored → last written. (The sustained rate of the live run is
+printed too, but it cannot exceed the offered rate.)
+
 **Baseline, same run, same server**: a second integration, ``intake`` (eventListener ONCE, so no
 processor: its events are stored and never processed; an empty mapping, so its start resync reads
-nothing), takes the same envelopes — those the live run stored, under fresh ids — POSTed as fast as
-a keep-alive client can (:func:`bench.common.hammer`, 8 connections, median of 3 rounds). The print
-gives intake/s, the live run's processing/s and their ratio.
+nothing), takes the same envelopes under fresh ids, POSTed as fast as a keep-alive client can (8
+connections, each event sent once; median of 3 rounds). The print gives intake/s, processing/s
+and their ratio.
+
+**Where the time goes**: kiosk runs from :func:`profiled_kiosk_app`, kiosk's app with timed
+wrappers around the processor's phases (claim, the order check, the refetch from Azure, mapping and
+writing, completing the job, the whole round); their sums are printed per event for the live run
+and for the backlog. ``--concurrency`` and ``--batch`` set the processor's own knobs for an
+experiment (kiosk's defaults otherwise).
 
     python -m bench.live_events [--engine sqlite|postgres|both] [--quick] [--seconds S] [--rate R]
+                                [--concurrency N] [--batch N]
 
 The emulator side is served by :func:`emulator_app` (the emulator from ``BENCH_LIVE_CONFIG``, its
 activity generator built but not started, plus ``POST /_bench/activity/{start,stop}``), so the
-window starts when the subscriptions exist, not when the emulator does.
+window starts when the subscriptions exist, not when the emulator does. Each engine gets an
+emulator of its own (the same generated org), so the first engine's activity does not change the
+second's organisation.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import os
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +197,132 @@ def emulator_app() -> FastAPI:
     return server.app
 
 
+# -- the kiosk process: kiosk's app, its event processing timed --------------------------------
+
+
+class PhaseTimes:
+    """Seconds spent in each phase of live-event processing, summed, and how often each ran (read
+    and reset by ``GET /_bench/profile``). Phases overlap: a round contains its events, an event its
+    refetch and its write; the concurrent events of one round overlap each other."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.totals: dict[str, list[float]] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        with self.lock:
+            entry = self.totals.setdefault(phase, [0.0, 0.0])
+            entry[0] += 1
+            entry[1] += seconds
+
+    def take(self) -> dict[str, dict[str, float]]:
+        with self.lock:
+            out = {name: {"count": count, "seconds": seconds} for name, (count, seconds) in self.totals.items()}
+            self.totals.clear()
+        return out
+
+
+PHASES = PhaseTimes()
+
+
+def _timed(phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            PHASES.add(phase, time.perf_counter() - started)
+
+    return run
+
+
+def _timed_async(phase: str, function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(function)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            PHASES.add(phase, time.perf_counter() - started)
+
+    return run
+
+
+def profiled_kiosk_app() -> FastAPI:
+    """kiosk's app as the tests' server builds it, with the live-event processor's phases timed
+    (wrappers around its functions, nothing else changed) and ``GET /_bench/profile``."""
+    from tests.support.kiosk_server import app_factory
+
+    from kiosk.ingest.events import EVENT_JOB_PREFIX
+    from kiosk.ingest.live import processor
+    from kiosk.ingest.store import IngestStore
+    from kiosk.store.queue import JobQueue
+    from kiosk.web.responses import FastJSONResponse
+
+    # The processor module's own names (what its code calls), the classes' methods: replaced by timed
+    # wrappers through setattr, as a monkeypatch does.
+    handlers_for = vars(processor)["handlers_for"]
+
+    def timed_handlers(event_type: str) -> dict[str, Any]:
+        return {kind: _timed_async("refetch from Azure", h) for kind, h in handlers_for(event_type).items()}
+
+    write, delete, claim = IngestStore.write, IngestStore.delete_entities, JobQueue.claim
+
+    def timed_write(self: IngestStore, *args: Any, **kwargs: Any) -> Any:
+        phase = "store.write (live)" if kwargs.get("live") else "store.write (resync)"
+        return _timed(phase, write)(self, *args, **kwargs)
+
+    def timed_claim(self: JobQueue, kinds: Any, *args: Any, **kwargs: Any) -> Any:
+        events = any(str(kind).startswith(EVENT_JOB_PREFIX) for kind in kinds)
+        return _timed("claim (events)" if events else "claim (other queues)", claim)(self, kinds, *args, **kwargs)
+
+    Processor = processor.EventProcessor
+    replacements: list[tuple[Any, str, Callable[..., Any]]] = [
+        (processor, "handlers_for", timed_handlers),
+        (
+            processor,
+            "apply_refetched",
+            _timed_async("map and write (apply_refetched)", vars(processor)["apply_refetched"]),
+        ),
+        (Processor, "_round", _timed_async("round (claim to last settled)", Processor._round)),
+        (Processor, "_one", _timed_async("one event (after its claim)", Processor._one)),
+        (Processor, "_waiting", _timed("order check (_waiting)", Processor._waiting)),
+        (Processor, "_resources", _timed("resources check (_resources)", Processor._resources)),
+        (IngestStore, "write", timed_write),
+        (IngestStore, "delete_entities", _timed("store.delete_entities", delete)),
+        (JobQueue, "claim", timed_claim),
+        (JobQueue, "complete", _timed("complete (any queue)", JobQueue.complete)),
+    ]
+    for owner, name, replacement in replacements:
+        setattr(owner, name, replacement)
+
+    app = app_factory()
+    # An experiment's knobs (--concurrency, --batch): the live processor's, set before it starts.
+    for name, variable in (("concurrency", "BENCH_LIVE_CONCURRENCY"), ("batch", "BENCH_LIVE_BATCH")):
+        value = os.environ.get(variable)
+        if value:
+            for event_processor in app.state.integrations.event_processors.values():
+                setattr(event_processor, name, int(value))
+
+    @app.get("/_bench/profile")
+    async def profile() -> FastJSONResponse:
+        return FastJSONResponse(PHASES.take())
+
+    return app
+
+
+def profile_lines(phases: dict[str, dict[str, float]], events: int) -> list[str]:
+    """The phases as report lines: count, total seconds, mean ms per call, and per event."""
+    lines = []
+    for name, entry in sorted(phases.items(), key=lambda item: -item[1]["seconds"]):
+        count, seconds = entry["count"], entry["seconds"]
+        mean = seconds / count * 1000 if count else 0.0
+        per_event = seconds / events * 1000 if events else 0.0
+        lines.append(f"      {name}: {count:.0f} calls, {seconds:.2f} s, {mean:.1f} ms/call, {per_event:.1f} ms/event")
+    return lines
+
+
 # -- kiosk's configuration ----------------------------------------------------------------------
 
 
@@ -300,8 +442,23 @@ def read_event_rows(database_url: str, identifier: str) -> list[EventRow]:
 
 
 def unfinished_events(database_url: str, identifier: str) -> int:
-    """How many of ``identifier``'s events are pending or being processed."""
-    return sum(1 for row in read_event_rows(database_url, identifier) if row[0] not in ("done", "dead"))
+    """How many of ``identifier``'s events are pending or being processed (a count in SQL: the
+    bench polls it while kiosk works)."""
+    import sqlalchemy as sa
+
+    from kiosk.ingest.events import event_job_kind
+    from kiosk.store import create_database
+    from kiosk.store.tables import jobs
+
+    db = create_database(database_url)
+    try:
+        with db.connect() as conn:
+            query = sa.select(sa.func.count()).where(
+                jobs.c.kind == event_job_kind(identifier), jobs.c.status.in_(["pending", "running"])
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        db.dispose()
 
 
 def ms(values: Sequence[float], p: float) -> str:
@@ -391,7 +548,12 @@ def wait_resync(kiosk: httpx.Client, timeout: float) -> dict[str, Any]:
 def run_engine(engine: str, args: argparse.Namespace, organization_url: str, emulator: httpx.Client) -> list[str]:
     """The live run and its baseline on ``engine``; the report's lines."""
     with Databases(engine) as databases:
-        server = databases.server(env={"BENCH_PAT": PAT, "BENCH_HOOK_SECRET": HOOK_SECRET})
+        env = {"BENCH_PAT": PAT, "BENCH_HOOK_SECRET": HOOK_SECRET}
+        if args.concurrency:
+            env["BENCH_LIVE_CONCURRENCY"] = str(args.concurrency)
+        if args.batch:
+            env["BENCH_LIVE_BATCH"] = str(args.batch)
+        server = databases.server(env=env, factory="bench.live_events:profiled_kiosk_app")
         config = server.home / "kiosk.yaml"
         server.home.mkdir(parents=True, exist_ok=True)
         config.write_text(kiosk_yaml(organization_url, server.base_url))
@@ -412,6 +574,11 @@ def wait_finished(database_url: str, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while unfinished_events(database_url, LIVE) and time.monotonic() < deadline:
         time.sleep(0.25)
+
+
+def _knobs(args: argparse.Namespace) -> str:
+    shown = [f"{name} {value}" for name in ("concurrency", "batch") if (value := getattr(args, name))]
+    return f" (processor {', '.join(shown)})" if shown else ""
 
 
 def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx.Client) -> list[str]:
@@ -439,6 +606,7 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     live_rows = read_event_rows(server.database_url, LIVE)
     times = event_times(live_rows, during=resync_span)
     envelopes = [row[2]["event"] for row in live_rows]
+    live_profile = kiosk.get("/_bench/profile").json()
 
     # 2. Processing capacity, quiet server: the same envelopes under fresh ids, sent to ``live`` at
     # once (a backlog), drained by its processor.
@@ -449,6 +617,7 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     _, backlog_rows = split_rows(read_event_rows(server.database_url, LIVE), "cap")
     backlog = event_times(backlog_rows)
     capacity, capacity_span = drain_rate(backlog_rows)
+    backlog_profile = kiosk.get("/_bench/profile").json()
 
     # 3. The baseline: the same envelopes to the endpoint of an integration that only stores them.
     rates = []
@@ -474,9 +643,9 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     )
     by_type = sorted(times.by_type.items(), key=lambda item: -len(item[1]))
     return [
-        f"live_events[{engine}] activity {args.rate:g}/s for {window:.1f} s: {activity['total']} changes, "
-        f"{activity['eventsTotal']} events made; {subscriptions} subscriptions; load average "
-        f"{load_before:.2f} before, {load_during:.2f} at the end of the window",
+        f"live_events[{engine}]{_knobs(args)} activity {args.rate:g}/s for {window:.1f} s: "
+        f"{activity['total']} changes, {activity['eventsTotal']} events made; {subscriptions} subscriptions; "
+        f"load average {load_before:.2f} before, {load_during:.2f} at the end of the window",
         f"  events: {times.received} received, {times.processed} processed, {times.skipped} skipped "
         f"(no resource for them), {times.failed} failed, {times.unfinished} unfinished"
         + (f"; first errors: {times.errors}" if times.errors else ""),
@@ -498,6 +667,10 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
         f"{capacity:,.0f} events/s ({capacity_span:.1f} s; {backlog.processed} processed, {backlog.failed} failed), "
         f"bare intake {intake:,.0f} events/s (median of {args.rounds} x {args.intake_total}, 8 connections), "
         f"processing / intake = {ratio(capacity, intake):.2f}",
+        f"  where the time went, live run with the resync ({times.received} events; phases overlap):",
+        *profile_lines(live_profile, times.received),
+        f"  where the time went, the backlog ({len(backlog_rows)} events):",
+        *profile_lines(backlog_profile, len(backlog_rows)),
     ]
 
 
@@ -516,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--intake-total", type=int, default=3000, help="calls per baseline round")
     parser.add_argument("--backlog", type=int, default=2000, help="events of the processing-capacity backlog")
     parser.add_argument("--rounds", type=int, default=3, help="baseline rounds (the median is reported)")
+    parser.add_argument("--concurrency", type=int, help="an experiment: the processor's concurrency (kiosk's: 8)")
+    parser.add_argument("--batch", type=int, help="an experiment: the processor's claim batch (kiosk's: 50)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rate, args.projects, args.repos, args.workitems = 5.0, 50.0, 2, 20, 500
