@@ -44,11 +44,16 @@ def azure(start_emulator: EmulatorFactory) -> LiveEmulator:
 
 @pytest.fixture
 def kiosk(azure: LiveEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    config = kiosk_yaml(azure, monkeypatch)
+    yield from start_configured_server(tmp_path, f"sqlite:///{tmp_path / 'kiosk.db'}", config)
+
+
+def kiosk_yaml(azure: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """kiosk.yaml with the integration ``ado`` on the emulator's org: work items, basic auth USER/SECRET."""
     monkeypatch.setenv("LIVE_HOOKS_SECRET", SECRET)
-    config = integrations_yaml(
+    return integrations_yaml(
         f"{azure.base_url}/fabrikam", resources=[WORK_ITEMS], webhook_secret_variable="LIVE_HOOKS_SECRET"
     ).replace("      webhookSecret:", f"      webhookAuthUsername: {USER}\n      webhookSecret:", 1)
-    yield from start_configured_server(tmp_path, f"sqlite:///{tmp_path / 'kiosk.db'}", config)
 
 
 def work_item(kiosk: LiveServer, identifier: str) -> dict[str, Any] | None:
@@ -132,10 +137,7 @@ def test_an_event_azure_could_not_deliver_while_kiosk_was_down_arrives_when_it_i
     # Nothing listens: Azure's first attempts fail (connection refused) and it keeps retrying.
     wait_for(lambda: _failed_attempts(azure, subscription["id"]) >= 2)
 
-    monkeypatch.setenv("LIVE_HOOKS_SECRET", SECRET)
-    config = integrations_yaml(
-        f"{azure.base_url}/fabrikam", resources=[WORK_ITEMS], webhook_secret_variable="LIVE_HOOKS_SECRET"
-    ).replace("      webhookSecret:", f"      webhookAuthUsername: {USER}\n      webhookSecret:", 1)
+    config = kiosk_yaml(azure, monkeypatch)
     settings = configured_settings(tmp_path, f"sqlite:///{tmp_path / 'kiosk.db'}", config)
     with serving(create_app(settings), port):
         creds = json.loads(Path(settings.credentials_path).read_text())
