@@ -66,6 +66,8 @@ import yaml
 from bench.common import Databases, _connection, median, percentile, ratio, raw_request, selected_engines
 from bench.emulator_org import bench_org_config
 from bench.emulator_process import serve_emulator_app, stop_server, wait_until_up
+from bench.resync import BLUEPRINTS as RESYNC_BLUEPRINTS
+from bench.resync import MAPPING as RESYNC_MAPPING
 from tests.support.integrations import mapping_resource
 from tests.support.servers import free_port
 
@@ -81,86 +83,25 @@ P50_TARGET_MS = 100.0
 P99_TARGET_MS = 500.0
 SEED = 11
 
-#: The catalog the events and the resync write: the resync bench's kinds plus branches (pushes are
-#: the activity's most frequent change).
-BLUEPRINTS: list[dict[str, Any]] = [
-    {"identifier": "project", "title": "Project", "schema": {"properties": {"state": {"type": "string"}}}},
-    {
-        "identifier": "repository",
-        "title": "Repository",
-        "schema": {"properties": {"url": {"type": "string"}, "defaultBranch": {"type": "string"}}},
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
-    {
-        "identifier": "branch",
-        "title": "Branch",
-        "schema": {"properties": {"commit": {"type": "string"}}},
-        "relations": {"repository": {"target": "repository", "many": False, "required": False}},
-    },
-    {
-        "identifier": "pullRequest",
-        "title": "Pull request",
-        "schema": {"properties": {"status": {"type": "string"}, "creator": {"type": "string"}}},
-        "relations": {"repository": {"target": "repository", "many": False, "required": False}},
-    },
-    {
-        "identifier": "build",
-        "title": "Build",
-        "schema": {"properties": {"status": {"type": "string"}, "result": {"type": "string"}}},
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
-    {
-        "identifier": "workItem",
-        "title": "Work item",
-        "schema": {"properties": {"type": {"type": "string"}, "state": {"type": "string"}}},
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
-]
-
-RESOURCES: list[dict[str, Any]] = [
-    mapping_resource("project", "project", properties={"state": ".state"}),
-    mapping_resource(
-        "repository",
-        "repository",
-        properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
-        relations={"project": ".project.id"},
-    ),
-    mapping_resource(
-        "branch",
-        "branch",
-        # Branch names may hold what an entity identifier may not (the activity makes "feature/ça-va").
-        identifier='.__repository.id + "/" + (.name | gsub("[^A-Za-z0-9@_.+:/=-]"; "_"))',
-        properties={"commit": ".objectId"},
-        relations={"repository": ".__repository.id"},
-    ),
-    mapping_resource(
-        "pull-request",
-        "pullRequest",
-        identifier='.repository.id + "/" + (.pullRequestId | tostring)',
-        title=".title",
-        properties={"status": ".status", "creator": ".createdBy.uniqueName"},
-        relations={"repository": ".repository.id"},
-        minTimeInDays=3650,
-        maxResults=1000,
-    ),
-    mapping_resource(
-        "build",
-        "build",
-        identifier='.__project.id + "/" + (.id | tostring)',
-        title=".buildNumber",
-        properties={"status": ".status", "result": ".result"},
-        relations={"project": ".__project.id"},
-    ),
-    mapping_resource(
-        "work-item",
-        "workItem",
-        identifier='.__project.id + "/" + (.id | tostring)',
-        title='.fields."System.Title"',
-        properties={"type": '.fields."System.WorkItemType"', "state": '.fields."System.State"'},
-        relations={"project": ".__projectId"},
-        wiql="[System.Id] > 0",
-    ),
-]
+#: The catalog the events and the resync write: the resync bench's blueprints and mapping, plus
+#: branches (pushes are the activity's most frequent change).
+BRANCH_BLUEPRINT: dict[str, Any] = {
+    "identifier": "branch",
+    "title": "Branch",
+    "schema": {"properties": {"commit": {"type": "string"}}},
+    "relations": {"repository": {"target": "repository", "many": False, "required": False}},
+}
+BLUEPRINTS: list[dict[str, Any]] = [*RESYNC_BLUEPRINTS[:2], BRANCH_BLUEPRINT, *RESYNC_BLUEPRINTS[2:]]
+BRANCHES: dict[str, Any] = mapping_resource(
+    "branch",
+    "branch",
+    # Branch names may hold what an entity identifier may not (the activity makes "feature/ça-va").
+    identifier='.__repository.id + "/" + (.name | gsub("[^A-Za-z0-9@_.+:/=-]"; "_"))',
+    properties={"commit": ".objectId"},
+    relations={"repository": ".__repository.id"},
+)
+#: After the repositories they relate to, as in the resync bench's order.
+RESOURCES: list[dict[str, Any]] = [*RESYNC_MAPPING["resources"][:2], BRANCHES, *RESYNC_MAPPING["resources"][2:]]
 
 
 # -- the emulator process -----------------------------------------------------------------------
@@ -532,17 +473,42 @@ def wait_for_subscriptions(emulator: httpx.Client, consumer: str, timeout: float
     raise RuntimeError(f"kiosk's subscriptions did not settle in {timeout:.0f} s (saw {count})")
 
 
-def wait_resync(kiosk: httpx.Client, timeout: float) -> dict[str, Any]:
-    """Until ``live``'s resync is finished (it has none before the bench asks for one); its state
-    and totals."""
+def wait_resync(kiosk: httpx.Client, timeout: float, retry_wait: float = 150.0) -> list[dict[str, Any]]:
+    """Until ``live``'s resync is finished (it has none before the bench asks for one): every
+    attempt's final state with the totals, in order. A failed attempt is retried by kiosk a minute
+    later, so after one the bench waits up to ``retry_wait`` seconds more for the next."""
     deadline = time.monotonic() + timeout
+    attempts: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         detail = kiosk.get(f"/v1/integration/{LIVE}").json()["integration"]["kiosk"]
         state = detail["state"] or {}
-        if state.get("status") in ("completed", "failed", "aborted") and state.get("finished_at"):
-            return {**state, "totals": detail["totals"]}
+        finished = state.get("status") in ("completed", "failed", "aborted") and state.get("finished_at")
+        if finished and state["started_at"] not in {attempt["started_at"] for attempt in attempts}:
+            attempts.append({**state, "totals": detail["totals"]})
+            if state["status"] != "failed":
+                return attempts
+            deadline = min(deadline, time.monotonic() + retry_wait)
         time.sleep(0.5)
+    if attempts:
+        return attempts
     raise RuntimeError(f"the resync did not finish in {timeout:.0f} s")
+
+
+def resync_text(attempts: Sequence[dict[str, Any]]) -> str:
+    """The resync's outcome: the last attempt's status, time and totals, and the failed ones before it."""
+    last = attempts[-1]
+    totals = last.get("totals") or {}
+    took = (_iso_time(str(last["finished_at"])) - _iso_time(str(last["started_at"]))).total_seconds()
+    text = (
+        f"{last.get('status')}, {took:.1f} s, {totals.get('mapped', '?')} entities mapped "
+        f"({totals.get('created', '?')} created)"
+    )
+    for attempt in [attempt for attempt in attempts if attempt.get("status") == "failed"]:
+        errors = [org.get("error") for org in attempt.get("organizations", []) if org.get("error")]
+        failed_after = (_iso_time(str(attempt["finished_at"])) - _iso_time(str(attempt["started_at"]))).total_seconds()
+        shown = str(errors[0])[:300] if errors else "its error is in the server's log"
+        text += f"; an attempt failed after {failed_after:.1f} s ({shown})"
+    return text
 
 
 def run_engine(engine: str, args: argparse.Namespace, organization_url: str, emulator: httpx.Client) -> list[str]:
@@ -600,9 +566,9 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     activity = emulator.post("/_bench/activity/stop").json()
     window = time.monotonic() - started
     load_during = os.getloadavg()[0]
-    resync = wait_resync(kiosk, timeout=1800)
+    attempts = wait_resync(kiosk, timeout=1800)
     wait_finished(server.database_url)
-    resync_span = (_iso_time(str(resync["started_at"])), _iso_time(str(resync["finished_at"])))
+    resync_span = (_iso_time(str(attempts[0]["started_at"])), _iso_time(str(attempts[-1]["finished_at"])))
     live_rows = read_event_rows(server.database_url, LIVE)
     times = event_times(live_rows, during=resync_span)
     envelopes = [row[2]["event"] for row in live_rows]
@@ -635,7 +601,6 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
         else 0.0
     )
     sustained = (times.processed + times.skipped) / span if span > 0 else 0.0
-    totals = resync.get("totals") or {}
     met = (
         bool(times.total)
         and percentile(times.total, 50) * 1000 <= P50_TARGET_MS
@@ -659,9 +624,7 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
         f"({len(times.after_resync)})",
         "    per type, p50 / p99 ms (n): "
         + ", ".join(f"{name} {ms(values, 50)} / {ms(values, 99)} ({len(values)})" for name, values in by_type),
-        f"  full resync meanwhile: {resync.get('status')}, "
-        f"{(resync_span[1] - resync_span[0]).total_seconds():.1f} s, "
-        f"{totals.get('mapped', '?')} entities mapped ({totals.get('created', '?')} created)",
+        f"  full resync meanwhile: {resync_text(attempts)}",
         f"  sustained: {sustained:,.0f} events/s finished (first change -> last written, {span:.1f} s)",
         f"  processing capacity (a backlog of {len(backlog_rows)} of the same envelopes, quiet server): "
         f"{capacity:,.0f} events/s ({capacity_span:.1f} s; {backlog.processed} processed, {backlog.failed} failed), "

@@ -4,8 +4,10 @@ file/line errors, actions applied idempotently after the blueprints they name.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from tests.support.config_files import apply_error, apply_text, config_error, write_config
 
 from kiosk.actions.service import Actions
@@ -13,6 +15,8 @@ from kiosk.catalog.service import Catalog
 from kiosk.config import load_config
 from kiosk.config.apply import apply_config
 from kiosk.config.model import AzureDevOpsOrg
+from kiosk.store import create_database, upgrade_to_head
+from kiosk.store.tables import actions as actions_table
 
 BASE = """
 azureDevOps:
@@ -156,3 +160,38 @@ def test_an_explicit_action_writer_is_used(catalog: Catalog, tmp_path: Path) -> 
 
     report = apply_config(catalog, load_config(write_config(tmp_path, BASE)), actions=Recorder())  # type: ignore[arg-type]
     assert seen == ["deploy", "notify"] and report.counts()["created"] == 3
+
+
+@pytest.mark.postgres
+def test_an_action_another_process_inserted_meanwhile_is_upserted_again(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes starting together apply kiosk.yaml together: one's insert may find the other's row
+    (PostgreSQL: SQLite's writers take the database one at a time, so its look and insert cannot be
+    split by another's)."""
+    db = create_database(pg_url)
+    upgrade_to_head(db)
+    catalog = Catalog(db)
+    apply_text(catalog, tmp_path, BASE)
+    with db.begin() as conn:
+        (row,) = conn.execute(sa.select(actions_table).where(actions_table.c.identifier == "deploy")).mappings()
+        conn.execute(sa.delete(actions_table).where(actions_table.c.identifier == "deploy"))
+    theirs = {**row, "definition": {**row["definition"], "title": "By the other process"}}
+    insert = Actions._insert
+    raced: list[str] = []
+
+    def insert_after_the_other_process(self: Actions, conn: Any, action: Any, actor: str | None) -> None:
+        if not raced:  # the other process inserts first, committed, between this one's look and insert
+            raced.append(action.identifier)
+            with db.begin() as other:
+                other.execute(sa.insert(actions_table).values(**theirs))
+        insert(self, conn, action, actor)
+
+    monkeypatch.setattr(Actions, "_insert", insert_after_the_other_process)
+    report = apply_text(catalog, tmp_path, BASE)
+    assert raced == ["deploy"]
+    assert [(r.identifier, r.status) for r in report.results if r.kind == "action"] == [
+        ("deploy", "updated"),
+        ("notify", "unchanged"),
+    ]
+    assert Actions(catalog.db).get_action("deploy")["title"] == "Deploy"

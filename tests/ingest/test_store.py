@@ -20,7 +20,7 @@ from kiosk.catalog.validation import EntityError
 from kiosk.ingest import store as store_module
 from kiosk.ingest.state import OrgState, ResourceState, ResyncState
 from kiosk.ingest.store import IngestStore, ItemMark, MarkBatch, Source
-from kiosk.store import Database
+from kiosk.store import Database, bulk, create_database, upgrade_to_head
 from kiosk.store.tables import entities, entity_datasources
 
 ORG1 = Source("ado", "https://dev.azure.com/acme")
@@ -801,3 +801,32 @@ def test_the_delete_phase_keeps_what_was_written_after_the_resync_began(store: I
     )
     assert report.ran and report.deleted == 1
     assert {e["identifier"] for e in store.catalog.list_entities("project", limit=10)[0]} == {"p1", "p3"}
+
+
+@pytest.mark.postgres
+def test_an_entity_another_writer_created_meanwhile_is_written_again(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live event and a resync (or two processes) may create one entity at once: the write whose
+    insert finds the other's row is made again, and compares with it (PostgreSQL: SQLite's writers
+    take the database one at a time)."""
+    db = create_database(pg_url)
+    upgrade_to_head(db)
+    catalog = Catalog(db)
+    catalog.create_blueprint({"identifier": "project", "schema": {"properties": {"state": {"type": "string"}}}})
+    store = IngestStore(db, catalog)
+    insert = bulk.insert_entities
+    raced: list[str] = []
+
+    def insert_after_the_other_writer(conn: Connection, blueprint: str, *args: Any, **options: Any) -> Any:
+        if not raced:  # the other writer creates p1, committed, between this one's look and insert
+            raced.append(blueprint)
+            IngestStore(db, Catalog(db)).write(ORG2, [project("p1", state="theirs")], merge=False, create_missing=False)
+        return insert(conn, blueprint, *args, **options)
+
+    monkeypatch.setattr(bulk, "insert_entities", insert_after_the_other_writer)
+    outcome = store.write(ORG1, [project("p1", state="ours"), project("p2")], merge=False, create_missing=False)
+    assert raced == ["project"]
+    assert (outcome.created, outcome.updated, outcome.failed) == (1, 1, [])
+    assert catalog.get_entity("project", "p1")["properties"]["state"] == "ours"
+    assert {(ds, "project", "p1") for ds in (ORG1.datasource, ORG2.datasource)} <= recorded(db)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from kiosk.actions.invocation import check_azure_org, check_headers
 from kiosk.actions.model import Action, AutomationSpec, parse_action
@@ -266,8 +267,16 @@ class Actions:
         return self.get_action(identifier)
 
     def upsert_action(self, raw: Any, *, actor: str | None = None) -> Status:
-        """Create or replace; used by ``kiosk apply`` so applying twice changes nothing."""
+        """Create or replace; used by ``kiosk apply`` so applying twice changes nothing. Processes
+        starting together on one database apply kiosk.yaml together: when another one inserted the
+        action between this one's look and its insert, the upsert is made again (it then updates)."""
         action = parse_action(raw)
+        try:
+            return self._upsert(action, actor)
+        except IntegrityError:
+            return self._upsert(action, actor)
+
+    def _upsert(self, action: Action, actor: str | None) -> Status:
         with self.db.begin() as conn:
             self._check(conn, action)
             row = conn.execute(

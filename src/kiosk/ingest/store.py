@@ -40,15 +40,19 @@ without touching the entity) and still recorded for this source — and what ent
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from kiosk.catalog.blueprint_store import blueprint_docs
 from kiosk.catalog.blueprints import CompiledBlueprint
@@ -190,6 +194,7 @@ class IngestStore:
         # many more it takes to refresh them again (see _refresh_statistics).
         self._created_since_analyze = 0
         self._analyze_after = ANALYZE_FIRST
+        self._analyzing = threading.Lock()
 
     # ----------------------------------------------------------------------------- entities
 
@@ -219,8 +224,22 @@ class IngestStore:
         and written. An identifier given twice in one call is written once: the later document
         wins, or, when merging, its keys are merged over the earlier one's.
         """
+        options = _WriteOptions(merge, create_missing, live, newer_since)
+        try:
+            outcome = self._write_once(source, entities, options, marks)
+        except _UNIQUE_VIOLATIONS:
+            # Another writer (a live event, another process's resync) created one of these entities
+            # between this write's look and its insert: written again, it finds and compares it.
+            outcome = self._write_once(source, entities, options, marks)
+        self._refresh_statistics(outcome.created)
+        return outcome
+
+    def _write_once(
+        self, source: Source, entities: Sequence[dict[str, Any]], options: _WriteOptions, marks: MarkBatch | None
+    ) -> WriteOutcome:
+        """One attempt of :meth:`write`, in one transaction."""
         outcome = WriteOutcome()
-        groups = _group(entities, merge, outcome.failed)
+        groups = _group(entities, options.merge, outcome.failed)
         if not groups and marks is None:
             return outcome
         changes: list[EntityChange] = []
@@ -240,7 +259,7 @@ class IngestStore:
                     source,
                     compiled[blueprint],
                     groups[blueprint],
-                    _WriteOptions(merge, create_missing, live, newer_since),
+                    options,
                     changes,
                     outcome,
                 )
@@ -249,7 +268,6 @@ class IngestStore:
                 _save_marks(conn, source.datasource, marks.resource, marks.items, failed)
             announced = announce(listener, conn, changes)
         after_commit(listener, announced)
-        self._refresh_statistics(outcome.created)
         return outcome
 
     def _refresh_statistics(self, created: int) -> None:
@@ -263,14 +281,17 @@ class IngestStore:
         refresh reach a threshold that doubles each time: a handful of ANALYZEs per resync."""
         if not self.db.is_postgres:
             return
-        self._created_since_analyze += created
-        if self._created_since_analyze < self._analyze_after:
-            return
-        with self.db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("ANALYZE entities, entity_relations, entity_datasources, ingest_item_marks")
-        self._analyze_after = 2 * self._created_since_analyze
-        self._created_since_analyze = 0
+        # Writers run in several threads (the resync's, the live events'): one decides at a time,
+        # and the next threshold is set before the ANALYZE, never below the first.
+        with self._analyzing:
+            self._created_since_analyze += created
+            if self._created_since_analyze < self._analyze_after:
+                return
+            self._analyze_after = max(ANALYZE_FIRST, 2 * self._created_since_analyze)
+            self._created_since_analyze = 0
+            with self.db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("ANALYZE entities, entity_relations, entity_datasources, ingest_item_marks")
 
     def _write_blueprint(
         self,
@@ -858,6 +879,10 @@ def _stored(
         cursor.close()
     return out
 
+
+#: What an insert finding another writer's row raises: SQLAlchemy's, or the driver's own where
+#: kiosk writes on the driver's cursor (PostgreSQL's COPY, SQLite's executemany).
+_UNIQUE_VIOLATIONS: Final = (IntegrityError, psycopg.errors.IntegrityError, sqlite3.IntegrityError)
 
 #: A time no entity is written after (no entity is newer than it).
 _NEVER: Final = datetime(9999, 1, 1, tzinfo=UTC)
