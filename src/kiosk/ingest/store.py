@@ -282,12 +282,13 @@ class IngestStore:
         if not self.db.is_postgres:
             return
         # Writers run in several threads (the resync's, the live events'): one decides at a time,
-        # and the next threshold is set before the ANALYZE, never below the first.
+        # and the next threshold is set before the ANALYZE (two writers deciding together had set
+        # it to nought: every write then ran an ANALYZE).
         with self._analyzing:
             self._created_since_analyze += created
             if self._created_since_analyze < self._analyze_after:
                 return
-            self._analyze_after = max(ANALYZE_FIRST, 2 * self._created_since_analyze)
+            self._analyze_after = 2 * self._created_since_analyze
             self._created_since_analyze = 0
             with self.db.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
