@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from tests.support.config_files import apply_error, apply_text, config_error, write_config
 
 from kiosk.actions.service import Actions
+from kiosk.catalog import blueprint_store
 from kiosk.catalog.service import Catalog
 from kiosk.config import load_config
 from kiosk.config.apply import apply_config
@@ -195,3 +196,28 @@ def test_an_action_another_process_inserted_meanwhile_is_upserted_again(
         ("notify", "unchanged"),
     ]
     assert Actions(catalog.db).get_action("deploy")["title"] == "Deploy"
+
+
+@pytest.mark.postgres
+def test_a_blueprint_another_process_inserted_meanwhile_is_upserted_again(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for actions: the blueprint insert that finds the other process's row upserts again."""
+    db = create_database(pg_url)
+    upgrade_to_head(db)
+    catalog = Catalog(db)
+    insert = blueprint_store.insert_blueprint
+    raced: list[str] = []
+
+    def insert_after_the_other_process(conn: Any, dialect: str, doc: dict[str, Any], actor: str | None) -> None:
+        if not raced:  # the other process creates it first, committed, between this one's look and insert
+            raced.append(doc["identifier"])
+            Catalog(db).create_blueprint({"identifier": doc["identifier"], "title": "By the other process"})
+        insert(conn, dialect, doc, actor)
+
+    monkeypatch.setattr(blueprint_store, "insert_blueprint", insert_after_the_other_process)
+    report = apply_text(catalog, tmp_path, BASE)
+    assert raced == ["service"]
+    first = report.results[0]
+    assert (first.kind, first.identifier, first.status) == ("blueprint", "service", "updated")
+    assert catalog.get_blueprint("service")["schema"]["properties"]["lang"] == {"type": "string"}

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from kiosk.catalog import blueprint_store, search
 from kiosk.catalog.blueprint_store import CompiledBlueprints, render_definition
@@ -107,8 +108,16 @@ class Catalog:
         return self.get_blueprint(identifier)
 
     def upsert_blueprint(self, raw: Any, *, actor: str | None = None) -> Literal["created", "updated", "unchanged"]:
-        """Create or replace; used by ``kiosk apply`` so applying twice changes nothing."""
+        """Create or replace; used by ``kiosk apply`` so applying twice changes nothing. Processes
+        starting together apply kiosk.yaml together: when another one inserted the blueprint
+        between this one's look and its insert, the upsert is made again (it then compares)."""
         doc = parse_blueprint(raw).to_document()
+        try:
+            return self._upsert_blueprint(doc, actor)
+        except IntegrityError:
+            return self._upsert_blueprint(doc, actor)
+
+    def _upsert_blueprint(self, doc: dict[str, Any], actor: str | None) -> Literal["created", "updated", "unchanged"]:
         with self.db.begin() as conn:
             row = conn.execute(
                 sa.select(bp_table.c.definition).where(bp_table.c.identifier == doc["identifier"])
