@@ -78,8 +78,6 @@ class Applied:
     unchanged: int = 0
     deleted: int = 0
     unrecorded: int = 0
-    #: Gone repositories whose children could not be found from the event (the next resync deletes them).
-    left_to_resync: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -223,7 +221,6 @@ async def apply_refetched(
     if markers:
         children = await _children_of_gone_repositories(store, source, prepared, repositories, markers)
         if children is None:
-            applied.left_to_resync += len(markers)
             _log.info(
                 "%s: the entities of a gone repository's items cannot be found from the event;"
                 " the next resync deletes them",

@@ -1,26 +1,28 @@
 """Which handler reads which kind for which event type: the table the processor looks events up in.
 
-Merged from each handler module's own ``HANDLERS`` (event type → kind → handler). The git and
-release modules are another helper's and joined when present; a kind whose fetcher does not exist
-is left out, so an event never writes a kind the resync cannot read (nor delete).
+Merged from each handler module's own ``HANDLERS`` (event type → kind → handler); a kind whose
+fetcher does not exist is left out, so an event never writes a kind the resync cannot read (nor
+delete). The subscriptions kiosk makes (:mod:`kiosk.ingest.hooks.catalogue`) are derived from it:
+kiosk subscribes to exactly the events it processes.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from typing import Any, cast
 
 from kiosk.ingest.fetch.registry import FETCHERS
-from kiosk.ingest.live import handlers_pipelines, handlers_pull_requests, handlers_work
+from kiosk.ingest.live import (
+    handlers_git,
+    handlers_pipelines,
+    handlers_pull_requests,
+    handlers_release,
+    handlers_work,
+)
 from kiosk.ingest.live.model import EventHandler
 
-__all__ = ["HANDLERS", "OPTIONAL_MODULES", "handlers_for", "merge_tables"]
+__all__ = ["HANDLERS", "handlers_for", "kind_events", "merge_tables"]
 
 Table = Mapping[str, Mapping[str, EventHandler]]
-
-#: Handler modules joined when they exist (each exposes ``HANDLERS`` of the same shape).
-OPTIONAL_MODULES = ("kiosk.ingest.live.handlers_git", "kiosk.ingest.live.handlers_release")
 
 
 def merge_tables(*tables: Table) -> dict[str, dict[str, EventHandler]]:
@@ -38,25 +40,25 @@ def merge_tables(*tables: Table) -> dict[str, dict[str, EventHandler]]:
     return merged
 
 
-def _optional_tables() -> list[Table]:
-    tables: list[Table] = []
-    for name in OPTIONAL_MODULES:
-        try:
-            module: Any = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but something it imports does not
-                raise
-            continue
-        tables.append(cast(Table, module.HANDLERS))
-    return tables
-
-
 #: event type → kind → handler.
 HANDLERS: dict[str, dict[str, EventHandler]] = merge_tables(
-    handlers_work.HANDLERS, handlers_pull_requests.HANDLERS, handlers_pipelines.HANDLERS, *_optional_tables()
+    handlers_work.HANDLERS,
+    handlers_pull_requests.HANDLERS,
+    handlers_pipelines.HANDLERS,
+    handlers_git.HANDLERS,
+    handlers_release.HANDLERS,
 )
 
 
 def handlers_for(event_type: str) -> dict[str, EventHandler]:
     """kind → handler of the kinds ``event_type`` changes (empty: none kiosk handles)."""
     return HANDLERS.get(event_type, {})
+
+
+def kind_events() -> dict[str, tuple[str, ...]]:
+    """kind → the event types that change it (sorted): what a mapping of that kind subscribes to."""
+    out: dict[str, set[str]] = {}
+    for event_type, kinds in HANDLERS.items():
+        for kind in kinds:
+            out.setdefault(kind, set()).add(event_type)
+    return {kind: tuple(sorted(types)) for kind, types in sorted(out.items())}
