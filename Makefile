@@ -70,6 +70,7 @@ bench: install pg-server
 	$(BIN)/python -m bench.jq_compile $(BENCH_ARGS)
 	$(BIN)/python -m bench.mapping $(BENCH_ARGS)
 	$(BIN)/python -m bench.resync $(BENCH_ARGS)
+	$(BIN)/python -m bench.incremental $(BENCH_ARGS)
 	$(BIN)/python -m bench.azure_throttled $(BENCH_ARGS)
 	$(BIN)/python -m bench.resync_throttled $(BENCH_ARGS)
 	$(BIN)/python -m bench.live_events $(BENCH_ARGS)

@@ -30,7 +30,7 @@ and their ratio.
 
 **Where the time goes**: kiosk runs from :func:`profiled_kiosk_app`, kiosk's app with timed
 wrappers around the processor's phases (claim, the order check, the refetch from Azure, mapping and
-writing, completing the job, the whole round); their sums are printed per event for the live run
+writing, settling finished events, the endpoint's group commit); their sums are printed per event for the live run
 and for the backlog. ``--concurrency`` and ``--batch`` set the processor's own knobs for an
 experiment (kiosk's defaults otherwise).
 
@@ -198,6 +198,7 @@ def profiled_kiosk_app() -> FastAPI:
     from kiosk.ingest.events import EVENT_JOB_PREFIX
     from kiosk.ingest.live import processor
     from kiosk.ingest.store import IngestStore
+    from kiosk.store.group_commit import GroupCommit
     from kiosk.store.queue import JobQueue
     from kiosk.web.responses import FastJSONResponse
 
@@ -226,7 +227,8 @@ def profiled_kiosk_app() -> FastAPI:
             "apply_refetched",
             _timed_async("map and write (apply_refetched)", vars(processor)["apply_refetched"]),
         ),
-        (Processor, "_round", _timed_async("round (claim to last settled)", Processor._round)),
+        (processor._Stream, "_settle", _timed("settle finished events (batched)", processor._Stream._settle)),
+        (GroupCommit, "_transaction", _timed("intake: stored (group commit)", GroupCommit._transaction)),
         (Processor, "_one", _timed_async("one event (after its claim)", Processor._one)),
         (Processor, "_waiting", _timed("order check (_waiting)", Processor._waiting)),
         (Processor, "_resources", _timed("resources check (_resources)", Processor._resources)),
@@ -511,7 +513,15 @@ def resync_text(attempts: Sequence[dict[str, Any]]) -> str:
     return text
 
 
-def run_engine(engine: str, args: argparse.Namespace, organization_url: str, emulator: httpx.Client) -> list[str]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_engine(
+    engine: str, args: argparse.Namespace, organization_url: str, emulator: httpx.Client, emulator_pid: int
+) -> list[str]:
     """The live run and its baseline on ``engine``; the report's lines."""
     with Databases(engine) as databases:
         env = {"BENCH_PAT": PAT, "BENCH_HOOK_SECRET": HOOK_SECRET}
@@ -526,7 +536,7 @@ def run_engine(engine: str, args: argparse.Namespace, organization_url: str, emu
         server.config_path = config
         server.start()
         try:
-            return _measure(engine, args, server, emulator)
+            return _measure(engine, args, server, emulator, emulator_pid)
         finally:
             server.stop()
 
@@ -547,7 +557,9 @@ def _knobs(args: argparse.Namespace) -> str:
     return f" (processor {', '.join(shown)})" if shown else ""
 
 
-def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx.Client) -> list[str]:
+def _measure(
+    engine: str, args: argparse.Namespace, server: Any, emulator: httpx.Client, emulator_pid: int
+) -> list[str]:
     kiosk: httpx.Client = server.client
     for blueprint in BLUEPRINTS:
         answer = kiosk.post("/v1/blueprints", json=blueprint)
@@ -557,6 +569,8 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     load_before = os.getloadavg()[0]
 
     # 1. The activity and a full resync, started together.
+    kiosk_pid = server.process.pid
+    cpu_before = (cpu_seconds(kiosk_pid), cpu_seconds(emulator_pid))
     started = time.monotonic()
     emulator.post("/_bench/activity/start").raise_for_status()
     asked = kiosk.post(f"/v1/integration/{LIVE}/resync")
@@ -568,6 +582,9 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
     load_during = os.getloadavg()[0]
     attempts = wait_resync(kiosk, timeout=1800)
     wait_finished(server.database_url)
+    live_span = time.monotonic() - started
+    cpu_kiosk = cpu_seconds(kiosk_pid) - cpu_before[0]
+    cpu_emulator = cpu_seconds(emulator_pid) - cpu_before[1]
     resync_span = (_iso_time(str(attempts[0]["started_at"])), _iso_time(str(attempts[-1]["finished_at"])))
     live_rows = read_event_rows(server.database_url, LIVE)
     times = event_times(live_rows, during=resync_span)
@@ -625,6 +642,10 @@ def _measure(engine: str, args: argparse.Namespace, server: Any, emulator: httpx
         "    per type, p50 / p99 ms (n): "
         + ", ".join(f"{name} {ms(values, 50)} / {ms(values, 99)} ({len(values)})" for name, values in by_type),
         f"  full resync meanwhile: {resync_text(attempts)}",
+        f"  CPU from the start of the window to the last event finished ({live_span:.1f} s, "
+        f"{os.cpu_count()} cores): kiosk {cpu_kiosk:.1f} s ({1000 * cpu_kiosk / max(1, times.received):.1f} ms "
+        f"per event, the resync included), emulator {cpu_emulator:.1f} s "
+        f"({1000 * cpu_emulator / max(1, times.received):.1f} ms per event, making, delivering and answering)",
         f"  sustained: {sustained:,.0f} events/s finished (first change -> last written, {span:.1f} s)",
         f"  processing capacity (a backlog of {len(backlog_rows)} of the same envelopes, quiet server): "
         f"{capacity:,.0f} events/s ({capacity_span:.1f} s; {backlog.processed} processed, {backlog.failed} failed), "
@@ -652,8 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--intake-total", type=int, default=3000, help="calls per baseline round")
     parser.add_argument("--backlog", type=int, default=2000, help="events of the processing-capacity backlog")
     parser.add_argument("--rounds", type=int, default=3, help="baseline rounds (the median is reported)")
-    parser.add_argument("--concurrency", type=int, help="an experiment: the processor's concurrency (kiosk's: 8)")
-    parser.add_argument("--batch", type=int, help="an experiment: the processor's claim batch (kiosk's: 50)")
+    parser.add_argument("--concurrency", type=int, help="an experiment: the processor's concurrency (kiosk's: 32)")
+    parser.add_argument("--batch", type=int, help="an experiment: the most events the processor holds (kiosk's: 200)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rate, args.projects, args.repos, args.workitems = 5.0, 50.0, 2, 20, 500
@@ -683,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 wait_until_up(port, process, "/_emulator/healthz", timeout=600)
                 with httpx.Client(base_url=base, auth=("", PAT), timeout=60) as emulator:
-                    lines = run_engine(engine, args, f"{base}/bench", emulator)
+                    lines = run_engine(engine, args, f"{base}/bench", emulator, process.pid)
                 print("\n".join(lines), flush=True)
             except Exception as exc:  # one engine failing still lets the other run
                 print(f"live_events[{engine}] failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

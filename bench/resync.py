@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +209,11 @@ def _report(engine: str, sizes: dict[str, int], figures: dict[str, Any]) -> list
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def org_arguments(description: str | None, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line of a bench measuring this organisation in a child process per engine
+    (this one, :mod:`bench.incremental`): the engines, the organisation's size (``--quick``: a
+    small one) and the hidden ``--child DATABASE_URL ORG_URL`` a child is started with."""
+    parser = argparse.ArgumentParser(description=(description or "").split("\n", 1)[0])
     parser.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="a small organisation (a smoke run)")
     parser.add_argument("--projects", type=int, default=50)
@@ -220,14 +223,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--builds", type=int, default=10, help="builds per repository's pipeline")
     parser.add_argument("--child", nargs=2, metavar=("DATABASE_URL", "ORG_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(*args.child)))
-        return 0
     if args.quick:
         args.projects, args.repos, args.workitems, args.prs, args.builds = 3, 30, 1000, 3, 3
+    return args
+
+
+#: A bench's report of one engine's figures (what its child printed): its lines.
+Report = Callable[[str, dict[str, int], dict[str, Any]], list[str]]
+
+#: A bench's measurement in its child process (database URL, organisation URL): its figures.
+Child = Callable[[str, str], dict[str, Any]]
+
+
+def run_per_engine(module: str, args: argparse.Namespace, report: Report) -> int:
+    """Serve the generated organisation of ``args``' size from kiosk's emulator (its own process),
+    then per selected engine run ``python -m module --child`` on a fresh database and print
+    ``report`` of the figures it prints; 0 when every child ran and both its runs completed."""
     sizes = {k: getattr(args, k) for k in ("projects", "repos", "workitems", "prs", "builds")}
     ok = True
-    with tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"kiosk-{module.replace('.', '-')}-") as tmp:
         config = Path(tmp) / "emulator.yaml"
         config.write_text(
             bench_org_config(
@@ -250,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for engine in selected_engines(args.engine):
                 with Databases(engine) as databases:
                     answer = subprocess.run(
-                        [sys.executable, "-m", "bench.resync", "--child", databases.fresh(), f"{base}/bench"],
+                        [sys.executable, "-m", module, "--child", databases.fresh(), f"{base}/bench"],
                         cwd=ROOT,
                         capture_output=True,
                         text=True,
@@ -261,12 +275,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ok = False
                     continue
                 figures = json.loads(answer.stdout.strip().splitlines()[-1])
-                print("\n".join(_report(engine, sizes, figures)), flush=True)
+                print("\n".join(report(engine, sizes, figures)), flush=True)
                 ok = ok and figures["status"] == ["completed", "completed"]
         finally:
             emulator.terminate()
             emulator.wait(timeout=30)
     return 0 if ok else 1
+
+
+def org_bench(module: str, description: str | None, argv: Sequence[str] | None, measure: Child, report: Report) -> int:
+    """The ``main`` of a bench of this organisation: as the child (``--child``), print ``measure``'s
+    figures as JSON; else :func:`run_per_engine`."""
+    args = org_arguments(description, argv)
+    if args.child:
+        print(json.dumps(measure(*args.child)))
+        return 0
+    return run_per_engine(module, args, report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return org_bench("bench.resync", __doc__, argv, child, _report)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,8 @@ def test_run_and_delivery_commit_together_or_not_at_all(
 
     real = run_store.create_delivery
 
-    def create_then_fail(conn: Any, **kwargs: Any) -> str:
-        real(conn, **kwargs)
+    def create_then_fail(conn: Any, *args: Any, **kwargs: Any) -> str:
+        real(conn, *args, **kwargs)
         raise RuntimeError("the queue is gone")
 
     monkeypatch.setattr(run_store, "create_delivery", create_then_fail)

@@ -146,19 +146,28 @@ def test_the_time_limit_is_per_evaluation_not_per_batch() -> None:
         pool.close()
 
 
-def test_callers_wait_for_a_free_worker_and_then_get_a_clear_error() -> None:
-    pool = JqPool(JqLimits(timeout_seconds=5, memory_mib=ROOMY, workers=1, wait_seconds=0.2))
-    outcome: list[BaseException] = []
+def slow_in_thread(pool: JqPool) -> tuple[threading.Thread, list[BaseException], threading.Event]:
+    """Start :data:`SLOW` on ``pool`` in a thread, holding one worker: the thread, what the
+    evaluation raised (it never ends by itself), and an event set once the thread is done."""
+    raised: list[BaseException] = []
+    done = threading.Event()
 
-    def hog() -> None:
+    def slow() -> None:
         try:
             pool.first(SLOW, None)
         except BaseException as exc:
-            outcome.append(exc)
+            raised.append(exc)
+        done.set()
 
-    thread = threading.Thread(target=hog)
+    thread = threading.Thread(target=slow)
+    thread.start()
+    return thread, raised, done
+
+
+def test_callers_wait_for_a_free_worker_and_then_get_a_clear_error() -> None:
+    pool = JqPool(JqLimits(timeout_seconds=5, memory_mib=ROOMY, workers=1, wait_seconds=0.2))
+    thread, outcome, _ = slow_in_thread(pool)
     try:
-        thread.start()
         wait_for(lambda: pool.idle() == 0, timeout=30)
         with pytest.raises(JqUnavailable, match=r"every jq worker stayed busy for 0.2 s \(jq.workers: 1"):
             pool.first("[1] | add", None)  # add: not compiled, so a worker must take it
@@ -173,25 +182,14 @@ def test_callers_wait_for_a_free_worker_and_then_get_a_clear_error() -> None:
 
 def test_two_workers_run_two_programs_at_once(pool: JqPool) -> None:
     """While one worker is stuck in a slow program, the other keeps answering."""
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def slow() -> None:
-        try:
-            pool.first(SLOW, None)
-        except JqStopped as exc:
-            errors.append(exc)
-        done.set()
-
-    thread = threading.Thread(target=slow)
-    thread.start()
+    thread, errors, done = slow_in_thread(pool)
     wait_for(lambda: pool.idle() == 1, timeout=30)
     answered = [pool.first(".", n) for n in range(20)]
     finished_first = not done.is_set()
     thread.join()
     assert answered == list(range(20))
     assert finished_first  # all twenty answered while the slow program still ran
-    assert len(errors) == 1
+    assert len(errors) == 1 and isinstance(errors[0], JqStopped)
 
 
 def test_async_callers_never_block_the_event_loop(pool: JqPool) -> None:

@@ -3,10 +3,20 @@ recognised, listed newest first with their state, counted per integration."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from kiosk.ingest.events import event_job_kind, parse_event
-from kiosk.ingest.events_queue import event_counts, recent_events, store_event, stored_event_counts
+from kiosk.ingest.events_queue import (
+    IncomingEvent,
+    Intake,
+    event_counts,
+    event_writer,
+    recent_events,
+    store_event,
+    store_incoming,
+    stored_event_counts,
+)
 from kiosk.store import Database
 from kiosk.store.queue import JobQueue
 
@@ -80,3 +90,48 @@ def test_recent_events_newest_first_with_state_and_pages(db: Database) -> None:
     }
     assert stored_event_counts(db, ["other"]) == {"other": counts["other"]}
     assert stored_event_counts(db, []) == {}
+
+
+def test_events_stored_together_keep_their_arrival_order_and_a_redelivery_in_the_batch_adds_nothing(
+    db: Database,
+) -> None:
+    arrived = [
+        IncomingEvent("ado", parse_event(event("z-9", work_item=7)), WHEN),
+        IncomingEvent("ado", parse_event(event("a-1", work_item=7, event_type="workitem.updated")), WHEN),
+        IncomingEvent("other", parse_event(event("z-9", work_item=7)), WHEN),
+        IncomingEvent("ado", parse_event(event("z-9", work_item=7)), WHEN),  # redelivered at once
+    ]
+    with db.begin() as conn:
+        outcomes = store_incoming(conn, arrived)
+    assert [(o.identifier, o.job_id is None) for o in outcomes] == [
+        ("ado", False),
+        ("ado", False),
+        ("other", False),
+        ("ado", True),
+    ]
+    first, second = outcomes[0].job_id, outcomes[1].job_id
+    assert first is not None and second is not None and first < second  # the order per object kept
+    claimed = JobQueue(db, "test-worker").claim([event_job_kind("ado")], 10)
+    assert [job.payload["eventId"] for job in claimed] == ["z-9", "a-1"]
+
+
+def test_the_event_writer_stores_concurrent_events_and_says_whose_were_new(db: Database) -> None:
+    told: list[set[str]] = []
+    writer = event_writer(db, told.append)
+    writer.start()
+
+    async def send_all() -> list[Intake]:
+        records = [IncomingEvent("ado", parse_event(event(f"e-{n}", work_item=n)), WHEN) for n in range(40)]
+        records.append(IncomingEvent("other", parse_event(event("e-0")), WHEN))
+        records.append(IncomingEvent("ado", parse_event(event("e-3", work_item=3)), WHEN))  # a redelivery
+        return await asyncio.gather(*(writer.store(record) for record in records))
+
+    try:
+        outcomes = asyncio.run(send_all())
+    finally:
+        assert writer.stop()
+    assert sum(o.job_id is None for o in outcomes) == 1 and outcomes[-1].job_id is None
+    assert set().union(*told) == {"ado", "other"}
+    with db.connect() as conn:
+        counts = event_counts(conn, ["ado", "other"])
+    assert counts["ado"]["pending"] == 40 and counts["other"]["pending"] == 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
-from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
+from tests.support.integrations import all_entities, azure_devops_integration, create_blueprints, mapping_resource
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.catalog.service import Catalog
@@ -88,18 +88,8 @@ def resync(store: IngestStore, target: Integration) -> ResyncState:
     return asyncio.run(Resyncer(store, rest_options=FAST).run(target))
 
 
-def entities(catalog: Catalog, blueprint: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = catalog.list_entities(blueprint, limit=1000, cursor=cursor)
-        out.extend(page)
-        if cursor is None:
-            return out
-
-
 def identifiers(catalog: Catalog, blueprint: str) -> set[str]:
-    return {entity["identifier"] for entity in entities(catalog, blueprint)}
+    return {entity["identifier"] for entity in all_entities(catalog, blueprint)}
 
 
 def azure(live: LiveEmulator, path: str, key: str = "value", **params: str) -> list[Any]:
@@ -152,13 +142,13 @@ def test_a_resync_writes_what_azure_holds_and_a_second_one_writes_nothing(
     assert org.resources[1].created == len(repos)
     assert org.deletion.ran
 
-    before = {e["identifier"]: e["updatedAt"] for e in entities(catalog, "adoRepo")}
+    before = {e["identifier"]: e["updatedAt"] for e in all_entities(catalog, "adoRepo")}
     again = resync(store, integration(live.base_url))
     assert again.status == "completed"
     totals = again.totals()
     assert totals["created"] == 0 and totals["updated"] == 0 and totals["deleted"] == 0
     assert totals["unchanged"] == totals["mapped"] > 0
-    after = {e["identifier"]: e["updatedAt"] for e in entities(catalog, "adoRepo")}
+    after = {e["identifier"]: e["updatedAt"] for e in all_entities(catalog, "adoRepo")}
     assert after == before
     assert store.load_state("ado") is not None and store.load_state("ado").status == "completed"  # type: ignore[union-attr]
 
@@ -248,7 +238,7 @@ def test_ocean_default_mapping_fills_the_default_blueprints(live: LiveEmulator, 
     projects = azure(live, "_apis/projects")
     assert identifiers(catalog, "azureDevopsProject") == {p["id"].replace(" ", "") for p in projects}
     assert identifiers(catalog, "azureDevopsRepository") >= {r["id"] for r in azure_repositories(live)}
-    work_items = entities(catalog, "azureDevopsWorkItem")
+    work_items = all_entities(catalog, "azureDevopsWorkItem")
     columns = identifiers(catalog, "azureDevopsColumn")
     assert work_items and columns
     # The fixed relation: a work item on a board column points at a column entity that exists.
@@ -280,7 +270,9 @@ def test_entities_whose_relation_target_comes_later_in_the_mapping_are_written_a
     [work_items] = [r for r in state.organizations[0].resources if r.kind == "work-item"]
     assert work_items.failed == 0 and work_items.created == work_items.mapped > 0
     columns = identifiers(catalog, "azureDevopsColumn")
-    pointing = [w["relations"]["column"] for w in entities(catalog, "azureDevopsWorkItem") if w["relations"]["column"]]
+    pointing = [
+        w["relations"]["column"] for w in all_entities(catalog, "azureDevopsWorkItem") if w["relations"]["column"]
+    ]
     assert pointing and set(pointing) <= columns
 
 

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
-from tests.support.integrations import azure_devops_integration, mapping_resource
+from tests.support.integrations import azure_devops_integration, mapping_resource, merged_mapping, work_item_resource
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
@@ -47,22 +47,10 @@ BLUEPRINTS: list[dict[str, Any]] = [
     },
 ]
 
-MAPPING: dict[str, Any] = {
-    "createMissingRelatedEntities": False,
-    "enableMergeEntity": True,
-    "entityDeletionThreshold": 1,
-    "resources": [
-        mapping_resource("project", "adoProject", properties={"state": ".state"}),
-        mapping_resource(
-            "work-item",
-            "adoWorkItem",
-            identifier=".id | tostring",
-            title='.fields."System.Title"',
-            properties={"state": '.fields."System.State"'},
-            relations={"project": ".__projectId"},
-        ),
-    ],
-}
+MAPPING: dict[str, Any] = merged_mapping(
+    mapping_resource("project", "adoProject", properties={"state": ".state"}),
+    work_item_resource("adoWorkItem", relations={"project": ".__projectId"}),
+)
 
 FULL_READ = ("GET", "_apis/wit/workitems")
 CHEAP_READ = ("POST", "_apis/wit/workitemsbatch")

@@ -4,9 +4,7 @@ job back — with a recording resync — and one real resync of a generated orga
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,10 @@ from tests.support.azure_sdk import with_generated_org
 from tests.support.integrations import azure_devops_integration, integrations_yaml, mapping_resource
 from tests.support.kiosk_server import LEASE_ENV, KioskServer, prepare_database
 from tests.support.polling import wait_for
+from tests.support.resyncs import RecordingResyncer
 
 from kiosk.catalog.service import Catalog
 from kiosk.ingest.config import Integration
-from kiosk.ingest.mapping import PortAppConfig
-from kiosk.ingest.resync import Resyncer
-from kiosk.ingest.state import OrgState, ResyncState
 from kiosk.ingest.store import IngestStore
 from kiosk.runtime.background import Background
 from kiosk.runtime.integrations import (
@@ -64,64 +60,9 @@ def make_integration(
     )
 
 
-class RecordingResyncer(Resyncer):
-    """A resync that records who ran it and, when ``gate`` is given, waits for it before finishing;
-    it saves its state through the store as the engine does."""
-
-    def __init__(self, store: IngestStore, gate: threading.Event | None = None, status: str = "completed") -> None:
-        super().__init__(store)
-        self.gate = gate
-        self.status = status
-        self.runs: list[tuple[str, str, PortAppConfig | None]] = []
-        self.started = threading.Event()
-
-    async def run(
-        self,
-        integration: Integration,
-        *,
-        trigger: str = "manual",
-        on_progress: Callable[[ResyncState], None] | None = None,
-        mapping: PortAppConfig | None = None,
-    ) -> ResyncState:
-        self.runs.append((integration.identifier, trigger, mapping))
-        state = ResyncState(
-            integration.identifier,
-            status="running",
-            started_at=datetime.now(UTC),
-            trigger=trigger,
-            organizations=[OrgState(url=integration.spec.config.organization_urls()[0], status="running")],
-        )
-        await asyncio.to_thread(self.store.save_state, state)
-        if on_progress is not None:
-            on_progress(state)
-        self.started.set()
-        while self.gate is not None and not self.gate.is_set():
-            await asyncio.sleep(0.02)
-        if self.status == "raise":
-            raise RuntimeError("the database went away")
-        state.status = self.status  # type: ignore[assignment]
-        state.organizations[0].status = self.status  # type: ignore[assignment]
-        state.finished_at = datetime.now(UTC)
-        await asyncio.to_thread(self.store.save_state, state)
-        return state
-
-
-@pytest.fixture
-def store(db: Database) -> IngestStore:
-    return IngestStore(db, Catalog(db))
-
-
 def job_row(db: Database, identifier: str = "ado") -> Any:
     with db.connect() as conn:
         return conn.execute(sa.select(jobs).where(jobs.c.kind == resync_job_kind(identifier))).one_or_none()
-
-
-@pytest.fixture
-def runners() -> Iterator[list[IntegrationRunner]]:
-    made: list[IntegrationRunner] = []
-    yield made
-    for runner in made:
-        runner.stop(timeout=10)
 
 
 # ------------------------------------------------------------------------------------ schedule

@@ -19,5 +19,7 @@
 - :mod:`tests.support.integrations`: Azure DevOps integrations declared once for every layer: mapping
   resources, a loaded :class:`~kiosk.ingest.config.Integration`, a kiosk.yaml holding one, the
   blueprints created up front.
+- :mod:`tests.support.emulated_builds`: builds put straight into the emulator's model.
+- :mod:`tests.support.resyncs`: a resync engine that records its runs (the runner's tests).
 - :mod:`tests.support.logs`: the process-wide logging state, put back after a test that configures it.
 """

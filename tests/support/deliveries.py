@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from kiosk.delivery.outbox import BodySealer, Signing, create_delivery
+from kiosk.delivery.outbox import BodySealer, OutboundRequest, Signing, create_delivery
 
 
 def new_delivery(
@@ -22,14 +22,11 @@ def new_delivery(
 ) -> str:
     """A delivery of an action's webhook to ``url`` (JSON unless ``headers`` say otherwise), created
     in the caller's transaction; its id."""
-    return create_delivery(
-        conn,
-        source="action",
-        run_id=run_id,
+    request = OutboundRequest(
         method=method,
         url=url,
         headers={"Content-Type": "application/json"} if headers is None else headers,
         body=body,
         signing=signing,
-        seal=seal,
     )
+    return create_delivery(conn, request, source="action", run_id=run_id, seal=seal)

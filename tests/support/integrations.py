@@ -24,10 +24,14 @@ from kiosk.ingest.mapping import PortAppConfig, parse_port_app_config
 __all__ = [
     "OCEAN_BLUEPRINT_IDENTIFIERS",
     "OCEAN_PROJECTS_AND_REPOSITORIES",
+    "all_entities",
     "azure_devops_integration",
+    "by_id_resource",
     "create_blueprints",
     "integrations_yaml",
     "mapping_resource",
+    "merged_mapping",
+    "work_item_resource",
 ]
 
 
@@ -62,6 +66,33 @@ def mapping_resource(
     if relations is not None:
         mappings["relations"] = dict(relations)
     return {"kind": kind, "selector": {"query": "true", **selector}, "port": {"entity": {"mappings": mappings}}}
+
+
+def merged_mapping(*resources: dict[str, Any]) -> dict[str, Any]:
+    """A mapping of ``resources`` that merges entities, creates no missing relation target and lets
+    a complete resync delete whatever it no longer produces (threshold 1)."""
+    return {
+        "createMissingRelatedEntities": False,
+        "enableMergeEntity": True,
+        "entityDeletionThreshold": 1,
+        "resources": list(resources),
+    }
+
+
+def by_id_resource(
+    kind: str, blueprint: str, title: str, properties: Mapping[str, str], **options: Any
+) -> dict[str, Any]:
+    """A :func:`mapping_resource` whose entities are identified by the item's numeric ``id`` as text
+    (work items, builds, runs, pull requests' ``pullRequestId`` aside)."""
+    return mapping_resource(kind, blueprint, identifier=".id | tostring", title=title, properties=properties, **options)
+
+
+def work_item_resource(blueprint: str, **options: Any) -> dict[str, Any]:
+    """The work-item kind into ``blueprint``: by id, titled by ``System.Title``, its state as
+    ``state`` (``options``: relations and selector options, as :func:`mapping_resource` takes them)."""
+    return by_id_resource(
+        "work-item", blueprint, '.fields."System.Title"', {"state": '.fields."System.State"'}, **options
+    )
 
 
 #: Projects and their repositories into Ocean's default blueprints (what ``initializePortResources``
@@ -149,3 +180,14 @@ def create_blueprints(catalog: Catalog, blueprints: Iterable[Mapping[str, Any]],
     """Create ``blueprints`` in order (a relation's target first), as ``actor``."""
     for blueprint in blueprints:
         catalog.create_blueprint(dict(blueprint), actor=actor)
+
+
+def all_entities(catalog: Catalog, blueprint: str) -> list[dict[str, Any]]:
+    """Every entity of ``blueprint``, reading the catalog's pages to the end."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = catalog.list_entities(blueprint, limit=1000, cursor=cursor)
+        out.extend(page)
+        if cursor is None:
+            return out

@@ -10,33 +10,18 @@ self-service runs and automations.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from kiosk.actions.payload import render_template
 from kiosk.config.model import AzureDevOpsOrg
-from kiosk.delivery.outbox import RESERVED_HEADERS, Signing
+from kiosk.delivery.outbox import RESERVED_HEADERS, OutboundRequest, Signing
 from kiosk.errors import ValidationFailed
 
 __all__ = ["OutboundRequest", "build_request", "check_azure_org", "check_headers", "render_request"]
 
 JSON_CONTENT_TYPE = {"Content-Type": "application/json"}
-
-
-@dataclass(frozen=True)
-class OutboundRequest:
-    """What :func:`kiosk.delivery.outbox.create_delivery` needs to queue one delivery."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    #: The exact bytes to send (and sign): minified JSON. May carry secret inputs: never in a repr.
-    body: bytes = field(repr=False)
-    signing: Signing | None = None
-    #: A WEBHOOK with ``synchronized: true``: the receiver's HTTP answer is the run's result.
-    synchronized: bool = False
 
 
 def check_azure_org(invocation: Mapping[str, Any], orgs: Mapping[str, AzureDevOpsOrg]) -> None:

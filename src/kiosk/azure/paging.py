@@ -89,22 +89,33 @@ class _TokenSeen:
         return token
 
 
-class HeaderTokenPager:
-    """``$top`` + ``continuationToken``; next token in the ``x-ms-continuationtoken`` header."""
+class _ListPager:
+    """What the listing pagers share: the list under ``items_key``, the first request the fixed params.
 
-    def __init__(
-        self, params: Mapping[str, str] | None = None, *, top: int | None = 100, top_param: str = "$top"
-    ) -> None:
+    A subclass says only what to ask for next (and, for a POST pager, what body to send first).
+    """
+
+    def __init__(self, params: Mapping[str, str] | None, items_key: str) -> None:
         self.params = dict(params or {})
-        if top is not None:
-            self.params[top_param] = str(top)
-        self._tokens = _TokenSeen()
+        self.items_key = items_key
 
     def first(self) -> PageRequest:
         return PageRequest(dict(self.params))
 
     def items(self, body: Any) -> list[Any]:
-        return list_items(body)
+        return list_items(body, self.items_key)
+
+
+class HeaderTokenPager(_ListPager):
+    """``$top`` + ``continuationToken``; next token in the ``x-ms-continuationtoken`` header."""
+
+    def __init__(
+        self, params: Mapping[str, str] | None = None, *, top: int | None = 100, top_param: str = "$top"
+    ) -> None:
+        super().__init__(params, "value")
+        if top is not None:
+            self.params[top_param] = str(top)
+        self._tokens = _TokenSeen()
 
     def next(self, headers: Mapping[str, str], body: Any, items: list[Any]) -> PageRequest | None:
         token = _header(headers, CONTINUATION_HEADER)
@@ -113,19 +124,12 @@ class HeaderTokenPager:
         return PageRequest({**self.params, "continuationToken": self._tokens.check(token)})
 
 
-class BodyTokenPager:
+class BodyTokenPager(_ListPager):
     """User entitlements (5.0+): items under ``items_key``, the next token in the body, null at the end."""
 
     def __init__(self, params: Mapping[str, str] | None = None, *, items_key: str = "items") -> None:
-        self.params = dict(params or {})
-        self.items_key = items_key
+        super().__init__(params, items_key)
         self._tokens = _TokenSeen()
-
-    def first(self) -> PageRequest:
-        return PageRequest(dict(self.params))
-
-    def items(self, body: Any) -> list[Any]:
-        return list_items(body, self.items_key)
 
     def next(self, headers: Mapping[str, str], body: Any, items: list[Any]) -> PageRequest | None:
         token = body.get("continuationToken") if isinstance(body, dict) else None
@@ -188,38 +192,28 @@ class SkipPager:
         return self._request()
 
 
-class UnpagedList:
+class UnpagedList(_ListPager):
     """A list Azure answers whole (``{count, value}``, or the list under ``items_key``)."""
 
     def __init__(self, params: Mapping[str, str] | None = None, *, items_key: str = "value") -> None:
-        self.params = dict(params or {})
-        self.items_key = items_key
-
-    def first(self) -> PageRequest:
-        return PageRequest(dict(self.params))
-
-    def items(self, body: Any) -> list[Any]:
-        return list_items(body, self.items_key)
+        super().__init__(params, items_key)
 
     def next(self, headers: Mapping[str, str], body: Any, items: list[Any]) -> PageRequest | None:
         return None
 
 
-class BatchTokenPager:
+class BatchTokenPager(_ListPager):
     """Wiki ``pagesbatch``: POST ``{top, continuationToken}``, the next token in the answer header."""
 
     def __init__(
         self, params: Mapping[str, str] | None = None, *, top: int = 100, body: Mapping[str, Any] | None = None
     ) -> None:
-        self.params = dict(params or {})
+        super().__init__(params, "value")
         self.body = {**(body or {}), "top": top}
         self._tokens = _TokenSeen()
 
     def first(self) -> PageRequest:
         return PageRequest(dict(self.params), dict(self.body))
-
-    def items(self, body: Any) -> list[Any]:
-        return list_items(body)
 
     def next(self, headers: Mapping[str, str], body: Any, items: list[Any]) -> PageRequest | None:
         token = _header(headers, CONTINUATION_HEADER)

@@ -28,7 +28,7 @@ from kiosk.cli.errors import EXIT_FAILURE, reports_errors
 from kiosk.cli.settings import load_settings, open_database, quiet_logging
 from kiosk.errors import BadRequest, ConfigError
 
-__all__ = ["integrations_app", "state_view"]
+__all__ = ["incremental_view", "integrations_app", "state_view"]
 
 integrations_app = typer.Typer(
     name="integrations", help="Azure DevOps integrations: state, resyncs, mapping.", no_args_is_help=True
@@ -75,18 +75,33 @@ def integrations_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
     Console().print(table)
 
 
+def _heading(state: dict[str, Any], label: str, next_key: str) -> str:
+    """The first line of a resync's or an incremental pass's view (``label`` after the
+    integration's name; ``next_key`` names the next run's moment): its status, why when there is
+    a reason, its trigger and times."""
+    reason = f" — {state['reason']}" if state.get("reason") else ""
+    return (
+        f"[bold]{state['integration']}[/]{label}: {state['status']}{reason} (trigger {state.get('trigger') or '-'}, "
+        f"started {_when(state.get('started_at'))}, ended {_when(state.get('finished_at'))}, "
+        f"next {_when(state.get(next_key))})"
+    )
+
+
+def _org_table(org: dict[str, Any], columns: tuple[str, ...], numeric: tuple[str, ...]) -> Table:
+    """An organisation's table (titled by its URL, status and error), its ``numeric`` columns
+    right-aligned."""
+    table = Table(title=f"{org['url']}: {org['status']}" + (f" — {org['error']}" if org.get("error") else ""))
+    for column in columns:
+        table.add_column(column, justify="right" if column in numeric else "left")
+    return table
+
+
 def state_view(state: dict[str, Any]) -> Group:
     """A resync state (``ResyncState.to_json()``) as tables: per organisation, per resource, its
     counts and first error, then the delete phase."""
-    parts: list[Any] = [
-        f"[bold]{state['integration']}[/]: {state['status']} (trigger {state.get('trigger') or '-'}, "
-        f"started {_when(state.get('started_at'))}, ended {_when(state.get('finished_at'))}, "
-        f"next {_when(state.get('next_resync_at'))})"
-    ]
+    parts: list[Any] = [_heading(state, "", "next_resync_at")]
     for org in state.get("organizations", []):
-        table = Table(title=f"{org['url']}: {org['status']}" + (f" — {org['error']}" if org.get("error") else ""))
-        for column in ("#", "kind", "blueprint", "status", *COUNTERS, "errors"):
-            table.add_column(column, justify="right" if column in COUNTERS else "left")
+        table = _org_table(org, ("#", "kind", "blueprint", "status", *COUNTERS, "errors"), COUNTERS)
         for resource in org.get("resources", []):
             errors = resource.get("errors") or []
             skipped = resource.get("skipped") or {}
@@ -115,6 +130,33 @@ def state_view(state: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def incremental_view(state: dict[str, Any]) -> Group:
+    """An incremental pass's state (``IncrementalState.to_json()``) as tables: per organisation, per
+    resource, what was read, written, left unchanged and failed, and the cursor before and after."""
+    parts: list[Any] = [_heading(state, " incremental", "next_pass_at")]
+    counts = ("read", "written", "unchanged", "failed")
+    for org in state.get("organizations", []):
+        table = _org_table(org, ("#", "kind", "status", *counts, "cursor before", "cursor after"), counts)
+        for resource in org.get("resources", []):
+            note = resource.get("skipped_reason") or ""
+            errors = resource.get("errors") or []
+            if errors:
+                note = (note + "; " if note else "") + errors[0]
+            table.add_row(
+                str(resource["index"]),
+                resource["kind"],
+                resource["status"] + (f" ({note})" if note else ""),
+                str(resource.get("fetched", 0)),
+                str(resource.get("written", 0)),
+                str(resource.get("unchanged", 0)),
+                str(resource.get("failed", 0)),
+                _when(resource.get("cursor_before")),
+                _when(resource.get("cursor_after")),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
 @integrations_app.command("status")
 @reports_errors
 def integrations_status(
@@ -129,6 +171,9 @@ def integrations_status(
     integration = api.call("GET", path)["integration"]
     console = Console()
     state = integration["kiosk"]["state"]
+    passed = integration["kiosk"].get("incremental")
+    if passed is not None:
+        console.print(incremental_view(passed))
     if state is None:
         console.print(f"{name}: never resynced (next: {_when(integration['resyncState']['nextResync'])})")
         return
@@ -158,19 +203,38 @@ def integrations_resync(
     once: Annotated[
         bool, typer.Option("--once", help="Run it here, in the foreground, and exit (no server needed).")
     ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental", help="An incremental pass: read only what changed since the last read (never deletes)."
+        ),
+    ] = False,
     config: ConfigOption = None,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """Ask the running server for a resync now — or, with --once, run one here and print its summary
-    (exit code 1 when it failed)."""
+    (exit code 1 when it failed). --incremental: an incremental pass instead of a full resync."""
+    what = "an incremental pass" if incremental else "a resync"
     if not once:
-        outcome = Api(url).call("POST", f"/v1/integration/{name}/resync")["resync"]
+        params = {"incremental": "true"} if incremental else None
+        outcome = Api(url).call("POST", f"/v1/integration/{name}/resync", params=params)["resync"]
         messages = {
-            "queued": "resync queued",
-            "coalesced": "a resync is already queued; it answers this request too",
-            "running": "a resync is running now; it answers this request too",
+            "queued": f"{what.split(' ', 1)[1]} queued",
+            "coalesced": f"{what} is already queued; it answers this request too",
+            "running": f"{what} is running now; it answers this request too",
         }
         typer.echo(f"{name}: {messages.get(outcome, outcome)} (follow it: kiosk integrations status {name})")
+        return
+    if incremental:
+        passed = _resync_here(name, config, incremental=True)
+        Console().print(incremental_view(passed.to_json()))
+        totals = passed.totals()
+        typer.echo(
+            f"{name}: incremental {passed.status} — {totals['fetched']} read, {totals['written']} written, "
+            f"{totals['unchanged']} unchanged, {totals['failed']} failed, {totals['skipped']} resource(s) skipped"
+        )
+        if passed.status not in ("completed", "skipped"):
+            raise typer.Exit(EXIT_FAILURE)
         return
     state = _resync_here(name, config)
     console = Console()
@@ -185,8 +249,8 @@ def integrations_resync(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _resync_here(name: str, config: Path | None) -> Any:
-    """One resync of ``name`` in this process, wired as the server wires it."""
+def _resync_here(name: str, config: Path | None, *, incremental: bool = False) -> Any:
+    """One resync (``incremental``: pass) of ``name`` in this process, wired as the server wires it."""
     import os
 
     from kiosk.actions.automations import Automations
@@ -212,7 +276,7 @@ def _resync_here(name: str, config: Path | None) -> Any:
             )
             store = IngestStore(db, Catalog(db, listener=Automations(actions)))
             runner = IntegrationRunner(db, store, integrations)
-            return runner.run_now(name)
+            return runner.run_incremental_now(name) if incremental else runner.run_now(name)
     finally:
         jq_engine.shutdown()
 

@@ -52,6 +52,7 @@ __all__ = [
     "DeliveryDetail",
     "DeliverySummary",
     "DeliveryUpdate",
+    "OutboundRequest",
     "Signing",
     "create_delivery",
     "get_delivery",
@@ -109,6 +110,21 @@ class Signing:
         if not data:
             return None
         return cls(scheme=data["scheme"], secret_ref=data["secretRef"], header=data.get("header"))
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """One request to deliver, as :func:`create_delivery` queues it (built from an action's
+    invocation by :mod:`kiosk.actions.invocation`)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    #: The exact bytes to send (and sign): minified JSON. May carry secret inputs: never in a repr.
+    body: bytes = field(repr=False)
+    signing: Signing | None = None
+    #: A WEBHOOK with ``synchronized: true``: the receiver's HTTP answer is the run's result.
+    synchronized: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,37 +226,34 @@ _INSERT_DELIVERY = sa.insert(deliveries)
 
 def create_delivery(
     conn: Connection,
+    request: OutboundRequest,
     *,
     source: str,
     run_id: str | None,
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    signing: Signing | None,
-    synchronized: bool = False,
     seal: BodySealer | None = None,
 ) -> str:
-    """Store a delivery and enqueue its job, in the caller's transaction; returns its id (``msg_...``).
+    """Store a delivery of ``request`` and enqueue its job, in the caller's transaction; returns its
+    id (``msg_...``).
 
     ``seal`` (given when the body carries secrets) stores ``seal(delivery_id, body)`` instead of
-    the body and marks the delivery sealed. ``synchronized`` marks a delivery whose answer is its
-    run's result. Both marks are written only when set, so other rows keep their shape.
+    the body and marks the delivery sealed. ``request.synchronized`` marks a delivery whose answer
+    is its run's result. Both marks are written only when set, so other rows keep their shape.
 
     Call the worker's ``notify()`` after the transaction commits to have it sent at once rather
     than at the worker's next poll.
     """
-    _check_headers(headers, signing)
+    _check_headers(request.headers, request.signing)
     delivery_id = new_delivery_id()
     now = utcnow()
     target: dict[str, Any] = {
-        "method": method.upper(),
-        "url": url,
-        "headers": dict(headers),
-        "signing": None if signing is None else signing.to_json(),
+        "method": request.method.upper(),
+        "url": request.url,
+        "headers": dict(request.headers),
+        "signing": None if request.signing is None else request.signing.to_json(),
     }
-    if synchronized:
+    if request.synchronized:
         target["synchronized"] = True
+    body = request.body
     if seal is not None:
         body = seal(delivery_id, body)
         target["sealed"] = True

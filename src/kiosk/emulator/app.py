@@ -534,7 +534,16 @@ def create_emulator_app(
 
     @app.get("/{org}/{project}/_apis/pipelines/{pipeline_id}/runs/{run_id}", responses=_responses(*_READ))
     def get_run(org: str, project: str, pipeline_id: int, run_id: int, api_version: Version = None) -> Response:
+        """One run of the pipeline (a generated project's: its definition's build, as the list shows it)."""
         _versioned(api_version)
+        definitions = generated_definitions(emulator, org, project)
+        if definitions is not None:
+            data = emulator.organisation(org)
+            definition = generated_definition(definitions, pipeline_id)
+            build = data.builds.get(run_id)
+            if build is None or build.definition_id != definition.id:
+                raise AzureError(404, "RunNotFoundException", f"Run {run_id} of pipeline {pipeline_id} was not found.")
+            return FastJSONResponse(generated_run_json(data, build))
         found = _pipeline_run(org, project, pipeline_id, run_id)
         return FastJSONResponse(run_json(base, found, final_yaml=emulator.final_yaml(found)))
 

@@ -177,15 +177,8 @@ def organisation_for(org: OrgSpec, emulator: Emulator, *, generate: GenerateSpec
         organisation = Organisation(org.name, org_id, base_url)
     else:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        settings = GenerateSettings(
-            projects=spec.projects,
-            repos=spec.repos,
-            workitems=spec.workitems,
-            seed=spec.seed,
-            users=spec.users,
-            pull_requests=spec.pull_requests,
-            builds=spec.builds,
-        )
+        # ``generate:`` holds exactly the generator's settings, checked as config.
+        settings = GenerateSettings(**spec.model_dump())
         organisation = generate_organisation(
             org.name,
             base_url,

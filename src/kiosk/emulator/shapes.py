@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from kiosk.emulator.models import Pipeline, PipelineOutcome, Project, Run, TriggerRecord, stable_id
+from kiosk.emulator.shapes_core import azure_date
 from kiosk.pipelines.timeline import TimelineRecord
 
 __all__ = [
@@ -19,17 +20,11 @@ __all__ = [
     "pipeline_json",
     "project_json",
     "run_json",
+    "run_outcome_json",
     "timeline_json",
     "trigger_json",
     "trigger_url",
 ]
-
-
-def _date(value: datetime | None) -> str | None:
-    """Azure's timestamps: ISO 8601, UTC, seven fractional digits, ``Z``."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def project_json(base: str, project: Project) -> dict[str, Any]:
@@ -106,6 +101,19 @@ def pipeline_definition_json(base: str, pipeline: Pipeline) -> dict[str, Any]:
 
 
 RUN_RESULTS = {"succeeded": "succeeded", "partiallySucceeded": "succeeded", "failed": "failed", "canceled": "canceled"}
+
+
+def run_outcome_json(result: str | None, finished: datetime | None) -> dict[str, Any]:
+    """A Runs API ``Run``'s ``result`` and ``finishedDate``, each once the run has it: the same for
+    a pipeline's own runs and for generated builds listed as runs."""
+    fields: dict[str, Any] = {}
+    if result is not None:
+        fields["result"] = RUN_RESULTS.get(result, "unknown")
+    if finished is not None:
+        fields["finishedDate"] = azure_date(finished)
+    return fields
+
+
 """Build results → the Runs API's RunResult (which has no partiallySucceeded)."""
 
 
@@ -134,7 +142,7 @@ def run_json(base: str, run: Run, *, final_yaml: str | None = None) -> dict[str,
             "folder": pipeline.folder,
         },
         "state": run.state,
-        "createdDate": _date(run.created),
+        "createdDate": azure_date(run.created),
         "url": url,
         "resources": {
             "repositories": {
@@ -155,10 +163,7 @@ def run_json(base: str, run: Run, *, final_yaml: str | None = None) -> dict[str,
         "id": run.id,
         "name": run.name,
     }
-    if run.result is not None:
-        body["result"] = RUN_RESULTS.get(run.result, "unknown")
-    if run.finished is not None:
-        body["finishedDate"] = _date(run.finished)
+    body.update(run_outcome_json(run.result, run.finished))
     if final_yaml is not None:
         body["finalYaml"] = final_yaml
     return body
@@ -176,8 +181,8 @@ def build_json(base: str, run: Run) -> dict[str, Any]:
         "id": run.id,
         "buildNumber": run.name,
         "status": _BUILD_STATUS.get(run.state, run.state),
-        "queueTime": _date(run.created),
-        "startTime": _date(run.created),
+        "queueTime": azure_date(run.created),
+        "startTime": azure_date(run.created),
         "url": url,
         "definition": {"id": run.pipeline.id, "name": run.pipeline.name, "path": run.pipeline.folder, "type": "build"},
         "project": project_json(base, project),
@@ -189,7 +194,7 @@ def build_json(base: str, run: Run) -> dict[str, Any]:
     if run.result is not None:
         body["result"] = run.result
     if run.finished is not None:
-        body["finishTime"] = _date(run.finished)
+        body["finishTime"] = azure_date(run.finished)
     return body
 
 
@@ -198,8 +203,8 @@ def log_json(base: str, run: Run, log_id: int, *, signed: bool = False) -> dict[
     url = f"{base}/{project.org}/{project.id}/_apis/pipelines/{run.pipeline.id}/runs/{run.id}/logs/{log_id}"
     body: dict[str, Any] = {
         "lineCount": len(run.logs.get(log_id, [])),
-        "createdOn": _date(run.log_created.get(log_id)),
-        "lastChangedOn": _date(run.log_changed.get(log_id)),
+        "createdOn": azure_date(run.log_created.get(log_id)),
+        "lastChangedOn": azure_date(run.log_changed.get(log_id)),
         "id": log_id,
         "url": url,
     }
@@ -229,8 +234,8 @@ def _record_json(base: str, run: Run, record: TimelineRecord) -> dict[str, Any]:
         "type": record.type,
         "name": record.display_name,
         "identifier": record.name,
-        "startTime": _date(record.start_time),
-        "finishTime": _date(record.finish_time),
+        "startTime": azure_date(record.start_time),
+        "finishTime": azure_date(record.finish_time),
         "state": record.state,
         "result": record.result,
         "order": record.order,
@@ -286,7 +291,7 @@ def trigger_json(record: TriggerRecord) -> dict[str, Any]:
         )
     return {
         "id": record.id,
-        "receivedAt": _date(record.received_at),
+        "receivedAt": azure_date(record.received_at),
         "org": record.org,
         "webhookName": record.webhook_name,
         "connection": record.connection,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from kiosk.emulator.models import stable_id
 from kiosk.emulator.org.model import Build, BuildDefinition, Commit, GitRepository, Organisation, TimelineStep
-from kiosk.emulator.shapes import RUN_RESULTS
+from kiosk.emulator.shapes import run_outcome_json
 from kiosk.emulator.shapes_core import azure_date, identity_ref, project_reference, user_ref
 from kiosk.emulator.shapes_git import repository_url
 
@@ -131,10 +131,7 @@ def generated_run_json(org: Organisation, build: Build) -> dict[str, Any]:
         "id": build.id,
         "name": build.build_number,
     }
-    if build.result is not None:
-        body["result"] = RUN_RESULTS.get(build.result, "unknown")
-    if build.finish_time is not None:
-        body["finishedDate"] = azure_date(build.finish_time)
+    body.update(run_outcome_json(build.result, build.finish_time))
     return body
 
 

@@ -17,6 +17,7 @@ and the top-level ``scheduledResyncInterval``, ``initializePortResources``,
           appHost: https://kiosk.example.com
         eventListener: {type: POLLING}        # POLLING, ONCE or WEBHOOKS_ONLY
         scheduledResyncInterval: 60           # minutes
+        incrementalSyncInterval: 5            # minutes, shorter than the above; off when unset
         initializePortResources: true
         sendRawDataExamples: true
         port-app-config: mappings/ado.yaml    # (or mapping:) a file beside kiosk.yaml, or the mapping inline
@@ -156,6 +157,11 @@ class IntegrationSpec(BaseModel):
     config: AzureDevOpsSettings
     eventListener: EventListener = Field(default_factory=EventListener)
     scheduledResyncInterval: int | None = Field(default=None, ge=1, description="minutes between resyncs")
+    incrementalSyncInterval: int | None = Field(
+        default=None,
+        ge=1,
+        description="minutes between incremental passes (only what changed since the last read); off when unset",
+    )
     initializePortResources: bool = True
     sendRawDataExamples: bool = True
     port_app_config: dict[str, Any] | StrictStr | None = Field(default=None, alias="port-app-config")
@@ -170,6 +176,20 @@ class IntegrationSpec(BaseModel):
     def _one_mapping(self) -> IntegrationSpec:
         if self.port_app_config is not None and self.mapping is not None:
             raise PydanticCustomError("mapping", "give port-app-config or mapping, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _incremental_between_resyncs(self) -> IntegrationSpec:
+        # An incremental pass as often as the full resync (or less) reads a part of what the
+        # resync reads anyway: a setting that says the opposite of what its author meant.
+        incremental, full = self.incrementalSyncInterval, self.scheduledResyncInterval
+        if incremental is not None and full is not None and incremental >= full:
+            raise PydanticCustomError(
+                "incremental_interval",
+                "incrementalSyncInterval ({incremental} minutes) must be shorter than scheduledResyncInterval "
+                "({full} minutes): incremental passes run between full resyncs",
+                {"incremental": incremental, "full": full},
+            )
         return self
 
     @property
@@ -240,6 +260,7 @@ _TOP_LEVEL: dict[str, tuple[str, ...]] = {
     "INTEGRATION__TYPE": ("type",),
     "EVENT_LISTENER__TYPE": ("eventListener", "type"),
     "SCHEDULED_RESYNC_INTERVAL": ("scheduledResyncInterval",),
+    "INCREMENTAL_SYNC_INTERVAL": ("incrementalSyncInterval",),
     "INITIALIZE_PORT_RESOURCES": ("initializePortResources",),
     "SEND_RAW_DATA_EXAMPLES": ("sendRawDataExamples",),
     # Ocean's public URL (``OCEAN__BASE_URL``) is what its deprecated ``appHost`` was; Ocean

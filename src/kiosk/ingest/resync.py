@@ -46,6 +46,12 @@ items no longer listed are dropped after a complete read of the resource, marks 
 no longer in the mapping after a complete read of the organisation; an item whose mapping or
 write failed gets no mark (read again next time).
 
+*Cursors of the incremental sync* (:mod:`kiosk.ingest.incremental`): a complete read of a resource
+of :data:`INCREMENTAL_KINDS` records when it began by Azure's clock (the ``Date`` of a small answer
+asked before the first list; a work item's WIQL ``asOf``), so the incremental passes that follow
+read only what changed since. The incremental sync writes through :meth:`Resyncer.read_resource`
+with its changed-since read: the same marks, comparison and guard against undoing live events.
+
 After the last resource, the delete phase removes this source's entities that the resync did not
 produce — **only** if every call of the organisation succeeded (an Azure error on any list is an
 error, never "empty") and every item could be mapped to an identifier (an item whose identifier
@@ -67,9 +73,9 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -78,26 +84,44 @@ from kiosk.azure.errors import AuthenticationFailed, AzureRestError
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.ingest.config import Integration
 from kiosk.ingest.examples import sample_examples
-from kiosk.ingest.fetch.base import FetchContext, Item, Unchanged
+from kiosk.ingest.fetch.base import FetchContext, Fetcher, Item, Unchanged
 from kiosk.ingest.fetch.registry import FETCHERS, fetcher_for
+from kiosk.ingest.fetch.server_time import azure_now
 from kiosk.ingest.fetch.work_items import work_item_mark
 from kiosk.ingest.mapping import PortAppConfig, ResourceConfig
-from kiosk.ingest.state import OrgState, ResourceState, ResyncState
+from kiosk.ingest.state import (
+    IncrementalOrgState,
+    IncrementalState,
+    OrgState,
+    ResourceState,
+    ResyncState,
+    ResyncStatus,
+)
 from kiosk.ingest.store import EntityKey, IngestStore, ItemMark, MarkBatch, Source, WriteOutcome
 from kiosk.ingest.transform import CompiledResource, MappedBatch, compile_resource
 
 __all__ = [
     "CHUNK",
+    "INCREMENTAL_KINDS",
     "MARKED_KINDS",
     "ORG_CONCURRENCY",
     "WRITE_AHEAD",
+    "OrganizationReader",
+    "Progress",
     "Resyncer",
     "content_mark",
     "literal_blueprint",
+    "resource_failed",
     "resource_hash",
+    "run_organizations",
+    "shown_blueprint",
+    "take_skips",
 ]
 
 _log = logging.getLogger("kiosk.ingest.resync")
+
+#: An organisation's part of a resync or of an incremental pass.
+_Org = TypeVar("_Org", OrgState, IncrementalOrgState)
 
 #: Raw items mapped and written together: big enough that a write is a few large statements,
 #: small enough that the chunk being written, the one waiting and the one being gathered stay a
@@ -132,6 +156,10 @@ Marker = Callable[[Item], "tuple[str, str] | None"]
 #: The kinds whose fetcher proves items unchanged cheaply (``ctx.unchanged``), with their marker.
 #: Every other kind's items are read whole anyway and marked by their content (:func:`content_mark`).
 MARKED_KINDS: Final[Mapping[str, Marker]] = {"work-item": work_item_mark}
+
+#: The kinds the incremental sync reads (:mod:`kiosk.ingest.incremental`): a complete read of a
+#: resource of these kinds records when it began, by Azure's clock — the incremental's cursor.
+INCREMENTAL_KINDS: Final = frozenset({"work-item", "build", "pipeline-run", "pull-request", "release"})
 
 
 def content_mark(item: Item) -> tuple[str, str] | None:
@@ -174,8 +202,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Resyncer:
-    """Runs resyncs of integrations into the catalog through ``store``.
+class OrganizationReader:
+    """What a resync and an incremental pass (:mod:`kiosk.ingest.incremental`) both hold: the store
+    they write through and how they open an organisation's client.
 
     ``rest_options`` go to each organisation's :class:`AzureDevOpsRest` (tests shorten retries);
     ``rest_factory`` replaces the client entirely.
@@ -191,13 +220,30 @@ class Resyncer:
         self.store = store
         self._rest_options = dict(rest_options or {})
         self._rest_factory = rest_factory
-        # When each organisation's running resync began (see IngestStore.write's newer_since).
+        # When each organisation's running writes began (a Resyncer's: see IngestStore.write's newer_since).
         self._began: dict[Source, datetime] = {}
 
-    def _client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
+    def client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
         if self._rest_factory is not None:
             return self._rest_factory(organization_url, pat)
         return AzureDevOpsRest(organization_url, pat, **self._rest_options)
+
+
+class Resyncer(OrganizationReader):
+    """Runs resyncs of integrations into the catalog through ``store`` (``rest_options`` and
+    ``rest_factory`` as :class:`OrganizationReader` takes them)."""
+
+    def writes_since(self, source: Source, moment: datetime) -> None:
+        """What ``source``'s writes read began at ``moment``: an entity a live event wrote after it
+        is newer than what is being written, and is left as it is (``IngestStore.write``'s ``newer_since``)."""
+        self._began[source] = moment
+
+    async def resource_keys(self, integration: Integration, config: PortAppConfig) -> list[str]:
+        """Each resource's :func:`resource_hash` in an organisation of ``integration`` (the keys of
+        its marks and of its read times), as a resync of ``config`` names them now."""
+        excluded = tuple(integration.spec.config.excludedTags)
+        context = await asyncio.to_thread(self.store.blueprints_fingerprint) + "|" + "\x1f".join(excluded)
+        return [resource_hash(i, resource, config, context) for i, resource in enumerate(config.resources)]
 
     async def run(
         self,
@@ -224,26 +270,23 @@ class Resyncer:
                 OrgState(
                     url=url,
                     resources=[
-                        ResourceState(index=i, kind=resource.kind, blueprint=_shown_blueprint(resource))
+                        ResourceState(index=i, kind=resource.kind, blueprint=shown_blueprint(resource))
                         for i, resource in enumerate(config.resources)
                     ],
                 )
                 for url in spec.config.organization_urls()
             ],
         )
-        progress = _Progress(self.store, state, on_progress)
+        progress = Progress(self.store, state, on_progress)
         await progress.save(force=True)
         compiled = [compile_resource(resource) for resource in config.resources]
-        gate = asyncio.Semaphore(ORG_CONCURRENCY)
         kinds_with_examples: set[str] = set()
 
-        async def one(org: OrgState) -> None:
-            async with gate:
-                await self._organization(integration, config, compiled, org, progress, kinds_with_examples)
+        async def organization(org: OrgState) -> None:
+            await self._organization(integration, config, compiled, org, progress, kinds_with_examples)
 
-        await asyncio.gather(*(one(org) for org in state.organizations))
+        state.status = await run_organizations(state.organizations, organization)
         state.finished_at = _now()
-        state.status = "completed" if all(org.status == "completed" for org in state.organizations) else "failed"
         if spec.scheduledResyncInterval is not None and spec.eventListener.type == "POLLING":
             state.next_resync_at = state.finished_at + timedelta(minutes=spec.scheduledResyncInterval)
         await progress.save(force=True)
@@ -255,7 +298,7 @@ class Resyncer:
         config: PortAppConfig,
         compiled: Sequence[CompiledResource],
         org: OrgState,
-        progress: _Progress,
+        progress: Progress,
         kinds_with_examples: set[str],
     ) -> None:
         org.status = "running"
@@ -273,9 +316,8 @@ class Resyncer:
         deferred: list[tuple[ResourceState, dict[str, Any]]] = []
         pat = integration.personal_access_token.reveal()
         excluded = tuple(integration.spec.config.excludedTags)
-        context = await asyncio.to_thread(self.store.blueprints_fingerprint) + "|" + "\x1f".join(excluded)
-        keys = [resource_hash(i, resource, config, context) for i, resource in enumerate(config.resources)]
-        async with self._client(org.url, pat) as rest:
+        keys = await self.resource_keys(integration, config)
+        async with self.client(org.url, pat) as rest:
             ctx = FetchContext(rest, org.url, excluded_tags=excluded)
             for resource, mapper, resource_state, key in zip(
                 config.resources, compiled, org.resources, keys, strict=True
@@ -295,7 +337,7 @@ class Resyncer:
                 if keep_examples:
                     kinds_with_examples.add(resource.kind)
                 try:
-                    await self._resource(
+                    await self.read_resource(
                         ctx,
                         source,
                         config,
@@ -309,24 +351,17 @@ class Resyncer:
                         key,
                     )
                 except AzureRestError as exc:
-                    resource_state.status = "failed"
-                    resource_state.error(str(exc))
-                    org.error = org.error or f"{resource.kind}: {exc}"
-                    _log.warning("resync %s %s: %s failed: %s", integration.identifier, org.url, resource.kind, exc)
-                    if isinstance(exc, AuthenticationFailed):
-                        _skip_rest(org, resource_state.index, "not read: the organisation refused the token")
+                    later = org.resources[resource_state.index + 1 :]
+                    if resource_failed(org, resource_state, later, exc, _log, f"resync {integration.identifier}"):
                         break
                     continue
-                resource_state.skipped = dict(ctx.skipped)
-                unread = bool(ctx.unread)
-                ctx.skipped.clear()
-                ctx.unread.clear()
+                unread = take_skips(ctx, resource_state)
                 if resource_state.unidentified or unread:
                     unsure[blueprint].append(resource.kind)
                 resource_state.status = "completed"
                 await progress.save()
             org.requests = rest.stats.requests
-        await self._write_deferred(source, config, deferred)
+        await self.write_deferred(source, config, deferred)
         if org.error is None:
             await asyncio.to_thread(self.store.forget_resources, source, keys)
         if org.error is not None:
@@ -356,7 +391,7 @@ class Resyncer:
         org.finished_at = _now()
         await progress.save(force=True)
 
-    async def _resource(
+    async def read_resource(
         self,
         ctx: FetchContext,
         source: Source,
@@ -365,14 +400,25 @@ class Resyncer:
         mapper: CompiledResource,
         state: ResourceState,
         produced: dict[str, set[str]],
-        progress: _Progress,
+        progress: Progress,
         keep_examples: bool,
         deferred: list[tuple[ResourceState, dict[str, Any]]],
         key: str,
+        *,
+        read: Fetcher | None = None,
     ) -> None:
         """Read the resource's items and hand them, a chunk at a time, to a writer task that maps
-        and writes them while the reading goes on (at most :data:`WRITE_AHEAD` chunks wait)."""
-        proven = resource.kind in MARKED_KINDS  # its fetcher skips what it proves unchanged
+        and writes them while the reading goes on (at most :data:`WRITE_AHEAD` chunks wait).
+
+        ``read``: the incremental sync's changed-since read instead of the kind's full read. Its
+        items are marked as the full read's are (so the next resync stays cheap), but nothing is
+        proven unchanged by asking Azure, no mark is forgotten (an item not read may well exist)
+        and no read time is recorded here: the incremental pass decides whether its cursor moves.
+        """
+        incremental = read is not None
+        # Its fetcher skips what it proves unchanged (never in an incremental read).
+        proven = resource.kind in MARKED_KINDS and not incremental
+        content_marked = resource.kind not in MARKED_KINDS
         marker = MARKED_KINDS.get(resource.kind, content_mark)
         seen = _Seen()  # every item key read, cheaply or in full
         queue: asyncio.Queue[list[Item] | None] = asyncio.Queue(maxsize=WRITE_AHEAD)
@@ -385,7 +431,7 @@ class Resyncer:
                 if failure:
                     continue
                 try:
-                    if holds and not proven:
+                    if holds and content_marked:
                         items = await unchanged_content(items)
                     found = [marker(item) for item in items]  # before the mapping sees them
                     mapped = await asyncio.to_thread(mapper.map, items)
@@ -433,8 +479,14 @@ class Resyncer:
 
         holds = await asyncio.to_thread(self.store.has_marks, source, key)
         began = await asyncio.to_thread(self.store.read_began, source, key) if holds and proven else None
-        writer = asyncio.ensure_future(write_chunks())
         ctx.read_began = None
+        if incremental or (resource.kind in INCREMENTAL_KINDS and resource.kind not in MARKED_KINDS):
+            # Azure's clock before anything is listed: where the next incremental pass starts.
+            # (A work item's full read learns it from its WIQL answers' ``asOf``.)
+            clock = await azure_now(ctx.rest)
+            if clock is not None:
+                ctx.server_time(clock)
+        writer = asyncio.ensure_future(write_chunks())
         if holds and proven:
             ctx.unchanged = vouched(self.store.unchanged_items)
             if began is not None:
@@ -442,7 +494,7 @@ class Resyncer:
                 ctx.as_marked = vouched(self.store.unchanged_as_marked)
         pending: list[Item] = []
         try:
-            async for batch in fetcher_for(resource.kind)(ctx, resource):
+            async for batch in (read or fetcher_for(resource.kind))(ctx, resource):
                 state.fetched += len(batch)
                 if keep_examples:
                     keep_examples = False
@@ -468,8 +520,11 @@ class Resyncer:
         await finish()
         if failure:
             raise failure[0]
+        if incremental:
+            return
         await asyncio.to_thread(self.store.forget_items, source, key, seen.keys())
-        if proven and ctx.read_began is not None:  # read whole: its marks are exact as of then
+        if (proven or resource.kind in INCREMENTAL_KINDS) and ctx.read_began is not None:
+            # Read whole: its marks are exact as of then, and the incremental sync starts there.
             await asyncio.to_thread(self.store.save_read_began, source, key, ctx.read_began)
 
     async def _write(
@@ -517,7 +572,7 @@ class Resyncer:
                 continue
             _failed(state, error)
 
-    async def _write_deferred(
+    async def write_deferred(
         self, source: Source, config: PortAppConfig, deferred: list[tuple[ResourceState, dict[str, Any]]]
     ) -> None:
         """Write the entities refused for a missing relation target once more, now that every
@@ -582,13 +637,58 @@ def _failed(state: ResourceState, error: Mapping[str, Any]) -> None:
     state.error(f"{error.get('blueprint', '')}/{error.get('identifier')}: {error.get('message')}")
 
 
-def _skip_rest(org: OrgState, after: int, reason: str) -> None:
-    for resource in org.resources[after + 1 :]:
+async def run_organizations(
+    organizations: Sequence[_Org], organization: Callable[[_Org], Awaitable[None]]
+) -> ResyncStatus:
+    """Run ``organization`` on each of ``organizations``, at most :data:`ORG_CONCURRENCY` at once
+    (a resync's and an incremental pass's); the run's status: ``completed`` when every
+    organisation completed, else ``failed``."""
+    gate = asyncio.Semaphore(ORG_CONCURRENCY)
+
+    async def one(org: _Org) -> None:
+        async with gate:
+            await organization(org)
+
+    await asyncio.gather(*(one(org) for org in organizations))
+    return "completed" if all(org.status == "completed" for org in organizations) else "failed"
+
+
+def resource_failed(
+    org: OrgState | IncrementalOrgState,
+    state: ResourceState,
+    later: Sequence[ResourceState],
+    error: AzureRestError,
+    log: logging.Logger,
+    what: str,
+) -> bool:
+    """Record the Azure ``error`` that stopped the read of ``state``'s resource (in its state and
+    as the organisation's first error), and log it as ``what``'s. True when the organisation
+    refused the token: then the ``later`` resources are failed unread, and the caller stops."""
+    state.status = "failed"
+    state.error(str(error))
+    org.error = org.error or f"{state.kind}: {error}"
+    log.warning("%s %s: %s failed: %s", what, org.url, state.kind, error)
+    if not isinstance(error, AuthenticationFailed):
+        return False
+    for resource in later:
         resource.status = "failed"
-        resource.error(reason)
+        resource.error("not read: the organisation refused the token")
+    return True
 
 
-def _shown_blueprint(resource: ResourceConfig) -> str:
+def take_skips(ctx: FetchContext, state: ResourceState) -> bool:
+    """Move the "no data" answers the read of ``state``'s resource skipped from ``ctx`` into
+    ``state`` (``ctx`` is shared by the organisation's resources); True when some list was left
+    unread by them (its items are not known)."""
+    state.skipped = dict(ctx.skipped)
+    unread = bool(ctx.unread)
+    ctx.skipped.clear()
+    ctx.unread.clear()
+    return unread
+
+
+def shown_blueprint(resource: ResourceConfig) -> str:
+    """The blueprint a resource's state names: its literal blueprint, else its jq program."""
     program = resource.port.entity.mappings.blueprint
     return literal_blueprint(program) or program
 
@@ -612,11 +712,15 @@ class _Seen:
         return {key for chunk in self._chunks for key in chunk.split(self.SEPARATOR)}
 
 
-class _Progress:
-    """Saves the running state at most every :data:`SAVE_EVERY` seconds (and when forced)."""
+class Progress:
+    """Saves the running state at most every :data:`SAVE_EVERY` seconds (and when forced): a
+    resync's as the integration's state, an incremental pass's in its own record."""
 
     def __init__(
-        self, store: IngestStore, state: ResyncState, on_progress: Callable[[ResyncState], None] | None
+        self,
+        store: IngestStore,
+        state: ResyncState | IncrementalState,
+        on_progress: Callable[[Any], None] | None,
     ) -> None:
         self._store = store
         self._state = state
@@ -629,6 +733,9 @@ class _Progress:
             return
         self._last = moment
         self._state.updated_at = _now()
-        await asyncio.to_thread(self._store.save_state, self._state)
+        if isinstance(self._state, IncrementalState):
+            await asyncio.to_thread(self._store.save_incremental_state, self._state)
+        else:
+            await asyncio.to_thread(self._store.save_state, self._state)
         if self._on_progress is not None:
             self._on_progress(self._state)

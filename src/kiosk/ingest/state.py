@@ -1,4 +1,5 @@
 """A resync's state, as it runs and after: per organisation, per resource of the mapping. Pure data.
+An incremental pass has its own (:class:`IncrementalState`), kept beside the resync's.
 
 The engine (:mod:`kiosk.ingest.resync`) updates one :class:`ResyncState` as it goes; the store
 keeps it (``integration_state``), so ``kiosk integrations status``, ``GET /v1/integration/{id}``
@@ -17,13 +18,19 @@ from typing import Any, Literal
 __all__ = [
     "MAX_ERRORS",
     "DeletionReport",
+    "IncrementalOrgState",
+    "IncrementalResourceState",
+    "IncrementalState",
+    "IncrementalStatus",
     "OrgState",
     "ResourceState",
     "ResyncState",
     "ResyncStatus",
 ]
 
-ResyncStatus = Literal["pending", "running", "completed", "failed", "aborted"]
+#: ``skipped``: not run this time, with the reason beside it (an incremental pass's resource with no
+#: cursor yet, a pass due while a full resync ran).
+ResyncStatus = Literal["pending", "running", "completed", "failed", "aborted", "skipped"]
 
 #: Errors kept per resource and per organisation: enough to see the pattern, bounded.
 MAX_ERRORS = 20
@@ -37,6 +44,45 @@ def _moment(text: Any) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _with_iso_dates(value: Any) -> Any:
+    """``value`` (what :func:`dataclasses.asdict` gives) with every datetime in it as ISO text:
+    both states' ``to_json`` keep their moments this way."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, dict):
+        return {key: _with_iso_dates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_iso_dates(item) for item in value]
+    return value
+
+
+def _org_fields(org: dict[str, Any]) -> dict[str, Any]:
+    """The fields an organisation's part has in both states (resync, incremental), read back from
+    its JSON; the caller adds its resources (and the resync its deletion report)."""
+    return {
+        "url": org["url"],
+        "status": org.get("status", "pending"),
+        "error": org.get("error"),
+        "requests": org.get("requests", 0),
+        "started_at": _moment(org.get("started_at")),
+        "finished_at": _moment(org.get("finished_at")),
+    }
+
+
+def _run_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields both states (resync, incremental) have for the run itself, read back from its
+    JSON; the caller adds its next-run moment, organisations and own fields."""
+    return {
+        "integration": data["integration"],
+        "status": data.get("status", "pending"),
+        "started_at": _moment(data.get("started_at")),
+        "finished_at": _moment(data.get("finished_at")),
+        "interval_minutes": data.get("interval_minutes"),
+        "updated_at": _moment(data.get("updated_at")),
+        "trigger": data.get("trigger"),
+    }
 
 
 @dataclass
@@ -133,12 +179,7 @@ class ResyncState:
 
     def to_json(self) -> dict[str, Any]:
         """Everything, as JSON-ready data (what the store keeps and the API's detail shows)."""
-        data = asdict(self)
-        for key in ("started_at", "finished_at", "next_resync_at", "updated_at"):
-            data[key] = _iso(getattr(self, key))
-        for org_data, org in zip(data["organizations"], self.organizations, strict=True):
-            org_data["started_at"] = _iso(org.started_at)
-            org_data["finished_at"] = _iso(org.finished_at)
+        data: dict[str, Any] = _with_iso_dates(asdict(self))
         return data
 
     @classmethod
@@ -148,24 +189,106 @@ class ResyncState:
         for org in data.get("organizations", []):
             orgs.append(
                 OrgState(
-                    url=org["url"],
-                    status=org.get("status", "pending"),
-                    error=org.get("error"),
+                    **_org_fields(org),
                     resources=[ResourceState(**resource) for resource in org.get("resources", [])],
                     deletion=DeletionReport(**org.get("deletion", {})),
-                    requests=org.get("requests", 0),
-                    started_at=_moment(org.get("started_at")),
-                    finished_at=_moment(org.get("finished_at")),
                 )
             )
+        return cls(**_run_fields(data), next_resync_at=_moment(data.get("next_resync_at")), organizations=orgs)
+
+
+# --------------------------------------------------------------------------------------------------
+# The incremental sync's state: a record of its own, so the last full resync and the last
+# incremental pass are both shown.
+
+IncrementalStatus = ResyncStatus
+
+
+@dataclass
+class IncrementalResourceState(ResourceState):
+    """One resource of an incremental pass: the resync's counters (``fetched`` is what was read,
+    ``created + updated`` what was written), its cursor before and after the pass (the time,
+    Azure's, before which every change is in the catalog; unchanged unless the pass read the
+    resource without an error) and why it was skipped (``skipped_reason``: no cursor yet, a kind
+    the incremental sync does not read)."""
+
+    cursor_before: datetime | None = None
+    cursor_after: datetime | None = None
+    skipped_reason: str | None = None
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass
+class IncrementalOrgState:
+    """One organisation's part of an incremental pass."""
+
+    url: str
+    status: IncrementalStatus = "pending"
+    error: str | None = None
+    resources: list[IncrementalResourceState] = field(default_factory=list)
+    requests: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass
+class IncrementalState:
+    """One integration's latest incremental pass (or the running one). ``status`` ``skipped``: the
+    pass was due while a full resync of the integration ran (the resync covers it)."""
+
+    integration: str
+    status: IncrementalStatus = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_pass_at: datetime | None = None
+    interval_minutes: int | None = None
+    updated_at: datetime | None = None
+    trigger: str | None = None
+    reason: str | None = None
+    organizations: list[IncrementalOrgState] = field(default_factory=list)
+
+    def totals(self) -> dict[str, int]:
+        """Sums over every organisation and resource: read, written (created + updated), unchanged, failed."""
+        out = {"fetched": 0, "created": 0, "updated": 0, "written": 0, "unchanged": 0, "failed": 0, "skipped": 0}
+        for org in self.organizations:
+            for resource in org.resources:
+                for name in ("fetched", "created", "updated", "unchanged", "failed"):
+                    out[name] += getattr(resource, name)
+                out["written"] += resource.written
+                out["skipped"] += resource.status == "skipped"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data (the store keeps it; the API and the CLI show it)."""
+        data: dict[str, Any] = _with_iso_dates(asdict(self))
+        for org_data, org in zip(data["organizations"], self.organizations, strict=True):
+            for resource_data, resource in zip(org_data["resources"], org.resources, strict=True):
+                resource_data["written"] = resource.written
+        data["totals"] = self.totals()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IncrementalState:
+        """The inverse of :meth:`to_json`."""
+        orgs = []
+        for org in data.get("organizations", []):
+            resources = []
+            for resource in org.get("resources", []):
+                fields = {k: v for k, v in resource.items() if k not in ("written", "cursor_before", "cursor_after")}
+                resources.append(
+                    IncrementalResourceState(
+                        **fields,
+                        cursor_before=_moment(resource.get("cursor_before")),
+                        cursor_after=_moment(resource.get("cursor_after")),
+                    )
+                )
+            orgs.append(IncrementalOrgState(**_org_fields(org), resources=resources))
         return cls(
-            integration=data["integration"],
-            status=data.get("status", "pending"),
-            started_at=_moment(data.get("started_at")),
-            finished_at=_moment(data.get("finished_at")),
-            next_resync_at=_moment(data.get("next_resync_at")),
-            interval_minutes=data.get("interval_minutes"),
-            updated_at=_moment(data.get("updated_at")),
+            **_run_fields(data),
+            next_pass_at=_moment(data.get("next_pass_at")),
+            reason=data.get("reason"),
             organizations=orgs,
-            trigger=data.get("trigger"),
         )

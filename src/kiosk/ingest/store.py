@@ -73,7 +73,7 @@ from kiosk.catalog.service import Catalog
 from kiosk.catalog.validation import EntityError
 from kiosk.catalog.writes import write_entities
 from kiosk.errors import KioskError
-from kiosk.ingest.state import DeletionReport, ResyncState
+from kiosk.ingest.state import DeletionReport, IncrementalState, ResyncState
 from kiosk.store import bulk
 from kiosk.store.engine import Database
 from kiosk.store.queue import aware, db_time
@@ -84,7 +84,16 @@ from kiosk.store.tables import ingest_item_marks as marks_table
 from kiosk.store.tables import ingest_resource_reads as reads_table
 from kiosk.store.tables import integration_examples, integration_mappings, integration_state
 
-__all__ = ["DeletionPlan", "EntityKey", "IngestStore", "ItemMark", "MarkBatch", "Source", "WriteOutcome"]
+__all__ = [
+    "DeletionPlan",
+    "EntityKey",
+    "IngestStore",
+    "ItemMark",
+    "MarkBatch",
+    "Source",
+    "WriteOutcome",
+    "incremental_key",
+]
 
 #: The integration type in a datasource (Ocean's ``port-ocean/<type>/…``).
 INTEGRATION_TYPE = "azure-devops"
@@ -716,6 +725,25 @@ class IngestStore:
             ).first()
         return None if row is None else ResyncState.from_json(row.state)
 
+    def save_incremental_state(self, state: IncrementalState) -> None:
+        """Keep ``state`` as the integration's latest incremental pass, beside (never over) its resync's."""
+        with self.db.begin() as conn:
+            _upsert(
+                conn,
+                integration_state,
+                {"integration": incremental_key(state.integration), "state": state.to_json(), "updated_at": _now()},
+                "integration",
+            )
+
+    def load_incremental_state(self, integration: str) -> IncrementalState | None:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(integration_state.c.state).where(
+                    integration_state.c.integration == incremental_key(integration)
+                )
+            ).first()
+        return None if row is None else IncrementalState.from_json(row.state)
+
     def save_examples(self, integration: str, kind: str, examples: list[dict[str, Any]]) -> None:
         """Keep ``examples`` (raw items) as the kind's examples, replacing the ones before."""
         with self.db.begin() as conn:
@@ -765,6 +793,13 @@ class IngestStore:
 
 # --------------------------------------------------------------------------------------------------
 # Writing
+
+
+def incremental_key(integration: str) -> str:
+    """The ``integration_state`` row of ``integration``'s incremental passes: ``incremental:`` and a
+    digest of the identifier (identifiers hold no ``:``, so no integration's own row has this key,
+    and the key fits the column whatever the identifier's length)."""
+    return "incremental:" + hashlib.sha256(integration.encode()).hexdigest()[:40]
 
 
 def _group(

@@ -23,6 +23,14 @@ integrations this process knows, each run in a thread of its own with its own ev
 the same runner without its thread (:meth:`IntegrationRunner.run_now`), so a resync from the
 command line also takes the lease and never runs beside a server's.
 
+**Incremental passes.** With ``incrementalSyncInterval`` (listener POLLING), each integration also
+has an incremental job of its own kind (:func:`incremental_job_kind`): every interval, one pass
+(:class:`kiosk.ingest.incremental.IncrementalSync`) reads only what changed since its cursors, under
+that job's lease — one at a time per integration, across processes. A pass that comes due while a
+full resync of the integration holds its lease is skipped (the resync reads everything anyway): its
+state says so, and the next pass is scheduled. ``kiosk integrations resync NAME --incremental``
+(and the API's resync with ``incremental=true``) asks for one now.
+
 **Service hooks.** An integration with a base URL (``appHost``, else kiosk's ``publicUrl``) whose
 listener is not ONCE has its subscriptions reconciled (:mod:`kiosk.ingest.hooks`) at start, again
 after its mapping is replaced or reset (:meth:`IntegrationRunner.hooks_changed`), and retried while
@@ -33,6 +41,7 @@ reconcile lease, so processes started together create each subscription once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
@@ -40,23 +49,25 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiosk.errors import Conflict, NotFound
 from kiosk.ingest.config import Integration, IntegrationSpec
+from kiosk.ingest.events_queue import EventWriter, event_writer
 from kiosk.ingest.hooks.reconcile import HookReconciler, ReconcileReport
+from kiosk.ingest.incremental import IncrementalSync
 from kiosk.ingest.initialize import initialize_defaults
 from kiosk.ingest.live.processor import EventProcessor
 from kiosk.ingest.live.visibility import event_lag
 from kiosk.ingest.mapping import MappingError, PortAppConfig, parse_port_app_config
 from kiosk.ingest.resync import Resyncer
-from kiosk.ingest.state import ResyncState
+from kiosk.ingest.state import IncrementalState, ResyncState
 from kiosk.ingest.store import IngestStore
 from kiosk.store import Database
 from kiosk.store.queue import (
@@ -74,6 +85,7 @@ from kiosk.store.queue_thread import QueueThread
 from kiosk.store.tables import jobs
 
 __all__ = [
+    "INCREMENTAL_JOB_PREFIX",
     "RESYNC_JOB_PREFIX",
     "IntegrationRunner",
     "RequestOutcome",
@@ -81,7 +93,10 @@ __all__ = [
     "RunnerSnapshot",
     "Schedule",
     "effective_mapping",
+    "incremental_interval",
+    "incremental_job_kind",
     "next_resync_at",
+    "request_incremental",
     "request_resync",
     "resync_job_kind",
     "schedule_for",
@@ -90,10 +105,29 @@ __all__ = [
 
 log = logging.getLogger("kiosk.integrations")
 
+#: The state of a job this module runs: a resync's or an incremental pass's.
+_S = TypeVar("_S", ResyncState, IncrementalState)
+
+
+@dataclass(frozen=True)
+class _LeasedRun(Generic[_S]):
+    """What differs between a resync job and an incremental pass's job as
+    :meth:`IntegrationRunner._run_leased` runs them: ``what`` it is (in the logs), how its state
+    is saved, the run itself (given the mapping in force and a progress callback) and whether the
+    integration's default blueprints are created first (a resync's ``initializePortResources``)."""
+
+    what: str
+    save: Callable[[_S], None]
+    work: Callable[[PortAppConfig, Callable[[_S], None]], Coroutine[Any, Any, _S]]
+    initialize: bool
+
+
 #: Job kinds of resyncs start with this; the rest is a digest of the integration's identifier
 #: (identifiers may be 100 characters, a job kind 50), so each process claims only the
 #: integrations it is configured with.
 RESYNC_JOB_PREFIX = "integration.resync."
+#: Job kinds of incremental passes start with this (the rest as for resyncs).
+INCREMENTAL_JOB_PREFIX = "integration.incremental."
 
 #: What a request for a resync did: a job made due (``queued``), one already due or leased
 #: taken as the answer (``coalesced``), or a resync running now (``running``).
@@ -103,6 +137,11 @@ RequestOutcome = Literal["queued", "coalesced", "running"]
 def resync_job_kind(identifier: str) -> str:
     """The job kind of ``identifier``'s resyncs (stable across processes and versions)."""
     return RESYNC_JOB_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()[:24]
+
+
+def incremental_job_kind(identifier: str) -> str:
+    """The job kind of ``identifier``'s incremental passes (another row than its resyncs')."""
+    return INCREMENTAL_JOB_PREFIX + hashlib.sha256(identifier.encode()).hexdigest()[:24]
 
 
 # ------------------------------------------------------------------------------------ schedule
@@ -132,6 +171,15 @@ def takes_events(spec: IntegrationSpec) -> bool:
     return spec.eventListener.type in ("POLLING", "WEBHOOKS_ONLY")
 
 
+def incremental_interval(spec: IntegrationSpec) -> timedelta | None:
+    """How often incremental passes run: every ``incrementalSyncInterval`` minutes for a POLLING
+    listener (the one whose full resyncs are scheduled too); never otherwise, or when unset."""
+    minutes = spec.incrementalSyncInterval
+    if minutes is None or spec.eventListener.type != "POLLING":
+        return None
+    return timedelta(minutes=minutes)
+
+
 def next_resync_at(spec: IntegrationSpec, finished_at: datetime) -> datetime | None:
     """When the resync after one that ended at ``finished_at`` is due, or None (none scheduled)."""
     interval = schedule_for(spec).interval
@@ -151,7 +199,21 @@ def request_resync(
     A due job keeps its place; a job scheduled later is brought forward; a finished one is made
     pending again; a leased one is left to its holder (``running``).
     """
-    kind = resync_job_kind(identifier)
+    return _request_job(conn, resync_job_kind(identifier), identifier, trigger=trigger, run_after=run_after)
+
+
+def request_incremental(
+    conn: Connection, identifier: str, *, trigger: str, run_after: datetime | None = None
+) -> RequestOutcome:
+    """Ask for an incremental pass of ``identifier``, as :func:`request_resync` asks for a resync
+    (its own job row: a pass and a resync are queued, and coalesce, apart)."""
+    return _request_job(conn, incremental_job_kind(identifier), identifier, trigger=trigger, run_after=run_after)
+
+
+def _request_job(
+    conn: Connection, kind: str, identifier: str, *, trigger: str, run_after: datetime | None
+) -> RequestOutcome:
+    """Make ``identifier``'s job of ``kind`` due at ``run_after`` (see :func:`request_resync`)."""
     when = run_after or utcnow()
     payload = {"integration": identifier, "trigger": trigger}
     row = conn.execute(
@@ -212,12 +274,13 @@ class RunnerSnapshot:
 
 @dataclass
 class _Running:
-    """A resync this process runs: its thread, and its loop and task once they exist (to cancel it)."""
+    """A resync (or incremental pass) this process runs: its thread, and its loop and task once
+    they exist (to cancel it)."""
 
     job: Job
     thread: threading.Thread | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    task: asyncio.Task[ResyncState] | None = None
+    task: asyncio.Task[Any] | None = None
     ready: threading.Event = field(default_factory=threading.Event)
 
 
@@ -249,16 +312,20 @@ class IntegrationRunner:
         hooks: HookReconciler | None = None,
         hooks_retry_seconds: float = 60.0,
         event_options: dict[str, Any] | None = None,
+        incremental: IncrementalSync | None = None,
     ) -> None:
         self.db = db
         self.store = store
         self.integrations: dict[str, Integration] = {i.identifier: i for i in integrations}
         self.resyncer = resyncer or Resyncer(store)
+        self.incremental = incremental or IncrementalSync(store)
         self.queue = JobQueue(db, worker_id or _worker_id(), lease_seconds=lease_seconds)
         self.poll_seconds = poll_seconds
         self.on_finished = on_finished
         self._kinds = {resync_job_kind(name): name for name in self.integrations}
+        self._incremental_kinds = {incremental_job_kind(name): name for name in self.integrations}
         self._running: dict[str, _Running] = {}
+        self._passing: dict[str, _Running] = {}  # the incremental passes running here
         self._initialized: set[str] = set()
         # A resync and the integration's event processor may both be first: one creates.
         self._initializing = threading.Lock()
@@ -283,6 +350,8 @@ class IntegrationRunner:
             for identifier, integration in self.integrations.items()
             if takes_events(integration.spec)
         }
+        #: The service-hook endpoint's group commit: every integration's events, stored in batches.
+        self.event_writer: EventWriter = event_writer(db, self._events_stored)
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -295,6 +364,10 @@ class IntegrationRunner:
                 if schedule_for(integration.spec).at_start:
                     outcome = request_resync(conn, identifier, trigger="start")
                     log.info("resync at start: %s", outcome, extra={"integration": identifier})
+                interval = incremental_interval(integration.spec)
+                if interval is not None:  # the first pass an interval after the start resync's
+                    request_incremental(conn, identifier, trigger="schedule", run_after=utcnow() + interval)
+        self.event_writer.start()
         self._thread.start()
         for processor in self.event_processors.values():
             processor.start()
@@ -308,17 +381,20 @@ class IntegrationRunner:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming, cancel the resyncs running here and hand their jobs back (due now: the
         next start, or another process, runs them again), waiting up to ``timeout`` seconds."""
+        self.event_writer.stop(timeout)  # what was handed over is stored; then the processors stop
         self._thread.stop(timeout)
         for keeper in self._hook_keepers.values():
             keeper.stop(timeout)
         for processor in self.event_processors.values():
             processor.stop(timeout)
         with self._lock:
-            running = list(self._running.values())
+            running = [*self._running.values(), *self._passing.values()]
         for run in running:
             run.ready.wait(timeout)
             if run.loop is not None and run.task is not None:
-                run.loop.call_soon_threadsafe(run.task.cancel)
+                # A run that just ended has closed its loop (its thread is leaving): nothing to cancel.
+                with contextlib.suppress(RuntimeError):
+                    run.loop.call_soon_threadsafe(run.task.cancel)
         for run in running:
             if run.thread is not None:
                 run.thread.join(timeout)
@@ -331,11 +407,13 @@ class IntegrationRunner:
             raise NotFound(f"integration {identifier!r} is not configured", code="integration_not_found")
         return found
 
-    def request(self, identifier: str, *, trigger: str = "manual") -> RequestOutcome:
-        """Queue a resync of ``identifier`` now (or coalesce into the queued or running one)."""
+    def request(self, identifier: str, *, trigger: str = "manual", incremental: bool = False) -> RequestOutcome:
+        """Queue a resync of ``identifier`` now (or coalesce into the queued or running one);
+        ``incremental``: an incremental pass instead."""
         self.integration(identifier)
+        ask = request_incremental if incremental else request_resync
         with self.db.begin() as conn:
-            outcome = request_resync(conn, identifier, trigger=trigger)
+            outcome = ask(conn, identifier, trigger=trigger)
         self._thread.wake.set()
         return outcome
 
@@ -351,6 +429,10 @@ class IntegrationRunner:
                 "lagSeconds": lags[identifier],
             }
         return out
+
+    def _events_stored(self, identifiers: set[str]) -> None:
+        for identifier in identifiers:
+            self.events_stored(identifier)
 
     def events_stored(self, identifier: str) -> None:
         """Events of ``identifier`` were stored in this process: its processor looks at once."""
@@ -430,30 +512,42 @@ class IntegrationRunner:
     def _claim_and_start(self) -> None:
         with self._lock:
             free = [kind for kind, name in self._kinds.items() if name not in self._running]
+            free += [kind for kind, name in self._incremental_kinds.items() if name not in self._passing]
         if not free:
             return
         for job in self.queue.claim(free, len(free)):
-            identifier = self._kinds[job.kind]
             run = _Running(job)
-            run.thread = threading.Thread(
-                target=self._run_in_thread, args=(run,), name=f"kiosk-resync-{job.id}", daemon=True
-            )
+            work: Callable[[_Running], object]
+            if job.kind in self._incremental_kinds:
+                identifier, name, running = self._incremental_kinds[job.kind], "incremental", self._passing
+                work = self._pass_job
+            else:
+                identifier, name, running = self._kinds[job.kind], "resync", self._running
+                work = self._resync_job
+            thread_name = f"kiosk-{name}-{job.id}"
+            arguments = (run, identifier, running, work)
+            run.thread = threading.Thread(target=self._in_thread, args=arguments, name=thread_name, daemon=True)
             with self._lock:
-                self._running[identifier] = run
+                running[identifier] = run
             run.thread.start()
 
-    def _run_in_thread(self, run: _Running) -> None:
-        identifier = self._kinds[run.job.kind]
+    def _in_thread(
+        self, run: _Running, identifier: str, running: dict[str, _Running], work: Callable[[_Running], object]
+    ) -> None:
+        """The thread of a claimed job (a resync's or an incremental pass's): ``work`` on ``run``,
+        then the job is no longer among ``running``."""
         try:
-            if self._stale_schedule(run.job):
-                return
-            self.run_job(run.job, run)
-        except Exception:  # noqa: S110 - run_job logged it and set the job to retry
+            work(run)
+        except Exception:  # noqa: S110 - the job's run logged it and set the job to retry
             pass
         finally:
             run.ready.set()
             with self._lock:
-                self._running.pop(identifier, None)
+                running.pop(identifier, None)
+
+    def _resync_job(self, run: _Running) -> None:
+        if not self._stale_schedule(run.job):
+            self.run_job(run.job, run)
 
     def _stale_schedule(self, job: Job) -> bool:
         """A scheduled resync come due after the config dropped its interval (a restart with
@@ -477,58 +571,19 @@ class IntegrationRunner:
         identifier = str(job.payload["integration"])
         integration = self.integration(identifier)
         trigger = str(job.payload.get("trigger") or "manual")
-        run = run or _Running(job)
-        outcome: dict[str, Any] = {}
-        latest: list[ResyncState] = []
 
-        def progress(state: ResyncState) -> None:
-            if not latest:
-                latest.append(state)
+        def work(mapping: PortAppConfig, progress: Callable[[ResyncState], None]) -> Coroutine[Any, Any, ResyncState]:
+            return self.resyncer.run(integration, trigger=trigger, on_progress=progress, mapping=mapping)
 
-        async def main() -> ResyncState | None:
-            await asyncio.to_thread(self._initialize, integration)
-            mapping, _ = await asyncio.to_thread(effective_mapping, integration, self.store)
-            task = asyncio.create_task(
-                self.resyncer.run(integration, trigger=trigger, on_progress=progress, mapping=mapping)
-            )
-            run.loop, run.task = asyncio.get_running_loop(), task
-            run.ready.set()
-            beat = self.queue.lease.total_seconds() / 3
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=beat)
-                if done:
-                    break
-                if not await asyncio.to_thread(self.queue.extend, job.id):
-                    outcome["lost"] = True
-                    task.cancel()
-            try:
-                return task.result()
-            except asyncio.CancelledError:
-                return None
-
-        try:
-            state = asyncio.run(main())
-        except Exception as exc:
-            run.ready.set()
-            log.exception("resync of %s stopped by an error; it is retried in a minute", identifier)
-            self._stopped_by_error(latest)
-            self.queue.retry(job.id, utcnow() + timedelta(minutes=1), f"{type(exc).__name__}: {exc}")
-            raise
+        state = self._run_leased(
+            job, run or _Running(job), integration, _LeasedRun("resync", self.store.save_state, work, initialize=True)
+        )
         if state is None:
-            self._cancelled(job, identifier, latest, lost=bool(outcome.get("lost")))
             return None
         state.next_resync_at = next_resync_at(integration.spec, state.finished_at or utcnow())
         state.interval_minutes = integration.spec.scheduledResyncInterval
         self.store.save_state(state)
-        with self.db.begin() as conn:
-            held = self.queue.settle(conn, [JobResult(job.id, "done")])
-            if job.id in held and state.next_resync_at is not None:
-                requeue(
-                    conn,
-                    job.id,
-                    run_after=state.next_resync_at,
-                    payload={"integration": identifier, "trigger": "schedule"},
-                )
+        self._settle(job, identifier, state.next_resync_at)
         if self.on_finished is not None:
             self.on_finished(identifier, state)
         log.info(
@@ -538,8 +593,139 @@ class IntegrationRunner:
         )
         return state
 
-    def _stopped_by_error(self, latest: list[ResyncState]) -> None:
-        """Say ``failed`` in the saved state of a resync an error stopped (best effort: the error
+    async def _under_lease(self, job: Job, run: _Running, task: asyncio.Task[Any], outcome: dict[str, Any]) -> Any:
+        """Await ``task`` while renewing ``job``'s lease every third of it; when the lease is lost
+        to another process, cancel it (``outcome["lost"]``). Its result, or None when cancelled."""
+        run.loop, run.task = asyncio.get_running_loop(), task
+        run.ready.set()
+        beat = self.queue.lease.total_seconds() / 3
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=beat)
+            if done:
+                break
+            if not await asyncio.to_thread(self.queue.extend, job.id):
+                outcome["lost"] = True
+                task.cancel()
+        try:
+            return task.result()
+        except asyncio.CancelledError:
+            return None
+
+    # ------------------------------------------------------------------------- incremental passes
+
+    def run_incremental_now(self, identifier: str, *, trigger: str = "cli") -> IncrementalState:
+        """Run one incremental pass of ``identifier`` in this thread, holding its lease.
+
+        Raises :class:`ResyncBusy` when another process runs a pass of it now."""
+        self.integration(identifier)
+        with self.db.begin() as conn:
+            request_incremental(conn, identifier, trigger=trigger)
+            claimed = self.queue.claim([incremental_job_kind(identifier)], 1, conn=conn)
+        if not claimed:
+            raise ResyncBusy(
+                f"an incremental pass of integration {identifier!r} is running in another kiosk process",
+                code="incremental_running",
+            )
+        state = self.run_incremental_job(claimed[0])
+        if state is None:
+            raise ResyncBusy(f"the incremental pass of integration {identifier!r} was taken over by another process")
+        return state
+
+    def _pass_job(self, run: _Running) -> None:
+        self.run_incremental_job(run.job, run)
+
+    def run_incremental_job(self, job: Job, run: _Running | None = None) -> IncrementalState | None:
+        """Run the claimed incremental ``job`` and settle it; its state, or None when there was
+        nothing to run (a scheduled pass whose interval the config dropped) or the lease was lost.
+
+        A pass due while a full resync of the integration holds its lease is not run: its state
+        says ``skipped``. A scheduled integration's job goes back to pending an interval later.
+        """
+        identifier = str(job.payload["integration"])
+        integration = self.integration(identifier)
+        trigger = str(job.payload.get("trigger") or "manual")
+        interval = incremental_interval(integration.spec)
+        run = run or _Running(job)
+        if trigger == "schedule" and interval is None:
+            self.queue.complete(job.id)
+            log.info("scheduled incremental pass dropped: no interval any more", extra={"integration": identifier})
+            return None
+        if self.is_running(identifier):
+            now = utcnow()
+            state = IncrementalState(
+                identifier,
+                status="skipped",
+                started_at=now,
+                finished_at=now,
+                trigger=trigger,
+                reason="a full resync of the integration was running: it reads everything this pass would",
+            )
+        else:
+
+            def work(
+                mapping: PortAppConfig, progress: Callable[[IncrementalState], None]
+            ) -> Coroutine[Any, Any, IncrementalState]:
+                return self.incremental.run(integration, trigger=trigger, mapping=mapping, on_progress=progress)
+
+            leased = _LeasedRun("incremental pass", self.store.save_incremental_state, work, initialize=False)
+            passed = self._run_leased(job, run, integration, leased)
+            if passed is None:
+                return None
+            state = passed
+        state.interval_minutes = integration.spec.incrementalSyncInterval
+        state.next_pass_at = None if interval is None else (state.finished_at or utcnow()) + interval
+        self.store.save_incremental_state(state)
+        self._settle(job, identifier, state.next_pass_at)
+        log.info("incremental pass %s", state.status, extra={"integration": identifier, **state.totals()})
+        return state
+
+    def _run_leased(self, job: Job, run: _Running, integration: Integration, leased: _LeasedRun[_S]) -> _S | None:
+        """Run ``leased``'s work for the claimed ``job`` (a resync or an incremental pass) under
+        its lease, with the mapping in force; its final state, or None when it was stopped.
+
+        An error (anything but Azure's, which are in the state) says ``failed`` in the saved
+        state, sets the job to retry in a minute and raises. A run cancelled by :meth:`stop` is
+        saved as ``aborted`` and its job handed back; one whose lease another process took is
+        left to that process.
+        """
+        identifier = integration.identifier
+        outcome: dict[str, Any] = {}
+        latest: list[_S] = []
+
+        def progress(state: _S) -> None:
+            if not latest:
+                latest.append(state)
+
+        async def main() -> _S | None:
+            if leased.initialize:
+                await asyncio.to_thread(self._initialize, integration)
+            mapping, _ = await asyncio.to_thread(effective_mapping, integration, self.store)
+            task = asyncio.create_task(leased.work(mapping, progress))
+            result: _S | None = await self._under_lease(job, run, task, outcome)
+            return result
+
+        try:
+            state = asyncio.run(main())
+        except Exception as exc:
+            run.ready.set()
+            log.exception("%s of %s stopped by an error; it is retried in a minute", leased.what, identifier)
+            self._stopped_by_error(latest, leased.save)
+            self.queue.retry(job.id, utcnow() + timedelta(minutes=1), f"{type(exc).__name__}: {exc}")
+            raise
+        if state is None:
+            self._cancelled(job, identifier, latest, leased, lost=bool(outcome.get("lost")))
+        return state
+
+    def _settle(self, job: Job, identifier: str, next_at: datetime | None) -> None:
+        """Settle the finished ``job``; when it is still this process's and another run is due
+        (``next_at``), it goes back to pending until then, as a scheduled one."""
+        with self.db.begin() as conn:
+            held = self.queue.settle(conn, [JobResult(job.id, "done")])
+            if job.id in held and next_at is not None:
+                requeue(conn, job.id, run_after=next_at, payload={"integration": identifier, "trigger": "schedule"})
+
+    def _stopped_by_error(self, latest: Sequence[_S], save: Callable[[_S], None]) -> None:
+        """Say ``failed`` in the saved state of a run an error stopped (best effort: the error
         may be the database's), so it does not read ``running`` until the retry."""
         if not latest:
             return
@@ -547,7 +733,7 @@ class IntegrationRunner:
         state.status = "failed"
         state.finished_at = utcnow()
         try:
-            self.store.save_state(state)
+            save(state)
         except Exception:  # the database itself failed: the job's last_error keeps the story
             log.warning("could not save the failed state of %s", state.integration)
 
@@ -566,19 +752,21 @@ class IntegrationRunner:
                 )
             self._initialized.add(integration.identifier)
 
-    def _cancelled(self, job: Job, identifier: str, latest: list[ResyncState], *, lost: bool) -> None:
+    def _cancelled(
+        self, job: Job, identifier: str, latest: Sequence[_S], leased: _LeasedRun[_S], *, lost: bool
+    ) -> None:
         if lost:
-            log.warning("resync of %s lost its lease to another process; stopped here", identifier)
+            log.warning("%s of %s lost its lease to another process; stopped here", leased.what, identifier)
             return
         self.queue.release([job.id])
         if latest:
             state = latest[0]
             state.status = "aborted"
             state.finished_at = utcnow()
-            self.store.save_state(state)
-            if self.on_finished is not None:
+            leased.save(state)
+            if self.on_finished is not None and isinstance(state, ResyncState):
                 self.on_finished(identifier, state)
-        log.info("resync of %s aborted by the stop; it runs again at the next start", identifier)
+        log.info("%s of %s aborted by the stop; it runs again at the next start", leased.what, identifier)
 
 
 class _HookKeeper:

@@ -492,14 +492,27 @@ class JobQueue:
 
     def extend(self, job_id: int) -> bool:
         """Renew the lease of a job this worker holds (for work that runs longer than the lease)."""
+        return self.extend_many([job_id]) == 1
+
+    def extend_many(self, job_ids: Sequence[int]) -> int:
+        """Renew the leases of the jobs of ``job_ids`` this worker still holds, in one statement per
+        500; how many were renewed (a job settled meanwhile is no longer held, and is not)."""
+        renewed = 0
+        ids = list(job_ids)
         now = utcnow()
         with self.db.begin() as conn:
-            result = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.locked_by == self.worker_id)
-                .values(locked_until=now + self.lease, updated_at=now)
-            )
-        return bool(result.rowcount)
+            for start in range(0, len(ids), 500):
+                result = conn.execute(
+                    sa.update(jobs)
+                    .where(
+                        jobs.c.id.in_(ids[start : start + 500]),
+                        jobs.c.status == RUNNING,
+                        jobs.c.locked_by == self.worker_id,
+                    )
+                    .values(locked_until=now + self.lease, updated_at=now)
+                )
+                renewed += result.rowcount
+        return renewed
 
     def requeue(self, job_id: int) -> bool:
         """Manual redelivery of a dead or done job: pending now (see :func:`requeue`)."""

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,6 +21,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("kiosk.web")
+
+_Read = TypeVar("_Read")
 
 if TYPE_CHECKING:
     from kiosk.runtime.integrations import RunnerSnapshot
@@ -80,20 +82,24 @@ class Metrics:
         self.registry.register(IntegrationCollector(snapshot))
 
 
-class IntegrationCollector(Collector):
+class _ReadAtScrape(Collector, Generic[_Read]):
+    """A collector whose values are read when Prometheus scrapes (``read()``), not kept here: it
+    describes nothing at registration, so registering it never calls ``read``."""
+
+    def __init__(self, read: Callable[[], _Read]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        return []
+
+
+class IntegrationCollector(_ReadAtScrape[Sequence["RunnerSnapshot"]]):
     """Per integration, from its saved resync state: running (0/1), the last resync's duration and
     end time, and its entities by kind and outcome (``written`` = created + updated, ``unchanged``,
     ``failed``) and deleted (per integration: the delete phase is per organisation, not per kind).
 
     Read at scrape time, so a resync run by another process shows too.
     """
-
-    def __init__(self, snapshot: Callable[[], Sequence[RunnerSnapshot]]) -> None:
-        self._snapshot = snapshot
-
-    def describe(self) -> list[Metric]:
-        # Nothing to check at registration; collect() reads the database.
-        return []
 
     def collect(self) -> Iterator[Metric]:
         running = GaugeMetricFamily(
@@ -119,7 +125,7 @@ class IntegrationCollector(Collector):
             "Entities the integration's latest resync deleted",
             labels=["integration"],
         )
-        for item in self._snapshot():
+        for item in self._read():
             running.add_metric([item.identifier], 1.0 if item.running else 0.0)
             state = item.state
             if state is None:
@@ -201,15 +207,9 @@ class IntegrationEventCounts(Collector):
         yield from (received, refused)
 
 
-class StoredEventsCollector(Collector):
+class StoredEventsCollector(_ReadAtScrape[Mapping[str, Mapping[str, int]]]):
     """Per integration, its live events kept in the database by state (pending, processing,
     processed, failed): read at scrape time, so the events every process stored show."""
-
-    def __init__(self, stored: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
-        self._stored = stored
-
-    def describe(self) -> list[Metric]:
-        return []
 
     def collect(self) -> Iterator[Metric]:
         events = GaugeMetricFamily(
@@ -217,23 +217,17 @@ class StoredEventsCollector(Collector):
             "Live events of the integration kept in the database, by state",
             labels=["integration", "state"],
         )
-        for integration, by_state in sorted(self._stored().items()):
+        for integration, by_state in sorted(self._read().items()):
             for state, value in by_state.items():
                 events.add_metric([integration, state], float(value))
         yield events
 
 
-class EventProcessingCollector(Collector):
+class EventProcessingCollector(_ReadAtScrape[Mapping[str, Mapping[str, float]]]):
     """Per integration, its live events processed, skipped, failed and retried by this process's
     processor since it started, and the lag: seconds since its oldest unprocessed event arrived."""
 
     OUTCOMES = ("processed", "skipped", "failed", "retried")
-
-    def __init__(self, snapshot: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
-        self._snapshot = snapshot
-
-    def describe(self) -> list[Metric]:
-        return []
 
     def collect(self) -> Iterator[Metric]:
         handled = CounterMetricFamily(
@@ -246,7 +240,7 @@ class EventProcessingCollector(Collector):
             "Seconds since the integration's oldest event not yet processed arrived (0: none waiting)",
             labels=["integration"],
         )
-        for integration, values in sorted(self._snapshot().items()):
+        for integration, values in sorted(self._read().items()):
             for outcome in self.OUTCOMES:
                 handled.add_metric([integration, outcome], float(values.get(outcome, 0)))
             lag.add_metric([integration], float(values.get("lagSeconds", 0)))

@@ -312,3 +312,23 @@ def test_the_cap_and_top_without_http() -> None:
     assert len(run_query(query, context(big), top=20_000).work_item_ids) == 20_000
     with pytest.raises(WiqlResultSizeError):
         run_query(query, context(big), top=25_000)
+
+
+def test_items_pinned_by_id_are_found_as_the_whole_scan_finds_them() -> None:
+    """``[System.Id] = N`` (or ``IN``) in the top-level conjunction: only those items are looked at
+    (as Azure's index would), with the same answer as reading every item."""
+    item = LIVE[5]
+    project = quoted(str(item.fields["System.TeamProject"]))
+    state = quoted(str(item.fields["System.State"]))
+    assert ids(f"[System.TeamProject] = {project} AND ([System.State] = {state}) AND [System.Id] = {item.id}") == [
+        item.id
+    ]
+    assert ids(f"[System.State] <> {state} AND [System.Id] = {item.id}") == []
+    missing = max(ORG.work_items) + 1000
+    assert ids(f"[System.Id] IN ({LIVE[1].id}, {LIVE[0].id}, {missing})") == sorted([LIVE[0].id, LIVE[1].id])
+    deleted = [i for i in ORG.work_items.values() if i.is_deleted]
+    if deleted:
+        assert ids(f"[System.Id] = {deleted[0].id}") == ids(f"[System.Id] = {deleted[0].id} OR [System.Id] < 0")
+    # Not a pin: an OR, or a comparison other than equality, reads every item.
+    assert ids(f"[System.Id] = {item.id} OR [System.Id] = {LIVE[1].id}") == sorted([item.id, LIVE[1].id])
+    assert ids(f"[System.Id] <= {LIVE[2].id}") == [i.id for i in LIVE if i.id <= LIVE[2].id]

@@ -20,6 +20,7 @@ from tests.support.live_events import BLUEPRINTS, EVENT_TYPES, FAST, HOOKS_SETTI
 from tests.support.receiver import Receiver
 from tests.support.servers import serving
 
+from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.catalog.service import Catalog
 from kiosk.ingest.config import Integration
 from kiosk.ingest.events import event_job_kind
@@ -555,3 +556,80 @@ def test_a_push_deleting_a_branch_and_a_file_deletes_their_entities(
     # What the events did is what a resync finds: it changes nothing.
     again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
     assert (again.totals()["created"], again.totals()["deleted"]) == (0, 0)
+
+
+class CountingRest(AzureDevOpsRest):
+    """The client, counting the requests made per path."""
+
+    paths: list[str]
+
+    async def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.paths.append(f"{method} {path}")
+        return await super().request(method, path, *args, **kwargs)
+
+
+def counting_factory(made: list[str]) -> Any:
+    def factory(organization_url: str, pat: str) -> AzureDevOpsRest:
+        client = CountingRest(organization_url, pat, **FAST)
+        client.paths = made
+        return client
+
+    return factory
+
+
+def test_events_of_one_work_item_claimed_together_read_it_once(
+    hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+) -> None:
+    item = create_item(hooks, "First")
+    for title in ("Second", "Third"):
+        hooks.change("PATCH", f"workitems/{item['id']}", {"fields": {"System.Title": title}})
+    other = create_item(hooks, "Someone else")
+    hooks.deliver(4)
+    requests: list[str] = []
+    events = processor(db, store, integration(azure), rest_factory=counting_factory(requests))
+    assert drain(events) == 4
+    written = entity(catalog, "adoWorkItem", f"wi-{item['id']}-Task")
+    assert written is not None and written["title"] == "Third"
+    assert entity(catalog, "adoWorkItem", f"wi-{other['id']}-Task") is not None
+    reads = [path for path in requests if path.startswith("GET") and f"workitems/{item['id']}" in path]
+    assert len(reads) == 1, requests
+    notes = [(event_type, state, note) for event_type, state, note in states(db)]
+    assert [state for _, state, _ in notes] == ["processed"] * 4
+    superseded = [note for _, _, note in notes if note and note.startswith("superseded by event")]
+    assert len(superseded) == 2  # the item's created and first update: its last update read it
+    assert events.stats.processed == 4
+
+
+def test_a_slow_object_does_not_hold_back_the_others(
+    hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+) -> None:
+    slow = create_item(hooks, "Slow to read")
+    (slow_envelope,) = hooks.envelopes(1)
+    fast = create_item(hooks, "Quick to read")
+    (fast_envelope,) = hooks.envelopes(1)
+    answer = azure.client.put(
+        "/_emulator/switches",
+        json={"faults": [{"path": f"/fabrikam/*/_apis/wit/workitems/{slow['id']}", "latencyMs": 4000}]},
+    )
+    assert answer.status_code == 200, answer.text
+    events = processor(db, store, integration(azure), poll_seconds=30).start()
+    try:
+        hooks.store([slow_envelope])
+        events.notify()
+        time.sleep(0.3)  # the slow item's read is under way
+        hooks.store([fast_envelope])  # stored later, by another request
+        events.notify()
+        deadline = time.monotonic() + 10
+        while entity(catalog, "adoWorkItem", f"wi-{fast['id']}-Task") is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The fast item is written while the slow one's read still waits: no batch holds it back.
+        assert entity(catalog, "adoWorkItem", f"wi-{fast['id']}-Task") is not None
+        assert entity(catalog, "adoWorkItem", f"wi-{slow['id']}-Task") is None
+        assert states(db)[0][1] == "processing"
+        deadline = time.monotonic() + 15
+        while entity(catalog, "adoWorkItem", f"wi-{slow['id']}-Task") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert entity(catalog, "adoWorkItem", f"wi-{slow['id']}-Task") is not None
+    finally:
+        assert events.stop(10.0)
+    assert [state for _, state, _ in states(db)] == ["processed"] * 2

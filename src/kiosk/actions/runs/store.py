@@ -112,18 +112,7 @@ def queue_delivery(
             raise ValueError("a delivery body carrying secret inputs needs a SecretBox to be sealed with")
         seal = functools.partial(_seal_body, box, values=values)
 
-    return create_delivery(
-        conn,
-        source=source,
-        run_id=run_id,
-        method=outbound.method,
-        url=outbound.url,
-        headers=outbound.headers,
-        body=outbound.body,
-        signing=outbound.signing,
-        synchronized=outbound.synchronized,
-        seal=seal,
-    )
+    return create_delivery(conn, outbound, source=source, run_id=run_id, seal=seal)
 
 
 def _seal_body(box: SecretBox, delivery_id: str, body: bytes, *, values: tuple[str, ...]) -> bytes:

@@ -165,7 +165,7 @@ class BuildQuery:
         return cls(
             ids("definitions", params.get("definitions")),
             ids("buildIds", params.get("buildIds")),
-            (params.get("statusFilter") or "all").lower(),
+            _status_filter(params.get("statusFilter")),
             words("resultFilter"),
             words("reasonFilter") - {"all"},
             params.get("branchName") or None,
@@ -185,7 +185,7 @@ class BuildQuery:
             return False
         if self.build_ids is not None and row.id not in self.build_ids:
             return False
-        if self.status not in ("all", "none") and row.status != self.status:
+        if self.status not in ("all", "none") and row.status not in self.status.split(","):
             return False
         if (self.results and row.result not in self.results) or (self.reasons and row.reason not in self.reasons):
             return False
@@ -265,7 +265,11 @@ BUILDS_LIST_PARAMETERS: Final = [
     _parameter("api-version", {"type": "string"}, "e.g. 7.1; a read without one is served at 7.1"),
     _parameter("definitions", {"type": "string", "pattern": IDS_PATTERN}, "definition ids, comma-separated"),
     _parameter("buildIds", {"type": "string", "pattern": IDS_PATTERN}, "build ids, comma-separated"),
-    _parameter("statusFilter", _TEXT, "none, inProgress, completed, cancelling, postponed, notStarted or all"),
+    _parameter(
+        "statusFilter",
+        _TEXT,
+        "none, inProgress, completed, cancelling, postponed, notStarted or all; several comma-separated (a flags enum)",
+    ),
     _parameter("resultFilter", _TEXT, "succeeded, partiallySucceeded, failed, canceled; comma-separated"),
     _parameter("reasonFilter", _TEXT, "manual, individualCI, schedule, pullRequest…; comma-separated"),
     _parameter("branchName", _TEXT, "the source branch, refs/heads/…"),
@@ -288,6 +292,16 @@ BUILDS_LIST_PARAMETERS: Final = [
 _PATTERNS: Final = {
     p["name"]: re.compile(p["schema"]["pattern"]) for p in BUILDS_LIST_PARAMETERS if "pattern" in p["schema"]
 }
+
+
+def _status_filter(value: str | None) -> str:
+    """``statusFilter`` as :meth:`BuildQuery.matches` reads it: Azure's ``BuildStatus`` is a flags
+    enum, so several names may be given comma-separated (``notStarted,inProgress``); ``all`` among
+    them (or nothing) is every status. Lower-cased, blanks dropped, joined with commas."""
+    names = [name.strip().lower() for name in (value or "").split(",") if name.strip()]
+    if not names or "all" in names:
+        return "all"
+    return ",".join(names)
 
 
 def _check_parameters(params: Mapping[str, str]) -> None:

@@ -12,8 +12,9 @@ project's groups; the organisation's own scope descriptor narrows groups to the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from starlette.responses import Response
@@ -46,6 +47,7 @@ _MAX_LOOKUP_BODY: Final = 1024 * 1024
 _MAX_LOOKUP_KEYS: Final = 1000
 _QUERY_LIMIT: Final = 100
 """Subjects a ``subjectquery`` answers at most, as Azure's does."""
+_Subject = TypeVar("_Subject", User, Group)
 
 SubjectTypes = Annotated[str | None, Query(alias="subjectTypes", max_length=200)]
 _SCOPE_DESCRIPTOR: Final = re.compile(r"scp\.[A-Za-z0-9_-]+={0,2}")
@@ -202,18 +204,31 @@ class MembershipsQuery:
 MembershipsParams = Annotated[MembershipsQuery, Depends(from_query(MembershipsQuery))]
 
 
+def _subjects_page(
+    org: Organisation,
+    query: SubjectsQuery,
+    subjects_in: Callable[[Organisation, Project | str | None], list[_Subject]],
+    to_json: Callable[[Organisation, _Subject], dict[str, Any]],
+) -> Response:
+    """One page of ``graph/users`` or ``graph/groups``: the scope's subjects of the asked types, by token.
+
+    Users and groups are listed, filtered and paged the same way; only which subjects a scope holds
+    and how one is written differ, so the two routes pass those in.
+    """
+    kinds = _subject_types(query.subject_types)
+    found = _scope(org, query.scope)
+    listed = [s for s in subjects_in(org, found) if kinds is None or subject_kind(s.descriptor) in kinds]
+    page, next_token = continuation_page(listed, None, query.token, default=GRAPH_PAGE)
+    return wrapped([to_json(org, s) for s in page], token=next_token)
+
+
 def add_graph_routes(app: FastAPI, emulator: Emulator, responses: DeclaredResponses, write: DeclaredResponses) -> None:
     """Add the graph routes over each org's users and groups."""
 
     @app.get("/{org}/_apis/graph/users", responses=responses)
     async def users(org: str, query: SubjectsParams, api_version: ApiVersion) -> Response:
         """``GraphUser`` list, 500 a page, the next page's token in ``X-MS-ContinuationToken``."""
-        data = emulator.organisation(org)
-        kinds = _subject_types(query.subject_types)
-        found = _scope(data, query.scope)
-        listed = [user for user in _users_in(data, found) if kinds is None or subject_kind(user.descriptor) in kinds]
-        page, next_token = continuation_page(listed, None, query.token, default=GRAPH_PAGE)
-        return wrapped([graph_user_json(data, u) for u in page], token=next_token)
+        return _subjects_page(emulator.organisation(org), query, _users_in, graph_user_json)
 
     @app.get("/{org}/_apis/graph/users/{descriptor}", responses=responses)
     async def user(org: str, descriptor: str, api_version: ApiVersion) -> Response:
@@ -223,12 +238,7 @@ def add_graph_routes(app: FastAPI, emulator: Emulator, responses: DeclaredRespon
     @app.get("/{org}/_apis/graph/groups", responses=responses)
     async def groups(org: str, query: SubjectsParams, api_version: ApiVersion) -> Response:
         """``GraphGroup`` list (every scope's, or one scope's), paged like users."""
-        data = emulator.organisation(org)
-        kinds = _subject_types(query.subject_types)
-        found = _scope(data, query.scope)
-        listed = [g for g in _groups_in(data, found) if kinds is None or subject_kind(g.descriptor) in kinds]
-        page, next_token = continuation_page(listed, None, query.token, default=GRAPH_PAGE)
-        return wrapped([graph_group_json(data, g) for g in page], token=next_token)
+        return _subjects_page(emulator.organisation(org), query, _groups_in, graph_group_json)
 
     @app.get("/{org}/_apis/graph/groups/{descriptor}", responses=responses)
     async def group(org: str, descriptor: str, api_version: ApiVersion) -> Response:

@@ -611,7 +611,10 @@ def _run(query: Query, context: QueryContext, top: int | None) -> QueryResult:
     items: Iterable[WorkItem] = context.org.work_items.values()
     if query.source == "workitems":
         pinned = _pinned_project(query.where) if as_of is None else None
-        if pinned is not None:  # as Azure's index would: only that project's items are looked at
+        pinned_ids = _pinned_ids(query.where)
+        if pinned_ids is not None:  # as Azure's index would: only the named items are looked at
+            items = [context.org.work_items[i] for i in sorted(pinned_ids) if i in context.org.work_items]
+        elif pinned is not None:  # likewise, only that project's items
             items = [item for item in items if str(item.fields.get("System.TeamProject", "")).casefold() == pinned]
         predicate = compile_condition(query.where, context) if query.where is not None else None
         rows = [row for row in _as_of_rows(items, as_of) if predicate is None or predicate(row)]
@@ -623,6 +626,22 @@ def _run(query: Query, context: QueryContext, top: int | None) -> QueryResult:
             ids = ids[:top]
         return QueryResult("flat", columns, order, result_as_of, ids)
     return _run_link_query(query, context, columns, order, as_of, result_as_of, top)
+
+
+def _pinned_ids(where: Condition | None) -> set[int] | None:
+    """The ids that a ``[System.Id] = N`` (or ``IN (…)``) term of the WHERE's top-level conjunction
+    pins, if any: only those items can match, so only they need evaluating (the term is still
+    evaluated with the rest). Ids never change, so this holds for ``asOf`` too."""
+    for part in _conjuncts(where):
+        if not isinstance(part, Comparison) or part.operator not in ("=", "in") or part.field.prefix is not None:
+            continue
+        found = find_field(part.field.name)
+        if found is None or found.reference_name != "System.Id" or not part.values:
+            continue
+        numbers = [value.value for value in part.values if isinstance(value, Literal)]
+        if len(numbers) == len(part.values) and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            return {int(n) for n in numbers}
+    return None
 
 
 def _pinned_project(where: Condition | None) -> str | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from kiosk.azure.errors import NoDataNotFound
@@ -48,6 +48,7 @@ __all__ = [
     "all_repositories",
     "branch_item",
     "fetch_branches",
+    "fetch_changed_pull_requests",
     "fetch_pull_requests",
     "fetch_repositories",
     "fetch_repository_policies",
@@ -191,12 +192,23 @@ def branch_item(ctx: FetchContext, repository: Item, ref_name: str, object_id: A
 
 async def fetch_pull_requests(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
     """The pull-request kind: active ones, then those abandoned or completed within ``minTimeInDays``."""
+    async for batch in _pull_requests(ctx, resource, None):
+        yield batch
+
+
+async def _pull_requests(ctx: FetchContext, resource: ResourceConfig, since: datetime | None) -> AsyncIterator[Batch]:
+    """Every healthy project's pull requests: the active ones, then the closed ones from
+    ``minTimeInDays`` ago — or from ``since`` when that is later (the changed-since read) — at most
+    ``maxResults`` per repository and status."""
     min_days = int(resource.selector_value("minTimeInDays"))
     max_results = int(resource.selector_value("maxResults"))
-    since = (ctx.clock().astimezone(UTC) - timedelta(days=min_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = ctx.clock().astimezone(UTC) - timedelta(days=min_days)
+    if since is not None:
+        start = max(start, since.astimezone(UTC))
+    closed_since = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     projects = [p for p in await ctx.projects() if str(p.get("state", "wellFormed")) not in UNHEALTHY_PROJECT_STATES]
     producers = [
-        functools.partial(_project_pull_requests, ctx, project, since=since, max_results=max_results)
+        functools.partial(_project_pull_requests, ctx, project, since=closed_since, max_results=max_results)
         for project in projects
     ]
     async for batch in merge_batches(producers, ctx.concurrency):
@@ -233,3 +245,14 @@ async def _project_pull_requests(
                     taken[repository] += 1
                     kept.append(pr)
             yield kept
+
+
+async def fetch_changed_pull_requests(
+    ctx: FetchContext, resource: ResourceConfig, since: datetime
+) -> AsyncIterator[Batch]:
+    """The incremental sync's read of the pull-request kind: every active pull request (an update
+    to one changes no time Azure filters on), then those abandoned or completed since ``since`` —
+    or since ``minTimeInDays`` ago when that is later, so the selector's window holds — at most
+    ``maxResults`` per repository and status, read and stamped as :func:`fetch_pull_requests` does."""
+    async for batch in _pull_requests(ctx, resource, since):
+        yield batch

@@ -24,8 +24,12 @@ from kiosk.ingest.fetch.base import Batch, FetchContext, Item, gather_bounded, g
 from kiosk.ingest.mapping import ResourceConfig
 
 __all__ = [
+    "OPEN_BUILD_STATUSES",
     "PAGE_SIZE",
+    "azure_instant",
     "fetch_builds",
+    "fetch_changed_builds",
+    "fetch_changed_pipeline_runs",
     "fetch_environments",
     "fetch_pipeline_deployments",
     "fetch_pipeline_runs",
@@ -125,10 +129,21 @@ async def _pipeline_runs(ctx: FetchContext, project: Item, pipeline: Item) -> As
 async def fetch_builds(ctx: FetchContext, resource: ResourceConfig) -> AsyncIterator[Batch]:
     """Every build of every project, newest queued first, with ``__projectId`` and ``__project``; with
     ``enrichWithFirstCommit``, the earliest commit each build shipped as ``__firstCommit``."""
+    async for batch in _enriched_builds(ctx, resource, _project_builds):
+        yield batch
+
+
+#: One project's builds, page by page, as :func:`_project_builds` shapes them.
+_ProjectBuilds = Callable[[FetchContext, Item], AsyncIterator[list[Item]]]
+
+
+async def _enriched_builds(ctx: FetchContext, resource: ResourceConfig, builds: _ProjectBuilds) -> AsyncIterator[Batch]:
+    """Every project's ``builds`` (the full read's or the changed-since read's), with the
+    resource's ``enrichWithFirstCommit`` applied: the one enrichment of both reads of the kind."""
     enrich = bool(resource.selector_value("enrichWithFirstCommit"))
 
     async def project_builds(ctx: FetchContext, project: Item) -> AsyncIterator[Batch]:
-        async for page in _project_builds(ctx, project):
+        async for page in builds(ctx, project):
             if enrich and page:
                 commits = await gather_bounded(
                     [functools.partial(first_commit, ctx, project, build) for build in page], ctx.concurrency
@@ -265,4 +280,84 @@ async def fetch_pipeline_deployments(ctx: FetchContext, resource: ResourceConfig
 
     projects = await ctx.projects()
     async for batch in merge_batches(_each_project(ctx, projects, project_records), ctx.concurrency):
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------- changed since
+
+#: The builds not completed yet, as one ``statusFilter``: Azure's ``BuildStatus`` is a flags enum,
+#: so its names combine with commas.
+OPEN_BUILD_STATUSES: Final = "notStarted,inProgress,cancelling,postponed"
+
+
+def azure_instant(moment: datetime) -> str:
+    """``moment`` as the time parameters of Azure's lists take it (UTC, to the second)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _changed_project_builds(ctx: FetchContext, project: Item, since: datetime) -> AsyncIterator[list[Item]]:
+    """The project's builds that may have changed since ``since``: every one not completed, then
+    the completed ones finished at or after ``since`` (oldest finished first), each once, shaped
+    as :func:`_project_builds` shapes them. The open ones are read first: a build that completes
+    between the two lists is then met again, completed, and that later copy is the one kept."""
+    path = f"{project['id']}/_apis/build/builds"
+    seen: set[Any] = set()
+    lists = (
+        {"statusFilter": OPEN_BUILD_STATUSES, **BUILDS_ORDER},
+        {"statusFilter": "completed", "queryOrder": "finishTimeAscending", "minTime": azure_instant(since)},
+    )
+    for params in lists:
+        async for page in _pages(ctx, path, params):
+            fresh = []
+            for build in page:
+                if params["statusFilter"] == "completed" or build.get("id") not in seen:
+                    seen.add(build.get("id"))
+                    fresh.append({**build, "__projectId": project["id"], "__project": project})
+            if fresh:
+                yield fresh
+
+
+async def fetch_changed_builds(ctx: FetchContext, resource: ResourceConfig, since: datetime) -> AsyncIterator[Batch]:
+    """The incremental sync's read of the build kind: the builds of every project not completed
+    or finished since ``since``, enriched as :func:`fetch_builds` enriches them."""
+
+    def changed(ctx: FetchContext, project: Item) -> AsyncIterator[list[Item]]:
+        return _changed_project_builds(ctx, project, since)
+
+    async for batch in _enriched_builds(ctx, resource, changed):
+        yield batch
+
+
+async def fetch_changed_pipeline_runs(
+    ctx: FetchContext, resource: ResourceConfig, since: datetime
+) -> AsyncIterator[Batch]:
+    """The incremental sync's read of the pipeline-run kind: a pipeline's run is its build, so the
+    builds changed since ``since`` (as :func:`fetch_changed_builds` finds them) name (pipeline, run);
+    each run is read (``_apis/pipelines/{pipeline}/runs/{run}``) with ``__project`` and
+    ``__pipeline`` as :func:`fetch_pipeline_runs` gives them. A build whose pipeline is no longer
+    listed has no run to read (the full resync removes its run)."""
+
+    async def project_runs(ctx: FetchContext, project: Item) -> AsyncIterator[Batch]:
+        changed: list[tuple[int, int]] = []
+        async for page in _changed_project_builds(ctx, project, since):
+            for build in page:
+                definition = build.get("definition")
+                if isinstance(definition, dict) and isinstance(definition.get("id"), int):
+                    changed.append((int(definition["id"]), int(build["id"])))
+        if not changed:
+            return
+        pipelines = {pipeline.get("id"): pipeline for pipeline in await _all_pipelines(ctx, project)}
+        wanted = [(pipelines[pid], run_id) for pid, run_id in dict.fromkeys(changed) if pid in pipelines]
+
+        async def read(pipeline: Item, run_id: int) -> Item:
+            path = f"{project['id']}/_apis/pipelines/{pipeline['id']}/runs/{run_id}"
+            run = await get_object(ctx.rest, path)
+            return ctx.stamp({**run, "__project": project, "__pipeline": pipeline})
+
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = wanted[start : start + PAGE_SIZE]
+            yield await gather_bounded([functools.partial(read, p, r) for p, r in chunk], ctx.concurrency)
+
+    projects = await ctx.projects()
+    async for batch in merge_batches(_each_project(ctx, projects, project_runs), ctx.concurrency):
         yield batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +23,24 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
 Cursor = Annotated[str | None, Query(alias="from", max_length=200, description="cursor from the previous page")]
 
 
+@dataclass(frozen=True)
+class EntityWriteFlags:
+    """Port's query flags of an entity write, the same for one entity and for a bulk: ``upsert``
+    (replace an existing one), ``merge`` (its properties into the stored ones) and
+    ``create_missing_related_entities`` (placeholders for related entities not yet there)."""
+
+    upsert: bool = False
+    merge: bool = False
+    create_missing_related_entities: bool = False
+
+    def options(self) -> dict[str, bool]:
+        """The flags as the catalog's write methods name them."""
+        return {"upsert": self.upsert, "merge": self.merge, "create_missing": self.create_missing_related_entities}
+
+
+WriteFlags = Annotated[EntityWriteFlags, Depends()]
+
+
 def _catalog(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
@@ -36,9 +55,7 @@ def _catalog(request: Request) -> Catalog:
 async def create_entity(
     blueprint: str,
     request: Request,
-    upsert: bool = False,
-    merge: bool = False,
-    create_missing_related_entities: bool = False,
+    flags: WriteFlags,
     who: Principal = Depends(require_admin),
 ) -> FastJSONResponse:
     body = await read_json(request)
@@ -46,9 +63,7 @@ async def create_entity(
         _catalog(request).upsert_entity,
         blueprint,
         body,
-        upsert=upsert,
-        merge=merge,
-        create_missing=create_missing_related_entities,
+        **flags.options(),
         actor=who.client_id,
     )
     return FastJSONResponse({"ok": True, "entity": entity}, status_code=201 if created else 200)
@@ -79,9 +94,7 @@ async def list_entities(
 async def bulk_entities(
     blueprint: str,
     request: Request,
-    upsert: bool = False,
-    merge: bool = False,
-    create_missing_related_entities: bool = False,
+    flags: WriteFlags,
     who: Principal = Depends(require_admin),
 ) -> FastJSONResponse:
     # Depth is checked per entity by the catalog: one deep entity fails alone, the others are stored.
@@ -95,9 +108,7 @@ async def bulk_entities(
         _catalog(request).bulk_upsert,
         blueprint,
         body["entities"],
-        upsert=upsert,
-        merge=merge,
-        create_missing=create_missing_related_entities,
+        **flags.options(),
         actor=who.client_id,
     )
     metrics = request.app.state.metrics

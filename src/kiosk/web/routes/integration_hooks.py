@@ -37,9 +37,10 @@ from kiosk.auth.clients import Principal
 from kiosk.errors import BadRequest, NotFound, ValidationFailed
 from kiosk.ingest.config import IDENTIFIER_PATTERN, Integration
 from kiosk.ingest.events import MAX_EVENT_ID, EventRejected, ReceivedEvent, events_path, parse_event
-from kiosk.ingest.events_queue import MAX_EVENTS_PAGE, MAX_JOB_ID, event_counts, recent_events, store_event
+from kiosk.ingest.events_queue import MAX_EVENTS_PAGE, MAX_JOB_ID, IncomingEvent, event_counts, recent_events
 from kiosk.ingest.live.visibility import event_lag
 from kiosk.runtime.integrations import IntegrationRunner
+from kiosk.store.group_commit import WriterStopped
 from kiosk.store.queue import utcnow
 from kiosk.web.auth import check_basic_auth, require_member
 from kiosk.web.bodies import documented_body, read_json
@@ -142,13 +143,13 @@ async def integration_event(identifier: IntegrationId, request: Request) -> Fast
     except (BadRequest, ValidationFailed):
         metrics.integration_events.refused(identifier, "malformed")
         raise
-    received_at = utcnow()
-
-    def store() -> int | None:
-        with request.app.state.db.begin() as conn:
-            return store_event(conn, identifier, event, received_at)
-
-    job_id = await run_in_threadpool(store)
+    runner: IntegrationRunner = request.app.state.integrations
+    try:
+        # Group commit: stored (with the events arriving at the same moment) before the answer.
+        stored = await runner.event_writer.store(IncomingEvent(identifier, event, utcnow()))
+    except WriterStopped:
+        return error_response(503, "shutting_down", "kiosk is stopping; the event was not stored, send it again")
+    job_id = stored.job_id
     if job_id is None:
         metrics.integration_events.received(identifier, "duplicate")
         log.info(
@@ -157,8 +158,6 @@ async def integration_event(identifier: IntegrationId, request: Request) -> Fast
         )
         return FastJSONResponse({"ok": True, "duplicate": True})
     metrics.integration_events.received(identifier, "stored")
-    runner: IntegrationRunner = request.app.state.integrations
-    runner.events_stored(identifier)
     return FastJSONResponse(
         {
             "ok": True,

@@ -4,7 +4,8 @@
 installationAppType, installationId, version, config, resyncState, ...}}``), so a script written
 for Port reads it unchanged. ``config`` is the mapping (Port's ``port-app-config``) exactly as
 ``PATCH`` takes it back; the integration's other settings — never its PAT or webhook secret —
-and kiosk's full resync state are under ``kiosk``.
+and kiosk's full resync state (``state``) and last incremental pass (``incremental``) are under
+``kiosk``.
 
 Reading is for any authenticated client (members read the catalog too); starting a resync and
 replacing the mapping change what the catalog holds, so they are for admins. A mapping replaced
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -85,6 +86,7 @@ def _settings(integration: Integration) -> dict[str, Any]:
         "appHost": config.appHost,
         "eventListener": {"type": spec.eventListener.type},
         "scheduledResyncInterval": spec.scheduledResyncInterval,
+        "incrementalSyncInterval": spec.incrementalSyncInterval,
         "initializePortResources": spec.initializePortResources,
         "sendRawDataExamples": spec.sendRawDataExamples,
     }
@@ -124,6 +126,7 @@ def _detail(runner: IntegrationRunner, integration: Integration) -> dict[str, An
     replaced = store.load_mapping(integration.identifier)
     body = _summary(integration, state, runner.is_running(integration.identifier))
     body["config"] = replaced[0] if source == "api" and replaced is not None else mapping_document(mapping)
+    incremental = store.load_incremental_state(integration.identifier)
     body["kiosk"] = {
         **body["kiosk"],
         "settings": _settings(integration),
@@ -132,6 +135,7 @@ def _detail(runner: IntegrationRunner, integration: Integration) -> dict[str, An
         if replaced is None
         else {"at": replaced[1].isoformat().replace("+00:00", "Z"), "by": replaced[2]},
         "state": None if state is None else state.to_json(),
+        "incremental": None if incremental is None else incremental.to_json(),
     }
     return body
 
@@ -192,12 +196,18 @@ async def get_integration(
 
 @router.post("/{integration_id}/resync", status_code=202, responses=errors(403, 404))
 async def resync(
-    integration_id: IntegrationId, request: Request, _: Principal = Depends(require_admin)
+    integration_id: IntegrationId,
+    request: Request,
+    incremental: Annotated[
+        bool, Query(description="An incremental pass (only what changed since the last read) instead of a full resync.")
+    ] = False,
+    _: Principal = Depends(require_admin),
 ) -> FastJSONResponse:
-    """Queue a resync now. One already queued or running answers for this request too (``coalesced``,
-    ``running``): an integration never resyncs twice at once."""
+    """Queue a resync now (or, with ``incremental=true``, an incremental pass). One already queued or
+    running answers for this request too (``coalesced``, ``running``): an integration never resyncs
+    twice at once, nor runs two incremental passes at once."""
     runner = _runner(request)
-    outcome = await run_in_threadpool(runner.request, integration_id)
+    outcome = await run_in_threadpool(lambda: runner.request(integration_id, incremental=incremental))
     return FastJSONResponse({"ok": True, "resync": outcome}, status_code=202)
 
 
