@@ -1,7 +1,7 @@
 # kiosk — developer entry points.
 #   make demo    install into .venv, start kiosk on http://127.0.0.1:8000 (SQLite, demo catalog)
 #                and the Azure DevOps emulator on http://127.0.0.1:8001 (a webhook-triggered pipeline)
-#   make test    install (incl. a PostgreSQL server for the tests), ruff, mypy, every test
+#   make test    install (incl. a PostgreSQL server and chromium for the tests), ruff, mypy, every test
 #   make lint    ruff check, ruff format --check, mypy
 #   make bench   the benchmarks in bench/ (BENCH_ARGS=--quick for a smoke run)
 #   make clean   caches, build output and the demo's .kiosk; `make distclean` also drops .venv
@@ -21,7 +21,7 @@ EMULATOR_PORT ?= 8001
 # Root installs packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install pg-server demo test lint bench clean distclean
+.PHONY: help install pg-server browser demo test lint bench clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -46,6 +46,17 @@ pg-server:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	fi
 
+# The browser tests (tests/ui/test_browser.py) drive Debian's chromium through Playwright: no
+# browser download, which these machines and many corporate networks cannot do.
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "Chromium: /usr/bin/chromium"; \
+	else \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
+
 demo: install
 	KIOSK_HOME=./.kiosk $(BIN)/kiosk demo --host $(HOST) --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
@@ -54,7 +65,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: install pg-server lint
+test: install pg-server browser lint
 	$(BIN)/pytest
 
 bench: install pg-server

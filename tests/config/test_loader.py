@@ -162,7 +162,7 @@ def test_unknown_top_level_key_lists_the_known_ones(tmp_path: Path) -> None:
     assert exc.message == (
         f"{tmp_path / 'kiosk.yaml'}:2: entitites: unknown top-level key 'entitites' "
         "(known keys: blueprints, entities, actions, azureDevOps, egress, delivery, runs, receivers, watches, "
-        "integrations, retention, jq)"
+        "integrations, retention, jq, signIn)"
     )
 
 

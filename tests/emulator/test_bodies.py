@@ -169,5 +169,7 @@ def test_clients_that_disconnect_mid_body_cost_a_line_each_and_no_traceback(tmp_
     finally:
         server.send_signal(signal.SIGINT)
         _, stderr = server.communicate(timeout=30)
-    assert "Traceback" not in stderr and "500" not in stderr, stderr[:3000]
+    # Each line's timestamp left out: its milliseconds can read "500" by chance.
+    messages = "\n".join(line.split(" ", 1)[-1] for line in stderr.splitlines())
+    assert "Traceback" not in messages and "500" not in messages, stderr[:3000]
     assert len(stderr.splitlines()) <= aborted + 5, stderr[:3000]

@@ -28,6 +28,7 @@ from kiosk.cli.pipelines import pipeline_app
 from kiosk.cli.receivers import receivers_app
 from kiosk.cli.serve import apply, serve
 from kiosk.cli.signing import send, sign
+from kiosk.cli.users import users_app
 from kiosk.errors import KioskError
 
 __all__ = ["app", "main"]
@@ -52,6 +53,7 @@ for command in (demo, sign, send, version, serve, apply):
 for group in (
     emulator_app,
     credentials_app,
+    users_app,
     keys_app,
     pipeline_app,
     actions_app,

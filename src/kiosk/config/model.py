@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, Valid
 from kiosk.actions.model import AZURE_ORG_NAME, HEADER_NAME
 from kiosk.catalog.identifiers import ENTITY_IDENTIFIER, SCHEMA_IDENTIFIER
 from kiosk.config.secrets import SecretRef
+from kiosk.config.signin import SignInConfig
 from kiosk.core.jq_engine import JqLimits
 from kiosk.delivery.config import DeliveryConfig, EgressConfig
 from kiosk.errors import ConfigError
@@ -376,6 +377,7 @@ class KioskConfig(BaseModel):
     integrations: list[IntegrationSpec] = Field(default_factory=list)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     jq: JqConfig = Field(default_factory=JqConfig)
+    signIn: SignInConfig = Field(default_factory=SignInConfig)
 
     _source: SourceMap | None = PrivateAttr(default=None)
     #: Each integration's mapping, read and checked by the loader (see kiosk.config.integrations).

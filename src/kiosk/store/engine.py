@@ -19,6 +19,8 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,8 +84,11 @@ class Database:
         """A write transaction: committed on success, rolled back on any error."""
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                _release_writer(conn)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -157,11 +162,56 @@ def create_database(url: str) -> Database:
     return Database(engine)
 
 
+#: The process's writers of one SQLite engine queue here before SQLite's own write lock (see
+#: :func:`_sqlite_begin`); keyed by the engine.
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+#: How long a writer waits in the process's queue before it asks SQLite anyway (whose busy_timeout
+#: then decides): a transaction opened inside another one of the same thread must not hang.
+_WRITER_WAIT_SECONDS = 10.0
+_HOLDS_WRITER = "kiosk_holds_writer"
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.Lock()
+        return lock
+
+
 def _sqlite_begin(conn: Connection) -> None:
     """BEGIN IMMEDIATE for writes: take the write lock up front and wait for it (busy_timeout),
-    instead of failing with SQLITE_BUSY when a read transaction later tries to upgrade."""
+    instead of failing with SQLITE_BUSY when a read transaction later tries to upgrade.
+
+    The process's own writers first queue on a lock of the engine's, held until the transaction
+    has committed or rolled back (:meth:`Database.begin`, :meth:`HeldConnection.transaction`):
+    SQLite's busy handler waits by sleeping in growing steps (up to 100 ms), so writers of one
+    process contending through it — the endpoint's group commit, the event processor's writes and
+    settles, a resync — each lost tens of milliseconds per write; a lock hands the turn over at
+    once. Other processes still meet through SQLite's lock."""
     write = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    if not write:
+        conn.exec_driver_sql("BEGIN")
+        return
+    lock = _writer_lock(conn.engine)
+    held = lock.acquire(timeout=_WRITER_WAIT_SECONDS)
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if held:
+            lock.release()
+        raise
+    if held:
+        conn.info[_HOLDS_WRITER] = lock
+
+
+def _release_writer(conn: Connection) -> None:
+    """After the write transaction committed or rolled back (not before: SQLite's lock is held
+    until then): the next writer of this process may begin."""
+    lock = conn.info.pop(_HOLDS_WRITER, None)
+    if lock is not None:
+        lock.release()
 
 
 def _disable_pysqlite_autobegin(engine: Engine) -> None:
@@ -190,12 +240,16 @@ class HeldConnection:
     def transaction(self) -> Iterator[Connection]:
         if self._conn is None:
             self._conn = self.db.engine.connect().execution_options(**{WRITE_OPTION: True})
+        conn = self._conn
         try:
-            with self._conn.begin():
-                yield self._conn
-        except Exception:
-            self.close()
+            with conn.begin():
+                yield conn
+        except BaseException as exc:
+            _release_writer(conn)  # while the connection is open: its info holds the turn
+            if isinstance(exc, Exception):
+                self.close()
             raise
+        _release_writer(conn)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -356,3 +356,37 @@ integration_hooks = sa.Table(
     sa.Column("applied_at", Timestamp, nullable=False),
     sa.PrimaryKeyConstraint("integration", "organization"),
 )
+
+# ------------------------------------------------------------------------------------------------
+# People who sign in to the portal, and their sessions (migration 0009).
+
+# A person: a local user (``password_hash``, argon2) or one known from an OIDC provider
+# (``oidc_subject``). The email is the identifier of their ``_user`` entity, as in Port.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # u_<hex>
+    sa.Column("email", sa.String(320), nullable=False, unique=True),  # lower-cased
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("oidc_subject", sa.String(255), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_sign_in_at", Timestamp, nullable=True),
+)
+
+# A browser session: the cookie holds a 256-bit random id, the table only its SHA-256, so reading
+# the database is not enough to take over a session. ``csrf_token`` is the per-session token every
+# state-changing form carries.
+user_sessions = sa.Table(
+    "user_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(40), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),  # the absolute end, whatever the activity
+    sa.Index("ix_user_sessions_user_id", "user_id"),
+    sa.Index("ix_user_sessions_expires_at", "expires_at"),
+)

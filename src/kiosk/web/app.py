@@ -48,6 +48,7 @@ from kiosk.runtime.integrations import IntegrationRunner
 from kiosk.runtime.tasks import TaskContext, build_tasks
 from kiosk.settings import Settings
 from kiosk.store import create_database, upgrade_to_head
+from kiosk.ui import UI_KEY_LABEL, install_ui, ui_error_page
 from kiosk.web.bodies import COMPONENTS
 from kiosk.web.limits import BodyLimitMiddleware
 from kiosk.web.metrics import Metrics, MetricsMiddleware
@@ -87,6 +88,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method served at this path, not only the first route's
             headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        page = ui_error_page(request, exc.status_code, "There is no such page." if exc.status_code == 404 else message)
+        if page is not None:  # a browser on the UI gets an HTML page; the API keeps its JSON errors
+            page.headers.update(headers)
+            return page
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=headers)
 
     @app.exception_handler(IntegrityError)
@@ -260,6 +265,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(azure_hook_routes.router)
     app.include_router(integration_routes.router)
     app.include_router(integration_hook_routes.router)
+    # The portal's pages at / and /ui/ (kiosk.ui); after the API's routes, which it never shadows.
+    install_ui(app, db=db, catalog=catalog, key=keyring.derive(UI_KEY_LABEL), config=config.signIn, base_dir=config_dir)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # After the middlewares: the receivers' lane goes in front of them (see kiosk.web.lane).
