@@ -25,7 +25,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -89,15 +89,24 @@ def least_time(requests: int, budget: int, window: float) -> float:
     return (math.ceil(requests / budget) - 1) * window
 
 
-def add_org_and_budget_arguments(
-    parser: argparse.ArgumentParser, *, budget: int, window: float, projects: int, repos: int
-) -> None:
-    """The options both throttled benchmarks take: the rate-limit budget per window and the
-    generated org's size (the benchmark's own defaults)."""
-    parser.add_argument("--budget", type=int, default=budget)
-    parser.add_argument("--window", type=float, default=window)
-    parser.add_argument("--projects", type=int, default=projects)
-    parser.add_argument("--repos", type=int, default=repos)
+def parse_org_and_budget_arguments(
+    argv: list[str] | None,
+    description: str,
+    defaults: Mapping[str, int | float],
+    quick: Mapping[str, int | float],
+) -> argparse.Namespace:
+    """The options both throttled benchmarks take: the rate-limit budget per window (``budget``,
+    ``window``), the generated org's size (``projects``, ``repos``) and the benchmark's own, each an
+    option of its default's type; ``--quick`` (a smoke run) takes ``quick``'s values instead."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    parser.add_argument("--quick", action="store_true", help="a smaller org (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in quick.items():
+            setattr(args, name, value)
+    return args
 
 
 def report_against_bound(
@@ -164,13 +173,12 @@ def generated_org(config: str) -> Iterator[tuple[str, Callable[[int, float], Abs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_org_and_budget_arguments(parser, budget=50, window=4.0, projects=6, repos=60)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--quick", action="store_true", help="a smaller org and window (a smoke run)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.projects, args.repos, args.window, args.budget = 2, 40, 4.0, 60
+    args = parse_org_and_budget_arguments(
+        argv,
+        __doc__.split("\n\n")[0],
+        {"budget": 50, "window": 4.0, "projects": 6, "repos": 60, "concurrency": 8},
+        quick={"projects": 2, "repos": 40, "window": 4.0, "budget": 60},
+    )
 
     config = bench_org_config({"projects": args.projects, "repos": args.repos, "workitems": 10})
     with generated_org(config) as (url, throttle):

@@ -33,7 +33,14 @@ from typing import Any
 
 from bench.common import ROOT, Databases, ratio, selected_engines
 from bench.emulator_org import bench_org_config
-from tests.support.integrations import azure_devops_integration, create_blueprints, mapping_resource
+from tests.support.blueprints import blueprint
+from tests.support.integrations import (
+    azure_devops_integration,
+    create_blueprints,
+    mapping_resource,
+    pull_request_resource,
+    repository_resource,
+)
 from tests.support.processes import wait_until_answering
 from tests.support.servers import free_port
 
@@ -42,37 +49,16 @@ RSS_TARGET_MB = 300.0
 SECOND_TARGET = 0.3
 
 BLUEPRINTS: list[dict[str, Any]] = [
-    {"identifier": "project", "title": "Project", "schema": {"properties": {"state": {"type": "string"}}}},
-    {
-        "identifier": "repository",
-        "title": "Repository",
-        "schema": {"properties": {"url": {"type": "string"}, "defaultBranch": {"type": "string"}}},
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
-    {
-        "identifier": "pullRequest",
-        "title": "Pull request",
-        "schema": {"properties": {"status": {"type": "string"}, "creator": {"type": "string"}}},
-        "relations": {"repository": {"target": "repository", "many": False, "required": False}},
-    },
-    {
-        "identifier": "build",
-        "title": "Build",
-        "schema": {"properties": {"status": {"type": "string"}, "result": {"type": "string"}}},
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
-    {
-        "identifier": "workItem",
-        "title": "Work item",
-        "schema": {
-            "properties": {
-                "type": {"type": "string"},
-                "state": {"type": "string"},
-                "changedDate": {"type": "string", "format": "date-time"},
-            }
-        },
-        "relations": {"project": {"target": "project", "many": False, "required": False}},
-    },
+    blueprint("project", "Project", {"state": "string"}),
+    blueprint("repository", "Repository", {"url": "string", "defaultBranch": "string"}, {"project": "project"}),
+    blueprint("pullRequest", "Pull request", {"status": "string", "creator": "string"}, {"repository": "repository"}),
+    blueprint("build", "Build", {"status": "string", "result": "string"}, {"project": "project"}),
+    blueprint(
+        "workItem",
+        "Work item",
+        {"type": "string", "state": "string", "changedDate": {"type": "string", "format": "date-time"}},
+        {"project": "project"},
+    ),
 ]
 
 
@@ -81,22 +67,8 @@ MAPPING: dict[str, Any] = {
     "createMissingRelatedEntities": False,
     "resources": [
         mapping_resource("project", "project", properties={"state": ".state"}),
-        mapping_resource(
-            "repository",
-            "repository",
-            properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
-            relations={"project": ".project.id"},
-        ),
-        mapping_resource(
-            "pull-request",
-            "pullRequest",
-            identifier='.repository.id + "/" + (.pullRequestId | tostring)',
-            title=".title",
-            properties={"status": ".status", "creator": ".createdBy.uniqueName"},
-            relations={"repository": ".repository.id"},
-            minTimeInDays=3650,
-            maxResults=1000,
-        ),
+        repository_resource("repository"),
+        pull_request_resource("pullRequest", {"status": ".status", "creator": ".createdBy.uniqueName"}),
         mapping_resource(
             "build",
             "build",

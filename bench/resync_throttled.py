@@ -16,13 +16,12 @@ a throttled resync within 1.3x of it, with no 429 received and the same entities
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 import time
 from pathlib import Path
 
-from bench.azure_throttled import PAT, add_org_and_budget_arguments, generated_org, report_against_bound
+from bench.azure_throttled import PAT, generated_org, parse_org_and_budget_arguments, report_against_bound
 from bench.emulator_org import bench_org_config
 from tests.support.integrations import azure_devops_integration
 
@@ -63,13 +62,12 @@ def resync_once(database: Path, url: str) -> tuple[float, int, int, int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_org_and_budget_arguments(parser, budget=40, window=3.0, projects=4, repos=24)
-    parser.add_argument("--workitems", type=int, default=600)
-    parser.add_argument("--quick", action="store_true", help="a smaller org (a smoke run)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.projects, args.repos, args.workitems = 2, 12, 200
+    args = parse_org_and_budget_arguments(
+        argv,
+        __doc__.split("\n\n")[0],
+        {"budget": 40, "window": 3.0, "projects": 4, "repos": 24, "workitems": 600},
+        quick={"projects": 2, "repos": 12, "workitems": 200},
+    )
 
     with (
         tempfile.TemporaryDirectory(prefix="kiosk-bench-resync-throttled-") as tmp,

@@ -22,8 +22,8 @@ from tests.support.integrations import (
     merged_mapping,
     work_item_resource,
 )
+from tests.support.rest import FAST
 
-from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.catalog.service import Catalog
 from kiosk.emulator.org.model import Build, Organisation
@@ -34,8 +34,6 @@ from kiosk.ingest.state import IncrementalOrgState, IncrementalResourceState, In
 from kiosk.ingest.store import IngestStore, Source
 
 __all__ = ["start_emulator"]
-
-FAST = {"retry": RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), "timeout": 5.0}
 
 
 def _blueprint(identifier: str, *properties: str) -> dict[str, Any]:
@@ -88,7 +86,7 @@ class Requests:
             await call(request)
 
     def client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
-        rest = AzureDevOpsRest(organization_url, pat, **FAST)  # type: ignore[arg-type]
+        rest = AzureDevOpsRest(organization_url, pat, **FAST)
         rest._http.event_hooks["request"].append(self.hook)
         return rest
 

@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
-from tests.support.integrations import all_entities, azure_devops_integration, create_blueprints, mapping_resource
+from tests.support.blueprints import blueprint
+from tests.support.integrations import (
+    all_entities,
+    azure_devops_integration,
+    create_blueprints,
+    mapping_resource,
+    pull_request_resource,
+    repository_resource,
+)
+from tests.support.rest import FAST
 
 from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.catalog.service import Catalog
@@ -28,26 +37,11 @@ from kiosk.store.engine import Database
 
 __all__ = ["start_emulator"]
 
-FAST = {"retry": RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), "timeout": 5.0}
 
 BLUEPRINTS: list[dict[str, Any]] = [
-    {
-        "identifier": "adoProject",
-        "title": "Project",
-        "schema": {"properties": {"state": {"type": "string"}, "visibility": {"type": "string"}}},
-    },
-    {
-        "identifier": "adoRepo",
-        "title": "Repository",
-        "schema": {"properties": {"url": {"type": "string"}, "defaultBranch": {"type": "string"}}},
-        "relations": {"project": {"target": "adoProject", "required": False, "many": False}},
-    },
-    {
-        "identifier": "adoPullRequest",
-        "title": "Pull request",
-        "schema": {"properties": {"status": {"type": "string"}}},
-        "relations": {"repository": {"target": "adoRepo", "required": False, "many": False}},
-    },
+    blueprint("adoProject", "Project", {"state": "string", "visibility": "string"}),
+    blueprint("adoRepo", "Repository", {"url": "string", "defaultBranch": "string"}, {"project": "adoProject"}),
+    blueprint("adoPullRequest", "Pull request", {"status": "string"}, {"repository": "adoRepo"}),
 ]
 
 MAPPING: dict[str, Any] = {
@@ -57,22 +51,8 @@ MAPPING: dict[str, Any] = {
     "entityDeletionThreshold": 1,
     "resources": [
         mapping_resource("project", "adoProject", properties={"state": ".state", "visibility": ".visibility"}),
-        mapping_resource(
-            "repository",
-            "adoRepo",
-            properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
-            relations={"project": ".project.id"},
-        ),
-        mapping_resource(
-            "pull-request",
-            "adoPullRequest",
-            identifier='.repository.id + "/" + (.pullRequestId | tostring)',
-            title=".title",
-            properties={"status": ".status"},
-            relations={"repository": ".repository.id"},
-            minTimeInDays=3650,
-            maxResults=1000,
-        ),
+        repository_resource("adoRepo"),
+        pull_request_resource("adoPullRequest", {"status": ".status"}),
     ],
 }
 

@@ -19,9 +19,10 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator, start_emulator
 from tests.support.azure_sdk import with_generated_org
+from tests.support.blueprints import blueprint
 from tests.support.integrations import azure_devops_integration, mapping_resource, merged_mapping, work_item_resource
+from tests.support.rest import FAST
 
-from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.catalog.service import Catalog
 from kiosk.ingest.config import Integration
@@ -34,17 +35,11 @@ from kiosk.store.tables import ingest_item_marks, ingest_resource_reads
 
 __all__ = ["start_emulator"]
 
-FAST = {"retry": RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), "timeout": 5.0}
 WORK_ITEMS = 40
 
 BLUEPRINTS: list[dict[str, Any]] = [
-    {"identifier": "adoProject", "title": "Project", "schema": {"properties": {"state": {"type": "string"}}}},
-    {
-        "identifier": "adoWorkItem",
-        "title": "Work item",
-        "schema": {"properties": {"state": {"type": "string"}, "type": {"type": "string"}}},
-        "relations": {"project": {"target": "adoProject", "required": False, "many": False}},
-    },
+    blueprint("adoProject", "Project", {"state": "string"}),
+    blueprint("adoWorkItem", "Work item", {"state": "string", "type": "string"}, {"project": "adoProject"}),
 ]
 
 MAPPING: dict[str, Any] = merged_mapping(
@@ -85,7 +80,7 @@ class Requests:
             self.org_queries.append((json.loads(request.content)["query"], dict(request.url.params)))
 
     def client(self, organization_url: str, pat: str) -> AzureDevOpsRest:
-        rest = AzureDevOpsRest(organization_url, pat, **FAST)  # type: ignore[arg-type]
+        rest = AzureDevOpsRest(organization_url, pat, **FAST)
         rest._http.event_hooks["request"].append(self.hook)
         return rest
 
@@ -140,6 +135,31 @@ def resync(store: IngestStore, requests: Requests, target: Integration) -> Resyn
     state = asyncio.run(Resyncer(store, rest_factory=requests.client).run(target))
     assert state.status == "completed", state.to_json()
     return state
+
+
+def resynced_work_items(live: LiveEmulator, store: IngestStore, requests: Requests) -> dict[int, dict[str, Any]]:
+    """The org's work items as Azure lists them, once a first complete resync wrote them: where most
+    tests here start."""
+    azure = azure_work_items(live)
+    resync(store, requests, integration(live.base_url))
+    return azure
+
+
+def change_in_azure(
+    live: LiveEmulator,
+    method: str,
+    project: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    title: str | None = None,
+) -> None:
+    """Change ``path`` of ``project`` in the emulator, as someone working in Azure would (``title``:
+    a work item's new ``System.Title``)."""
+    if title is not None:
+        body = {"fields": {"System.Title": title}}
+    answer = live.client.request(method, f"/_emulator/orgs/fabrikam/projects/{project}/{path}", json=body)
+    assert answer.status_code == 200, answer.text
 
 
 def written(state: ResyncState) -> tuple[int, int, int]:
@@ -204,14 +224,9 @@ def test_a_second_resync_of_an_unchanged_org_reads_no_work_item_in_full(
 def test_a_changed_work_item_is_read_again_and_updated(
     live: LiveEmulator, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     changed = sorted(azure)[5]
-    answer = live.client.patch(
-        f"/_emulator/orgs/fabrikam/projects/{azure[changed]['projectId']}/workitems/{changed}",
-        json={"fields": {"System.Title": "Renamed in Azure"}},
-    )
-    assert answer.status_code == 200, answer.text
+    change_in_azure(live, "PATCH", azure[changed]["projectId"], f"workitems/{changed}", title="Renamed in Azure")
     before = entities(catalog, "adoWorkItem")
 
     state = resync(store, requests, integration(live.base_url))
@@ -230,11 +245,9 @@ def test_a_changed_work_item_is_read_again_and_updated(
 def test_a_deleted_work_item_is_deleted_and_forgotten(
     live: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     gone = sorted(azure)[0]
-    answer = live.client.delete(f"/_emulator/orgs/fabrikam/projects/{azure[gone]['projectId']}/workitems/{gone}")
-    assert answer.status_code == 200, answer.text
+    change_in_azure(live, "DELETE", azure[gone]["projectId"], f"workitems/{gone}")
 
     state = resync(store, requests, integration(live.base_url))
     assert requests.full_ids == []
@@ -246,8 +259,7 @@ def test_a_deleted_work_item_is_deleted_and_forgotten(
 def test_an_entity_someone_else_edited_is_restored_from_azure(
     live: LiveEmulator, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     edited = sorted(azure)[3]
     catalog.patch_entity("adoWorkItem", str(edited), {"title": "edited by hand"}, actor="someone")
     assert catalog.get_entity("adoWorkItem", str(edited))["title"] == "edited by hand"
@@ -261,8 +273,7 @@ def test_an_entity_someone_else_edited_is_restored_from_azure(
 def test_a_relation_lost_with_its_deleted_target_is_written_again(
     live: LiveEmulator, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     project = azure[sorted(azure)[0]]["projectId"]
     of_project = sorted(i for i, item in azure.items() if item["projectId"] == project)
     # Deleting the project entity drops its work items' edges without touching the work items.
@@ -277,8 +288,7 @@ def test_a_relation_lost_with_its_deleted_target_is_written_again(
 def test_a_changed_mapping_reads_every_work_item_again(
     live: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     changed = copy.deepcopy(MAPPING)
     changed["resources"][1]["port"]["entity"]["mappings"]["properties"]["type"] = '.fields."System.WorkItemType"'
 
@@ -332,13 +342,7 @@ def test_listed_items_with_the_same_content_are_not_mapped_again(
     live: LiveEmulator, catalog: Catalog, store: IngestStore, requests: Requests, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog.create_blueprint(
-        {
-            "identifier": "adoRepo",
-            "title": "Repository",
-            "schema": {"properties": {"url": {"type": "string"}}},
-            "relations": {"project": {"target": "adoProject", "required": False, "many": False}},
-        },
-        actor="test",
+        blueprint("adoRepo", "Repository", {"url": "string"}, {"project": "adoProject"}), actor="test"
     )
     mapping = copy.deepcopy(MAPPING)
     mapping["resources"].insert(1, REPOSITORIES)
@@ -362,10 +366,7 @@ def test_listed_items_with_the_same_content_are_not_mapped_again(
 
     renamed = sorted(repositories)[0]
     project = repositories[renamed]["relations"]["project"]
-    answer = live.client.patch(
-        f"/_emulator/orgs/fabrikam/projects/{project}/repositories/{renamed}", json={"name": "renamed-repo"}
-    )
-    assert answer.status_code == 200, answer.text
+    change_in_azure(live, "PATCH", project, f"repositories/{renamed}", {"name": "renamed-repo"})
     mapped.clear()
     state = resync(store, requests, integration(live.base_url, mapping))
     assert mapped == Counter({"repository": 1})
@@ -377,16 +378,13 @@ def test_listed_items_with_the_same_content_are_not_mapped_again(
 def test_only_a_complete_read_moves_the_time_changes_are_asked_from(
     live: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     began = read_began(db)
     assert began is not None
     changed = sorted(azure)[7]
-    answer = live.client.patch(
-        f"/_emulator/orgs/fabrikam/projects/{azure[changed]['projectId']}/workitems/{changed}",
-        json={"fields": {"System.Title": "Changed while kiosk could not read"}},
+    change_in_azure(
+        live, "PATCH", azure[changed]["projectId"], f"workitems/{changed}", title="Changed while kiosk could not read"
     )
-    assert answer.status_code == 200, answer.text
     # Full reads fail: the changed item cannot be read, so this read is not complete.
     faults = {"faults": [{"pathRegex": ".*/_apis/wit/workitems$", "errorRate": 1, "errorStatus": 500}]}
     assert live.client.put("/_emulator/switches", json=faults).status_code == 200
@@ -406,8 +404,7 @@ def test_only_a_complete_read_moves_the_time_changes_are_asked_from(
 def test_without_a_complete_read_every_revision_is_read(
     live: LiveEmulator, db: Database, store: IngestStore, requests: Requests
 ) -> None:
-    azure = azure_work_items(live)
-    resync(store, requests, integration(live.base_url))
+    azure = resynced_work_items(live, store, requests)
     with db.begin() as conn:  # as after a resync that wrote marks but never finished a read
         conn.execute(sa.delete(ingest_resource_reads))
 

@@ -165,23 +165,73 @@ def test_default_project_mapping_field_by_field() -> None:
     ]
 
 
-def test_default_repository_mapping_field_by_field() -> None:
-    [repository] = resources("repository")
-    batch = compile_resource(repository).map([REPOSITORY])
-    assert batch.failures == []
-    assert batch.entities == [
-        {
-            "identifier": "5febef5a-833d-4e14-b9c0-14cb638f91e6",
-            "blueprint": "azureDevopsRepository",
-            "title": "payments-api",
-            "properties": {
-                "url": "https://contoso@dev.azure.com/contoso/Fabrikam%20Fiber/_git/payments-api",
-                "readme": "# Payments API\n",
-                "codeowners": None,
+@pytest.mark.parametrize(
+    ("kind", "item", "expected"),
+    [
+        (
+            "repository",
+            REPOSITORY,
+            {
+                "identifier": "5febef5a-833d-4e14-b9c0-14cb638f91e6",
+                "blueprint": "azureDevopsRepository",
+                "title": "payments-api",
+                "properties": {
+                    "url": "https://contoso@dev.azure.com/contoso/Fabrikam%20Fiber/_git/payments-api",
+                    "readme": "# Payments API\n",
+                    "codeowners": None,
+                },
+                "relations": {"project": "6ce954b1ce1f"},
             },
-            "relations": {"project": "6ce954b1ce1f"},
-        }
-    ]
+        ),
+        (
+            "board",
+            BOARD,
+            {
+                "identifier": "b1",
+                "blueprint": "azureDevopsBoard",
+                "title": "Stories",
+                "properties": {"link": BOARD["url"]},
+                "relations": {"project": "6ce954b1ce1f"},
+            },
+        ),
+        (
+            "column",
+            COLUMN,
+            {
+                "identifier": "UserStory/InProgress/6ce954b1ce1f",
+                "blueprint": "azureDevopsColumn",
+                "title": "In Progress",
+                "relations": {"board": "b1"},
+            },
+        ),
+        (
+            "release",
+            RELEASE,
+            {
+                "identifier": "6ce954b1ce1f/17",
+                "blueprint": "azureDevopsRelease",
+                "title": "Release-17",
+                "properties": {
+                    "status": "active",
+                    "reason": "manual",
+                    "createdDate": "2026-11-01T10:00:00Z",
+                    "modifiedDate": "2026-11-02T10:00:00Z",
+                    "createdBy": "ann@contoso.com",
+                    "modifiedBy": "bo@contoso.com",
+                    "definitionName": "Payments CD",
+                    # gsub's pattern is a regex: ``?`` makes the ``e`` optional, so nothing matches (Ocean's too).
+                    "link": "https://dev.azure.com/contoso/Fabrikam/_release?releaseId=17",
+                },
+                "relations": {"project": "6ce954b1ce1f"},
+            },
+        ),
+    ],
+)
+def test_default_mapping_field_by_field(kind: str, item: dict[str, Any], expected: dict[str, Any]) -> None:
+    [selected] = resources(kind)
+    batch = compile_resource(selected).map([item])
+    assert batch.failures == []
+    assert batch.entities == [expected]
 
 
 def test_default_repository_policies_select_by_type() -> None:
@@ -199,48 +249,6 @@ def test_default_repository_policies_select_by_type() -> None:
     assert second.filtered == 1
     assert second.entities == [
         {"identifier": REPOSITORY["id"], "blueprint": "azureDevopsRepository", "properties": {"workItemLinking": False}}
-    ]
-
-
-def test_default_board_column_and_release_mappings() -> None:
-    [board] = resources("board")
-    assert compile_resource(board).map([BOARD]).entities == [
-        {
-            "identifier": "b1",
-            "blueprint": "azureDevopsBoard",
-            "title": "Stories",
-            "properties": {"link": BOARD["url"]},
-            "relations": {"project": "6ce954b1ce1f"},
-        }
-    ]
-    [column] = resources("column")
-    assert compile_resource(column).map([COLUMN]).entities == [
-        {
-            "identifier": "UserStory/InProgress/6ce954b1ce1f",
-            "blueprint": "azureDevopsColumn",
-            "title": "In Progress",
-            "relations": {"board": "b1"},
-        }
-    ]
-    [release] = resources("release")
-    assert compile_resource(release).map([RELEASE]).entities == [
-        {
-            "identifier": "6ce954b1ce1f/17",
-            "blueprint": "azureDevopsRelease",
-            "title": "Release-17",
-            "properties": {
-                "status": "active",
-                "reason": "manual",
-                "createdDate": "2026-11-01T10:00:00Z",
-                "modifiedDate": "2026-11-02T10:00:00Z",
-                "createdBy": "ann@contoso.com",
-                "modifiedBy": "bo@contoso.com",
-                "definitionName": "Payments CD",
-                # gsub's pattern is a regex: ``?`` makes the ``e`` optional, so nothing matches (Ocean's too).
-                "link": "https://dev.azure.com/contoso/Fabrikam/_release?releaseId=17",
-            },
-            "relations": {"project": "6ce954b1ce1f"},
-        }
     ]
 
 
@@ -607,11 +615,12 @@ def test_ocean_quotes_only_rewrites_string_delimiters() -> None:
 
 
 class CountingPool(JqPool):
-    """A real pool that counts its round trips."""
+    """A real pool that counts its round trips; with ``failure``, one whose every round trip raises it."""
 
-    def __init__(self, limits: JqLimits | None = None) -> None:
+    def __init__(self, limits: JqLimits | None = None, failure: Exception | None = None) -> None:
         super().__init__(limits)
         self.calls = 0
+        self.failure = failure
 
     def evaluate(
         self,
@@ -620,6 +629,8 @@ class CountingPool(JqPool):
         pairs: Sequence[tuple[int, int]] | None = None,
     ) -> list[JqResult]:
         self.calls += 1
+        if self.failure is not None:
+            raise self.failure
         return super().evaluate(programs, inputs, pairs)
 
 
@@ -691,17 +702,9 @@ def test_an_input_jq_cannot_read_fails_only_its_entity(pool: CountingPool) -> No
 
 
 def test_no_worker_available_raises() -> None:
-    class Unavailable(JqPool):
-        def evaluate(
-            self,
-            programs: Sequence[str],
-            inputs: Sequence[Any],
-            pairs: Sequence[tuple[int, int]] | None = None,
-        ) -> list[JqResult]:
-            raise JqUnavailable("every jq worker stayed busy")
-
+    unavailable = CountingPool(failure=JqUnavailable("every jq worker stayed busy"))
     with pytest.raises(JqUnavailable):
-        compile_resource(resource({"title": "def f: .name; f"}), pool=Unavailable()).map([REPOSITORY])
+        compile_resource(resource({"title": "def f: .name; f"}), pool=unavailable).map([REPOSITORY])
 
 
 # ------------------------------------------------------------------ test-mapping

@@ -31,6 +31,8 @@ __all__ = [
     "integrations_yaml",
     "mapping_resource",
     "merged_mapping",
+    "pull_request_resource",
+    "repository_resource",
     "work_item_resource",
 ]
 
@@ -92,6 +94,31 @@ def work_item_resource(blueprint: str, **options: Any) -> dict[str, Any]:
     ``state`` (``options``: relations and selector options, as :func:`mapping_resource` takes them)."""
     return by_id_resource(
         "work-item", blueprint, '.fields."System.Title"', {"state": '.fields."System.State"'}, **options
+    )
+
+
+def repository_resource(blueprint: str) -> dict[str, Any]:
+    """The repository kind into ``blueprint``: its URL and default branch, related to its project."""
+    return mapping_resource(
+        "repository",
+        blueprint,
+        properties={"url": ".remoteUrl", "defaultBranch": ".defaultBranch"},
+        relations={"project": ".project.id"},
+    )
+
+
+def pull_request_resource(blueprint: str, properties: Mapping[str, str]) -> dict[str, Any]:
+    """The pull-request kind into ``blueprint``: keyed ``repository id/pull request id``, related to
+    its repository, every one of ten years (up to 1,000 a repository) selected."""
+    return mapping_resource(
+        "pull-request",
+        blueprint,
+        identifier='.repository.id + "/" + (.pullRequestId | tostring)',
+        title=".title",
+        properties=properties,
+        relations={"repository": ".repository.id"},
+        minTimeInDays=3650,
+        maxResults=1000,
     )
 
 

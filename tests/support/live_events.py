@@ -4,25 +4,24 @@ endpoint's ``store_event``), so the processor works on envelopes of Azure's shap
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tests.emulator.conftest import LiveEmulator
-from tests.emulator.hooks.conftest import PROJECT_ID
+from tests.emulator.hooks.conftest import PROJECT_ID, subscribe
 from tests.support.receiver import Receiver
+from tests.support.rest import FAST
 
-from kiosk.azure.ratelimit import RetryPolicy
 from kiosk.ingest.events import parse_event
 from kiosk.ingest.events_queue import store_event
 from kiosk.store.engine import Database
 from kiosk.store.queue import utcnow
 
-__all__ = ["BLUEPRINTS", "EVENT_TYPES", "FAST", "HOOKS_SETTINGS", "Hooks"]
+__all__ = ["BLUEPRINTS", "EVENT_TYPES", "FAST", "HOOKS_SETTINGS", "Hooks", "subscribe_with_basic_auth"]
 
 #: Service hooks retrying on a fast schedule (tests/emulator/hooks/conftest.py's), before an org config.
 HOOKS_SETTINGS = "settings:\n  hooks: {retryScale: 0.00001, attemptTimeoutSeconds: 2}\n"
 
-#: The client's own retries, short (a 500 is retried once, quickly).
-FAST = {"retry": RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), "timeout": 5.0}
 
 BLUEPRINTS: list[dict[str, Any]] = [
     {
@@ -45,6 +44,24 @@ EVENT_TYPES = (
     "git.pullrequest.updated",
     "build.complete",
 )
+
+
+def subscribe_with_basic_auth(
+    azure: LiveEmulator, url: str, event_types: Iterable[str], user: str, password: str
+) -> list[dict[str, Any]]:
+    """A subscription to the project's events of each type, delivering to ``url`` with basic auth: how
+    an operator points Azure at kiosk's hook endpoint. The subscriptions, in order."""
+    return [
+        subscribe(
+            azure,
+            url,
+            event_type,
+            publisher_inputs={"projectId": PROJECT_ID},
+            basicAuthUsername=user,
+            basicAuthPassword=password,
+        )
+        for event_type in event_types
+    ]
 
 
 class Hooks:

@@ -102,7 +102,7 @@ def test_catalog_page_sorts_searches_and_pages_with_htmx(live: LiveServer) -> No
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
         _sign_in(page, live.base_url, "max@example.com")
-        page.get_by_role("link", name="Service").click()
+        page.get_by_role("link", name="Service", exact=True).click()
         page.wait_for_url(live.base_url + "/ui/catalog/service")
         assert page.locator("tbody tr").count() == 50
         assert page.locator("tbody tr").first.locator("td").nth(1).inner_text() == "svc-000"

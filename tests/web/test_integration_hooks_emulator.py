@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from tests.emulator.conftest import EmulatorFactory, LiveEmulator, start_emulator
 from tests.emulator.hooks.conftest import HOOKS_CONFIG, PROJECT_ID, subscribe
+from tests.support.live_events import subscribe_with_basic_auth
 from tests.support.live_kiosk import LiveServer, start_configured_server
 from tests.support.polling import wait_for
 
@@ -69,14 +70,7 @@ def test_the_emulators_deliveries_arrive_as_jobs(azure: LiveEmulator, kiosk: Liv
     url = f"{kiosk.base_url}/hooks/integrations/ado"
     # A project-scoped subscription (whole resources) and an org-scoped one (minimal resources):
     # both deliver the same events, with the same ids.
-    scoped = subscribe(
-        azure,
-        url,
-        "workitem.created",
-        publisher_inputs={"projectId": PROJECT_ID},
-        basicAuthUsername=USER,
-        basicAuthPassword=SECRET,
-    )
+    (scoped,) = subscribe_with_basic_auth(azure, url, ["workitem.created"], USER, SECRET)
     org_wide = subscribe(azure, url, "workitem.created", basicAuthUsername=USER, basicAuthPassword=SECRET)
     wrong = subscribe(azure, url, "workitem.created", basicAuthUsername=USER, basicAuthPassword="not-it")
     created = azure.client.post(
@@ -112,15 +106,7 @@ def test_the_emulators_deliveries_arrive_as_jobs(azure: LiveEmulator, kiosk: Liv
 
 def test_a_push_and_a_repository_event_are_keyed_by_the_repository(azure: LiveEmulator, kiosk: LiveServer) -> None:
     url = f"{kiosk.base_url}/hooks/integrations/ado"
-    for event_type in ("git.repo.created", "git.push"):
-        subscribe(
-            azure,
-            url,
-            event_type,
-            publisher_inputs={"projectId": PROJECT_ID},
-            basicAuthUsername=USER,
-            basicAuthPassword=SECRET,
-        )
+    subscribe_with_basic_auth(azure, url, ("git.repo.created", "git.push"), USER, SECRET)
     prefix = f"/_emulator/orgs/fabrikam/projects/{PROJECT_ID}"
     repo = azure.client.post(f"{prefix}/repositories", json={"name": "live-events"})
     assert repo.status_code == 201, repo.text

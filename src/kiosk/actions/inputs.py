@@ -24,6 +24,7 @@ from ruamel.yaml.error import YAMLError
 from kiosk.catalog.dates import canonical_datetime
 from kiosk.catalog.identifiers import is_entity_identifier, is_schema_identifier
 from kiosk.catalog.validation import FORMAT_CHECKS
+from kiosk.core.jq_sandbox import compile_jq
 from kiosk.errors import ValidationFailed
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "UserInputs",
     "ValidatedInputs",
     "compile_user_inputs",
+    "is_jq_rule",
 ]
 
 #: What every API answer and log shows in place of a secret input's value.
@@ -41,7 +43,7 @@ MASK = "****"
 
 INPUT_TYPES = frozenset({"string", "number", "boolean", "object", "array"})
 #: Formats an input may carry, each only on a string (or on the items of an array of strings).
-STRING_FORMATS = frozenset({"entity", "user", "team", "url", "email", "yaml", "date-time", "secret"})
+STRING_FORMATS = frozenset({"entity", "user", "team", "url", "email", "yaml", "date-time", "secret", "multi-line"})
 #: Keys that describe an input (for a form) without constraining its value.
 ANNOTATIONS = frozenset(
     {
@@ -295,7 +297,13 @@ def _compile_spec(name: str, spec: Any, where: str, *, top_level: bool) -> Input
             raise _definition_error(f"{where}.items.default", "items cannot have a default")
     base = _value_checker(spec, itype, fmt, items)
     enum = spec.get("enum")
-    if enum is not None:
+    # Port's jq-valued ``enum``/``default`` ({"jqQuery": ...}) depend on the form being filled: the
+    # portal's form evaluates them on the server; here they are only compiled, and the API (which
+    # has no form) takes the value as given, with no default.
+    if is_jq_rule(enum):
+        _compile_rule(enum, f"{where}.enum")
+        enum = None
+    elif enum is not None:
         if not isinstance(enum, list) or not enum:
             raise _definition_error(f"{where}.enum", "must be a non-empty list")
         if fmt == "secret":
@@ -308,6 +316,9 @@ def _compile_spec(name: str, spec: Any, where: str, *, top_level: bool) -> Input
     check = _with_enum(base, enum)
     has_default = "default" in spec
     default = spec.get("default")
+    if is_jq_rule(default):
+        _compile_rule(default, f"{where}.default")
+        has_default, default = False, None
     if has_default:
         if fmt == "secret":
             raise _definition_error(f"{where}.default", "a secret input cannot have a default (it would be in clear)")
@@ -325,6 +336,22 @@ def _compile_spec(name: str, spec: Any, where: str, *, top_level: bool) -> Input
         default=default,
         check=check,
     )
+
+
+def is_jq_rule(value: Any) -> bool:
+    """Whether an input's ``enum``/``default``/``visible``/``disabled`` is Port's jq form."""
+    return isinstance(value, dict) and set(value) == {"jqQuery"}
+
+
+def _compile_rule(rule: Any, where: str) -> None:
+    expression = rule["jqQuery"]
+    if not isinstance(expression, str) or not expression.strip():
+        raise _definition_error(f"{where}.jqQuery", "must be a jq expression")
+    try:
+        compile_jq(expression)
+    except ValueError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "error")
+        raise _definition_error(f"{where}.jqQuery", f"is not a valid jq expression: {first}") from None
 
 
 def _check_constraint_types(spec: Mapping[str, Any], itype: str, where: str) -> None:

@@ -280,11 +280,19 @@ def _created_release(resource: Mapping[str, Any]) -> str | None:
     return _release(resource) or _first(resource, ("id",))
 
 
+def _each(
+    kind: str, finder: Callable[[Mapping[str, Any]], str | None], event_types: tuple[str, ...]
+) -> dict[str, tuple[str, Callable[[Mapping[str, Any]], str | None]]]:
+    # Many event types name one object kind the same way: one row of _OBJECTS for each.
+    return {event_type: (kind, finder) for event_type in event_types}
+
+
 #: The object kind an event type is about, and how to find its id in the event's resource.
 _OBJECTS: Final[dict[str, tuple[str, Callable[[Mapping[str, Any]], str | None]]]] = {
-    **{
-        event_type: ("repository", _repository)
-        for event_type in (
+    **_each(
+        "repository",
+        _repository,
+        (
             "git.push",
             "git.pullrequest.created",
             "git.pullrequest.updated",
@@ -299,38 +307,44 @@ _OBJECTS: Final[dict[str, tuple[str, Callable[[Mapping[str, Any]], str | None]]]
             "ms.vss-alerts.alert-created-event",
             "ms.vss-alerts.alert-state-changed-event",
             "ms.vss-alerts.alert-updated-event",
-        )
-    },
-    **{
-        event_type: ("work-item", _work_item)
-        for event_type in ("workitem.created", "workitem.deleted", "workitem.restored", "workitem.commented")
-    },
+        ),
+    ),
+    **_each(
+        "work-item",
+        _work_item,
+        ("workitem.created", "workitem.deleted", "workitem.restored", "workitem.commented"),
+    ),
     "workitem.updated": ("work-item", _updated_work_item),
     # A pipeline run and its build are one object in Azure (the run's id is the build's id), so
     # build.complete and the run's state changes share a key and are processed in order.
     "build.complete": ("run", _build),
-    **{
-        event_type: ("run", _run)
-        for event_type in (
+    **_each(
+        "run",
+        _run,
+        (
             "ms.vss-pipelines.run-state-changed-event",
             "ms.vss-pipelines.stage-state-changed-event",
             "ms.vss-pipelines.job-state-changed-event",
             "ms.vss-pipelinechecks-events.approval-pending",
             "ms.vss-pipelinechecks-events.approval-completed",
             "ms.vss-pipelinechecks-events.check-updated-event",
-        )
-    },
-    "ms.vss-release.release-created-event": ("release", _created_release),
-    "ms.vss-release.release-abandoned-event": ("release", _created_release),
-    **{
-        event_type: ("release", _release)
-        for event_type in (
+        ),
+    ),
+    **_each(
+        "release",
+        _created_release,
+        ("ms.vss-release.release-created-event", "ms.vss-release.release-abandoned-event"),
+    ),
+    **_each(
+        "release",
+        _release,
+        (
             "ms.vss-release.deployment-started-event",
             "ms.vss-release.deployment-completed-event",
             "ms.vss-release.deployment-approval-pending-event",
             "ms.vss-release.deployment-approval-completed-event",
-        )
-    },
+        ),
+    ),
 }
 
 #: The event types kiosk can key (and later process); others are stored and skipped with a reason.

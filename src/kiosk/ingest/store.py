@@ -473,14 +473,7 @@ class IngestStore:
                 ).scalars()
                 if item not in keep
             ]
-            for chunk in chunks(stale, CHUNK):
-                conn.execute(
-                    sa.delete(marks_table).where(
-                        marks_table.c.datasource == datasource,
-                        marks_table.c.resource == resource,
-                        marks_table.c.item.in_(chunk),
-                    )
-                )
+            _delete_item_marks(conn, datasource, resource, stale)
         return len(stale)
 
     def forget_resources(self, source: Source, keep: Collection[str]) -> int:
@@ -594,14 +587,7 @@ class IngestStore:
                     sa.delete(ds_table).where(ds_table.c.datasource == datasource, ds_table.c.entity_id.in_(chunk_ids))
                 )
             if resource is not None:
-                for chunk in chunks(sorted(set(items)), CHUNK):
-                    conn.execute(
-                        sa.delete(marks_table).where(
-                            marks_table.c.datasource == datasource,
-                            marks_table.c.resource == resource,
-                            marks_table.c.item.in_(chunk),
-                        )
-                    )
+                _delete_item_marks(conn, datasource, resource, sorted(set(items)))
             announced = announce(listener, conn, changes)
         after_commit(listener, announced)
         return len(doomed), len(shared)
@@ -1168,7 +1154,13 @@ def _save_marks(
             ),
             list(chunk),
         )
-    for chunk in chunks(unmarked, CHUNK):
+    _delete_item_marks(conn, datasource, resource, unmarked)
+
+
+def _delete_item_marks(conn: Connection, datasource: str, resource: str, items: Sequence[str]) -> None:
+    """Delete the marks of these ``items`` of ``resource`` (so each is read in full next time), in
+    chunks small enough for any driver's parameter limit."""
+    for chunk in chunks(items, CHUNK):
         conn.execute(
             sa.delete(marks_table).where(
                 marks_table.c.datasource == datasource,

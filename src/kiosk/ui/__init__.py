@@ -21,7 +21,9 @@ from kiosk.catalog.service import Catalog
 from kiosk.config.secrets import resolve_secret
 from kiosk.config.signin import SignInConfig
 from kiosk.store.engine import Database
+from kiosk.ui.actions import build_actions_router
 from kiosk.ui.assets import StaticAssets
+from kiosk.ui.catalog_pages import build_catalog_router
 from kiosk.ui.guard import Guard
 from kiosk.ui.pages import Portal, build_router
 from kiosk.ui.rendering import Renderer
@@ -80,6 +82,8 @@ def install_ui(
     )
     app.state.portal = portal
     app.include_router(build_router())
+    app.include_router(build_catalog_router())
+    app.include_router(build_actions_router())  # the hub, action forms and run pages
     return portal
 
 

@@ -1,4 +1,5 @@
-"""The UI's routes in this slice: home, sign-in (local form and OIDC), sign-out, static files.
+"""The UI's routes in this slice: home, sign-in (local form and OIDC), sign-out, static files
+(the catalog's pages are in :mod:`kiosk.ui.catalog_pages`).
 
 Every route is left out of the OpenAPI document (it describes the API). Pages need a session:
 without one a page redirects to the sign-in form with ``next`` set, so the person lands where they
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Request
@@ -26,7 +27,6 @@ from kiosk.catalog.service import Catalog
 from kiosk.errors import KioskError
 from kiosk.store.engine import Database
 from kiosk.ui.assets import STATIC_PREFIX, StaticAssets
-from kiosk.ui.catalog import DEFAULT_SIZE, SORTS, CatalogQuery, catalog_page
 from kiosk.ui.guard import OIDC_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE, Guard
 from kiosk.ui.home import home_view
 from kiosk.ui.rendering import Renderer
@@ -133,35 +133,6 @@ class Portal:
         return response
 
 
-def _catalog_href(path: str, query: CatalogQuery, **changes: Any) -> str:
-    """The catalog page's URL for ``query`` with ``changes`` (only the non-default values)."""
-    state: dict[str, Any] = {"q": query.q, "sort": query.sort_param, "size": query.size, "after": None}
-    state.update(changes)
-    params = {
-        k: v
-        for k, v in state.items()
-        if v and not (k == "sort" and v == "title") and not (k == "size" and v == DEFAULT_SIZE)
-    }
-    return path + ("?" + urlencode(params) if params else "")
-
-
-def _catalog_links(path: str, query: CatalogQuery) -> dict[str, Any]:
-    """The sortable column headers (each links to its sort, the current one reversed) and the first page."""
-    columns = []
-    for name, (_, label) in SORTS.items():
-        current = name == query.sort
-        target = ("" if current and query.descending else "-" if current else "") + name
-        aria = ("descending" if query.descending else "ascending") if current else None
-        columns.append({"label": label, "href": _catalog_href(path, query, sort=target), "aria_sort": aria})
-    return {
-        "columns": columns,
-        "sort_label": SORTS[query.sort][1].lower(),
-        "first_href": _catalog_href(path, query),
-        "base_path": path,
-        "query": query,
-    }
-
-
 def _field(form: Any, name: str) -> str:
     value = form.get(name)
     return value[:MAX_FORM_FIELD] if isinstance(value, str) else ""
@@ -190,31 +161,6 @@ def build_router() -> APIRouter:
                 "runs": view.runs,
             },
         )
-
-    @router.get("/ui/catalog/{blueprint}")
-    async def catalog(
-        request: Request,
-        blueprint: str,
-        q: str | None = None,
-        sort: str | None = None,
-        after: str | None = None,
-        size: int | None = None,
-    ) -> Response:
-        portal = portal_of(request)
-        session = await run_in_threadpool(portal.guard.session, request)
-        if session is None:
-            return portal.to_sign_in(request)
-        query = CatalogQuery.from_url(blueprint, q, sort, after, size)
-        page = await run_in_threadpool(catalog_page, portal.db, query)
-        if page is None:
-            return portal.error_page(request, 404, "Not found", f"There is no blueprint {blueprint!r}.")
-        context = {**portal.page_context(session), **_catalog_links(request.url.path, query), "page": page}
-        context["next_href"] = (
-            _catalog_href(request.url.path, query, after=page.next_after) if page.next_after else None
-        )
-        # An htmx request (sort, search, next page) swaps the results only; the URL still holds the state.
-        template = "_catalog_table.html" if request.headers.get("hx-request") == "true" else "catalog.html"
-        return portal.renderer.page(template, context, headers={"Vary": "HX-Request"})
 
     @router.get(SIGN_IN_PATH)
     async def sign_in_form(request: Request, next: str | None = None) -> Response:

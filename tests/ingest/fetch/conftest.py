@@ -10,6 +10,7 @@ purpose (``set_faults``, ``faulty_org``).
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ __all__ = [
     "faulty_org",
     "generated_org",
     "read_kind",
+    "read_paged",
     "resource",
     "rest_get",
     "rest_list",
@@ -78,6 +80,20 @@ def read_kind(
             return items
 
     return asyncio.run(main())
+
+
+def read_paged(
+    live: LiveEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    fetchers: ModuleType,
+    page_size: int,
+    kind: str,
+    selector: dict[str, Any] | None = None,
+) -> list[Item]:
+    """:func:`read_kind` with the ``fetchers`` module's ``PAGE_SIZE`` at ``page_size`` for the rest of
+    the test, so the lists span pages and the paging is what is tested."""
+    monkeypatch.setattr(fetchers, "PAGE_SIZE", page_size)
+    return read_kind(live, kind, selector)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.emulator.conftest import CONFIG, PAT, EmulatorFactory, LiveEmulator
 from tests.ingest.fetch.conftest import FAST_RETRY, read_kind, resource, set_faults
 from tests.support.azure_sdk import with_generated_org
 
-from kiosk.azure.errors import NoDataNotFound, NotFound, RequestTimeout, ServerError
+from kiosk.azure.errors import NoDataNotFound, NotFound, ServerError
 from kiosk.azure.rest import AzureDevOpsRest
 from kiosk.emulator.org.model import GitRepository, Organisation, PolicyConfiguration
 from kiosk.ingest.fetch import git
@@ -306,13 +306,6 @@ def _record(seen: list[str]) -> Callable[[Any], Any]:
         seen.append(request.url.path)
 
     return hook
-
-
-def test_a_failed_refs_list_raises(generated_org: LiveEmulator) -> None:
-    set_faults(generated_org, {"path": "*/refs", "holdSeconds": 2})
-
-    with pytest.raises(RequestTimeout):
-        fetch(generated_org, "branch", timeout=0.2)
 
 
 # ---------------------------------------------------------------------------------------------- pull-request

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import LiveEmulator
-from tests.ingest.fetch.conftest import read_kind, rest_list, set_faults, unstamped
+from tests.ingest.fetch.conftest import read_kind, read_paged, rest_list, set_faults, unstamped
 
-from kiosk.azure.errors import NotFound, RequestTimeout, ServerError
+from kiosk.azure.errors import NotFound, ServerError
 from kiosk.ingest.fetch import releases
 
 
@@ -79,8 +79,7 @@ def test_release_selector_options_are_the_list_s_filters(generated_org: LiveEmul
 
 
 def test_releases_are_paged_to_the_end(generated_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(releases, "PAGE_SIZE", 1)
-    items = read_kind(generated_org, "release")
+    items = read_paged(generated_org, monkeypatch, releases, 1, "release")
     assert sorted(i["id"] for i in items) == sorted(generated_org.organisation().releases)
 
     set_faults(
@@ -120,8 +119,7 @@ def test_release_definition_selector_options(generated_org: LiveEmulator, monkey
     only = read_kind(generated_org, "release-definition", {"tagFilter": ["critical"]})
     assert [i["id"] for i in only] == [tagged.id] and "environments" in only[0]
 
-    monkeypatch.setattr(releases, "PAGE_SIZE", 1)
-    paged = read_kind(generated_org, "release-definition")
+    paged = read_paged(generated_org, monkeypatch, releases, 1, "release-definition")
     assert sorted(i["id"] for i in paged) == sorted(d.id for d in org.release_definitions.values() if not d.is_deleted)
 
 
@@ -138,15 +136,8 @@ def test_a_failed_definitions_list_raises(generated_org: LiveEmulator) -> None:
 def test_release_deployments_are_every_project_s_list(
     generated_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(releases, "PAGE_SIZE", 2)
-    items = read_kind(generated_org, "release-deployment")
+    items = read_paged(generated_org, monkeypatch, releases, 2, "release-deployment")
 
     org = generated_org.organisation()
     assert sorted(i["id"] for i in items) == sorted(org.deployments) and len(org.deployments) > 2
     assert by_id(items) == by_id(every_project(generated_org, "deployments"))
-
-
-def test_a_held_deployments_list_is_a_timeout(generated_org: LiveEmulator) -> None:
-    set_faults(generated_org, {"path": "*/_apis/release/deployments", "holdSeconds": 2})
-    with pytest.raises(RequestTimeout):
-        read_kind(generated_org, "release-deployment", timeout=0.2)

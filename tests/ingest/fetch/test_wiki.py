@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from tests.emulator.conftest import LiveEmulator
-from tests.ingest.fetch.conftest import read_kind
+from tests.ingest.fetch.conftest import read_kind, read_paged
 
 from kiosk.azure.errors import NotFound, ServerError, StatusError
 from kiosk.emulator.org.model import WikiPage
@@ -95,8 +95,7 @@ def test_api_version_is_sent_on_every_wiki_call(generated_org: LiveEmulator) -> 
 
 
 def test_pages_batch_is_walked_to_the_end(generated_org: LiveEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wiki, "PAGE_SIZE", 1)
-    items = read_kind(generated_org, "wiki")
+    items = read_paged(generated_org, monkeypatch, wiki, 1, "wiki")
     assert {(i["__wiki"]["id"], i["id"], i["path"]) for i in items} == expected_pages(generated_org)
 
     # The batches follow the token in the body: a wiki of six pages takes six calls and ends without a token.

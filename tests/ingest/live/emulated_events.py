@@ -52,6 +52,15 @@ class Azure:
         (pushed,) = [e for e in events if e.event_type == "git.push"]
         return self.envelope(pushed)
 
+    def commit(self, repository: str, changes: dict[str, str | None]) -> dict[str, Any]:
+        """A push of one commit on main (path -> new content, ``None`` deleting the file): its
+        ``git.push`` envelope."""
+        body = [
+            {"path": path, "content": content} if content is not None else {"path": path, "changeType": "delete"}
+            for path, content in changes.items()
+        ]
+        return self.push(repository, {"branch": "main", "changes": body})
+
     def raised(self, event_id: str) -> OrgEvent:
         """The event of that id the emulator published."""
         with self._lock:

@@ -123,7 +123,7 @@ def test_a_trimmed_push_payload_is_read_again_with_its_ref_updates(azure: Azure)
 
 def test_a_push_whose_repository_is_gone_makes_its_branches_gone(azure: Azure) -> None:
     repository = ledger(azure)
-    moved = azure.push("ledger", {"branch": "main", "changes": [{"path": "/c.txt", "content": "c"}]})
+    moved = azure.commit("ledger", {"/c.txt": "c"})
     azure.change("DELETE", "repositories/ledger")
 
     got = azure.run(handle_push_branches, resource("branch"), moved)
@@ -148,7 +148,7 @@ def test_a_push_whose_repository_is_gone_makes_its_branches_gone(azure: Azure) -
 
 def test_a_failed_read_raises_and_a_push_naming_nothing_is_malformed(azure: Azure) -> None:
     ledger(azure)
-    moved = azure.push("ledger", {"branch": "main", "changes": [{"path": "/d.txt", "content": "d"}]})
+    moved = azure.commit("ledger", {"/d.txt": "d"})
     set_faults(azure.live, {"path": "*/refs", "errorRate": 1, "errorStatus": 500})
 
     with pytest.raises(ServerError):
@@ -163,16 +163,8 @@ def test_a_failed_read_raises_and_a_push_naming_nothing_is_malformed(azure: Azur
 
 def test_files_a_push_adds_edits_and_deletes_on_the_default_branch(azure: Azure) -> None:
     repository = ledger(azure, {"README.md": "# Ledger\n", "docs/guide.md": "guide"})
-    added = azure.push(
-        "ledger",
-        {
-            "branch": "main",
-            "changes": [
-                {"path": "/src/app.py", "content": "print('hi')\n"},
-                {"path": "/src/notes.txt", "content": "not selected"},
-                {"path": "/config.json", "content": '{"a": 1}'},
-            ],
-        },
+    added = azure.commit(
+        "ledger", {"/src/app.py": "print('hi')\n", "/src/notes.txt": "not selected", "/config.json": '{"a": 1}'}
     )
     selected = resource("file", FILES)
 
@@ -182,17 +174,7 @@ def test_files_a_push_adds_edits_and_deletes_on_the_default_branch(azure: Azure)
     assert by_path(got.items) == [item for item in by_path(expected) if item["file"]["path"] == "src/app.py"]
     assert got.gone == [] and got.items[0]["file"]["content"]["raw"] == "print('hi')\n"
 
-    edited = azure.push(
-        "ledger",
-        {
-            "branch": "main",
-            "changes": [
-                {"path": "/src/app.py", "content": "print('bye')\n"},
-                {"path": "/README.md", "changeType": "delete"},
-                {"path": "/src/new.py", "content": "x = 1\n"},
-            ],
-        },
-    )
+    edited = azure.commit("ledger", {"/src/app.py": "print('bye')\n", "/README.md": None, "/src/new.py": "x = 1\n"})
     got = azure.run(handle_push_files, selected, edited)
 
     expected = of_repository(read_kind(azure.live, "file", FILES), repository["id"], "repo")
@@ -208,7 +190,7 @@ def test_files_elsewhere_are_left_alone(azure: Azure) -> None:
     main = azure.head("ledger")
     azure.push("ledger", {"refUpdates": [{"name": "feature", "newObjectId": main}]})
     other_branch = azure.push("ledger", {"branch": "feature", "changes": [{"path": "/src/x.py", "content": "x"}]})
-    on_main = azure.push("ledger", {"branch": "main", "changes": [{"path": "/src/y.py", "content": "y"}]})
+    on_main = azure.commit("ledger", {"/src/y.py": "y"})
 
     assert azure.run(handle_push_files, resource("file", FILES), other_branch) == Refetched("file")
     other_repos = resource("file", {"files": {"path": "src/*.py", "repos": ["payments"]}})
@@ -219,7 +201,7 @@ def test_files_elsewhere_are_left_alone(azure: Azure) -> None:
 
 def test_files_includedfiles_are_attached_and_a_failed_changes_read_raises(azure: Azure) -> None:
     repository = ledger(azure)
-    pushed = azure.push("ledger", {"branch": "main", "changes": [{"path": "/src/app.py", "content": "a"}]})
+    pushed = azure.commit("ledger", {"/src/app.py": "a"})
     selector = {**FILES, "includedFiles": ["README.md"]}
 
     got = azure.run(handle_push_files, resource("file", selector), pushed)
@@ -237,17 +219,7 @@ def test_files_includedfiles_are_attached_and_a_failed_changes_read_raises(azure
 
 def test_folders_holding_what_a_push_changed_are_read_again_or_gone(azure: Azure) -> None:
     repository = ledger(azure)
-    added = azure.push(
-        "ledger",
-        {
-            "branch": "main",
-            "changes": [
-                {"path": "/services/a/x.py", "content": "x"},
-                {"path": "/services/b/y.py", "content": "y"},
-                {"path": "/docs/z.md", "content": "z"},
-            ],
-        },
-    )
+    added = azure.commit("ledger", {"/services/a/x.py": "x", "/services/b/y.py": "y", "/docs/z.md": "z"})
     selected = resource("folder", FOLDERS)
 
     got = azure.run(handle_push_folders, selected, added)
@@ -256,9 +228,7 @@ def test_folders_holding_what_a_push_changed_are_read_again_or_gone(azure: Azure
     assert [item["path"] for item in expected] == ["/services/a", "/services/b"]
     assert got == Refetched("folder", items=expected)
 
-    removed = azure.push(
-        "ledger", {"branch": "main", "changes": [{"path": "/services/a/x.py", "changeType": "delete"}]}
-    )
+    removed = azure.commit("ledger", {"/services/a/x.py": None})
     got = azure.run(handle_push_folders, selected, removed)
 
     assert got.items == []  # services/b is untouched
@@ -275,7 +245,7 @@ def test_folders_holding_what_a_push_changed_are_read_again_or_gone(azure: Azure
             },
         )
     ]
-    edited = azure.push("ledger", {"branch": "main", "changes": [{"path": "/services/b/y.py", "content": "yy"}]})
+    edited = azure.commit("ledger", {"/services/b/y.py": "yy"})
     assert azure.run(handle_push_folders, selected, edited) == Refetched(
         "folder", items=read_kind(azure.live, "folder", FOLDERS)
     )
@@ -323,7 +293,7 @@ def test_a_created_renamed_and_disabled_repository_is_read_again(azure: Azure) -
     assert got.items[0]["__includedFiles"] == {} and "_links" not in got.items[0]
     assert azure.run(handle_repository_children("branch"), resource("branch"), created) == Refetched("branch")
 
-    azure.push("ledger", {"branch": "main", "changes": [{"path": "/README.md", "content": "# L\n"}]})
+    azure.commit("ledger", {"/README.md": "# L\n"})
     renamed = repository_event(azure, "PATCH", "repositories/ledger", {"name": "journal"})
     got = azure.run(handle_repository, with_readme, renamed)
     (journal,) = [
@@ -405,7 +375,7 @@ def test_the_table_names_every_git_event_and_kind() -> None:
 
 def test_a_repository_of_a_project_excluded_by_tag_is_left_out(azure: Azure) -> None:
     repository = ledger(azure)
-    moved = azure.push("ledger", {"branch": "main", "changes": [{"path": "/src/e.py", "content": "e"}]})
+    moved = azure.commit("ledger", {"/src/e.py": "e"})
     renamed = repository_event(azure, "PATCH", "repositories/ledger", {"name": "journal"})
     project = azure.live.organisation().projects[repository["project"]["id"]]
     project.properties[f"{PROJECT_TAG_PREFIX}pci"] = "true"

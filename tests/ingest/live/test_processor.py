@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from kiosk.ingest.events_queue import recent_events
 from kiosk.ingest.live.handlers_work import work_item_id
 from kiosk.ingest.live.processor import EventProcessor
 from kiosk.ingest.resync import Resyncer
+from kiosk.ingest.state import ResyncState
 from kiosk.ingest.store import IngestStore
 from kiosk.store.engine import Database
 from kiosk.store.queue import JobQueue
@@ -41,13 +43,27 @@ def azure(start_emulator: EmulatorFactory) -> LiveEmulator:
     return start_emulator(config=HOOKS_SETTINGS + CONFIG, execute=False)
 
 
-@pytest.fixture
-def hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
+@contextmanager
+def project_hooks(azure: LiveEmulator, db: Database, *event_types: str) -> Iterator[Hooks]:
+    """A receiver subscribed to the project's events of these types: what each hooks fixture serves."""
     receiver = Receiver()
     with serving(receiver) as base:
-        for event_type in EVENT_TYPES:
+        for event_type in event_types:
             subscribe(azure, base + "/hook", event_type, publisher_inputs={"projectId": PROJECT_ID})
         yield Hooks(azure, receiver, db)
+
+
+@pytest.fixture
+def hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
+    with project_hooks(azure, db, *EVENT_TYPES) as subscribed:
+        yield subscribed
+
+
+@pytest.fixture
+def subscribed(azure: LiveEmulator, db: Database) -> Iterator[Callable[[str], Hooks]]:
+    """Subscribes a receiver of its own to the project's events of one type, for the test's length."""
+    with ExitStack() as stack:
+        yield lambda event_type: stack.enter_context(project_hooks(azure, db, event_type))
 
 
 #: Identifiers that are NOT the item's id: a deleted item must be found by its mark.
@@ -88,6 +104,14 @@ def integration(azure: LiveEmulator, *resources: dict[str, Any]) -> Integration:
     return azure_devops_integration(f"{azure.base_url}/fabrikam", mapping, pat="fabrikam-test-pat")
 
 
+def integration_into(
+    catalog: Catalog, azure: LiveEmulator, blueprints: list[dict[str, Any]], *resources: dict[str, Any]
+) -> Integration:
+    """:func:`integration` of ``resources``, with the ``blueprints`` they write into created first."""
+    create_blueprints(catalog, blueprints, actor="test")
+    return integration(azure, *resources)
+
+
 def processor(db: Database, store: IngestStore, target: Integration, **options: Any) -> EventProcessor:
     settings: dict[str, Any] = {"rest_options": FAST, "backoff_seconds": 0.01, "order_wait_seconds": 0.01}
     return EventProcessor(db, store, target, **{**settings, **options})
@@ -95,6 +119,11 @@ def processor(db: Database, store: IngestStore, target: Integration, **options: 
 
 def drain(events: EventProcessor) -> int:
     return asyncio.run(events.drain())
+
+
+def resync(store: IngestStore, target: Integration) -> ResyncState:
+    """A full resync of the integration, as the scheduler runs one, finished."""
+    return asyncio.run(Resyncer(store, rest_options=FAST).run(target))
 
 
 def entity(catalog: Catalog, blueprint: str, identifier: str) -> dict[str, Any] | None:
@@ -151,7 +180,7 @@ def test_an_item_the_resync_wrote_is_deleted_by_its_event(
     doomed = create_item(hooks, "Goes")
     hooks.envelopes(2)  # raised before the resync: not events to process
     target = integration(azure)
-    state = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    state = resync(store, target)
     assert state.status == "completed"
     assert {f"wi-{kept['id']}-Task", f"wi-{doomed['id']}-Task"} <= identifiers(catalog, "adoWorkItem")
     hooks.change("DELETE", f"workitems/{doomed['id']}")
@@ -160,7 +189,7 @@ def test_an_item_the_resync_wrote_is_deleted_by_its_event(
     left = identifiers(catalog, "adoWorkItem")
     assert f"wi-{doomed['id']}-Task" not in left and f"wi-{kept['id']}-Task" in left
     # The next resync finds the catalog as Azure is: nothing to create or delete.
-    again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    again = resync(store, target)
     resource = again.organizations[0].resources[0]
     assert again.status == "completed" and resource.created == 0 and again.organizations[0].deletion.deleted == 0
 
@@ -401,34 +430,24 @@ REPOSITORY_BLUEPRINTS: list[dict[str, Any]] = [
     {"identifier": "adoLooseBranch", "title": "Branch, no relation"},
 ]
 BRANCH_IDENTIFIER = '.__repository.id + "/" + .name'
-
-
-@pytest.fixture
-def repository_hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
-    receiver = Receiver()
-    with serving(receiver) as base:
-        subscribe(azure, base + "/hook", "git.repo.deleted", publisher_inputs={"projectId": PROJECT_ID})
-        yield Hooks(azure, receiver, db)
+REPOSITORY_RESOURCES = (
+    mapping_resource("repository", "adoRepo"),
+    mapping_resource("branch", "adoBranch", identifier=BRANCH_IDENTIFIER, relations={"repository": ".__repository.id"}),
+    mapping_resource("branch", "adoLooseBranch", identifier=BRANCH_IDENTIFIER),
+)
 
 
 def test_a_deleted_repository_takes_the_entities_related_to_it_and_leaves_the_rest_to_the_resync(
-    repository_hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+    subscribed: Callable[[str], Hooks], azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
 ) -> None:
-    create_blueprints(catalog, REPOSITORY_BLUEPRINTS, actor="test")
-    target = integration(
-        azure,
-        mapping_resource("repository", "adoRepo"),
-        mapping_resource(
-            "branch", "adoBranch", identifier=BRANCH_IDENTIFIER, relations={"repository": ".__repository.id"}
-        ),
-        mapping_resource("branch", "adoLooseBranch", identifier=BRANCH_IDENTIFIER),
-    )
+    repository_hooks = subscribed("git.repo.deleted")
+    target = integration_into(catalog, azure, REPOSITORY_BLUEPRINTS, *REPOSITORY_RESOURCES)
     ledger = repository_hooks.change("POST", "repositories", {"name": "ledger"})
     repository_hooks.change("POST", "repositories", {"name": "journal"})
     for repository, branch in (("ledger", "main"), ("ledger", "feature"), ("journal", "main")):
         push = {"branch": branch, "changes": [{"path": f"/{branch}.txt", "content": branch}]}
         repository_hooks.change("POST", f"repositories/{repository}/pushes", push)
-    state = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    state = resync(store, target)
     assert state.status == "completed", state.to_json()
     ledger_id = ledger["value"]["id"]
     ours = {f"{ledger_id}/main", f"{ledger_id}/feature"}
@@ -443,7 +462,7 @@ def test_a_deleted_repository_takes_the_entities_related_to_it_and_leaves_the_re
     assert identifiers(catalog, "adoBranch") == branches - ours  # found by their relation to it
     # Without a relation the event cannot tell which they are: none is guessed, the resync deletes them.
     assert identifiers(catalog, "adoLooseBranch") == loose
-    asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    resync(store, target)
     assert identifiers(catalog, "adoLooseBranch") == loose - ours
 
 
@@ -473,10 +492,8 @@ def test_events_during_a_full_resync_are_neither_undone_nor_deleted(
 
     monkeypatch.setattr(store, "write", write_after_the_events)
     outcome: list[Any] = []
-    resync = threading.Thread(
-        target=lambda: outcome.append(asyncio.run(Resyncer(store, rest_options=FAST).run(target)))
-    )
-    resync.start()
+    resyncing = threading.Thread(target=lambda: outcome.append(resync(store, target)))
+    resyncing.start()
     try:
         assert read.wait(60)
         hooks.change("PATCH", f"workitems/{before['id']}", {"fields": {"System.Title": "Renamed live"}})
@@ -485,7 +502,7 @@ def test_events_during_a_full_resync_are_neither_undone_nor_deleted(
         assert drain(processor(db, store, target)) == 2
     finally:
         go.set()
-        resync.join(60)
+        resyncing.join(60)
     (state,) = outcome
     assert state.status == "completed", state.to_json()
     # What the resync read was older than what the events wrote: it undid nothing of theirs …
@@ -495,7 +512,7 @@ def test_events_during_a_full_resync_are_neither_undone_nor_deleted(
     assert entity(catalog, "adoWorkItem", f"wi-{born['id']}-Task") is not None
     assert state.organizations[0].deletion.ran
     # The next resync, reading after the events, agrees.
-    again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    again = resync(store, target)
     assert again.totals()["created"] == again.totals()["deleted"] == again.totals()["updated"] == 0
 
 
@@ -503,31 +520,23 @@ PUSH_BLUEPRINTS: list[dict[str, Any]] = [
     {"identifier": "adoPushedBranch", "title": "Branch"},
     {"identifier": "adoFile", "title": "File"},
 ]
-
-
-@pytest.fixture
-def push_hooks(azure: LiveEmulator, db: Database) -> Iterator[Hooks]:
-    receiver = Receiver()
-    with serving(receiver) as base:
-        subscribe(azure, base + "/hook", "git.push", publisher_inputs={"projectId": PROJECT_ID})
-        yield Hooks(azure, receiver, db)
+PUSH_RESOURCES = (
+    mapping_resource("branch", "adoPushedBranch", identifier='.__repository.name + "/" + .name'),
+    mapping_resource(
+        "file",
+        "adoFile",
+        identifier='.repo.name + ":" + .file.path',
+        title=".file.path",
+        files={"path": ["README.md", "src/*.py"]},
+    ),
+)
 
 
 def test_a_push_deleting_a_branch_and_a_file_deletes_their_entities(
-    push_hooks: Hooks, azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
+    subscribed: Callable[[str], Hooks], azure: LiveEmulator, db: Database, catalog: Catalog, store: IngestStore
 ) -> None:
-    create_blueprints(catalog, PUSH_BLUEPRINTS, actor="test")
-    target = integration(
-        azure,
-        mapping_resource("branch", "adoPushedBranch", identifier='.__repository.name + "/" + .name'),
-        mapping_resource(
-            "file",
-            "adoFile",
-            identifier='.repo.name + ":" + .file.path',
-            title=".file.path",
-            files={"path": ["README.md", "src/*.py"]},
-        ),
-    )
+    push_hooks = subscribed("git.push")
+    target = integration_into(catalog, azure, PUSH_BLUEPRINTS, *PUSH_RESOURCES)
     push_hooks.change("POST", "repositories", {"name": "ledger"})
     first = {
         "branch": "main",
@@ -538,7 +547,7 @@ def test_a_push_deleting_a_branch_and_a_file_deletes_their_entities(
     main = next(str(r["objectId"]) for r in refs.json()["value"] if r["name"] == "refs/heads/main")
     push_hooks.change("POST", "repositories/ledger/pushes", {"refUpdates": [{"name": "feature", "newObjectId": main}]})
     push_hooks.envelopes(2)  # the two pushes before kiosk read the org: the resync below has them
-    state = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    state = resync(store, target)
     assert state.status == "completed", state.to_json()
     assert {"ledger/main", "ledger/feature"} <= identifiers(catalog, "adoPushedBranch")
     assert identifiers(catalog, "adoFile") == {"ledger:README.md", "ledger:src/a.py"}
@@ -554,7 +563,7 @@ def test_a_push_deleting_a_branch_and_a_file_deletes_their_entities(
     assert "ledger/main" in identifiers(catalog, "adoPushedBranch")
     assert identifiers(catalog, "adoFile") == {"ledger:src/a.py"}
     # What the events did is what a resync finds: it changes nothing.
-    again = asyncio.run(Resyncer(store, rest_options=FAST).run(target))
+    again = resync(store, target)
     assert (again.totals()["created"], again.totals()["deleted"]) == (0, 0)
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.emulator.conftest import EmulatorFactory, LiveEmulator, start_emulator
-from tests.emulator.hooks.conftest import HOOKS_CONFIG, PROJECT_ID, subscribe
+from tests.emulator.hooks.conftest import HOOKS_CONFIG, PROJECT_ID
 from tests.support.integrations import integrations_yaml, mapping_resource
+from tests.support.live_events import subscribe_with_basic_auth
 from tests.support.live_kiosk import LiveServer, configured_settings, start_configured_server
 from tests.support.polling import wait_for
 from tests.support.servers import free_port, serving
@@ -77,15 +78,7 @@ def test_the_catalog_follows_the_emulators_events(
     azure: LiveEmulator, kiosk: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"{kiosk.base_url}/hooks/integrations/ado"
-    for event_type in ("workitem.created", "workitem.updated", "workitem.deleted"):
-        subscribe(
-            azure,
-            url,
-            event_type,
-            publisher_inputs={"projectId": PROJECT_ID},
-            basicAuthUsername=USER,
-            basicAuthPassword=SECRET,
-        )
+    subscribe_with_basic_auth(azure, url, ("workitem.created", "workitem.updated", "workitem.deleted"), USER, SECRET)
     item = change(azure, "POST", "workitems", {"type": "Task", "fields": {"System.Title": "From Azure"}})
     name = f"item-{item['id']}"
     created = wait_for(lambda: work_item(kiosk, name))
@@ -125,14 +118,7 @@ def test_an_event_azure_could_not_deliver_while_kiosk_was_down_arrives_when_it_i
     azure = start_emulator(config=HOOKS_CONFIG.replace("retryScale: 0.00001", "retryScale: 0.01"), execute=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}/hooks/integrations/ado"
-    subscription = subscribe(
-        azure,
-        url,
-        "workitem.created",
-        publisher_inputs={"projectId": PROJECT_ID},
-        basicAuthUsername=USER,
-        basicAuthPassword=SECRET,
-    )
+    (subscription,) = subscribe_with_basic_auth(azure, url, ["workitem.created"], USER, SECRET)
     item = change(azure, "POST", "workitems", {"type": "Task", "fields": {"System.Title": "While kiosk was down"}})
     # Nothing listens: Azure's first attempts fail (connection refused) and it keeps retrying.
     wait_for(lambda: _failed_attempts(azure, subscription["id"]) >= 2)

@@ -341,9 +341,9 @@ class EventProcessor:
         finally:
             self._stream_running = None
             await stream.close()
-            settler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await settler
+            # Not cancelled: a settle under way in its thread would go on after stop() returned.
+            stream.stop_settling()
+            await settler
             await stream.flush()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -538,6 +538,7 @@ class _Stream:
         self.gate = asyncio.Semaphore(processor.concurrency)
         self._finished: list[JobResult] = []
         self._to_settle = asyncio.Event()
+        self._settling_stopped = asyncio.Event()
         self._contexts: dict[str, tuple[float, FetchContext]] = {}
         self._prepared: tuple[list[PreparedResource], PortAppConfig] | None = None
 
@@ -651,13 +652,23 @@ class _Stream:
         self._to_settle.set()
 
     async def settler(self) -> None:
-        """Settle finished events in batches, as they come."""
-        while True:
+        """Settle finished events in batches, as they come, until :meth:`stop_settling` (the
+        settle under way finished first)."""
+        while not self._settling_stopped.is_set():
             await self._to_settle.wait()
-            await asyncio.sleep(SETTLE_SECONDS)
+            await self._pause(SETTLE_SECONDS)
             self._to_settle.clear()
             if not await self.flush():
-                await asyncio.sleep(self.processor.poll_seconds)
+                await self._pause(self.processor.poll_seconds)
+
+    def stop_settling(self) -> None:
+        self._settling_stopped.set()
+        self._to_settle.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when settling stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settling_stopped.wait(), seconds)
 
     async def flush(self) -> bool:
         """Settle every finished event now (one transaction); on a database error (False) they
