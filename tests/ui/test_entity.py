@@ -246,7 +246,7 @@ def test_runs_on_the_entity_newest_first(app: FastAPI) -> None:
             )
     client = _client(app)
     section = _section(client.get("/ui/catalog/service/checkout?tab=runs").text)
-    assert re.findall(r'<a href="/v1/actions/runs/(r_\d)">', section) == ["r_3", "r_1", "r_0"]
+    assert re.findall(r'<a href="/ui/runs/(r_\d)">', section) == ["r_3", "r_1", "r_0"]
     assert "IN_PROGRESS" in section and "&lt;b&gt;label&lt;/b&gt;" in section
     none = _section(client.get("/ui/catalog/system/shop?tab=runs").text)
     assert "No action has run on this entity." in none

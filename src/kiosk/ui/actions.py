@@ -54,7 +54,7 @@ from kiosk.errors import KioskError, NotFound, ValidationFailed
 from kiosk.store.engine import Database
 from kiosk.store.tables import blueprints, entities
 from kiosk.ui.pages import Portal
-from kiosk.ui.runs import build_runs_router
+from kiosk.ui.runs import build_runs_router, run_href
 
 __all__ = [
     "MAX_ENTITY_OPTIONS",
@@ -703,7 +703,7 @@ def build_actions_router() -> APIRouter:
         except NotFound as exc:
             page.state.problems.append(exc.message)
             return render_form(request, portal, session, page, status=422)
-        return RedirectResponse(f"/ui/runs/{run['id']}", status_code=303)
+        return RedirectResponse(run_href(str(run["id"])), status_code=303)
 
     router.include_router(build_runs_router())  # a submitted form lands on its run's page
     return router

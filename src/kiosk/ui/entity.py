@@ -25,6 +25,7 @@ from kiosk.errors import BadRequest, NotFound
 from kiosk.store.engine import Database
 from kiosk.store.tables import action_runs
 from kiosk.ui.catalog import property_order
+from kiosk.ui.runs import run_href
 
 __all__ = [
     "OVERVIEW",
@@ -236,4 +237,4 @@ def runs_on(db: Database, blueprint: str, identifier: str) -> list[dict[str, Any
             .order_by(action_runs.c.created_at.desc(), action_runs.c.id.desc())
             .limit(RUNS_SHOWN)
         ).all()
-    return [{**r._mapping, "href": f"/v1/actions/runs/{quote(r.id, safe='')}"} for r in rows]
+    return [{**r._mapping, "href": run_href(r.id)} for r in rows]

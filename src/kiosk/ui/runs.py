@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 import sqlalchemy as sa
@@ -35,7 +35,7 @@ from kiosk.store.engine import Database
 from kiosk.store.tables import action_runs, actions
 from kiosk.ui.pages import Portal
 
-__all__ = ["PAGE_SIZE", "RunsPage", "build_runs_router", "can_see", "runs_page", "safe_link", "shown_value"]
+__all__ = ["PAGE_SIZE", "RunsPage", "build_runs_router", "can_see", "run_href", "runs_page", "safe_link", "shown_value"]
 
 PAGE_SIZE = 50
 MAX_LOG_LINES = 5000
@@ -57,6 +57,11 @@ def safe_link(value: Any) -> str | None:
 def shown_value(value: Any) -> str:
     """An input's value as the run page prints it (JSON for anything but a string)."""
     return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def run_href(run_id: str) -> str:
+    """The run's page (``/ui/runs/{run_id}``): where every run link of the portal leads."""
+    return f"/ui/runs/{quote(run_id, safe='')}"
 
 
 @dataclass(frozen=True)
